@@ -1,0 +1,92 @@
+"""One JSON error envelope for every API answer that is not 2xx: {code, message, details}.
+
+The Trading API contract demands it (the tektii SDK reads `code` and `message`), and the
+management API uses the same shape so clients handle one format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+_CODES: dict[type[exceptions.APIException], str] = {
+    exceptions.ParseError: "INVALID_REQUEST",
+    exceptions.ValidationError: "VALIDATION_ERROR",
+    exceptions.NotAuthenticated: "UNAUTHORIZED",
+    exceptions.AuthenticationFailed: "UNAUTHORIZED",
+    exceptions.PermissionDenied: "FORBIDDEN",
+    exceptions.NotFound: "NOT_FOUND",
+    exceptions.MethodNotAllowed: "METHOD_NOT_ALLOWED",
+    exceptions.NotAcceptable: "NOT_ACCEPTABLE",
+    exceptions.UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+    exceptions.Throttled: "RATE_LIMITED",
+}
+
+
+class ApiError(exceptions.APIException):
+    """An API error with an explicit protocol code and details, raised by views and services."""
+
+    def __init__(self, code: str, message: str, *, status_code: int = 400,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.error_code = code
+        self.message = message
+        self.details = details or {}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": details if details is not None else {}}
+
+
+def _code_for(exc: exceptions.APIException) -> str:
+    for klass in type(exc).__mro__:
+        if klass in _CODES:
+            return _CODES[klass]
+    return "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_REQUEST"
+
+
+def _message_for(exc: exceptions.APIException) -> str:
+    if isinstance(exc, exceptions.ValidationError):
+        return "The request has invalid fields; see details."
+    detail = exc.detail
+    return str(detail) if not isinstance(detail, (dict, list)) else str(exc.default_detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler rendering the envelope; unknown exceptions stay 500 (logged)."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApiError):
+        body = error_body(exc.error_code, exc.message, exc.details)
+    else:
+        details: Any = exc.detail if isinstance(exc, exceptions.ValidationError) else {}
+        if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
+            details = {"code": "INVALID_API_KEY" if isinstance(exc, exceptions.AuthenticationFailed)
+                       else "MISSING_API_KEY"}
+        body = error_body(_code_for(exc), _message_for(exc), details)
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        wait = max(1, int(exc.wait))
+        body["details"] = {"retry_after_seconds": wait}
+        headers["Retry-After"] = str(wait)
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header:
+        headers["WWW-Authenticate"] = auth_header
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("NOT_FOUND", "No such resource."), status=status.HTTP_404_NOT_FOUND)
+
+
+def json_server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(error_body("INTERNAL_ERROR", "Internal error."), status=500)

@@ -1,0 +1,21 @@
+"""Root URL configuration: probes, the dashboard, the management API and its schema."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from config import health
+
+handler404 = "config.errors.json_not_found"
+handler500 = "config.errors.json_server_error"
+
+urlpatterns = [
+    path("livez", health.livez, name="livez"),
+    path("readyz", health.readyz, name="readyz"),
+    path("health", health.health, name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("accounts.api_urls")),
+    path("admin/", admin.site.urls),
+    path("", include("accounts.urls")),
+]

@@ -1,0 +1,24 @@
+#!/bin/sh
+# The image's entry points: web | worker | beat | migrate (anything else runs as given).
+set -eu
+cd /app
+role="${1:-web}"
+case "$role" in
+  web)
+    python manage.py migrate --noinput
+    exec daphne --bind 0.0.0.0 --port "${PORT:-8000}" --proxy-headers config.asgi:application
+    ;;
+  worker)
+    exec celery -A config worker --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${WORKER_CONCURRENCY:-2}"
+    ;;
+  beat)
+    exec celery -A config beat --loglevel "${LOG_LEVEL:-INFO}" \
+      --scheduler django_celery_beat.schedulers:DatabaseScheduler
+    ;;
+  migrate)
+    exec python manage.py migrate --noinput
+    ;;
+  *)
+    exec "$@"
+    ;;
+esac

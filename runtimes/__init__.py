@@ -1,0 +1,1 @@
+"""Trading runtimes: the Django shell around runtimes/core."""

@@ -1,0 +1,27 @@
+"""Create (idempotently) the demo user and workspace that `make run` prints at start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from accounts.services import ensure_demo_account
+
+DEMO_EMAIL = "demo@parity.local"
+DEMO_PASSWORD = "parity-demo-2026"  # noqa: S105 - a documented local demo login, not a secret
+
+
+class Command(BaseCommand):
+    help = "Create the demo user and workspace if they do not exist yet."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--email", default=DEMO_EMAIL)
+        parser.add_argument("--password", default=DEMO_PASSWORD)
+
+    def handle(self, *args: Any, email: str, password: str, **options: Any) -> None:
+        user, workspace = ensure_demo_account(email=email, password=password)
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo workspace '{workspace.name}' ready. Log in at http://127.0.0.1:8000/login "
+            f"as {user.email} with password {password}"
+        ))
