@@ -43,8 +43,9 @@ class EmbeddedServices:
         worker_state.should_terminate = None
 
 
-def start_embedded_services(app: Celery, *, concurrency: int = 4, with_beat: bool = True,
-                            ready_timeout: float = 30.0) -> EmbeddedServices:
+def start_embedded_services(
+    app: Celery, *, concurrency: int = 4, with_beat: bool = True, ready_timeout: float = 30.0
+) -> EmbeddedServices:
     """Start a thread-pool worker (and beat) in this process; returns once the worker is ready."""
     worker = _ReadyWorkController(
         app=app,
@@ -59,11 +60,11 @@ def start_embedded_services(app: Celery, *, concurrency: int = 4, with_beat: boo
     thread = threading.Thread(target=worker.start, daemon=True, name="celery-embedded-worker")
     thread.start()
     if not worker.ready.wait(ready_timeout):
-        raise RuntimeError("the embedded Celery worker did not start within "
-                           f"{ready_timeout:.0f} s")
+        raise RuntimeError(f"the embedded Celery worker did not start within {ready_timeout:.0f} s")
     beat = None
     if with_beat:
-        beat = EmbeddedService(app, thread=True)
+        # The database scheduler (django-celery-beat), never a schedule file in the work tree.
+        beat = EmbeddedService(app, thread=True, scheduler_cls=app.conf.beat_scheduler)
         beat.start()
     logger.info("embedded Celery worker%s started", " and beat" if with_beat else "")
     return EmbeddedServices(worker=worker, worker_thread=thread, beat=beat)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -30,8 +31,14 @@ _CODES: dict[type[exceptions.APIException], str] = {
 class ApiError(exceptions.APIException):
     """An API error with an explicit protocol code and details, raised by views and services."""
 
-    def __init__(self, code: str, message: str, *, status_code: int = 400,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status_code: int = 400,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail=message, code=code)
         self.status_code = status_code
         self.error_code = code
@@ -71,8 +78,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     else:
         details: Any = exc.detail if isinstance(exc, exceptions.ValidationError) else {}
         if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
-            details = {"code": "INVALID_API_KEY" if isinstance(exc, exceptions.AuthenticationFailed)
-                       else "MISSING_API_KEY"}
+            details = {
+                "code": "INVALID_API_KEY"
+                if isinstance(exc, exceptions.AuthenticationFailed)
+                else "MISSING_API_KEY"
+            }
         body = error_body(_code_for(exc), _message_for(exc), details)
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         wait = max(1, int(exc.wait))
@@ -84,9 +94,30 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return Response(body, status=exc.status_code, headers=headers)
 
 
-def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("NOT_FOUND", "No such resource."), status=status.HTTP_404_NOT_FOUND)
+# Machine clients live under these prefixes; everything else is a page a person reads.
+_API_PREFIXES = ("/api/", "/sessions/")
 
 
-def json_server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(error_body("INTERNAL_ERROR", "Internal error."), status=500)
+def _wants_json(request: HttpRequest) -> bool:
+    accept = request.headers.get("Accept", "")
+    return request.path.startswith(_API_PREFIXES) or (
+        "application/json" in accept and "text/html" not in accept
+    )
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404: the JSON envelope for API clients, a page for people."""
+    if _wants_json(request):
+        return JsonResponse(
+            error_body("NOT_FOUND", "No such resource."), status=status.HTTP_404_NOT_FOUND
+        )
+    return render(request, "404.html", status=status.HTTP_404_NOT_FOUND)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500: never a traceback; JSON for API clients, a plain page for people."""
+    if _wants_json(request):
+        return JsonResponse(error_body("INTERNAL_ERROR", "Internal error."), status=500)
+    return HttpResponse(
+        "<h1>Something went wrong on our side</h1><p>Please try again.</p>", status=500
+    )

@@ -15,7 +15,7 @@ def _database_ok() -> tuple[bool, str]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+    except Exception as exc:
         return False, type(exc).__name__
     return True, "ok"
 
@@ -26,9 +26,11 @@ def _redis_ok() -> tuple[bool, str]:
     import redis
 
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+        )
         client.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return False, type(exc).__name__
     return True, "ok"
 
@@ -37,8 +39,11 @@ def components() -> dict[str, dict[str, Any]]:
     database, database_detail = _database_ok()
     redis_up, redis_detail = _redis_ok()
     return {
-        "database": {"ok": database, "detail": database_detail,
-                     "engine": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]},
+        "database": {
+            "ok": database,
+            "detail": database_detail,
+            "engine": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        },
         "redis": {"ok": redis_up, "detail": redis_detail, "configured": bool(settings.REDIS_URL)},
     }
 
@@ -60,11 +65,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
 def health(request: HttpRequest) -> JsonResponse:
     parts = components()
     ready = all(part["ok"] for part in parts.values())
-    return JsonResponse({
-        "status": "ok" if ready else "degraded",
-        "version": settings.VERSION,
-        "git_sha": settings.GIT_SHA,
-        "mode": settings.PARITY_MODE,
-        "topology": settings.TOPOLOGY,
-        "components": parts,
-    })
+    return JsonResponse(
+        {
+            "status": "ok" if ready else "degraded",
+            "version": settings.VERSION,
+            "git_sha": settings.GIT_SHA,
+            "mode": settings.PARITY_MODE,
+            "topology": settings.TOPOLOGY,
+            "components": parts,
+        }
+    )

@@ -9,7 +9,9 @@ import re
 _PATTERNS = [
     re.compile(r"\b(prt|pst)_[A-Za-z0-9]{6,}_[A-Za-z0-9_-]{16,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|secret|password|token|pepper)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&]+"),
+    re.compile(
+        r"(?i)((?:api[_-]?key|secret|password|token|pepper)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&]+"
+    ),
 ]
 REDACTED = "***REDACTED***"
 

@@ -6,8 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import health
 
-handler404 = "config.errors.json_not_found"
-handler500 = "config.errors.json_server_error"
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"
 
 urlpatterns = [
     path("livez", health.livez, name="livez"),
@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("accounts.api_urls")),
+    path("", include("runtimes.urls")),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
 ]

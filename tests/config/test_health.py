@@ -23,17 +23,22 @@ def test_readyz_is_ready_when_the_database_answers(client: Client, settings: obj
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_when_the_database_is_down(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readyz_is_503_when_the_database_is_down(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(health, "_database_ok", lambda: (False, "OperationalError"))
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"ready": False, "components": {
-        "database": False, "redis": response.json()["components"]["redis"]}}
+    assert response.json() == {
+        "ready": False,
+        "components": {"database": False, "redis": response.json()["components"]["redis"]},
+    }
 
 
 @pytest.mark.django_db
 def test_readyz_is_503_when_configured_redis_is_unreachable(
-        client: Client, settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Client, settings: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # type: ignore[attr-defined]
     response = client.get("/readyz")
     assert response.status_code == 503

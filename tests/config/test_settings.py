@@ -17,10 +17,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DATABASE_URL", "REDIS_URL", "PARITY_", "SECRET_KEY", "DJANGO_"))}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
-                          capture_output=True, text=True, timeout=120)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL", "PARITY_", "SECRET_KEY", "DJANGO_"))
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def production_env_from_example() -> dict[str, str]:
@@ -42,21 +51,31 @@ class TestEnv:
     def test_bool_accepts_the_usual_spellings(self) -> None:
         env = Env({"A": "yes", "B": "0", "C": " True "})
         assert (env.bool("A"), env.bool("B"), env.bool("C"), env.bool("D", True)) == (
-            True, False, True, True)
+            True,
+            False,
+            True,
+            True,
+        )
 
     def test_bool_refuses_anything_else_naming_the_variable(self) -> None:
-        with pytest.raises(ImproperlyConfigured, match=r"DJANGO_DEBUG must be one of .* got 'maybe'"):
+        with pytest.raises(
+            ImproperlyConfigured, match=r"DJANGO_DEBUG must be one of .* got 'maybe'"
+        ):
             Env({"DJANGO_DEBUG": "maybe"}).bool("DJANGO_DEBUG")
 
     def test_int_refuses_words_and_values_below_the_minimum(self) -> None:
-        with pytest.raises(ImproperlyConfigured, match="EMAIL_PORT must be a whole number; got 'x'"):
+        with pytest.raises(
+            ImproperlyConfigured, match="EMAIL_PORT must be a whole number; got 'x'"
+        ):
             Env({"EMAIL_PORT": "x"}).int("EMAIL_PORT", 25)
         with pytest.raises(ImproperlyConfigured, match="must be at least 1; got 0"):
             Env({"LOGIN_THROTTLE_ATTEMPTS": "0"}).int("LOGIN_THROTTLE_ATTEMPTS", 5, minimum=1)
 
     def test_choice_lists_the_allowed_values(self) -> None:
-        with pytest.raises(ImproperlyConfigured,
-                           match="PARITY_MODE must be one of development, production; got 'prod'"):
+        with pytest.raises(
+            ImproperlyConfigured,
+            match="PARITY_MODE must be one of development, production; got 'prod'",
+        ):
             Env({"PARITY_MODE": "prod"}).choice("PARITY_MODE", ("development", "production"), "x")
 
     def test_url_checks_the_scheme_without_echoing_the_value(self) -> None:
@@ -94,7 +113,9 @@ class TestStartup:
         env = production_env_from_example()
         del env["REDIS_URL"]
         result = run_manage("check", env=env)
-        assert "PARITY_MODE=production needs DATABASE_URL (PostgreSQL) and REDIS_URL" in result.stderr
+        assert (
+            "PARITY_MODE=production needs DATABASE_URL (PostgreSQL) and REDIS_URL" in result.stderr
+        )
 
     def test_production_refuses_debug(self) -> None:
         env = {**production_env_from_example(), "DJANGO_DEBUG": "1"}
@@ -102,8 +123,9 @@ class TestStartup:
         assert "DJANGO_DEBUG must be off when PARITY_MODE=production" in result.stderr
 
     def test_check_deploy_is_clean_under_the_documented_production_settings(self) -> None:
-        result = run_manage("check", "--deploy", "--fail-level", "WARNING",
-                            env=production_env_from_example())
+        result = run_manage(
+            "check", "--deploy", "--fail-level", "WARNING", env=production_env_from_example()
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "System check identified no issues (0 silenced)." in result.stdout
 

@@ -21,20 +21,24 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-worker", action="store_true",
-                            help="do not start the in-process worker and scheduler")
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="do not start the in-process worker and scheduler",
+        )
 
     def handle(self, *args: Any, host: str, port: int, no_worker: bool, **options: Any) -> None:
         services = None
         if settings.CELERY_EMBEDDED_WORKER and not no_worker:
             services = start_embedded_services(celery_app)
-        self.stdout.write(f"Parity {settings.VERSION} ({settings.TOPOLOGY}) on http://{host}:{port}/")
+        self.stdout.write(
+            f"Parity {settings.VERSION} ({settings.TOPOLOGY}) on http://{host}:{port}/"
+        )
         try:
             Server(
                 application=get_default_application(),
                 endpoints=build_endpoint_description_strings(host=host, port=port),
                 signal_handlers=True,
-                action_logs=False,
                 websocket_handshake_timeout=10,
                 application_close_timeout=10,
             ).run()

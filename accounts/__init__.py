@@ -1,0 +1,1 @@
+"""Accounts: users, workspaces (the tenant), members, invitations, API keys, broker credentials."""

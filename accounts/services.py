@@ -1,0 +1,312 @@
+"""Writes of the accounts app: sign-up, workspaces, members, invitations, API keys, credentials.
+
+Every function takes keyword-only arguments, checks the actor's role itself (views only parse
+and render), and raises `config.errors.ApiError` / DRF `PermissionDenied` so the API renders the
+JSON envelope and the web pages can show the same message.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+from django.utils.text import slugify
+from rest_framework.exceptions import PermissionDenied, ValidationError
+
+from accounts import keys
+from accounts.crypto import seal_credential
+from accounts.models import (
+    API_KEY_SCOPES,
+    SCOPE_READ,
+    SCOPE_TRADE_LIVE,
+    ApiKey,
+    BrokerCredential,
+    Invitation,
+    Membership,
+    Platform,
+    Role,
+    User,
+    Workspace,
+    normalize_email,
+)
+from config.errors import ApiError
+
+INVITATION_LIFETIME = timedelta(days=7)
+# last_used_at is a hint for people, not an audit log: one write a minute per key at most.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+# --- users and workspaces ------------------------------------------------------------------
+
+def sign_up(*, email: str, password: str) -> User:
+    """Create a user and their personal workspace (as owner).
+
+    Raises ApiError EMAIL_TAKEN (409) and ValidationError for a password the policy refuses.
+    """
+    email = normalize_email(email)
+    if User.objects.filter(email=email).exists():
+        raise ApiError("EMAIL_TAKEN", "An account with this email already exists.", status_code=409)
+    try:
+        password_validation.validate_password(password, User(email=email))
+    except DjangoValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from None
+    with transaction.atomic():
+        user = User.objects.create_user(email, password)
+        _new_workspace(owner=user, name="Personal", personal=True)
+    return user
+
+
+def create_workspace(*, owner: User, name: str) -> Workspace:
+    """A shared (non-personal) workspace with `owner` as its first owner."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": ["A workspace needs a name."]})
+    with transaction.atomic():
+        return _new_workspace(owner=owner, name=name, personal=False)
+
+
+def _new_workspace(*, owner: User, name: str, personal: bool) -> Workspace:
+    base = slugify(name)[:48] or "workspace"
+    workspace = Workspace.objects.create(
+        name=name, personal=personal, slug=f"{base}-{secrets.token_hex(4)}"
+    )
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    return workspace
+
+
+def ensure_demo_account(*, email: str, password: str) -> tuple[User, Workspace]:
+    """Idempotently create (or reset the password of) the demo user; returns its personal workspace.
+
+    Skips the password policy on purpose: the demo password is chosen by the operator.
+    """
+    email = normalize_email(email)
+    with transaction.atomic():
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            user = User.objects.create_user(email, password)
+        elif not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        workspace = Workspace.objects.for_user(user).filter(personal=True).first()
+        if workspace is None:
+            workspace = _new_workspace(owner=user, name="Personal", personal=True)
+    return user, workspace
+
+
+def membership_for(*, workspace: Workspace, user: User) -> Membership | None:
+    return Membership.objects.filter(workspace=workspace, user=user).first()
+
+
+def _require_manager(*, workspace: Workspace, user: User) -> Membership:
+    membership = membership_for(workspace=workspace, user=user)
+    if membership is None or not membership.can_manage():
+        raise PermissionDenied("Only an owner of this workspace can do that.")
+    return membership
+
+
+def _validate_role(role: str) -> str:
+    if role not in Role.values:
+        raise ValidationError({"role": [f"Choose one of {', '.join(Role.values)}."]})
+    return role
+
+
+# --- members and invitations ---------------------------------------------------------------
+
+def invite_member(
+    *, workspace: Workspace, invited_by: User, email: str, role: str, accept_url_base: str = ""
+) -> tuple[Invitation, str]:
+    """Invite `email` with `role` and email them a link; returns (invitation, token) once.
+
+    Owner only. A newer invitation to the same address replaces a pending one.
+    Raises PermissionDenied, ValidationError, ApiError ALREADY_MEMBER (409).
+    """
+    _require_manager(workspace=workspace, user=invited_by)
+    email, role = normalize_email(email), _validate_role(role)
+    if Membership.objects.for_workspace(workspace).filter(user__email=email).exists():
+        raise ApiError("ALREADY_MEMBER", "That person is already a member.", status_code=409)
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        Invitation.objects.for_workspace(workspace).filter(email=email).pending(now).delete()
+        invitation = Invitation.objects.create(
+            workspace=workspace, email=email, role=role, invited_by=invited_by,
+            token_hash=keys.keyed_hash(token), created_at=now, expires_at=now + INVITATION_LIFETIME,
+        )
+    link = f"{accept_url_base.rstrip('/')}/invitations/{token}/"
+    send_mail(
+        subject=f"You are invited to {workspace.name} on Parity",
+        message=(f"{invited_by.email} invited you to the workspace {workspace.name!r} "
+                 f"as {role}.\n\n"
+                 f"Accept (sign in as {email}): {link}\n\nThe link expires in 7 days."),
+        from_email=None,
+        recipient_list=[email],
+    )
+    return invitation, token
+
+
+def find_invitation(*, token: str, now: datetime | None = None) -> Invitation:
+    """The pending invitation for `token`; ApiError INVITATION_INVALID (404) otherwise."""
+    now = now or timezone.now()
+    invitation = (Invitation.objects.select_related("workspace")
+                  .pending(now).filter(token_hash=keys.keyed_hash(token)).first())
+    if invitation is None:
+        raise ApiError("INVITATION_INVALID", "This invitation is invalid, used or expired.",
+                       status_code=404)
+    return invitation
+
+
+def accept_invitation(*, token: str, user: User, now: datetime | None = None) -> Membership:
+    """Join the invitation's workspace. The signed-in user must own the invited address."""
+    now = now or timezone.now()
+    invitation = find_invitation(token=token, now=now)
+    if normalize_email(user.email) != invitation.email:
+        raise ApiError("INVITATION_EMAIL_MISMATCH",
+                       f"This invitation is for {invitation.email}; sign in with that address.",
+                       status_code=403)
+    with transaction.atomic():
+        claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
+            accepted_at=now)
+        if claimed != 1:
+            raise ApiError("INVITATION_INVALID", "This invitation was already used.",
+                           status_code=404)
+        membership, _ = Membership.objects.get_or_create(
+            workspace=invitation.workspace, user=user, defaults={"role": invitation.role})
+    return membership
+
+
+def change_member_role(*, membership: Membership, role: str, by: User) -> Membership:
+    """Owner only; the last owner cannot be demoted (ApiError LAST_OWNER, 409)."""
+    _require_manager(workspace=membership.workspace, user=by)
+    role = _validate_role(role)
+    with transaction.atomic():
+        if membership.role == Role.OWNER and role != Role.OWNER:
+            _refuse_last_owner(membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+def remove_member(*, membership: Membership, by: User) -> None:
+    """Owner only. Revokes the member's keys too, so a later re-invitation does not revive them."""
+    _require_manager(workspace=membership.workspace, user=by)
+    with transaction.atomic():
+        if membership.role == Role.OWNER:
+            _refuse_last_owner(membership)
+        ApiKey.objects.for_workspace(membership.workspace).filter(
+            created_by=membership.user_id, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        membership.delete()
+
+
+def _refuse_last_owner(membership: Membership) -> None:
+    # Lock every owner row so two concurrent demotions cannot both pass this check.
+    owner_ids = set(Membership.objects.select_for_update().for_workspace(membership.workspace)
+                    .filter(role=Role.OWNER).values_list("pk", flat=True))
+    if not owner_ids - {membership.pk}:
+        raise ApiError("LAST_OWNER", "A workspace needs at least one owner.", status_code=409)
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+def validate_scopes(scopes: Iterable[str]) -> list[str]:
+    """Sorted, de-duplicated scopes; ValidationError for unknown or missing ones."""
+    chosen = sorted(set(scopes))
+    unknown = [scope for scope in chosen if scope not in API_KEY_SCOPES]
+    if unknown or not chosen:
+        raise ValidationError({"scopes": [f"Choose one or more of {', '.join(API_KEY_SCOPES)}."]})
+    return chosen
+
+
+def create_api_key(
+    *, workspace: Workspace, created_by: User, name: str, scopes: Iterable[str],
+    expires_at: datetime | None = None, acting_key: ApiKey | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return (key, plaintext); the plaintext is never stored or shown again.
+
+    Viewers may create `read` keys only; trading scopes need a member; `trade:live` an owner.
+    A key creating a key (`acting_key`) cannot grant scopes it does not hold itself.
+    """
+    scopes = validate_scopes(scopes)
+    membership = membership_for(workspace=workspace, user=created_by)
+    if membership is None:
+        raise PermissionDenied("You are not a member of this workspace.")
+    if scopes != [SCOPE_READ] and not membership.can_trade():
+        raise PermissionDenied("Viewers can only create read-only keys.")
+    if SCOPE_TRADE_LIVE in scopes and not membership.can_manage():
+        raise PermissionDenied("Only an owner can grant the trade:live scope.")
+    if acting_key is not None and not set(scopes) <= set(acting_key.scopes):
+        raise PermissionDenied("An API key cannot grant scopes it does not hold.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": ["The expiry must be in the future."]})
+    prefix, plaintext = keys.generate_key()
+    key = ApiKey.objects.create(
+        workspace=workspace, created_by=created_by, name=name.strip() or "API key", prefix=prefix,
+        hashed_secret=keys.keyed_hash(plaintext), scopes=scopes, expires_at=expires_at,
+    )
+    return key, plaintext
+
+
+def revoke_api_key(*, key: ApiKey, by: User) -> ApiKey:
+    """Revoke at once (idempotent). Allowed for the key's creator and the workspace's owners."""
+    if key.created_by_id != by.pk:
+        _require_manager(workspace=key.workspace, user=by)
+    now = timezone.now()
+    if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now) == 1:
+        key.revoked_at = now
+    else:
+        key.refresh_from_db(fields=["revoked_at"])
+    return key
+
+
+def authenticate_api_key(raw: str, *, now: datetime | None = None) -> ApiKey | None:
+    """The usable key matching `raw`, or None (malformed, unknown, wrong secret, revoked, expired,
+    creator inactive or no longer a member). Sets `key.creator_role` to the creator's current role.
+    """
+    prefix = keys.parse_prefix(raw)
+    if prefix is None:
+        return None
+    now = now or timezone.now()
+    creator_role = Membership.objects.filter(
+        workspace=OuterRef("workspace"), user=OuterRef("created_by")).values("role")[:1]
+    key = (ApiKey.objects.select_related("workspace", "created_by")
+           .annotate(creator_role=Subquery(creator_role)).filter(prefix=prefix).first())
+    if key is None or not keys.hashes_match(key.hashed_secret, keys.keyed_hash(raw.strip())):
+        return None
+    if not key.is_usable(now) or not key.created_by.is_active or key.creator_role is None:
+        return None
+    touch_api_key(key, now=now)
+    return key
+
+
+def touch_api_key(key: ApiKey, *, now: datetime) -> bool:
+    """Record use, at most once per LAST_USED_RESOLUTION (a conditional UPDATE, no read-modify)."""
+    if key.last_used_at is not None and key.last_used_at > now - LAST_USED_RESOLUTION:
+        return False
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+    updated = ApiKey.objects.filter(stale, pk=key.pk).update(last_used_at=now) == 1
+    if updated:
+        key.last_used_at = now
+    return updated
+
+
+# --- broker credentials --------------------------------------------------------------------
+
+def store_broker_credential(
+    *, workspace: Workspace, by: User, platform: str, label: str, secret: dict[str, Any]
+) -> BrokerCredential:
+    """Encrypt and store broker credentials (owner only); the secret is bound to this row."""
+    _require_manager(workspace=workspace, user=by)
+    if platform not in Platform.values:
+        raise ValidationError({"platform": [f"Choose one of {', '.join(Platform.values)}."]})
+    credential = BrokerCredential(workspace=workspace, platform=platform, label=label.strip())
+    seal_credential(credential, secret)
+    credential.save(force_insert=True)
+    return credential

@@ -1,0 +1,230 @@
+"""Dashboard pages of the accounts app: sign-up/login, workspaces, members, API keys.
+
+Each page acts on the *current* workspace (accounts/current.py), resolved through the user's
+memberships on every request; decisions are made by accounts.services.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.messages.views import SuccessMessageMixin
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import APIException, ValidationError
+
+from accounts import services
+from accounts.current import current_membership, select_workspace
+from accounts.forms import ApiKeyForm, InviteForm, LoginForm, SignUpForm, WorkspaceForm
+from accounts.models import ApiKey, Invitation, Membership
+
+
+def _service_error(exc: APIException, form: forms.Form | None = None) -> str:
+    """Field errors go next to their fields; the rest becomes one message for the page."""
+    if isinstance(exc, ValidationError) and isinstance(exc.detail, dict) and form is not None:
+        for field, errors in exc.detail.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, str(error))
+        return ""
+    return str(getattr(exc, "message", None) or exc.detail)
+
+
+def _form_error(form: forms.Form, exc: APIException) -> None:
+    message = _service_error(exc, form)
+    if message:
+        form.add_error(None, message)
+
+
+def _uuid_or_404(value: str | None) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise Http404("No such workspace.") from None
+
+
+def workspace_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Login required; passes the current membership (its .workspace is the tenant in scope)."""
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        membership = current_membership(request)
+        if membership is None:
+            return redirect("workspace_create")
+        return view(request, membership, *args, **kwargs)
+    return wrapper
+
+
+def landing(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/landing.html")
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("dashboard")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.sign_up(email=form.cleaned_data["email"],
+                                    password=form.cleaned_data["password1"])
+        except APIException as exc:
+            _form_error(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to Parity. Your personal workspace is ready.")
+            return redirect(_safe_next(request))
+    return render(request, "accounts/signup.html", {"form": form, "next": _safe_next(request, "")})
+
+
+def _safe_next(request: HttpRequest, default: str = "dashboard") -> str:
+    """The `next` target of a form (e.g. an invitation link) if it stays on this site."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return default
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("dashboard")
+    success_message = "Your password was changed."
+
+
+@workspace_page
+def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
+    workspace = membership.workspace
+    return render(request, "accounts/dashboard.html", {
+        "member_count": Membership.objects.for_workspace(workspace).count(),
+        "key_count": ApiKey.objects.for_workspace(workspace).usable(timezone.now()).count(),
+    })
+
+
+@login_required
+def workspace_create(request: HttpRequest) -> HttpResponse:
+    form = WorkspaceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        workspace = services.create_workspace(owner=request.user, name=form.cleaned_data["name"])
+        select_workspace(request, workspace)
+        messages.success(request, f"Workspace {workspace.name} created.")
+        return redirect("dashboard")
+    return render(request, "accounts/workspace_form.html", {"form": form})
+
+
+@login_required
+@require_POST
+def workspace_switch(request: HttpRequest) -> HttpResponse:
+    membership = get_object_or_404(
+        Membership.objects.for_user(request.user).select_related("workspace"),
+        workspace_id=_uuid_or_404(request.POST.get("workspace_id")),
+    )
+    select_workspace(request, membership.workspace)
+    return redirect(_safe_next(request))
+
+
+@workspace_page
+def members(request: HttpRequest, membership: Membership) -> HttpResponse:
+    workspace = membership.workspace
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.invite_member(workspace=workspace, invited_by=request.user,
+                                   accept_url_base=request.build_absolute_uri("/"),
+                                   **form.cleaned_data)
+        except APIException as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return redirect("workspace_members")
+    return render(request, "accounts/members.html", {
+        "form": form,
+        "members": Membership.objects.for_workspace(workspace).select_related("user"),
+        "invitations": Invitation.objects.for_workspace(workspace).pending(timezone.now()),
+    })
+
+
+@workspace_page
+@require_POST
+def member_remove(request: HttpRequest, membership: Membership, member_id: uuid.UUID
+                  ) -> HttpResponse:
+    target = get_object_or_404(
+        Membership.objects.for_workspace(membership.workspace).select_related("workspace"),
+        pk=member_id)
+    try:
+        services.remove_member(membership=target, by=request.user)
+    except APIException as exc:
+        messages.error(request, _service_error(exc))
+    else:
+        messages.success(request, "Member removed; their API keys were revoked.")
+    return redirect("workspace_members")
+
+
+@login_required
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invitation = services.find_invitation(token=token)
+        if request.method == "POST":
+            joined = services.accept_invitation(token=token, user=request.user)
+            select_workspace(request, joined.workspace)
+            messages.success(request, f"You joined {joined.workspace.name}.")
+            return redirect("dashboard")
+    except APIException as exc:
+        return render(request, "accounts/invitation.html", {"error": _service_error(exc)},
+                      status=exc.status_code)
+    return render(request, "accounts/invitation.html", {"invitation": invitation})
+
+
+@workspace_page
+def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
+    keys = ApiKey.objects.for_workspace(membership.workspace).select_related("created_by")
+    return render(request, "accounts/api_keys.html", {"keys": keys, "now": timezone.now()})
+
+
+@never_cache
+@workspace_page
+def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            key, plaintext = services.create_api_key(
+                workspace=membership.workspace, created_by=request.user, **form.cleaned_data)
+        except APIException as exc:
+            _form_error(form, exc)
+        else:
+            # Rendered, not redirected: the secret must not pass through the session or a URL.
+            return render(request, "accounts/api_key_created.html",
+                          {"key": key, "plaintext": plaintext})
+    return render(request, "accounts/api_key_form.html", {"form": form})
+
+
+@workspace_page
+@require_POST
+def api_key_revoke(request: HttpRequest, membership: Membership, key_id: uuid.UUID
+                   ) -> HttpResponse:
+    key = get_object_or_404(
+        ApiKey.objects.for_workspace(membership.workspace).select_related("workspace"), pk=key_id)
+    try:
+        services.revoke_api_key(key=key, by=request.user)
+    except APIException as exc:
+        messages.error(request, _service_error(exc))
+    else:
+        messages.success(request, f"Key {key.name} revoked.")
+    return redirect("api_keys")

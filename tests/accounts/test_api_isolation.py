@@ -1,0 +1,141 @@
+"""Workspace isolation over every object endpoint of /api/v1, by session and by API key.
+
+Owner, teammate and viewer of "Acme" versus a stranger from another workspace: the stranger gets
+404 everywhere (never 403, never data); a viewer reads but gets 403 for writes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import URLPattern, get_resolver
+
+from accounts import api_urls
+from accounts.api_permissions import WorkspaceScopedMixin
+from accounts.models import Invitation, Membership
+from accounts.services import invite_member
+
+PERSONAS = ["owner", "teammate", "viewer", "stranger"]
+
+# (route name, method, path template, body, expected status per persona)
+CASES = [
+    ("api-workspace", "get", "/api/v1/workspaces/{ws}/", None, (200, 200, 200, 404)),
+    ("api-members", "get", "/api/v1/workspaces/{ws}/members/", None, (200, 200, 200, 404)),
+    ("api-members", "post", "/api/v1/workspaces/{ws}/members/",
+     {"email": "new@example.com", "role": "member"}, (201, 403, 403, 404)),
+    ("api-member", "get", "/api/v1/workspaces/{ws}/members/{member}/", None, (200, 200, 200, 404)),
+    ("api-member", "patch", "/api/v1/workspaces/{ws}/members/{member}/", {"role": "viewer"},
+     (200, 403, 403, 404)),
+    ("api-member", "delete", "/api/v1/workspaces/{ws}/members/{member}/", None,
+     (204, 403, 403, 404)),
+    ("api-invitations", "get", "/api/v1/workspaces/{ws}/invitations/", None,
+     (200, 200, 200, 404)),
+    ("api-keys", "get", "/api/v1/workspaces/{ws}/keys/", None, (200, 200, 200, 404)),
+    ("api-keys", "post", "/api/v1/workspaces/{ws}/keys/",
+     {"name": "ci", "scopes": ["read", "trade:paper"]}, (201, 201, 403, 404)),
+    ("api-key", "get", "/api/v1/workspaces/{ws}/keys/{key}/", None, (200, 200, 200, 404)),
+    ("api-key", "delete", "/api/v1/workspaces/{ws}/keys/{key}/", None, (200, 403, 403, 404)),
+]
+
+
+@pytest.fixture
+def acme(owner, workspace, teammate, viewer, stranger, make_api_key):
+    """Acme with one object of each kind: a member (teammate), an invitation, the owner's key."""
+    invite_member(workspace=workspace, invited_by=owner, email="pending@example.com", role="viewer")
+    target_key, _ = make_api_key(owner, workspace, scopes=["read"], name="owner's target key")
+    return {
+        "ws": workspace.pk,
+        "member": Membership.objects.get(workspace=workspace, user=teammate).pk,
+        "key": target_key.pk,
+        "users": {"owner": owner, "teammate": teammate, "viewer": viewer, "stranger": stranger},
+    }
+
+
+def _authenticate(api_client, mode, persona, acme, stranger_workspace, make_api_key):
+    user = acme["users"][persona]
+    if mode == "session":
+        api_client.force_login(user)
+        return
+    home = stranger_workspace if persona == "stranger" else acme_workspace(acme)
+    scopes = ["read"] if persona == "viewer" else ["read", "trade:paper"]
+    _, plaintext = make_api_key(user, home, scopes=scopes, name=f"{persona} key")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+
+
+def acme_workspace(acme):
+    return Membership.objects.get(pk=acme["member"]).workspace
+
+
+@pytest.mark.parametrize("mode", ["session", "api_key"])
+@pytest.mark.parametrize("persona_index,persona", list(enumerate(PERSONAS)))
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[1]}-{c[0]}" for c in CASES])
+def test_every_object_endpoint_answers_each_persona_as_its_role_allows(
+    api_client, acme, stranger_workspace, make_api_key, mode, persona_index, persona, case
+):
+    _name, method, template, body, expected = case
+    _authenticate(api_client, mode, persona, acme, stranger_workspace, make_api_key)
+    url = template.format(ws=acme["ws"], member=acme["member"], key=acme["key"])
+
+    response = getattr(api_client, method)(url, body, format="json")
+
+    assert response.status_code == expected[persona_index], response.content
+    if response.status_code >= 400:
+        assert set(response.json()) == {"code", "message", "details"}
+        assert response.json()["code"] == {403: "FORBIDDEN", 404: "NOT_FOUND"}[
+            response.status_code]
+
+
+def test_stranger_gets_404_for_acme_objects_even_through_their_own_workspace(
+    api_client, acme, stranger, stranger_workspace
+):
+    api_client.force_login(stranger)
+    base = f"/api/v1/workspaces/{stranger_workspace.pk}"
+    for url in (f"{base}/members/{acme['member']}/", f"{base}/keys/{acme['key']}/"):
+        assert api_client.get(url).status_code == 404
+        assert api_client.delete(url).status_code == 404
+    assert Membership.objects.filter(pk=acme["member"]).exists()
+
+
+def test_stranger_lists_contain_none_of_acme_ids(api_client, acme, stranger, stranger_workspace):
+    api_client.force_login(stranger)
+    base = f"/api/v1/workspaces/{stranger_workspace.pk}"
+    seen = {row["id"] for url in ("/api/v1/workspaces/", f"{base}/members/", f"{base}/keys/",
+                                   f"{base}/invitations/")
+            for row in api_client.get(url).json()}
+    assert not seen & {str(acme["ws"]), str(acme["member"]), str(acme["key"])}
+    assert not Invitation.objects.filter(workspace=stranger_workspace).exists()
+
+
+def test_a_key_of_one_workspace_cannot_reach_another_workspace_of_the_same_user(
+    api_client, owner, workspace, make_api_key
+):
+    personal = owner.memberships.get(workspace__personal=True).workspace
+    _, plaintext = make_api_key(owner, workspace, scopes=["read", "trade:paper"])
+    api_client.credentials(HTTP_X_API_KEY=plaintext)
+
+    assert api_client.get(f"/api/v1/workspaces/{workspace.pk}/").status_code == 200
+    assert api_client.get(f"/api/v1/workspaces/{personal.pk}/").status_code == 404
+    assert api_client.get(f"/api/v1/workspaces/{personal.pk}/keys/").status_code == 404
+    listed = [row["id"] for row in api_client.get("/api/v1/workspaces/").json()]
+    assert listed == [str(workspace.pk)]
+
+
+def test_the_isolation_matrix_covers_every_management_api_route():
+    routes = {pattern.name for pattern in api_urls.urlpatterns}
+    covered = {case[0] for case in CASES} | {"api-workspaces"}
+    assert routes == covered
+
+
+def test_every_view_with_a_workspace_in_its_url_uses_the_scoping_mixin():
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLPattern):
+                yield prefix + str(pattern.pattern), pattern
+            else:
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+
+    scoped = [(route, p) for route, p in walk(get_resolver().url_patterns)
+              if route.startswith("api/") and "<uuid:workspace_id>" in route]
+    assert scoped
+    for route, pattern in scoped:
+        view_class = getattr(pattern.callback, "cls", None)
+        assert view_class is not None and issubclass(view_class, WorkspaceScopedMixin), route

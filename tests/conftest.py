@@ -1,0 +1,95 @@
+"""Shared pytest fixtures for the whole test suite."""
+
+from __future__ import annotations
+
+import pytest
+
+# =============================================================================================
+# Accounts personas (owned by the accounts app; other apps reuse them).
+#
+#   owner     owns the shared workspace `workspace` ("Acme")
+#   teammate  a member of `workspace`
+#   viewer    a viewer of `workspace`
+#   stranger  someone from another workspace (`stranger_workspace`, their personal one)
+#
+# Every persona also has a personal workspace (sign-up creates it). Passwords are PASSWORD.
+# =============================================================================================
+
+PASSWORD = "correct-horse-battery-staple"
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def fast_password_hasher(settings):
+    # PBKDF2's deliberate slowness is a production property; tests need many users quickly.
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+
+
+def _persona(email: str):
+    from accounts.services import sign_up
+
+    return sign_up(email=email, password=PASSWORD)
+
+
+@pytest.fixture
+def owner(db, fast_password_hasher):
+    return _persona("owner@example.com")
+
+
+@pytest.fixture
+def workspace(owner):
+    from accounts.services import create_workspace
+
+    return create_workspace(owner=owner, name="Acme")
+
+
+@pytest.fixture
+def teammate(workspace):
+    from accounts.models import Membership, Role
+
+    user = _persona("teammate@example.com")
+    Membership.objects.create(workspace=workspace, user=user, role=Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def viewer(workspace):
+    from accounts.models import Membership, Role
+
+    user = _persona("viewer@example.com")
+    Membership.objects.create(workspace=workspace, user=user, role=Role.VIEWER)
+    return user
+
+
+@pytest.fixture
+def stranger(db, fast_password_hasher):
+    return _persona("stranger@example.com")
+
+
+@pytest.fixture
+def stranger_workspace(stranger):
+    from accounts.models import Workspace
+
+    return Workspace.objects.for_user(stranger).get(personal=True)
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def make_api_key():
+    """make_api_key(user, workspace, scopes=("read",), **kw) -> (ApiKey, plaintext)."""
+    from accounts.services import create_api_key
+
+    def make(user, workspace, scopes=("read",), name="test key", **kwargs):
+        return create_api_key(workspace=workspace, created_by=user, name=name,
+                              scopes=list(scopes), **kwargs)
+
+    return make
+
+
+# ============================ end of the accounts section ====================================
