@@ -1,0 +1,380 @@
+"""Import OHLCV files (CSV, JSON, Parquet) into validated BarSeries, and resample them.
+
+A file is read and checked row by row into compact integer columns; the first bad row raises
+DatasetError naming file, row and problem, and nothing is returned. Formats: datasets_formats.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from array import array
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from runtimes.core.bars import BarSeries, MarketData, decimal_to_scaled, row_problem
+from runtimes.core.dataset_errors import DatasetError
+from runtimes.core.datasets_formats import (
+    RawTable,
+    RowProblem,
+    TimestampReader,
+    detect_kind,
+    read_csv,
+    read_json,
+    read_parquet,
+)
+from runtimes.core.timeframes import (
+    TIMEFRAMES,
+    TimeframeError,
+    bucket_start,
+    parse_timeframe,
+    timeframe_for_seconds,
+    timeframe_seconds,
+)
+
+__all__ = [
+    "DatasetError",
+    "load_bar_series",
+    "load_market_data",
+    "parse_bar_series",
+    "resample",
+]
+
+_POW10 = [10**k for k in range(40)]
+
+
+# -- public API ----------------------------------------------------------------------------------
+
+
+def load_bar_series(
+    path: Path | str,
+    *,
+    symbol: str,
+    timeframe: str | None = None,
+    source_name: str | None = None,
+    assume_utc: bool = False,
+) -> BarSeries:
+    """Read one symbol's bars from a CSV, JSON or Parquet file (detected from its content).
+
+    `timeframe` None infers it from the smallest spacing between bars. Naive timestamps are an error
+    unless `assume_utc`; date-only values are UTC midnight. Raises DatasetError on any bad row.
+    """
+    path = Path(path)
+    source = source_name or path.name
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise DatasetError(file=source, problem=f"cannot read file ({exc.strerror})") from exc
+    kind = detect_kind(head, path.name)
+    if kind == "csv":
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            return _build(read_csv(stream, source), symbol, timeframe, source, assume_utc)
+    return parse_bar_series(
+        path.read_bytes(),
+        filename=source,
+        symbol=symbol,
+        timeframe=timeframe,
+        assume_utc=assume_utc,
+    )
+
+
+def parse_bar_series(
+    data: bytes,
+    *,
+    filename: str,
+    symbol: str,
+    timeframe: str | None = None,
+    assume_utc: bool = False,
+) -> BarSeries:
+    """Like load_bar_series for bytes already in memory (uploads); `filename` names errors."""
+    kind = detect_kind(data[:8], filename)
+    if kind == "parquet":
+        table = read_parquet(data, filename, assume_utc)
+    elif kind == "json":
+        table = read_json(data, filename)
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(file=filename, problem="not UTF-8 text") from exc
+        table = read_csv(io.StringIO(text, newline=""), filename)
+    return _build(table, symbol, timeframe, filename, assume_utc)
+
+
+def load_market_data(
+    paths: Mapping[str, Path | str], *, timeframe: str | None = None, assume_utc: bool = False
+) -> MarketData:
+    """Load one file per symbol (`{symbol: path}`) and align them; DatasetError on bad data."""
+    series = [
+        load_bar_series(path, symbol=symbol, timeframe=timeframe, assume_utc=assume_utc)
+        for symbol, path in paths.items()
+    ]
+    timeframes = {s.timeframe for s in series}
+    if len(timeframes) > 1:
+        raise DatasetError(
+            file=", ".join(str(p) for p in paths.values()),
+            problem=f"files have different timeframes ({', '.join(sorted(timeframes))})",
+        )
+    return MarketData.from_series(series)
+
+
+def resample(series: BarSeries, timeframe: str) -> BarSeries:
+    """Aggregate `series` into `timeframe` buckets aligned to UTC (weeks start Monday).
+
+    open = first, high = max, low = min, close = last, volume = sum; a bucket is stamped with
+    its start and kept even when partial or when the source has gaps. Raises TimeframeError when
+    `timeframe` is not a whole multiple of the series' timeframe.
+    """
+    source_len, target_len = timeframe_seconds(series.timeframe), timeframe_seconds(timeframe)
+    if target_len == source_len:
+        return series
+    if target_len < source_len or target_len % source_len:
+        raise TimeframeError(
+            f"cannot resample {series.timeframe} bars to {timeframe}: "
+            f"the target must be a larger whole multiple of {series.timeframe}"
+        )
+    columns = _resample_columns(series, timeframe)
+    return BarSeries(
+        symbol=series.symbol,
+        timeframe=timeframe,
+        price_decimals=series.price_decimals,
+        volume_decimals=series.volume_decimals,
+        timestamps=columns[0],
+        opens=columns[1],
+        highs=columns[2],
+        lows=columns[3],
+        closes=columns[4],
+        volumes=columns[5],
+    )
+
+
+def _resample_columns(series: BarSeries, timeframe: str) -> list[Any]:
+    ts = series.timestamps()
+    opens, highs, lows = (series.scaled_column(n) for n in ("open", "high", "low"))
+    closes, volumes = series.scaled_column("close"), series.scaled_column("volume")
+    out: list[Any] = [array("q") for _ in range(6)]
+    out_ts, out_o, out_h, out_l, out_c, out_v = out
+    current = None
+    for i in range(len(ts)):
+        start = bucket_start(ts[i], timeframe)
+        if start != current:
+            current = start
+            out_ts.append(start)
+            out_o.append(opens[i])
+            out_h.append(highs[i])
+            out_l.append(lows[i])
+            out_c.append(closes[i])
+            out_v.append(volumes[i])
+            continue
+        if highs[i] > out_h[-1]:
+            out_h[-1] = highs[i]
+        if lows[i] < out_l[-1]:
+            out_l[-1] = lows[i]
+        out_c[-1] = closes[i]
+        out_v[-1] += volumes[i]
+    return out
+
+
+# -- building a series from raw rows -------------------------------------------------------------
+
+
+def _build(
+    table: RawTable, symbol: str, timeframe: str | None, source: str, assume_utc: bool
+) -> BarSeries:
+    if not symbol:
+        raise DatasetError(file=source, problem="a symbol is required")
+    if timeframe is not None:
+        try:
+            parse_timeframe(timeframe)
+        except TimeframeError as exc:
+            raise DatasetError(file=source, problem=str(exc)) from exc
+    builder = _ColumnBuilder(table, source, assume_utc)
+    builder.read_all()
+    tf = _check_timeframe(builder.timestamps, timeframe, source, table)
+    return BarSeries(
+        symbol=symbol,
+        timeframe=tf,
+        price_decimals=builder.price_dp,
+        volume_decimals=builder.volume_dp,
+        timestamps=builder.timestamps,
+        opens=builder.opens,
+        highs=builder.highs,
+        lows=builder.lows,
+        closes=builder.closes,
+        volumes=builder.volumes,
+    )
+
+
+class _ColumnBuilder:
+    """Parses, scales and checks rows one by one into int64 columns."""
+
+    def __init__(self, table: RawTable, source: str, assume_utc: bool) -> None:
+        self.table = table
+        self.source = source
+        self.stamps = TimestampReader(table.timestamp_column, assume_utc)
+        self.price_dp = 0
+        self.volume_dp = 0
+        self.timestamps: Any = array("q")
+        self.opens: Any = array("q")
+        self.highs: Any = array("q")
+        self.lows: Any = array("q")
+        self.closes: Any = array("q")
+        self.volumes: Any = array("q")
+
+    def read_all(self) -> None:
+        row_no = 0
+        for row_no, raw in enumerate(self.table.rows, start=1):
+            try:
+                self._add(raw)
+            except RowProblem as p:
+                raise DatasetError(
+                    file=self.source,
+                    row=row_no,
+                    column=p.column,
+                    problem=p.problem,
+                    where=self.table.where(row_no),
+                ) from None
+        if row_no == 0:
+            raise DatasetError(file=self.source, problem="no data rows")
+
+    def _add(self, raw: tuple[Any, ...]) -> None:
+        epoch = self.stamps.read(raw[0])
+        if self.timestamps and epoch <= self.timestamps[-1]:
+            raise RowProblem("timestamp", _order_problem(epoch, self.timestamps[-1]))
+        o, odp = _number(raw[1], "open")
+        h, hdp = _number(raw[2], "high")
+        low, ldp = _number(raw[3], "low")
+        c, cdp = _number(raw[4], "close")
+        v, vdp = _number(raw[5], "volume")
+        dp = max(odp, hdp, ldp, cdp)
+        if dp > self.price_dp:
+            self._rescale_prices(dp)
+        if vdp > self.volume_dp:
+            self.volumes = _rescaled(self.volumes, vdp - self.volume_dp)
+            self.volume_dp = vdp
+        pdp = self.price_dp
+        o, h = o * _POW10[pdp - odp], h * _POW10[pdp - hdp]
+        low, c = low * _POW10[pdp - ldp], c * _POW10[pdp - cdp]
+        v *= _POW10[self.volume_dp - vdp]
+        problem = row_problem(o, h, low, c, v, pdp, self.volume_dp)
+        if problem:
+            raise RowProblem(*problem)
+        self._append(epoch, o, h, low, c, v)
+
+    def _append(self, epoch: int, o: int, h: int, low: int, c: int, v: int) -> None:
+        try:
+            self.opens.append(o)
+            self.highs.append(h)
+            self.lows.append(low)
+            self.closes.append(c)
+            self.volumes.append(v)
+        except OverflowError:
+            # More digits than int64 holds: fall back to plain lists (rare, slower, still exact).
+            n = len(self.timestamps)
+            self._to_lists()
+            for column, value in zip(self._value_columns(), (o, h, low, c, v), strict=True):
+                del column[n:]
+                column.append(value)
+        self.timestamps.append(epoch)
+
+    def _value_columns(self) -> list[Any]:
+        return [self.opens, self.highs, self.lows, self.closes, self.volumes]
+
+    def _to_lists(self) -> None:
+        self.opens, self.highs, self.lows, self.closes, self.volumes = (
+            list(c) for c in self._value_columns()
+        )
+
+    def _rescale_prices(self, dp: int) -> None:
+        shift = dp - self.price_dp
+        self.opens = _rescaled(self.opens, shift)
+        self.highs = _rescaled(self.highs, shift)
+        self.lows = _rescaled(self.lows, shift)
+        self.closes = _rescaled(self.closes, shift)
+        self.price_dp = dp
+
+
+def _rescaled(column: Any, shift: int) -> Any:
+    factor = _POW10[shift]
+    try:
+        return array("q", [x * factor for x in column])
+    except OverflowError:
+        return [x * factor for x in column]
+
+
+def _number(text: Any, column: str) -> tuple[int, int]:
+    """(scaled integer, number of decimals) of a decimal text, exactly."""
+    if text is None or text == "":
+        raise RowProblem(column, f"{column} is empty")
+    if isinstance(text, str):
+        whole, _, frac = text.partition(".")
+        if not frac or frac.isdigit():
+            try:
+                return int(whole + frac), len(frac)
+            except ValueError:
+                pass
+    return _slow_number(text, column)
+
+
+def _slow_number(text: Any, column: str) -> tuple[int, int]:
+    try:
+        if not isinstance(text, str):
+            raise InvalidOperation
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise RowProblem(column, f"{column} {text!r} is not a number") from None
+    exponent = value.as_tuple().exponent
+    if not value.is_finite() or not isinstance(exponent, int):
+        raise RowProblem(column, f"{column} {text!r} is not a number")
+    decimals = max(0, -exponent)
+    return decimal_to_scaled(value, decimals), decimals
+
+
+def _order_problem(epoch: int, previous: int) -> str:
+    if epoch == previous:
+        return f"duplicate timestamp {_iso(epoch)} (same as the previous row)"
+    return (
+        f"timestamp {_iso(epoch)} is earlier than the previous row's {_iso(previous)}; "
+        "rows must be in ascending time order"
+    )
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_timeframe(timestamps: Any, timeframe: str | None, source: str, table: RawTable) -> str:
+    """The given timeframe after checking no bars are closer than it, or the inferred one.
+
+    Inference uses the smallest spacing between bars: gaps (nights, weekends, outages) only ever
+    make spacings longer, so the smallest is the bar length.
+    """
+    if timeframe is None:
+        if len(timestamps) < 2:
+            raise DatasetError(file=source, problem="one bar only; pass the timeframe explicitly")
+        spacing = min(b - a for a, b in itertools.pairwise(timestamps))
+        inferred = timeframe_for_seconds(spacing)
+        if inferred is None:
+            raise DatasetError(
+                file=source,
+                problem=f"cannot infer the timeframe: the closest bars are {spacing} seconds "
+                f"apart, which is none of {', '.join(TIMEFRAMES)}; pass the timeframe explicitly",
+            )
+        return inferred
+    length = timeframe_seconds(timeframe)
+    for i in range(1, len(timestamps)):
+        if timestamps[i] - timestamps[i - 1] < length:
+            gap = timestamps[i] - timestamps[i - 1]
+            raise DatasetError(
+                file=source,
+                row=i + 1,
+                column="timestamp",
+                where=f"row {i + 1}" + ("" if table.headerless else " (not counting the header)"),
+                problem=f"bar is {gap} seconds after the previous one, "
+                f"less than one {timeframe} bar",
+            )
+    return timeframe

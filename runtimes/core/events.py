@@ -1,0 +1,63 @@
+"""Events the backtest engine emits, each stamped with simulated time.
+
+One batch = the candles of one timestamp, then the order, trade, position and account events
+that the fills at that timestamp produced. The shell turns these into WebSocket frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from runtimes.core.bars import Bar
+from runtimes.core.domain import Account, Fill, Order, Position
+from runtimes.core.exchange_accounting import PositionChange
+
+PositionEventKind = PositionChange
+
+
+class OrderEventKind(StrEnum):
+    ORDER_CREATED = "ORDER_CREATED"
+    ORDER_MODIFIED = "ORDER_MODIFIED"
+    ORDER_CANCELLED = "ORDER_CANCELLED"
+    ORDER_REJECTED = "ORDER_REJECTED"
+    ORDER_FILLED = "ORDER_FILLED"
+    ORDER_PARTIALLY_FILLED = "ORDER_PARTIALLY_FILLED"
+    ORDER_EXPIRED = "ORDER_EXPIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class CandleEvent:
+    bar: Bar
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    kind: OrderEventKind
+    order: Order
+    timestamp: datetime
+    parent_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeEvent:
+    fill: Fill
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PositionEvent:
+    kind: PositionChange
+    position: Position
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    account: Account
+    timestamp: datetime
+
+
+Event = CandleEvent | OrderEvent | TradeEvent | PositionEvent | AccountEvent

@@ -1,0 +1,374 @@
+"""Backtest results: equity points, round trips, drawdowns and performance metrics.
+
+Every statistic is computed in Decimal inside one fixed local context (28 digits, half-even), so
+results are identical on every machine; formulas and annualisation are in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import TypeVar
+
+from runtimes.core.timeframes import Calendar, periods_per_year, timeframe_seconds
+
+_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
+RATIO_PLACES = Decimal("0.000001")  # returns, ratios, fractions: 6 decimal places
+MONEY_PLACES = Decimal("0.00000001")  # averages of money: 8 decimal places
+SECONDS_PER_YEAR = Decimal(36525 * 864)  # Julian year, for CAGR over calendar time
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class EquityPoint:
+    """Account value at one time; `exposure` is the gross market value of open positions."""
+
+    timestamp: datetime
+    equity: Decimal
+    cash: Decimal
+    exposure: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """One closed trade: entry to exit of `quantity`, with gross and net (after fees) P&L."""
+
+    symbol: str
+    side: str  # "LONG" or "SHORT"
+    quantity: Decimal
+    entry_time: datetime
+    entry_price: Decimal
+    exit_time: datetime
+    exit_price: Decimal
+    gross_pnl: Decimal
+    fees: Decimal
+    net_pnl: Decimal
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Performance summary; None wherever a value is undefined (never NaN or infinity)."""
+
+    start: datetime | None
+    end: datetime | None
+    timeframe: str
+    calendar: str
+    periods_per_year: Decimal
+    risk_free_rate: Decimal
+    initial_equity: Decimal
+    final_equity: Decimal
+    total_return: Decimal | None
+    cagr: Decimal | None
+    annualised_volatility: Decimal | None
+    sharpe: Decimal | None
+    sortino: Decimal | None
+    max_drawdown: Decimal
+    max_drawdown_peak: datetime | None
+    max_drawdown_trough: datetime | None
+    max_drawdown_recovery: datetime | None
+    max_drawdown_duration_seconds: int | None
+    longest_drawdown_seconds: int | None
+    calmar: Decimal | None
+    number_of_trades: int
+    win_rate: Decimal | None
+    profit_factor: Decimal | None
+    expectancy: Decimal | None
+    average_trade_return: Decimal | None
+    average_win: Decimal | None
+    average_loss: Decimal | None
+    best_trade: Decimal | None
+    worst_trade: Decimal | None
+    exposure_time: Decimal | None
+    total_fees: Decimal
+
+    def as_dict(self) -> dict[str, str | int | None]:
+        """Plain values: Decimals as normalised strings, datetimes as ISO 8601 with Z."""
+        return {f.name: _render(getattr(self, f.name)) for f in fields(self)}
+
+
+def compute_metrics(
+    *,
+    equity_curve: Sequence[EquityPoint],
+    round_trips: Sequence[RoundTrip],
+    total_fees: Decimal,
+    timeframe: str,
+    risk_free_rate: Decimal = _ZERO,
+    initial_equity: Decimal | None = None,
+    calendar: Calendar | None = None,
+) -> Metrics:
+    """Metrics of one run. `initial_equity`, when given, is the value one bar before the first
+    point; else the first point is the start. `calendar` None picks "crypto" when any point falls
+    on a Saturday or Sunday (UTC), else "stocks". `risk_free_rate` is annual, simple.
+    """
+    with localcontext(_CONTEXT):
+        chosen = calendar or _guess_calendar(equity_curve)
+        ppy = periods_per_year(timeframe, chosen)
+        curve = _value_curve(equity_curve, initial_equity, timeframe_seconds(timeframe))
+        start_value = curve[0][1] if curve else (initial_equity or _ZERO)
+        final_value = curve[-1][1] if curve else start_value
+        risk = _risk_metrics(curve, ppy, risk_free_rate)
+        drawdown = _max_drawdown(curve)
+        cagr = _cagr(curve)
+        calmar = cagr / drawdown.depth if cagr is not None and drawdown.depth else None
+        trades = _trade_metrics(round_trips)
+        return Metrics(
+            start=equity_curve[0].timestamp if equity_curve else None,
+            end=equity_curve[-1].timestamp if equity_curve else None,
+            timeframe=timeframe,
+            calendar=chosen,
+            periods_per_year=ppy,
+            risk_free_rate=risk_free_rate,
+            initial_equity=start_value,
+            final_equity=final_value,
+            total_return=_ratio(final_value / start_value - 1) if start_value > 0 else None,
+            cagr=_ratio(cagr),
+            annualised_volatility=_ratio(risk[0]),
+            sharpe=_ratio(risk[1]),
+            sortino=_ratio(risk[2]),
+            max_drawdown=_ratio(drawdown.depth) or _ZERO,
+            max_drawdown_peak=drawdown.peak_time,
+            max_drawdown_trough=drawdown.trough_time,
+            max_drawdown_recovery=drawdown.recovery_time,
+            max_drawdown_duration_seconds=drawdown.duration_seconds,
+            longest_drawdown_seconds=drawdown.longest_seconds,
+            calmar=_ratio(calmar),
+            exposure_time=_exposure_time(equity_curve),
+            total_fees=total_fees,
+            number_of_trades=trades.number_of_trades,
+            win_rate=trades.win_rate,
+            profit_factor=trades.profit_factor,
+            expectancy=trades.expectancy,
+            average_trade_return=trades.average_trade_return,
+            average_win=trades.average_win,
+            average_loss=trades.average_loss,
+            best_trade=trades.best_trade,
+            worst_trade=trades.worst_trade,
+        )
+
+
+def drawdown_series(equity_curve: Sequence[EquityPoint]) -> list[tuple[datetime, Decimal]]:
+    """(time, drawdown) per point: equity / running peak - 1, so 0 at a peak and negative below
+    it (6 decimal places). Peaks at or below zero give 0 (a drawdown of nothing is undefined).
+    """
+    result: list[tuple[datetime, Decimal]] = []
+    with localcontext(_CONTEXT):
+        peak: Decimal | None = None
+        for point in equity_curve:
+            if peak is None or point.equity > peak:
+                peak = point.equity
+            depth = point.equity / peak - 1 if peak > 0 and point.equity < peak else _ZERO
+            result.append((point.timestamp, depth.quantize(RATIO_PLACES) if depth else _ZERO))
+    return result
+
+
+T = TypeVar("T")
+
+
+def downsample(
+    points: Sequence[T], max_points: int, *, value: Callable[[T], Decimal] | None = None
+) -> list[T]:
+    """At most `max_points` of `points` for display, keeping the first, the last, and the lowest
+    and highest point of each bucket in time order, so drawdowns and peaks stay visible.
+
+    `value` reads a point's level: default `.equity` for EquityPoint, `[1]` for pairs.
+    """
+    if max_points < 2:
+        raise ValueError("max_points must be at least 2")
+    if len(points) <= max_points:
+        return list(points)
+    level = value or _default_level
+    inner = points[1:-1]
+    buckets = max(1, (max_points - 2) // 2)
+    size = -(-len(inner) // buckets)  # ceiling division: every inner point is in a bucket
+    kept: list[T] = [points[0]]
+    for start in range(0, len(inner), size):
+        bucket = range(start, min(start + size, len(inner)))
+        low = min(bucket, key=lambda i: level(inner[i]))
+        high = max(bucket, key=lambda i: level(inner[i]))
+        kept.extend(inner[i] for i in sorted({low, high}))
+    kept.append(points[-1])
+    return kept
+
+
+# -- pieces --------------------------------------------------------------------------------------
+
+
+def _default_level(point: object) -> Decimal:
+    if isinstance(point, EquityPoint):
+        return point.equity
+    if isinstance(point, tuple) and isinstance(point[1], Decimal):
+        return point[1]
+    raise TypeError("pass value= to read the level of these points")
+
+
+def _guess_calendar(equity_curve: Sequence[EquityPoint]) -> Calendar:
+    weekend = any(p.timestamp.weekday() >= 5 for p in equity_curve)
+    return "crypto" if weekend else "stocks"
+
+
+def _value_curve(
+    equity_curve: Sequence[EquityPoint], initial_equity: Decimal | None, bar_seconds: int
+) -> list[tuple[datetime, Decimal]]:
+    curve = [(p.timestamp, p.equity) for p in equity_curve]
+    if initial_equity is not None and curve:
+        curve.insert(0, (curve[0][0] - timedelta(seconds=bar_seconds), initial_equity))
+    return curve
+
+
+def _returns(curve: list[tuple[datetime, Decimal]]) -> list[Decimal] | None:
+    """Simple per-period returns, or None when a value at or below zero makes them undefined."""
+    values = [v for _, v in curve]
+    if any(v <= 0 for v in values[:-1]):
+        return None
+    return [b / a - 1 for a, b in itertools.pairwise(values)]
+
+
+def _risk_metrics(
+    curve: list[tuple[datetime, Decimal]], ppy: Decimal, risk_free_rate: Decimal
+) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """(annualised volatility, Sharpe, Sortino) of the per-period returns."""
+    returns = _returns(curve)
+    if returns is None or len(returns) < 2:
+        return None, None, None
+    n = Decimal(len(returns))
+    mean = sum(returns, _ZERO) / n
+    variance = sum(((r - mean) ** 2 for r in returns), _ZERO) / (n - 1)
+    stdev = variance.sqrt()
+    excess = mean - risk_free_rate / ppy
+    root = ppy.sqrt()
+    sharpe = excess / stdev * root if stdev else None
+    threshold = risk_free_rate / ppy
+    downside = sum((min(_ZERO, r - threshold) ** 2 for r in returns), _ZERO) / n
+    sortino = excess / downside.sqrt() * root if downside else None
+    return stdev * root, sharpe, sortino
+
+
+def _cagr(curve: list[tuple[datetime, Decimal]]) -> Decimal | None:
+    if len(curve) < 2 or curve[0][1] <= 0:
+        return None
+    years = Decimal((curve[-1][0] - curve[0][0]).total_seconds()) / SECONDS_PER_YEAR
+    growth = curve[-1][1] / curve[0][1]
+    if years <= 0 or growth < 0:
+        return None
+    if growth == 0:
+        return Decimal(-1)
+    try:
+        return growth ** (1 / years) - 1
+    except ArithmeticError:  # minutes of data annualised can exceed any representable number
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Drawdown:
+    depth: Decimal  # magnitude of the deepest fall from a running peak, as a fraction
+    peak_time: datetime | None
+    trough_time: datetime | None
+    recovery_time: datetime | None
+    duration_seconds: int | None  # peak to recovery, or to the last point if not recovered
+    longest_seconds: int | None  # longest stretch below a previous peak
+
+
+def _max_drawdown(curve: list[tuple[datetime, Decimal]]) -> _Drawdown:
+    if not curve:
+        return _Drawdown(_ZERO, None, None, None, None, None)
+    peak_time, peak = curve[0]
+    depth, best = _ZERO, (curve[0][0], curve[0][0])
+    longest, underwater = 0, False
+    for moment, value in curve:
+        if value >= peak:
+            if underwater:
+                longest = max(longest, int((moment - peak_time).total_seconds()))
+            peak_time, peak, underwater = moment, value, False
+            continue
+        underwater = True
+        if peak > 0 and 1 - value / peak > depth:
+            depth, best = 1 - value / peak, (peak_time, moment)
+    if underwater:
+        longest = max(longest, int((curve[-1][0] - peak_time).total_seconds()))
+    if not depth:
+        return _Drawdown(_ZERO, None, None, None, 0, longest)
+    recovery = _recovery_time(curve, best)
+    end = recovery or curve[-1][0]
+    duration = int((end - best[0]).total_seconds())
+    return _Drawdown(depth, best[0], best[1], recovery, duration, longest)
+
+
+def _recovery_time(
+    curve: list[tuple[datetime, Decimal]], peak_and_trough: tuple[datetime, datetime]
+) -> datetime | None:
+    peak_time, trough_time = peak_and_trough
+    peak_value = next(v for t, v in curve if t == peak_time)
+    return next((t for t, v in curve if t > trough_time and v >= peak_value), None)
+
+
+@dataclass(frozen=True, slots=True)
+class _TradeStats:
+    number_of_trades: int
+    win_rate: Decimal | None
+    profit_factor: Decimal | None
+    expectancy: Decimal | None
+    average_trade_return: Decimal | None
+    average_win: Decimal | None
+    average_loss: Decimal | None
+    best_trade: Decimal | None
+    worst_trade: Decimal | None
+
+
+def _trade_metrics(round_trips: Sequence[RoundTrip]) -> _TradeStats:
+    pnls = [t.net_pnl for t in round_trips]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    count = len(pnls)
+    trade_returns = [
+        t.net_pnl / (t.entry_price * t.quantity) for t in round_trips if t.entry_price * t.quantity
+    ]
+    return _TradeStats(
+        number_of_trades=count,
+        win_rate=_ratio(Decimal(len(wins)) / count) if count else None,
+        profit_factor=_ratio(sum(wins, _ZERO) / -sum(losses, _ZERO)) if losses else None,
+        expectancy=_money(sum(pnls, _ZERO) / count) if count else None,
+        average_trade_return=_ratio(_mean(trade_returns)),
+        average_win=_money(_mean(wins)),
+        average_loss=_money(_mean(losses)),
+        best_trade=max(pnls) if pnls else None,
+        worst_trade=min(pnls) if pnls else None,
+    )
+
+
+def _exposure_time(equity_curve: Sequence[EquityPoint]) -> Decimal | None:
+    if not equity_curve:
+        return None
+    exposed = sum(1 for p in equity_curve if p.exposure != 0)
+    return _ratio(Decimal(exposed) / len(equity_curve))
+
+
+def _mean(values: Sequence[Decimal]) -> Decimal | None:
+    return sum(values, _ZERO) / len(values) if values else None
+
+
+def _ratio(value: Decimal | None) -> Decimal | None:
+    """Rounded to RATIO_PLACES; None when too large to show at that precision (a CAGR of a
+    few profitable minutes annualised), which is as undefined as a division by zero."""
+    if value is None:
+        return None
+    try:
+        return value.quantize(RATIO_PLACES)
+    except ArithmeticError:
+        return None
+
+
+def _money(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(MONEY_PLACES)
+
+
+def _render(value: object) -> str | int | None:
+    if value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, Decimal):
+        return "0" if value == 0 else format(value.normalize(_CONTEXT), "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)

@@ -1,0 +1,91 @@
+"""Bar timeframes of the protocol: names, lengths in seconds, UTC bucket alignment, annualisation.
+
+Every timeframe is a whole number of seconds. Buckets are aligned to the Unix epoch in UTC, except
+weeks, which start on Monday 00:00 UTC (the epoch itself fell on a Thursday).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Final, Literal
+
+Calendar = Literal["crypto", "stocks"]
+
+MINUTE: Final = 60
+HOUR: Final = 60 * MINUTE
+DAY: Final = 24 * HOUR
+WEEK: Final = 7 * DAY
+
+TIMEFRAME_SECONDS: Final[dict[str, int]] = {
+    "1m": MINUTE,
+    "2m": 2 * MINUTE,
+    "5m": 5 * MINUTE,
+    "10m": 10 * MINUTE,
+    "15m": 15 * MINUTE,
+    "30m": 30 * MINUTE,
+    "1h": HOUR,
+    "2h": 2 * HOUR,
+    "4h": 4 * HOUR,
+    "12h": 12 * HOUR,
+    "1d": DAY,
+    "1w": WEEK,
+}
+TIMEFRAMES: Final[tuple[str, ...]] = tuple(TIMEFRAME_SECONDS)
+
+# Monday 1970-01-05T00:00:00Z: the origin of weekly buckets.
+WEEK_ORIGIN: Final = 4 * DAY
+
+# Annualisation constants (see docs/metrics.md). Crypto trades around the clock every day of a
+# 365-day year; US stocks trade 252 days a year, 6.5 regular-session hours a day.
+CRYPTO_SECONDS_PER_YEAR: Final = 365 * DAY
+STOCK_TRADING_DAYS: Final = 252
+STOCK_SESSION_SECONDS: Final = 6 * HOUR + 30 * MINUTE
+
+
+class TimeframeError(ValueError):
+    """An unknown timeframe name, or a timeframe that does not fit the operation."""
+
+
+def parse_timeframe(name: str) -> str:
+    """Return `name` when it is a protocol timeframe; raise TimeframeError naming the valid ones."""
+    if name not in TIMEFRAME_SECONDS:
+        raise TimeframeError(f"unknown timeframe {name!r}; expected one of {', '.join(TIMEFRAMES)}")
+    return name
+
+
+def timeframe_seconds(name: str) -> int:
+    """Length of one bar of timeframe `name` in seconds; TimeframeError when unknown."""
+    return TIMEFRAME_SECONDS[parse_timeframe(name)]
+
+
+def timeframe_for_seconds(seconds: int) -> str | None:
+    """The timeframe whose bars last exactly `seconds`, or None when there is none."""
+    for name, length in TIMEFRAME_SECONDS.items():
+        if length == seconds:
+            return name
+    return None
+
+
+def bucket_start(epoch_seconds: int, timeframe: str) -> int:
+    """Open time (epoch seconds) of the `timeframe` bucket that contains `epoch_seconds`."""
+    length = timeframe_seconds(timeframe)
+    origin = WEEK_ORIGIN if length == WEEK else 0
+    return epoch_seconds - (epoch_seconds - origin) % length
+
+
+def periods_per_year(timeframe: str, calendar: Calendar) -> Decimal:
+    """How many bars of `timeframe` make one year on `calendar`, for annualising statistics.
+
+    crypto: 365 days of 24 hours. stocks: 252 trading days; a daily bar is one trading day, a
+    weekly bar one of 52 weeks, and an intraday bar a share of a 6.5-hour session (1m: 98,280).
+    """
+    length = timeframe_seconds(timeframe)
+    if calendar == "crypto":
+        return Decimal(CRYPTO_SECONDS_PER_YEAR) / Decimal(length)
+    if calendar == "stocks":
+        if length == WEEK:
+            return Decimal(52)
+        if length >= DAY:
+            return Decimal(STOCK_TRADING_DAYS)
+        return Decimal(STOCK_TRADING_DAYS * STOCK_SESSION_SECONDS) / Decimal(length)
+    raise TimeframeError(f"unknown calendar {calendar!r}; expected 'crypto' or 'stocks'")

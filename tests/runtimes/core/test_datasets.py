@@ -1,0 +1,383 @@
+"""Importing OHLCV files in every supported shape, rejecting bad data, and resampling."""
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtimes.core.bars import Bar, BarSeries
+from runtimes.core.datasets import (
+    DatasetError,
+    load_bar_series,
+    load_market_data,
+    parse_bar_series,
+    resample,
+)
+from runtimes.core.timeframes import TimeframeError
+from tests.shared_data import SHARED_DATA
+
+DATA = SHARED_DATA
+D = Decimal
+HEADER = "timestamp,open,high,low,close,volume\n"
+FIRST = Bar(
+    "BTCUSDT",
+    "1m",
+    datetime(2021, 4, 2, tzinfo=UTC),
+    D("58720.45"),
+    D("58840.43"),
+    D("58720.44"),
+    D("58760.34"),
+    D("61.685675"),
+)
+SECOND_CLOSE = D("58750.01")
+
+
+def parse(text: str, name: str = "BTCUSDT.csv", **kwargs: object) -> BarSeries:
+    return parse_bar_series(text.encode(), filename=name, symbol="BTCUSDT", **kwargs)  # type: ignore[arg-type]
+
+
+def rejected(text: str, name: str = "BTCUSDT.csv", **kwargs: object) -> DatasetError:
+    result = None
+    with pytest.raises(DatasetError) as caught:
+        result = parse(text, name, **kwargs)
+    assert result is None  # nothing half-imported
+    return caught.value
+
+
+# -- formats -------------------------------------------------------------------------------------
+
+TWO_ROWS = (
+    "2021-04-02T00:00:00Z,58720.45,58840.43,58720.44,58760.34,61.685675\n"
+    "2021-04-02T00:01:00Z,58760.34,58820.97,58739.28,58750.01,25.392093\n"
+)
+
+
+def assert_first_two_btc_bars(series: BarSeries) -> None:
+    assert (len(series), series.timeframe) == (2, "1m")
+    assert series.bar(0) == FIRST
+    assert series.close_at(1) == SECOND_CLOSE
+
+
+def test_iso_header_csv():
+    assert_first_two_btc_bars(parse(HEADER + TWO_ROWS))
+
+
+def test_unix_seconds_and_milliseconds_are_detected_by_size():
+    seconds = HEADER + TWO_ROWS.replace("2021-04-02T00:00:00Z", "1617321600").replace(
+        "2021-04-02T00:01:00Z", "1617321660"
+    )
+    assert_first_two_btc_bars(parse(seconds))
+    millis = seconds.replace("1617321600", "1617321600000").replace("1617321660", "1617321660000")
+    assert_first_two_btc_bars(parse(millis))
+
+
+def test_separate_date_and_time_columns_with_offsets():
+    text = (
+        "Date,Time,Open,High,Low,Close,Volume\n"
+        "2021-04-02,00:00:00+00:00,58720.45,58840.43,58720.44,58760.34,61.685675\n"
+        "2021-04-02,02:01:00+02:00,58760.34,58820.97,58739.28,58750.01,25.392093\n"
+    )
+    assert_first_two_btc_bars(parse(text))
+
+
+def test_date_only_column_is_utc_midnight():
+    series = parse_bar_series(
+        b"date,open,high,low,close,volume\n2013-02-08,1,2,1,2,5\n2013-02-11,2,2,1,1,6\n"
+        b"2013-02-12,1,1,1,1,0\n",
+        filename="AAPL.csv",
+        symbol="AAPL",
+    )
+    assert series.timeframe == "1d"  # a weekend apart, but the smallest spacing would be 1 day
+    assert series.bar(1).timestamp == datetime(2013, 2, 11, tzinfo=UTC)
+
+
+BINANCE_ROWS = [
+    [
+        1617321600000,
+        "58720.45",
+        "58840.43",
+        "58720.44",
+        "58760.34",
+        "61.685675",
+        1617321659999,
+        "3627150.3",
+        1512,
+        "30.5",
+        "1794000.1",
+        "0",
+    ],
+    [
+        1617321660000,
+        "58760.34",
+        "58820.97",
+        "58739.28",
+        "58750.01",
+        "25.392093",
+        1617321719999,
+        "1492000.2",
+        900,
+        "12.1",
+        "711000.3",
+        "0",
+    ],
+]
+
+
+def test_binance_kline_csv_without_header():
+    text = "\n".join(",".join(str(v) for v in row) for row in BINANCE_ROWS) + "\n"
+    assert_first_two_btc_bars(parse(text, "BTCUSDT-1m-2021-04.csv"))
+
+
+def test_binance_kline_json_arrays():
+    assert_first_two_btc_bars(parse(json.dumps(BINANCE_ROWS), "klines.json"))
+
+
+def test_freqtrade_json_numbers_are_read_exactly():
+    text = (
+        "[[1617321600000,58720.45,58840.43,58720.44,58760.34,61.685675],"
+        "[1617321660000,58760.34,58820.97,58739.28,58750.01,25.392093]]"
+    )
+    assert_first_two_btc_bars(parse(text, "BTC_USDT-1m.json"))
+
+
+def test_parquet_with_float_prices_and_utc_timestamps(tmp_path):
+    table = pa.table(
+        {
+            "timestamp": pa.array(
+                [datetime(2021, 4, 2, 0, 0, tzinfo=UTC), datetime(2021, 4, 2, 0, 1, tzinfo=UTC)],
+                type=pa.timestamp("ms", tz="UTC"),
+            ),
+            "open": [58720.45, 58760.34],
+            "high": [58840.43, 58820.97],
+            "low": [58720.44, 58739.28],
+            "close": [58760.34, 58750.01],
+            "volume": [61.685675, 25.392093],
+        }
+    )
+    path = tmp_path / "btc.parquet"
+    pq.write_table(table, path)
+    assert_first_two_btc_bars(load_bar_series(path, symbol="BTCUSDT"))
+
+
+def test_parquet_with_naive_timestamps_is_rejected(tmp_path):
+    table = pa.table(
+        {
+            "timestamp": pa.array([datetime(2021, 4, 2)], type=pa.timestamp("s")),
+            **{name: [1.0] for name in ("open", "high", "low", "close", "volume")},
+        }
+    )
+    pq.write_table(table, tmp_path / "naive.parquet")
+    with pytest.raises(DatasetError) as caught:
+        load_bar_series(tmp_path / "naive.parquet", symbol="X", timeframe="1d")
+    assert str(caught.value) == (
+        "naive.parquet: timestamp column has no time zone; store it as UTC (timestamp with tz) "
+        "or pass assume_utc=True"
+    )
+
+
+# -- bad data ------------------------------------------------------------------------------------
+
+
+def test_high_below_low_names_file_row_and_values():
+    error = rejected(HEADER + TWO_ROWS + "2021-04-02T00:02:00Z,101,100.5,101,101,1\n")
+    assert str(error) == (
+        "BTCUSDT.csv row 3 (not counting the header; line 4): high 100.5 is below low 101"
+    )
+    assert (error.file, error.row, error.column) == ("BTCUSDT.csv", 3, "high")
+
+
+def test_open_or_close_outside_the_high_low_range():
+    error = rejected(HEADER + "2021-04-02T00:00:00Z,102,101.5,100,101,1\n", timeframe="1m")
+    assert error.problem == "open 102 is above high 101.5"
+    error = rejected(HEADER + "2021-04-02T00:00:00Z,100,101.5,100,99,1\n", timeframe="1m")
+    assert error.problem == "close 99 is below low 100"
+
+
+def test_negative_volume():
+    error = rejected(HEADER + "2021-04-02T00:00:00Z,1,1,1,1,-0.5\n", timeframe="1m")
+    assert (
+        str(error) == "BTCUSDT.csv row 1 (not counting the header; line 2): volume -0.5 is negative"
+    )
+
+
+def test_duplicate_and_unsorted_timestamps():
+    duplicate = HEADER + TWO_ROWS + "2021-04-02T00:01:00Z,1,1,1,1,1\n"
+    assert rejected(duplicate).problem == (
+        "duplicate timestamp 2021-04-02T00:01:00Z (same as the previous row)"
+    )
+    unsorted = HEADER + TWO_ROWS + "2021-04-02T00:00:30Z,1,1,1,1,1\n"
+    error = rejected(unsorted)
+    assert error.row == 3
+    assert error.problem == (
+        "timestamp 2021-04-02T00:00:30Z is earlier than the previous row's 2021-04-02T00:01:00Z; "
+        "rows must be in ascending time order"
+    )
+
+
+def test_missing_columns_are_listed_with_what_was_found():
+    error = rejected("timestamp,open,low,close\n2021-04-02T00:00:00Z,1,1,1\n")
+    assert str(error) == (
+        "BTCUSDT.csv: missing columns high, volume (found: timestamp, open, low, close)"
+    )
+    assert error.row is None
+
+
+def test_naive_and_mixed_time_zones():
+    naive = HEADER + "2021-04-02 00:00:00,1,1,1,1,1\n"
+    assert rejected(naive, timeframe="1m").problem == (
+        "timestamp '2021-04-02 00:00:00' has no time zone; write UTC times with a Z "
+        "(2021-04-02T00:00:00Z) or an offset, or pass assume_utc=True"
+    )
+    assert len(parse(naive, timeframe="1m", assume_utc=True)) == 1
+    mixed = HEADER + "2021-04-02T00:00:00Z,1,1,1,1,1\n2021-04-02 00:01:00,1,1,1,1,1\n"
+    error = rejected(mixed, assume_utc=True)
+    assert str(error) == (
+        "BTCUSDT.csv row 2 (not counting the header; line 3): mixed time zones: "
+        "timestamp '2021-04-02 00:01:00' has no time zone but row 1 has one"
+    )
+
+
+def test_empty_and_non_numeric_values():
+    assert rejected(HEADER + "2021-04-02T00:00:00Z,1,,1,1,1\n", timeframe="1m").problem == (
+        "high is empty"
+    )
+    assert rejected(HEADER + "2021-04-02T00:00:00Z,1,1,1,abc,1\n", timeframe="1m").problem == (
+        "close 'abc' is not a number"
+    )
+    assert rejected(HEADER + "2021-04-02T00:00:00Z,1,1,1,1\n", timeframe="1m").problem == (
+        "expected at least 6 fields, found 5"
+    )
+    assert rejected(HEADER).problem == "no data rows"
+
+
+def test_bad_row_deep_in_a_real_file_rejects_the_whole_file(tmp_path):
+    lines = (DATA / "crypto-1m/BTCUSDT.csv").read_text().splitlines()
+    lines[50_001] = lines[50_001].replace(lines[50_001].split(",")[5], "-1")
+    bad = tmp_path / "BTCUSDT.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as caught:
+        load_bar_series(bad, symbol="BTCUSDT")
+    assert str(caught.value) == (
+        "BTCUSDT.csv row 50001 (not counting the header; line 50002): volume -1 is negative"
+    )
+
+
+def test_timeframe_smaller_than_bar_spacing_is_rejected():
+    error = rejected(HEADER + TWO_ROWS, timeframe="1h")
+    assert str(error) == (
+        "BTCUSDT.csv row 2 (not counting the header): "
+        "bar is 60 seconds after the previous one, less than one 1h bar"
+    )
+
+
+# -- real files and resampling -------------------------------------------------------------------
+
+
+def test_readme_row_counts_of_real_files():
+    expected = {
+        "stocks-daily/ORCL.csv": (1257, "1d", datetime(2013, 2, 8, tzinfo=UTC)),
+        "stocks-daily/SPY.csv": (5241, "1d", datetime(1999, 11, 1, tzinfo=UTC)),
+        "stocks-1m/SPY.csv": (31_757, "1m", datetime(2011, 1, 3, 9, 0, tzinfo=UTC)),
+        "stocks-1m/AAPL.csv": (1167, "1m", datetime(2021, 8, 23, 13, 30, tzinfo=UTC)),
+    }
+    for name, (rows, timeframe, first) in expected.items():
+        series = load_bar_series(DATA / name, symbol=Path(name).stem)
+        assert (len(series), series.timeframe, series.bar(0).timestamp) == (rows, timeframe, first)
+
+
+def test_load_market_data_aligns_files():
+    market = load_market_data(
+        {"AAPL": DATA / "stocks-1m/AAPL.csv", "MSFT": DATA / "stocks-1m/MSFT.csv"}
+    )
+    assert market.symbols == ("AAPL", "MSFT")
+    assert len(market.timeline()) == 1167
+
+
+@pytest.fixture(scope="module")
+def btc() -> BarSeries:
+    return load_bar_series(DATA / "crypto-1m/BTCUSDT.csv", symbol="BTCUSDT")
+
+
+def test_resample_real_minutes_to_five_minutes(btc):
+    five = resample(btc, "5m")
+    first_five = [btc.bar(i) for i in range(5)]
+    assert five.bar(0) == Bar(
+        "BTCUSDT",
+        "5m",
+        first_five[0].timestamp,
+        first_five[0].open,
+        max(b.high for b in first_five),
+        min(b.low for b in first_five),
+        first_five[-1].close,
+        sum((b.volume for b in first_five), D(0)),
+    )
+    assert (five.open_at(0), five.close_at(0)) == (D("58720.45"), btc.close_at(4))
+
+
+def test_resample_real_minutes_to_hours_keeps_partial_buckets_around_gaps(btc):
+    hours = resample(btc, "1h")
+    hour = [btc.bar(i) for i in range(60)]
+    assert hours.bar(0).high == max(b.high for b in hour)
+    assert hours.bar(0).volume == sum((b.volume for b in hour), D(0))
+    # Exchange gap 2021-04-20 02:00-04:29: the 04:00 hour has only its last 30 minutes.
+    four = hours.index_at(int(datetime(2021, 4, 20, 4, tzinfo=UTC).timestamp()))
+    start = btc.index_at(int(datetime(2021, 4, 20, 4, 30, tzinfo=UTC).timestamp()))
+    assert hours.bar(four).open == btc.open_at(start)
+    assert hours.index_at(int(datetime(2021, 4, 20, 3, tzinfo=UTC).timestamp())) == -1
+    assert sum(hours.volume_at(i) for i in range(len(hours))) == sum(
+        btc.volume_at(i) for i in range(len(btc))
+    )
+
+
+def test_resample_refuses_smaller_or_non_multiple_timeframes(btc):
+    with pytest.raises(TimeframeError) as caught:
+        resample(resample(btc, "2m"), "5m")
+    assert str(caught.value) == (
+        "cannot resample 2m bars to 5m: the target must be a larger whole multiple of 2m"
+    )
+    with pytest.raises(TimeframeError):
+        resample(resample(btc, "1h"), "1m")
+
+
+prices = st.integers(min_value=1, max_value=10**6)
+
+
+@st.composite
+def minute_bars(draw: st.DrawFn) -> list[Bar]:
+    count = draw(st.integers(min_value=1, max_value=60))
+    offsets = sorted(draw(st.sets(st.integers(0, 600), min_size=count, max_size=count)))
+    bars = []
+    for offset in offsets:
+        a, b, c, d = (draw(prices) for _ in range(4))
+        low, high = min(a, b, c, d), max(a, b, c, d)
+        bars.append(
+            Bar(
+                "X",
+                "1m",
+                datetime.fromtimestamp(1617321600 + 60 * offset, UTC),
+                D(b).scaleb(-2),
+                D(high).scaleb(-2),
+                D(low).scaleb(-2),
+                D(c).scaleb(-2),
+                D(draw(st.integers(0, 10**9))).scaleb(-3),
+            )
+        )
+    return bars
+
+
+@settings(max_examples=60, deadline=None)
+@given(minute_bars(), st.sampled_from(["2m", "5m", "15m", "1h", "1d"]))
+def test_resample_preserves_volume_and_extremes(bars, timeframe):
+    series = BarSeries.from_bars(bars)
+    coarse = resample(series, timeframe)
+    assert sum(coarse.volume_at(i) for i in range(len(coarse))) == sum(b.volume for b in bars)
+    assert max(coarse.high_at(i) for i in range(len(coarse))) == max(b.high for b in bars)
+    assert min(coarse.low_at(i) for i in range(len(coarse))) == min(b.low for b in bars)
+    assert coarse.open_at(0) == bars[0].open
+    assert coarse.close_at(len(coarse) - 1) == bars[-1].close
