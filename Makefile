@@ -18,7 +18,7 @@ venv: $(STAMP)
 
 run: venv
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py bootstrap_demo
+	$(PY) manage.py bootstrap_demo --url http://$(HOST):$(PORT)
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 test: venv

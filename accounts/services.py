@@ -97,7 +97,7 @@ def ensure_demo_account(*, email: str, password: str) -> tuple[User, Workspace]:
             user.save(update_fields=["password"])
         workspace = Workspace.objects.for_user(user).filter(personal=True).first()
         if workspace is None:
-            workspace = _new_workspace(owner=user, name="Personal", personal=True)
+            workspace = _new_workspace(owner=user, name="Demo", personal=True)
     return user, workspace
 
 

@@ -23,6 +23,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PARITY_MODE = env.choice("PARITY_MODE", ("development", "production"), "development")
 PRODUCTION = PARITY_MODE == "production"
 DATA_DIR = Path(env.str("PARITY_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+# Real historical data (demo workspace, tests, benchmarks): ../shared/data beside the clone.
+SHARED_DATA_DIR = Path(env.str("PARITY_SHARED_DATA", str(BASE_DIR.parent / "shared" / "data")))
 VERSION = "0.1.0"
 GIT_SHA = env.str("GIT_SHA", "unknown")
 
@@ -110,8 +112,6 @@ else:
             },
         }
     }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("TEST", {"NAME": env.str("PARITY_TEST_SQLITE", "") or None})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:

@@ -18,10 +18,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--email", default=DEMO_EMAIL)
         parser.add_argument("--password", default=DEMO_PASSWORD)
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000", help="where the platform is served"
+        )
 
-    def handle(self, *args: Any, email: str, password: str, **options: Any) -> None:
+    def handle(self, *args: Any, email: str, password: str, url: str, **options: Any) -> None:
         user, workspace = ensure_demo_account(email=email, password=password)
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo workspace '{workspace.name}' ready. Log in at http://127.0.0.1:8000/login "
-            f"as {user.email} with password {password}"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo workspace '{workspace.name}' ready. Log in at {url.rstrip('/')}/login/ "
+                f"as {user.email} with password {password}"
+            )
+        )
