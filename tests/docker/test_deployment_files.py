@@ -56,11 +56,18 @@ def test_every_program_an_entry_point_starts_is_installed() -> None:
 
 def test_the_celery_entry_points_resolve_their_app_and_scheduler() -> None:
     result = subprocess.run(
-        [sys.executable, "-c",
-         "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','config.settings');"
-         "django.setup(); from config.celery import app;"
-         "from django_celery_beat.schedulers import DatabaseScheduler; print(app.main)"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','config.settings');"
+            "django.setup(); from config.celery import app;"
+            "from django_celery_beat.schedulers import DatabaseScheduler; print(app.main)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.stdout.strip() == "parity", result.stderr
 
 

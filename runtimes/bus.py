@@ -1,0 +1,203 @@
+"""The session bus between the web tier (Channels sockets, DRF views) and a session's host.
+
+Web -> host: messages (dicts of JSON values: attach, ack, detach, notice, command, cancel) that the
+host drains from its inbox. Host -> web: frame texts for one socket, a close request, and the reply
+of a command. Everything crossing the bus is JSON-able so that a Redis backend can carry it; the
+in-process backend (embedded topology) hands objects across threads without copying.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+JsonDict = dict[str, Any]
+
+# What a socket registers to receive host output: called from the host thread, so it must only
+# hand over (e.g. `loop.call_soon_threadsafe`). `texts` are frames; `close_code` asks to close.
+FrameSink = Callable[[list[str], int | None], None]
+
+
+class BusUnavailable(Exception):
+    """No host answered in time: the session is not running (503 to the client)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A command's answer: HTTP status and JSON body (a model, a list, or an error envelope)."""
+
+    status: int
+    body: Any
+
+
+class HostEndpoint(Protocol):
+    """The host's side of one session's bus."""
+
+    def receive(self, timeout: float) -> JsonDict | None:
+        """The next web -> host message, or None after `timeout` seconds."""
+
+    def send(self, connection_id: str, texts: list[str]) -> None:
+        """Frames for one socket, in order."""
+
+    def close_connection(self, connection_id: str, code: int) -> None: ...
+
+    def reply(self, request_id: str, reply: Reply) -> None: ...
+
+    def close(self) -> None:
+        """The host is gone: fail pending commands, forget the session."""
+
+
+class SessionBus(Protocol):
+    """The web side, plus `host()` for the worker that runs the session."""
+
+    def host(self, session_id: str) -> HostEndpoint: ...
+
+    def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None) -> str:
+        """Register a socket and tell the host (attach); returns the connection id."""
+
+    def post(self, session_id: str, message: JsonDict) -> None:
+        """Fire-and-forget web -> host message (ack, detach, notice, cancel)."""
+
+    def request(self, session_id: str, command: JsonDict, *, timeout: float) -> Reply:
+        """Run a command in the host and wait for its reply. Raises BusUnavailable."""
+
+
+@dataclass
+class _Mailbox:
+    inbox: queue.SimpleQueue[JsonDict] = field(default_factory=queue.SimpleQueue)
+    sinks: dict[str, FrameSink] = field(default_factory=dict)
+    pending: dict[str, Future[Reply]] = field(default_factory=dict)
+    hosted: bool = False
+    closed: bool = False
+
+
+class InProcessBus:
+    """One process, many threads: daphne's event loop on one side, Celery worker threads on the
+    other. Mailboxes are created by whichever side comes first, so a socket may connect before the
+    worker has picked the session up; its attach waits in the inbox."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._mailboxes: dict[str, _Mailbox] = {}
+        self._ids = itertools.count(1)
+
+    def _mailbox(self, session_id: str, *, create: bool = True) -> _Mailbox | None:
+        with self._lock:
+            box = self._mailboxes.get(session_id)
+            if box is None and create:
+                box = self._mailboxes[session_id] = _Mailbox()
+            return box
+
+    def _next_id(self, prefix: str) -> str:
+        with self._lock:
+            return f"{prefix}-{next(self._ids)}"
+
+    # -- host side ------------------------------------------------------------------------------
+
+    def host(self, session_id: str) -> _InProcessHost:
+        box = self._mailbox(session_id)
+        assert box is not None
+        box.hosted = True
+        return _InProcessHost(self, session_id, box)
+
+    def _forget(self, session_id: str, box: _Mailbox) -> None:
+        with self._lock:
+            if self._mailboxes.get(session_id) is box:
+                del self._mailboxes[session_id]
+
+    # -- web side -------------------------------------------------------------------------------
+
+    def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None) -> str:
+        connection_id = self._next_id("conn")
+        box = self._mailbox(session_id)
+        assert box is not None
+        box.sinks[connection_id] = sink
+        box.inbox.put(
+            {"kind": "attach", "connection": connection_id, "last_event_id": last_event_id}
+        )
+        return connection_id
+
+    def post(self, session_id: str, message: JsonDict) -> None:
+        # Messages for a session nobody hosts any more are dropped rather than queued for ever.
+        box = self._mailbox(session_id, create=False)
+        if box is None:
+            return
+        if message.get("kind") == "detach":
+            box.sinks.pop(message["connection"], None)
+        box.inbox.put(message)
+
+    def request(self, session_id: str, command: JsonDict, *, timeout: float) -> Reply:
+        box = self._mailbox(session_id)
+        assert box is not None
+        request_id = self._next_id("req")
+        future: Future[Reply] = Future()
+        box.pending[request_id] = future
+        box.inbox.put({"kind": "command", "request": request_id, **command})
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            if not box.hosted and not box.sinks:
+                self._forget(session_id, box)  # nobody will ever drain it
+            raise BusUnavailable("the session did not answer in time") from None
+        finally:
+            box.pending.pop(request_id, None)
+
+
+class _InProcessHost:
+    def __init__(self, bus: InProcessBus, session_id: str, box: _Mailbox) -> None:
+        self._bus, self._session_id, self._box = bus, session_id, box
+
+    def receive(self, timeout: float) -> JsonDict | None:
+        try:
+            return self._box.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def send(self, connection_id: str, texts: list[str]) -> None:
+        sink = self._box.sinks.get(connection_id)
+        if sink is not None and texts:
+            sink(texts, None)
+
+    def close_connection(self, connection_id: str, code: int) -> None:
+        sink = self._box.sinks.pop(connection_id, None)
+        if sink is not None:
+            sink([], code)
+
+    def reply(self, request_id: str, reply: Reply) -> None:
+        future = self._box.pending.get(request_id)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def close(self) -> None:
+        self._box.closed = True
+        self._bus._forget(self._session_id, self._box)
+        for future in list(self._box.pending.values()):
+            if not future.done():
+                future.set_exception(BusUnavailable("the session has ended"))
+
+
+_bus: SessionBus | None = None
+_bus_lock = threading.Lock()
+
+
+def get_bus() -> SessionBus:
+    """The process's bus: Redis when REDIS_URL is set (distributed topology: web and workers in
+    different processes), else in-process (embedded topology)."""
+    global _bus
+    with _bus_lock:
+        if _bus is None:
+            from django.conf import settings
+
+            if settings.REDIS_URL:
+                from runtimes.bus_redis import RedisBus
+
+                _bus = RedisBus(settings.REDIS_URL)
+            else:
+                _bus = InProcessBus()
+        return _bus

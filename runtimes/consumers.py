@@ -1,0 +1,119 @@
+"""The strategy's WebSocket (`/sessions/{id}/v1/ws`): relays frames between socket and bus.
+
+Authenticates from the upgrade headers before accepting (a refusal closes before accept, which
+daphne answers with 403: final for the SDK). No Origin check: the SDK sends none and the key is
+the credential. Decides nothing: acks and bad frames go to the host, frames come back in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from accounts import keys
+from accounts.services import authenticate_api_key
+from runtimes.bus import get_bus
+from runtimes.core.errors import TradingError
+from runtimes.core.wire_parse import (
+    EventAck,
+    InvalidMessage,
+    parse_client_message,
+    parse_last_event_id,
+)
+from runtimes.models import LIVE_STATES
+from runtimes.trading_views import find_session, key_may_trade
+
+
+def header_key(headers: dict[bytes, bytes]) -> str | None:
+    """The API key of the upgrade request: `Authorization: Bearer` first, then `X-API-Key`."""
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and keys.looks_like_key(token.strip()):
+        return token.strip()
+    return headers.get(b"x-api-key", b"").decode("latin-1").strip() or None
+
+
+def may_connect(raw_key: str | None, session_id: str) -> bool:
+    """A usable key of the session's workspace, with the platform's scope, on a live session."""
+    key = authenticate_api_key(raw_key) if raw_key else None
+    if key is None:
+        return False
+    session = find_session(key, session_id)
+    return session is not None and key_may_trade(key, session) and session.state in LIVE_STATES
+
+
+class SessionConsumer(AsyncWebsocketConsumer):
+    connection_id: str | None = None
+    writer: asyncio.Task[None] | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels runs close_old_connections on asgiref's one shared sync thread before every
+        # message. Incoming frames touch no database here, and that hop would halve lock-step
+        # throughput and queue each ack behind any sync REST view holding that thread.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
+    async def connect(self) -> None:
+        self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
+        headers = dict(self.scope["headers"])
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        cursor_text = headers.get(b"last-event-id", b"").decode("latin-1") or (
+            query.get("last_event_id", [None])[-1])
+        try:
+            cursor = parse_last_event_id(cursor_text)
+        except TradingError:
+            await self.close()  # before accept: a 403 handshake
+            return
+        if not await database_sync_to_async(may_connect)(header_key(headers), self.session_id):
+            await self.close()
+            return
+        await self.accept()
+        loop = asyncio.get_running_loop()
+        outbox: asyncio.Queue[tuple[list[str], int | None]] = asyncio.Queue()
+
+        def sink(texts: list[str], close_code: int | None) -> None:
+            # Called from the host's thread: hand over to this socket's loop, nothing more.
+            loop.call_soon_threadsafe(outbox.put_nowait, (texts, close_code))
+
+        self.writer = asyncio.create_task(self._write(outbox))
+        self.connection_id = get_bus().connect(self.session_id, sink, last_event_id=cursor)
+
+    async def _write(self, outbox: asyncio.Queue[tuple[list[str], int | None]]) -> None:
+        while True:
+            texts, close_code = await outbox.get()
+            for text in texts:
+                await self.send(text_data=text)
+            if close_code is not None:
+                await self.close(code=close_code)
+                return
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.connection_id is None:
+            return
+        try:
+            message = parse_client_message(text_data if text_data is not None else bytes_data)
+        except InvalidMessage as exc:
+            get_bus().post(self.session_id, {"kind": "notice", "connection": self.connection_id,
+                                             **_notice(exc)})
+            return
+        if isinstance(message, EventAck):
+            get_bus().post(self.session_id, {
+                "kind": "ack", "connection": self.connection_id,
+                "events": list(message.events_processed),
+                "correlation_id": message.correlation_id,
+            })
+
+    async def disconnect(self, code: int) -> None:
+        if self.connection_id is not None:
+            get_bus().post(self.session_id, {"kind": "detach", "connection": self.connection_id})
+        if self.writer is not None:
+            self.writer.cancel()
+
+
+def _notice(exc: InvalidMessage) -> dict[str, Any]:
+    return {"code": exc.code, "message": exc.message, "details": exc.details or None}

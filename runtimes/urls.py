@@ -1,0 +1,41 @@
+"""Routes of the runtimes app: the management API under /api/v1/ and each session's Trading API
+under /sessions/{id}/ (symbols and ids may carry %2F, hence `path:`; history before {id})."""
+
+from django.urls import path, re_path
+
+from runtimes import api_views
+from runtimes.trading_views import SessionHealth, operation, unknown_route
+
+S = "sessions/<uuid:session_id>/"
+
+trading_urlpatterns = [
+    path(S + "health", SessionHealth.as_view(), name="session-health"),
+    path(S + "v1/account", operation(get="account")),
+    path(S + "v1/orders", operation(post="submit_order", get="list_orders",
+                                    delete="cancel_all_orders")),
+    path(S + "v1/orders/history", operation(get="order_history")),
+    path(S + "v1/orders/<path:order_id>", operation(get="get_order", patch="modify_order",
+                                                    delete="cancel_order")),
+    path(S + "v1/positions", operation(get="list_positions", delete="close_all_positions")),
+    path(S + "v1/positions/<path:position_id>", operation(
+        get="get_position", patch="modify_position", delete="close_position")),
+    path(S + "v1/trades", operation(get="list_trades")),
+    path(S + "v1/quotes/<path:symbol>", operation(get="quote")),
+    path(S + "v1/bars/<path:symbol>", operation(get="bars")),
+    path(S + "v1/capabilities", operation(get="capabilities")),
+    path(S + "v1/status", operation(get="status")),
+    path(S + "v1/circuit-breakers", operation(get="circuit_breakers")),
+    path(S + "v1/circuit-breakers/reset", operation(post="reset_circuit_breakers")),
+    path(S + "v1/session", operation(get="session")),
+    re_path(r"^sessions/", unknown_route),
+]
+
+W = "api/v1/workspaces/<uuid:workspace_id>/sessions"
+
+urlpatterns = [
+    path(W, api_views.SessionListCreate.as_view(), name="api-sessions"),
+    path(W + "/<uuid:session_id>", api_views.SessionDetail.as_view(), name="api-session"),
+    path(W + "/<uuid:session_id>/cancel", api_views.SessionCancel.as_view(),
+         name="api-session-cancel"),
+    *trading_urlpatterns,
+]
