@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from django.db.backends.signals import connection_created
 
-DATA = Path("/work/shared/data/crypto-1m/BTCUSDT.csv")
+from tests.shared_data import SHARED_DATA
+
+DATA = SHARED_DATA / "crypto-1m" / "BTCUSDT.csv"
 ROWS = 300
 SYMBOL = "BTCUSDT"
 
