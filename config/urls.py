@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("accounts.api_urls")),
+    path("api/v1/", include("strategies.api_urls")),
     path("", include("runtimes.urls")),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),

@@ -1,4 +1,5 @@
-"""Management API (/api/v1/workspaces/{ws}/sessions...): create, list, show and cancel sessions.
+"""Management API (/api/v1/workspaces/{ws}/sessions...): create, list, show, cancel and kill
+sessions, read their results; and the workspace's kill switch.
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger gets 404), the
 serializer validates, `runtimes.services` decides.
@@ -14,12 +15,14 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin
 from runtimes import services
-from runtimes.models import TradingSession
+from runtimes.models import KillSwitch, TradingSession
+from runtimes.risk import RiskLimits
 from strategies.models import Dataset
 
 
@@ -32,6 +35,21 @@ class CommissionSerializer(serializers.Serializer):
                                      required=False)
     minimum = serializers.DecimalField(max_digits=16, decimal_places=6, min_value=Decimal(0),
                                        required=False)
+
+
+def _positive(value: Decimal) -> None:
+    if value <= 0:
+        raise serializers.ValidationError("Must be a positive number.")
+
+
+def _limit_field() -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=30, decimal_places=12, required=False,
+                                    allow_null=True, validators=[_positive])
+
+
+def _count_field() -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=1_000_000, required=False,
+                                    allow_null=True)
 
 
 class BacktestSessionCreateSerializer(serializers.Serializer):
@@ -48,6 +66,28 @@ class BacktestSessionCreateSerializer(serializers.Serializer):
                                             min_value=Decimal(0), default=Decimal(0))
     connect_timeout_s = serializers.IntegerField(min_value=1, max_value=3600, default=60)
     idle_timeout_s = serializers.IntegerField(min_value=1, max_value=86400, default=300)
+    # Risk limits (trading-api.md section 5); absent or null: no limit.
+    max_order_quantity = _limit_field()
+    max_order_notional = _limit_field()
+    max_position_quantity = _limit_field()
+    max_open_orders = _count_field()
+    max_orders_per_minute = _count_field()
+    daily_loss_limit = _limit_field()
+    allowed_symbols = serializers.ListField(child=serializers.CharField(max_length=32),
+                                            required=False, allow_empty=False)
+
+    def risk_limits(self) -> RiskLimits:
+        data = self.validated_data
+        allowed = data.get("allowed_symbols")
+        return RiskLimits(
+            max_order_quantity=data.get("max_order_quantity"),
+            max_order_notional=data.get("max_order_notional"),
+            max_position_quantity=data.get("max_position_quantity"),
+            max_open_orders=data.get("max_open_orders"),
+            max_orders_per_minute=data.get("max_orders_per_minute"),
+            daily_loss_limit=data.get("daily_loss_limit"),
+            allowed_symbols=None if allowed is None else tuple(allowed),
+        )
 
     def to_internal_value(self, data: Any) -> Any:
         # The contract names the period `from`/`to`, which Python cannot name as fields.
@@ -88,6 +128,7 @@ class SessionListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
             start=data.get("start"), end=data.get("end"), initial_cash=data["initial_cash"],
             commission=dict(data.get("commission") or {}), slippage_bps=data["slippage_bps"],
             connect_timeout_s=data["connect_timeout_s"], idle_timeout_s=data["idle_timeout_s"],
+            risk_limits=serializer.risk_limits(),
         )
         body = services.session_json(session, origin=_origin(request))
         return Response(body, status=status.HTTP_201_CREATED)
@@ -113,3 +154,82 @@ class SessionCancel(WorkspaceScopedMixin, generics.GenericAPIView):
         services.cancel_session(session=session, now=timezone.now())
         session.refresh_from_db()
         return Response(services.session_json(session, origin=_origin(request)))
+
+
+class KillRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class SessionKill(WorkspaceScopedMixin, generics.GenericAPIView):
+    """POST: set the session's kill switch (one-way): no new orders, open ones cancelled."""
+
+    scoped_model = TradingSession
+    write_check = "can_trade"
+    serializer_class = KillRequestSerializer
+
+    @extend_schema(operation_id="sessions_kill", responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        session = get_object_or_404(self.get_queryset(), pk=session_id)
+        serializer = KillRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.kill_session(session=session, set_by=request.user,
+                              reason=serializer.validated_data["reason"], now=timezone.now())
+        session.refresh_from_db()
+        return Response(services.session_json(session, origin=_origin(request)))
+
+
+class WorkspaceKillSwitchSerializer(serializers.Serializer):
+    active = serializers.BooleanField()
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class WorkspaceKillSwitchView(WorkspaceScopedMixin, generics.GenericAPIView):
+    """GET: the workspace's kill switch. POST {active, reason}: set or release it."""
+
+    scoped_model = KillSwitch
+    write_check = "can_trade"
+    serializer_class = WorkspaceKillSwitchSerializer
+
+    @extend_schema(operation_id="kill_switch_retrieve", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, workspace_id: Any) -> Response:
+        return Response(services.kill_switch_json(self.get_queryset().first()))
+
+    @extend_schema(operation_id="kill_switch_set", responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, workspace_id: Any) -> Response:
+        serializer = WorkspaceKillSwitchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        switch = services.set_workspace_kill_switch(
+            workspace=self.workspace, set_by=request.user, now=timezone.now(),
+            active=serializer.validated_data["active"],
+            reason=serializer.validated_data["reason"])
+        return Response(services.kill_switch_json(switch))
+
+
+class SessionResults(WorkspaceScopedMixin, generics.GenericAPIView):
+    """GET: metrics, execution contract and equity summary of a finished session."""
+
+    scoped_model = TradingSession
+
+    @extend_schema(operation_id="sessions_results", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        session = get_object_or_404(self.get_queryset(), pk=session_id)
+        return Response(services.session_results_json(session=session))
+
+
+class ResultPages(PageNumberPagination):
+    page_size = 100
+
+
+class SessionResultRows(WorkspaceScopedMixin, generics.GenericAPIView):
+    """GET ?page=N: the orders (or trades) of a finished session, 100 a page, with `next`."""
+
+    scoped_model = TradingSession
+    pagination_class = ResultPages
+    rows = "orders"  # or "trades"
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        session = get_object_or_404(self.get_queryset(), pk=session_id)
+        result = services.session_result(session=session)
+        page = self.paginate_queryset(getattr(result, self.rows))
+        return self.get_paginated_response(page)

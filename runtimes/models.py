@@ -9,13 +9,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from accounts.models import Workspace
+from runtimes.core.costs import Commission
+from runtimes.core.execution import BacktestConfig
+
+if TYPE_CHECKING:
+    from runtimes.risk import RiskLimits
 
 
 class Platform(models.TextChoices):
@@ -76,6 +81,27 @@ class TradingSession(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Risk limits, enforced by the host before the engine sees an order (runtimes/risk.py).
+    # None means "no limit"; allowed_symbols defaults to the session's symbols at creation.
+    max_order_quantity = models.DecimalField(max_digits=30, decimal_places=12, null=True,
+                                             blank=True)
+    max_order_notional = models.DecimalField(max_digits=30, decimal_places=12, null=True,
+                                             blank=True)
+    max_position_quantity = models.DecimalField(max_digits=30, decimal_places=12, null=True,
+                                                blank=True)
+    max_open_orders = models.PositiveIntegerField(null=True, blank=True)
+    max_orders_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    daily_loss_limit = models.DecimalField(max_digits=30, decimal_places=12, null=True,
+                                           blank=True)
+    allowed_symbols = models.JSONField(default=list)
+    # The session's own kill switch: one-way, set through the management API.
+    kill_switch_active = models.BooleanField(default=False)
+    kill_switch_reason = models.CharField(max_length=300, blank=True)
+    kill_switch_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+    kill_switch_set_at = models.DateTimeField(null=True, blank=True)
 
     objects = TradingSessionQuerySet.as_manager()
 
@@ -110,6 +136,39 @@ class TradingSession(models.Model):
             to=to, allowed_from=LIVE_STATES, finished_at=now, failure_reason=reason[:300], **fields
         )
 
+    def risk_limits(self) -> RiskLimits:
+        """The limits the host enforces, as the framework-free value the checks read."""
+        from runtimes.risk import RiskLimits  # risk.py reads these models: import at use
+
+        return RiskLimits(
+            max_order_quantity=_decimal_or_none(self.max_order_quantity),
+            max_order_notional=_decimal_or_none(self.max_order_notional),
+            max_position_quantity=_decimal_or_none(self.max_position_quantity),
+            max_open_orders=self.max_open_orders,
+            max_orders_per_minute=self.max_orders_per_minute,
+            daily_loss_limit=_decimal_or_none(self.daily_loss_limit),
+            allowed_symbols=tuple(self.allowed_symbols or self.symbols),
+        )
+
+    def backtest_config(self) -> BacktestConfig:
+        """The engine settings of this session; its execution contract is derived from them."""
+        commission = Commission(**{k: Decimal(v) for k, v in (self.commission or {}).items()})
+        return BacktestConfig(
+            initial_cash=_plain(Decimal(self.initial_cash)),
+            commission=commission,
+            slippage_bps=_plain(Decimal(self.slippage_bps)),
+        )
+
+
+def _decimal_or_none(value: Any) -> Decimal | None:
+    # Stored with 12 places; normalised so "100" reads as 100, not 100.000000000000.
+    return None if value is None else _plain(Decimal(value))
+
+
+def _plain(value: Decimal) -> Decimal:
+    normal = value.normalize()
+    return normal.quantize(Decimal(1)) if normal == normal.to_integral() else normal
+
 
 class SessionEvent(models.Model):
     """One frame the session emitted (journal), written in bulk: for resume, replay and audit."""
@@ -136,3 +195,48 @@ class SessionResult(models.Model):
     equity = models.JSONField(default=list)  # [[iso timestamp, equity string], ...]
     metrics = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
+
+
+class SessionAudit(models.Model):
+    """An event-free journal record: something the platform decided about a session that the
+    strategy never received as a frame (a blocked order, a kill switch). Written in bulk."""
+
+    class Kind(models.TextChoices):
+        ORDER_BLOCKED = "order_blocked", "Order blocked by a risk limit"
+        KILL_SWITCH = "kill_switch", "Kill switch set"
+
+    session = models.ForeignKey(TradingSession, on_delete=models.CASCADE, related_name="audits")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    reject_code = models.CharField(max_length=40, blank=True)
+    message = models.CharField(max_length=300)
+    # The operation and request body that were refused, and the limit and value involved.
+    details = models.JSONField(default=dict)
+    simulated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["session", "id"]
+
+
+class KillSwitchQuerySet(models.QuerySet["KillSwitch"]):
+    def for_workspace(self, workspace: Workspace) -> KillSwitchQuerySet:
+        return self.filter(workspace=workspace)
+
+
+class KillSwitch(models.Model):
+    """The workspace-wide kill switch: while active, no session of the workspace accepts a new
+    order. One row per workspace, created the first time the switch is set."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE,
+                                     related_name="kill_switch")
+    active = models.BooleanField(default=False)
+    reason = models.CharField(max_length=300, blank=True)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    set_at = models.DateTimeField(default=timezone.now)
+
+    objects = KillSwitchQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"kill switch of {self.workspace_id} ({'active' if self.active else 'off'})"

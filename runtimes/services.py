@@ -1,7 +1,10 @@
-"""Writes of the runtimes app: creating and cancelling trading sessions."""
+"""Writes of the runtimes app: creating and cancelling trading sessions, kill switches; and the
+JSON the management API shows of sessions and their results."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,7 +15,17 @@ from accounts.models import User, Workspace
 from config.errors import ApiError
 from runtimes.bus import get_bus
 from runtimes.core.wire import decimal_str
-from runtimes.models import Platform, Source, State, TradingSession
+from runtimes.models import (
+    LIVE_STATES,
+    KillSwitch,
+    Platform,
+    SessionAudit,
+    SessionResult,
+    Source,
+    State,
+    TradingSession,
+)
+from runtimes.risk import RiskLimits
 from strategies.models import Dataset
 
 
@@ -30,12 +43,15 @@ def create_backtest_session(
     slippage_bps: Decimal,
     connect_timeout_s: int,
     idle_timeout_s: int,
+    risk_limits: RiskLimits | None = None,
 ) -> TradingSession:
     """Record a remote-strategy backtest over `dataset` and enqueue its host after commit.
 
     `symbols` None means every symbol of the dataset; `timeframe` must be the dataset's (no
-    resampling yet). Raises ApiError INVALID_VALUE (400) for symbols or a timeframe the dataset
-    lacks, or an empty period.
+    resampling of the stream; the bars endpoint resamples). `risk_limits` None means none;
+    its `allowed_symbols` None means the session's symbols. Raises ApiError INVALID_VALUE (400)
+    for symbols or a timeframe the dataset lacks, or an empty period; VALIDATION_ERROR (400)
+    for allowed symbols outside the session's.
     """
     available = sorted(dataset.files.values_list("symbol", flat=True))
     chosen = list(dict.fromkeys(symbols)) if symbols else available
@@ -48,6 +64,7 @@ def create_backtest_session(
                        details={"field": "timeframe", "provided": timeframe})
     if start and end and start >= end:
         raise ApiError("INVALID_VALUE", "from must be before to.", details={"field": "from"})
+    limits = _limits_for(risk_limits or RiskLimits(), chosen)
     session = TradingSession.objects.create(
         workspace=workspace,
         created_by=created_by,
@@ -63,12 +80,30 @@ def create_backtest_session(
         slippage_bps=slippage_bps,
         connect_timeout_s=connect_timeout_s,
         idle_timeout_s=idle_timeout_s,
+        max_order_quantity=limits.max_order_quantity,
+        max_order_notional=limits.max_order_notional,
+        max_position_quantity=limits.max_position_quantity,
+        max_open_orders=limits.max_open_orders,
+        max_orders_per_minute=limits.max_orders_per_minute,
+        daily_loss_limit=limits.daily_loss_limit,
+        allowed_symbols=list(limits.allowed_symbols or ()),
     )
     from runtimes.tasks import run_session
 
     session_id = str(session.id)
     transaction.on_commit(lambda: run_session.delay(session_id))
     return session
+
+
+def _limits_for(limits: RiskLimits, symbols: list[str]) -> RiskLimits:
+    if limits.allowed_symbols is None:
+        return replace(limits, allowed_symbols=tuple(symbols))
+    outside = [s for s in limits.allowed_symbols if s not in symbols]
+    if outside:
+        raise ApiError("VALIDATION_ERROR", "The request has invalid fields; see details.",
+                       details={"allowed_symbols": [f"not symbols of this session: "
+                                                    f"{', '.join(outside)}"]})
+    return replace(limits, allowed_symbols=tuple(dict.fromkeys(limits.allowed_symbols)))
 
 
 def cancel_session(*, session: TradingSession, now: datetime, reason: str = "cancelled") -> bool:
@@ -85,11 +120,115 @@ def cancel_session(*, session: TradingSession, now: datetime, reason: str = "can
     return True
 
 
+def kill_session(
+    *, session: TradingSession, set_by: User, reason: str, now: datetime
+) -> bool:
+    """Set the session's kill switch (one-way): its host refuses new orders with reject_code
+    KILL_SWITCH and cancels the open ones. Audited. Returns False if it was already set."""
+    reason = reason[:300]
+    with transaction.atomic():
+        updated = TradingSession.objects.filter(pk=session.pk, kill_switch_active=False).update(
+            kill_switch_active=True, kill_switch_reason=reason, kill_switch_set_by=set_by,
+            kill_switch_set_at=now)
+        if not updated:
+            return False
+        SessionAudit.objects.create(
+            session=session, kind=SessionAudit.Kind.KILL_SWITCH, reject_code="KILL_SWITCH",
+            message="session kill switch set", created_at=now,
+            details={"scope": "session", "reason": reason, "set_by": str(set_by.pk)})
+        if session.state in LIVE_STATES:
+            _tell_host_after_commit(session, scope="session", reason=reason)
+    return True
+
+
+def set_workspace_kill_switch(
+    *, workspace: Workspace, active: bool, reason: str, set_by: User, now: datetime
+) -> KillSwitch:
+    """Turn the workspace's kill switch on or off. On: every live session of the workspace
+    refuses new orders (its host re-reads the flag within a second, and is told at once to
+    cancel its open orders). Off: they accept orders again. Audited per live session."""
+    reason = reason[:300]
+    with transaction.atomic():
+        switch, _ = KillSwitch.objects.update_or_create(
+            workspace=workspace,
+            defaults={"active": active, "reason": reason, "set_by": set_by, "set_at": now})
+        live = list(TradingSession.objects.for_workspace(workspace).filter(state__in=LIVE_STATES))
+        SessionAudit.objects.bulk_create([
+            SessionAudit(session=s, kind=SessionAudit.Kind.KILL_SWITCH,
+                         reject_code="KILL_SWITCH" if active else "",
+                         message=f"workspace kill switch {'set' if active else 'released'}",
+                         details={"scope": "workspace", "active": active, "reason": reason,
+                                  "set_by": str(set_by.pk)}, created_at=now)
+            for s in live])
+        if active:
+            for session in live:
+                _tell_host_after_commit(session, scope="workspace", reason=reason)
+    return switch
+
+
+def _tell_host_after_commit(session: TradingSession, *, scope: str, reason: str) -> None:
+    # A command nobody waits for (the reply goes nowhere): the host cancels the open orders
+    # between two batches, and the strategy sees the cancels as events.
+    command = {"kind": "command", "request": f"kill-{uuid.uuid4().hex}", "op": "kill_switch",
+               "path": {}, "query": {}, "body": {"scope": scope, "reason": reason}}
+    session_id = str(session.id)
+    transaction.on_commit(lambda: get_bus().post(session_id, command))
+
+
+def kill_switch_json(switch: KillSwitch | None) -> dict[str, Any]:
+    """The management API's view of a workspace kill switch (never set: inactive)."""
+    if switch is None:
+        return {"active": False, "reason": "", "set_by": None, "set_at": None}
+    return {"active": switch.active, "reason": switch.reason,
+            "set_by": None if switch.set_by_id is None else str(switch.set_by_id),
+            "set_at": _stamp(switch.set_at)}
+
+
+def session_results_json(*, session: TradingSession) -> dict[str, Any]:
+    """Metrics, execution contract and an equity summary of a finished backtest. Raises
+    ApiError NOT_FOUND (404) while the session has no results."""
+    result = session_result(session=session)
+    equity = result.equity
+    summary: dict[str, Any] = {"points": len(equity)}
+    if equity:
+        def point(row: list[str]) -> dict[str, str]:
+            return {"timestamp": _stamp_text(row[0]), "equity": row[1]}
+
+        summary.update(
+            first=point(equity[0]), last=point(equity[-1]),
+            high=point(max(equity, key=lambda row: Decimal(row[1]))),
+            low=point(min(equity, key=lambda row: Decimal(row[1]))))
+    return {
+        "session": str(session.id),
+        "state": session.state,
+        "metrics": result.metrics,
+        "execution_contract": session.backtest_config().execution_contract(),
+        "equity": summary,
+        "orders": len(result.orders),
+        "trades": len(result.trades),
+    }
+
+
+def session_result(*, session: TradingSession) -> SessionResult:
+    """The result row of a session. Raises ApiError NOT_FOUND until the session completed."""
+    result = SessionResult.objects.filter(session=session).first()
+    if result is None:
+        raise ApiError("NOT_FOUND", f"The session has no results (it is {session.state}).",
+                       status_code=404, details={"state": session.state})
+    return result
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _stamp_text(text: str) -> str:
+    return text.replace("+00:00", "Z")
+
+
 def session_json(session: TradingSession, *, origin: str) -> dict[str, Any]:
     """The management API's view of a session; `base_url` is where the strategy connects."""
-    def stamp(moment: datetime | None) -> str | None:
-        return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
+    stamp = _stamp
     return {
         "id": str(session.id),
         "workspace": str(session.workspace_id),
@@ -113,5 +252,9 @@ def session_json(session: TradingSession, *, origin: str) -> dict[str, Any]:
         "created_at": stamp(session.created_at),
         "started_at": stamp(session.started_at),
         "finished_at": stamp(session.finished_at),
+        "risk_limits": session.risk_limits().as_json(),
+        "kill_switch": {"active": session.kill_switch_active,
+                        "reason": session.kill_switch_reason,
+                        "set_at": stamp(session.kill_switch_set_at)},
         "base_url": f"{origin}/sessions/{session.id}",
     }

@@ -93,3 +93,14 @@ def make_api_key():
 
 
 # ============================ end of the accounts section ====================================
+
+
+@pytest.fixture(autouse=True)
+def _private_file_storage(settings, tmp_path):
+    """Uploads (strategy versions, datasets) go to this test's own folder, never to ./var."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": str(tmp_path / "files")}},
+    }
+    return tmp_path / "files"

@@ -7,12 +7,26 @@ Owner, teammate and viewer of "Acme" versus a stranger from another workspace: t
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, get_resolver
 
 from accounts import api_urls
 from accounts.api_permissions import WorkspaceScopedMixin
 from accounts.models import Invitation, Membership
 from accounts.services import invite_member
+from strategies import api_urls as strategies_api_urls
+
+BARS = b"timestamp,open,high,low,close,volume\n2021-04-02T00:00:00Z,1,2,0.5,1.5,10\n" \
+       b"2021-04-02T00:01:00Z,1.5,2,1,1.75,12\n"
+
+
+def _strategy_upload():
+    return {"file": SimpleUploadedFile("main.py", b"import tektii\n"), "note": "v"}
+
+
+def _dataset_upload():
+    return {"name": "new bars", "file_BTCUSDT": SimpleUploadedFile("BTCUSDT.csv", BARS)}
+
 
 PERSONAS = ["owner", "teammate", "viewer", "stranger"]
 
@@ -34,18 +48,51 @@ CASES = [
      {"name": "ci", "scopes": ["read", "trade:paper"]}, (201, 201, 403, 404)),
     ("api-key", "get", "/api/v1/workspaces/{ws}/keys/{key}/", None, (200, 200, 200, 404)),
     ("api-key", "delete", "/api/v1/workspaces/{ws}/keys/{key}/", None, (200, 403, 403, 404)),
+    ("api-strategies", "get", "/api/v1/workspaces/{ws}/strategies/", None, (200, 200, 200, 404)),
+    ("api-strategies", "post", "/api/v1/workspaces/{ws}/strategies/", {"name": "new"},
+     (201, 201, 403, 404)),
+    ("api-strategy", "get", "/api/v1/workspaces/{ws}/strategies/{strategy}/", None,
+     (200, 200, 200, 404)),
+    ("api-strategy-versions", "get", "/api/v1/workspaces/{ws}/strategies/{strategy}/versions/",
+     None, (200, 200, 200, 404)),
+    ("api-strategy-versions", "post", "/api/v1/workspaces/{ws}/strategies/{strategy}/versions/",
+     _strategy_upload, (201, 201, 403, 404)),
+    ("api-strategy-version", "get", "/api/v1/workspaces/{ws}/strategies/{strategy}/versions/1/",
+     None, (200, 200, 200, 404)),
+    ("api-strategy-version-download", "get",
+     "/api/v1/workspaces/{ws}/strategies/{strategy}/versions/1/download/", None,
+     (200, 200, 200, 404)),
+    ("api-strategy-version-source", "get",
+     "/api/v1/workspaces/{ws}/strategies/{strategy}/versions/1/source/", None,
+     (200, 200, 200, 404)),
+    ("api-datasets", "get", "/api/v1/workspaces/{ws}/datasets/", None, (200, 200, 200, 404)),
+    ("api-datasets", "post", "/api/v1/workspaces/{ws}/datasets/", _dataset_upload,
+     (201, 201, 403, 404)),
+    ("api-dataset", "get", "/api/v1/workspaces/{ws}/datasets/{dataset}/", None,
+     (200, 200, 200, 404)),
+    ("api-dataset-preview", "get", "/api/v1/workspaces/{ws}/datasets/{dataset}/preview/", None,
+     (200, 200, 200, 404)),
 ]
 
 
 @pytest.fixture
 def acme(owner, workspace, teammate, viewer, stranger, make_api_key):
-    """Acme with one object of each kind: a member (teammate), an invitation, the owner's key."""
+    """Acme with one object of each kind: a member (teammate), an invitation, the owner's key,
+    a strategy with one version, a dataset."""
+    from strategies.services import upload_dataset, upload_strategy_version
+
     invite_member(workspace=workspace, invited_by=owner, email="pending@example.com", role="viewer")
     target_key, _ = make_api_key(owner, workspace, scopes=["read"], name="owner's target key")
+    version = upload_strategy_version(workspace=workspace, author=owner, strategy="Acme SMA",
+                                      filename="main.py", content=b"import tektii\n")
+    dataset = upload_dataset(workspace=workspace, by=owner, name="Acme bars",
+                             files={"BTCUSDT": ("BTCUSDT.csv", BARS)})
     return {
         "ws": workspace.pk,
         "member": Membership.objects.get(workspace=workspace, user=teammate).pk,
         "key": target_key.pk,
+        "strategy": version.strategy_id,
+        "dataset": dataset.pk,
         "users": {"owner": owner, "teammate": teammate, "viewer": viewer, "stranger": stranger},
     }
 
@@ -73,9 +120,11 @@ def test_every_object_endpoint_answers_each_persona_as_its_role_allows(
 ):
     _name, method, template, body, expected = case
     _authenticate(api_client, mode, persona, acme, stranger_workspace, make_api_key)
-    url = template.format(ws=acme["ws"], member=acme["member"], key=acme["key"])
+    url = template.format(**{k: v for k, v in acme.items() if k != "users"})
+    multipart = callable(body)
 
-    response = getattr(api_client, method)(url, body, format="json")
+    response = getattr(api_client, method)(url, body() if multipart else body,
+                                           format="multipart" if multipart else "json")
 
     assert response.status_code == expected[persona_index], response.content
     if response.status_code >= 400:
@@ -92,6 +141,12 @@ def test_stranger_gets_404_for_acme_objects_even_through_their_own_workspace(
     for url in (f"{base}/members/{acme['member']}/", f"{base}/keys/{acme['key']}/"):
         assert api_client.get(url).status_code == 404
         assert api_client.delete(url).status_code == 404
+    for url in (f"{base}/strategies/{acme['strategy']}/",
+                f"{base}/strategies/{acme['strategy']}/versions/",
+                f"{base}/strategies/{acme['strategy']}/versions/1/download/",
+                f"{base}/datasets/{acme['dataset']}/",
+                f"{base}/datasets/{acme['dataset']}/preview/"):
+        assert api_client.get(url).status_code == 404
     assert Membership.objects.filter(pk=acme["member"]).exists()
 
 
@@ -99,9 +154,10 @@ def test_stranger_lists_contain_none_of_acme_ids(api_client, acme, stranger, str
     api_client.force_login(stranger)
     base = f"/api/v1/workspaces/{stranger_workspace.pk}"
     seen = {row["id"] for url in ("/api/v1/workspaces/", f"{base}/members/", f"{base}/keys/",
-                                   f"{base}/invitations/")
+                                   f"{base}/invitations/", f"{base}/strategies/",
+                                   f"{base}/datasets/")
             for row in api_client.get(url).json()}
-    assert not seen & {str(acme["ws"]), str(acme["member"]), str(acme["key"])}
+    assert not seen & {str(acme[k]) for k in ("ws", "member", "key", "strategy", "dataset")}
     assert not Invitation.objects.filter(workspace=stranger_workspace).exists()
 
 
@@ -120,7 +176,8 @@ def test_a_key_of_one_workspace_cannot_reach_another_workspace_of_the_same_user(
 
 
 def test_the_isolation_matrix_covers_every_management_api_route():
-    routes = {pattern.name for pattern in api_urls.urlpatterns}
+    routes = {pattern.name for urls in (api_urls, strategies_api_urls)
+              for pattern in urls.urlpatterns}
     covered = {case[0] for case in CASES} | {"api-workspaces"}
     assert routes == covered
 

@@ -1,81 +1,22 @@
-"""Fixtures of the runtimes shell tests: a real daphne server in this process, a short real
-dataset, and a backtest session a strategy can connect to.
-
-Daphne runs in a background thread for the whole test session (twisted's reactor cannot be
-restarted); it shares the in-memory SQLite test database with the test thread and with the
-embedded Celery worker's threads, so tests that use it need `django_db(transaction=True)`.
-"""
+"""Fixtures of the runtimes shell tests: a short real dataset and a backtest session a strategy
+can connect to. The real daphne server (`daphne_url`) comes from tests/plugins/live_server.py,
+shared with the other test directories (one per test session)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 
 import pytest
-from django.db.backends.signals import connection_created
 
+from tests.plugins.live_server import free_port as _free_port  # noqa: F401 (used by shell tests)
 from tests.shared_data import SHARED_DATA
 
 DATA = SHARED_DATA / "crypto-1m" / "BTCUSDT.csv"
 ROWS = 300
 SYMBOL = "BTCUSDT"
-
-
-def _shared_cache_reads_take_no_locks(sender, connection, **kwargs) -> None:
-    # The in-memory test database is SQLite's shared cache, where a reader's table lock makes a
-    # concurrent writer (the session host) fail at once with "database table is locked"
-    # (SQLITE_LOCKED ignores the busy timeout). Read-uncommitted readers take no such locks.
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
-        connection.cursor().execute("PRAGMA read_uncommitted = 1")
-
-
-connection_created.connect(_shared_cache_reads_take_no_locks)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def daphne_url(django_db_setup: None) -> Iterator[str]:
-    """`http://127.0.0.1:<port>`: the platform's ASGI application served by daphne."""
-    from daphne.endpoints import build_endpoint_description_strings
-    from daphne.server import Server
-
-    from config.asgi import application
-
-    port = _free_port()
-    server = Server(
-        application=application,
-        endpoints=build_endpoint_description_strings(host="127.0.0.1", port=port),
-        signal_handlers=False,
-        verbosity=0,
-        websocket_handshake_timeout=10,
-        application_close_timeout=5,
-    )
-    thread = threading.Thread(target=server.run, daemon=True, name="test-daphne")
-    thread.start()
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    from twisted.internet import reactor
-
-    reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
-    thread.join(5)
 
 
 @pytest.fixture

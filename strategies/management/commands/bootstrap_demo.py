@@ -1,4 +1,5 @@
-"""Create (idempotently) the demo user and workspace that `make run` prints at start-up."""
+"""Create (idempotently) the demo user and workspace that `make run` prints at start-up, with the
+example strategies and the shared historical datasets."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from accounts.services import ensure_demo_account
+from strategies.services import install_demo_content
 
 DEMO_EMAIL = "demo@parity.local"
 DEMO_PASSWORD = "parity-demo-2026"  # noqa: S105 - a documented local demo login, not a secret
 
 
 class Command(BaseCommand):
-    help = "Create the demo user and workspace if they do not exist yet."
+    help = "Create the demo user, workspace, example strategies and datasets if missing."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--email", default=DEMO_EMAIL)
@@ -24,6 +26,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, email: str, password: str, url: str, **options: Any) -> None:
         user, workspace = ensure_demo_account(email=email, password=password)
+        added = install_demo_content(workspace=workspace, by=user)
+        for kind, names in added.items():
+            if names:
+                self.stdout.write(f"Added demo {kind}: {', '.join(names)}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo workspace '{workspace.name}' ready. Log in at {url.rstrip('/')}/login/ "

@@ -126,3 +126,176 @@ def test_an_ended_session_answers_shutting_down(owner_client, workspace, dataset
     response = owner_client.get(f"/sessions/{created['id']}/v1/account")
     assert response.status_code == 503
     assert response.json()["code"] == "SHUTTING_DOWN"
+
+
+# -- risk limits, kill switches, results, admin ---------------------------------------------------
+
+
+def session_url(workspace, session_id, tail=""):
+    return f"{sessions_url(workspace)}/{session_id}{tail}"
+
+
+def test_risk_limits_are_set_at_creation_and_shown(owner_client, workspace, dataset):
+    body = create(owner_client, workspace, dataset, max_order_quantity="2",
+                  max_order_notional="2500.50", max_open_orders=3, daily_loss_limit=100).json()
+    assert body["risk_limits"] == {
+        "max_order_quantity": "2", "max_order_notional": "2500.5",
+        "max_position_quantity": None, "max_open_orders": 3, "max_orders_per_minute": None,
+        "daily_loss_limit": "100", "allowed_symbols": ["BTCUSDT"],
+    }
+    assert body["kill_switch"] == {"active": False, "reason": "", "set_at": None}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("max_order_quantity", "0"), ("max_order_notional", "-5"), ("max_position_quantity", "x"),
+    ("daily_loss_limit", "0"), ("max_open_orders", 0), ("max_orders_per_minute", -1),
+    ("allowed_symbols", []),
+])
+def test_risk_limits_must_be_positive(owner_client, workspace, dataset, field, value):
+    response = create(owner_client, workspace, dataset, **{field: value})
+    assert response.status_code == 400
+    assert response.json()["code"] == "VALIDATION_ERROR"
+    assert list(response.json()["details"]) == [field]
+
+
+def test_allowed_symbols_must_be_symbols_of_the_session(owner_client, workspace, dataset):
+    response = create(owner_client, workspace, dataset, allowed_symbols=["ETHUSDT"])
+    assert response.status_code == 400
+    assert response.json()["code"] == "VALIDATION_ERROR"
+    assert response.json()["details"] == {"allowed_symbols": ["not symbols of this session: "
+                                                              "ETHUSDT"]}
+
+
+def test_a_trader_kills_a_session_once_and_it_is_audited(owner_client, workspace, dataset):
+    from runtimes.models import SessionAudit
+
+    created = create(owner_client, workspace, dataset).json()
+    url = session_url(workspace, created["id"], "/kill")
+    killed = owner_client.post(url, {"reason": "runaway"}, format="json")
+    assert killed.status_code == 200
+    assert killed.json()["kill_switch"]["active"] is True
+    assert killed.json()["kill_switch"]["reason"] == "runaway"
+    again = owner_client.post(url, {"reason": "twice"}, format="json")
+    assert again.json()["kill_switch"]["reason"] == "runaway"  # one-way, set once
+    audits = SessionAudit.objects.filter(session_id=created["id"])
+    assert list(audits.values_list("kind", "reject_code", "details")) == [
+        ("kill_switch", "KILL_SWITCH",
+         {"scope": "session", "reason": "runaway", "set_by": str(workspace.memberships.get(
+             role="owner").user_id)}),
+    ]
+
+
+def test_only_traders_of_the_workspace_may_kill_a_session(
+    owner_client, stranger_client, viewer, workspace, dataset
+):
+    from rest_framework.test import APIClient
+
+    created = create(owner_client, workspace, dataset).json()
+    url = session_url(workspace, created["id"], "/kill")
+    assert stranger_client.post(url, {}, format="json").status_code == 404
+    viewer_client = APIClient()
+    viewer_client.force_login(viewer)
+    assert viewer_client.post(url, {}, format="json").status_code == 403
+    assert viewer_client.get(session_url(workspace, created["id"])).json()["kill_switch"][
+        "active"] is False
+
+
+def test_the_workspace_kill_switch_is_set_and_released(
+    owner_client, stranger_client, workspace, dataset
+):
+    from runtimes.models import SessionAudit
+
+    url = f"/api/v1/workspaces/{workspace.id}/kill-switch"
+    assert owner_client.get(url).json() == {"active": False, "reason": "", "set_by": None,
+                                            "set_at": None}
+    live = create(owner_client, workspace, dataset).json()
+    on = owner_client.post(url, {"active": True, "reason": "market halt"}, format="json")
+    assert on.status_code == 200
+    assert (on.json()["active"], on.json()["reason"]) == (True, "market halt")
+    assert owner_client.get(url).json()["active"] is True
+    off = owner_client.post(url, {"active": False}, format="json")
+    assert (off.json()["active"], off.json()["reason"]) == (False, "")
+    messages = SessionAudit.objects.filter(session_id=live["id"]).values_list("message", flat=True)
+    assert list(messages) == ["workspace kill switch set", "workspace kill switch released"]
+    assert stranger_client.get(url).status_code == 404
+    assert stranger_client.post(url, {"active": True}, format="json").status_code == 404
+
+
+def finished_session(owner_client, workspace, dataset, orders=250, trades=3):
+    from runtimes.models import SessionResult, TradingSession
+
+    created = create(owner_client, workspace, dataset).json()
+    session = TradingSession.objects.get(pk=created["id"])
+    session.transition(to="completed", allowed_from={"created"})
+    SessionResult.objects.create(
+        session=session,
+        orders=[{"id": f"ord-{n}"} for n in range(1, orders + 1)],
+        trades=[{"id": f"fill-{n}"} for n in range(1, trades + 1)],
+        equity=[["2021-04-02T00:10:00+00:00", "5000"], ["2021-04-02T00:11:00+00:00", "5100.5"],
+                ["2021-04-02T00:12:00+00:00", "4990"], ["2021-04-02T00:13:00+00:00", "5050"]],
+        metrics={"total_return": "0.01", "number_of_trades": 1},
+    )
+    return session
+
+
+def test_results_show_metrics_contract_and_an_equity_summary(owner_client, workspace, dataset):
+    session = finished_session(owner_client, workspace, dataset)
+    body = owner_client.get(session_url(workspace, session.id, "/results")).json()
+    assert body["metrics"] == {"total_return": "0.01", "number_of_trades": 1}
+    assert body["equity"] == {
+        "points": 4,
+        "first": {"timestamp": "2021-04-02T00:10:00Z", "equity": "5000"},
+        "last": {"timestamp": "2021-04-02T00:13:00Z", "equity": "5050"},
+        "high": {"timestamp": "2021-04-02T00:11:00Z", "equity": "5100.5"},
+        "low": {"timestamp": "2021-04-02T00:12:00Z", "equity": "4990"},
+    }
+    assert (body["orders"], body["trades"], body["state"]) == (250, 3, "completed")
+    contract = body["execution_contract"]
+    assert contract["account"]["initial_cash"] == "5000"
+    assert contract["costs"]["slippage_bps"] == "1.5"
+
+
+def test_orders_of_a_result_come_a_hundred_a_page_with_a_next_link(
+    owner_client, workspace, dataset
+):
+    session = finished_session(owner_client, workspace, dataset)
+    url = session_url(workspace, session.id, "/orders")
+    first = owner_client.get(url).json()
+    assert (first["count"], len(first["results"]), first["results"][0]) == (250, 100,
+                                                                             {"id": "ord-1"})
+    assert first["next"] == f"http://testserver{url}?page=2"
+    last = owner_client.get(url, {"page": 3}).json()
+    assert ([o["id"] for o in last["results"]][:1], len(last["results"]), last["next"]) == (
+        ["ord-201"], 50, None)
+    assert owner_client.get(url, {"page": 4}).status_code == 404
+    trades = owner_client.get(session_url(workspace, session.id, "/trades")).json()
+    assert ([t["id"] for t in trades["results"]], trades["next"]) == (
+        ["fill-1", "fill-2", "fill-3"], None)
+
+
+def test_results_are_404_until_the_session_has_them_and_for_strangers(
+    owner_client, stranger_client, workspace, dataset
+):
+    created = create(owner_client, workspace, dataset).json()
+    pending = owner_client.get(session_url(workspace, created["id"], "/results"))
+    assert pending.status_code == 404
+    assert pending.json()["details"] == {"state": "created"}
+    session = finished_session(owner_client, workspace, dataset)
+    for tail in ("/results", "/orders", "/trades"):
+        assert stranger_client.get(session_url(workspace, session.id, tail)).status_code == 404
+
+
+def test_the_admin_shows_sessions_read_only(client, workspace, dataset, owner_client):
+    from accounts.models import User
+
+    session = finished_session(owner_client, workspace, dataset)
+    admin = User.objects.create_superuser(email="admin@example.com", password="x-password-1")
+    client.force_login(admin)
+    for model in ("tradingsession", "sessionevent", "sessionaudit", "sessionresult",
+                  "killswitch"):
+        assert client.get(f"/admin/runtimes/{model}/").status_code == 200, model
+        assert client.get(f"/admin/runtimes/{model}/add/").status_code == 403, model
+    page = client.get(f"/admin/runtimes/tradingsession/{session.id}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content  # view only
+    assert client.post(f"/admin/runtimes/tradingsession/{session.id}/delete/").status_code == 403

@@ -1,0 +1,23 @@
+"""Management API routes of the strategies app under /api/v1/ (included from config/urls.py)."""
+
+from django.urls import path
+
+from strategies import api_views
+
+W = "workspaces/<uuid:workspace_id>/"
+S = W + "strategies/<uuid:strategy_id>/"
+V = S + "versions/<int:number>/"
+D = W + "datasets/<uuid:dataset_id>/"
+
+urlpatterns = [
+    path(W + "strategies/", api_views.StrategyListCreate.as_view(), name="api-strategies"),
+    path(S, api_views.StrategyDetail.as_view(), name="api-strategy"),
+    path(S + "versions/", api_views.VersionListUpload.as_view(), name="api-strategy-versions"),
+    path(V, api_views.VersionDetail.as_view(), name="api-strategy-version"),
+    path(V + "download/", api_views.VersionDownload.as_view(),
+         name="api-strategy-version-download"),
+    path(V + "source/", api_views.VersionSource.as_view(), name="api-strategy-version-source"),
+    path(W + "datasets/", api_views.DatasetListUpload.as_view(), name="api-datasets"),
+    path(D, api_views.DatasetDetail.as_view(), name="api-dataset"),
+    path(D + "preview/", api_views.DatasetPreview.as_view(), name="api-dataset-preview"),
+]

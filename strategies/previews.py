@@ -1,0 +1,85 @@
+"""What a dataset looks like without downloading it: per symbol the first and last bars and a
+downsampled close series (column per field, decimals as strings), for the API and the dashboard.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from runtimes.core.bars import BarSeries
+from runtimes.core.datasets import load_bar_series
+from runtimes.core.wire import decimal_str
+from strategies.models import Dataset
+
+PREVIEW_POINTS = 200
+EDGE_BARS = 5
+
+
+def dataset_preview(
+    dataset: Dataset, *, symbols: list[str] | None = None, points: int = PREVIEW_POINTS,
+    edge_bars: int = EDGE_BARS,
+) -> dict[str, Any]:
+    """`{id, name, timeframe, symbols: [{symbol, rows, first_bars, last_bars, closes}]}`.
+
+    `closes` is `{"timestamps": [...], "values": [...]}` with at most `points` points, evenly
+    spaced over the whole file and always including its first and last bar. Raises
+    DatasetError if a file can no longer be read.
+    """
+    files = dataset.files.order_by("symbol")
+    if symbols:
+        files = files.filter(symbol__in=symbols)
+    return {
+        "id": str(dataset.pk),
+        "name": dataset.name,
+        "timeframe": dataset.timeframe,
+        "symbols": [_file_preview(f.path, f.symbol, points, edge_bars) for f in files],
+    }
+
+
+def _file_preview(path: str, symbol: str, points: int, edge_bars: int) -> dict[str, Any]:
+    stat = os.stat(path)  # the cache key changes when the file does
+    return _cached_preview(path, stat.st_mtime_ns, stat.st_size, symbol, points, edge_bars)
+
+
+@lru_cache(maxsize=32)
+def _cached_preview(path: str, _mtime_ns: int, _size: int, symbol: str, points: int,
+                    edge_bars: int) -> dict[str, Any]:
+    series = load_bar_series(path, symbol=symbol)
+    n = len(series)
+    return {
+        "symbol": symbol,
+        "rows": n,
+        "first_bars": [_bar(series, i) for i in range(min(edge_bars, n))],
+        "last_bars": [_bar(series, i) for i in range(max(n - edge_bars, 0), n)],
+        "closes": {
+            "timestamps": [_stamp(series, i) for i in sample_indexes(n, points)],
+            "values": [decimal_str(series.close_at(i)) for i in sample_indexes(n, points)],
+        },
+    }
+
+
+def sample_indexes(n: int, points: int) -> list[int]:
+    """`points` indexes spread evenly over 0…n-1 (both ends included); all of them if n ≤ points."""
+    if n <= points:
+        return list(range(n))
+    if points < 2:
+        return [n - 1]
+    steps = points - 1
+    return [(i * (n - 1) + steps // 2) // steps for i in range(points)]
+
+
+def _stamp(series: BarSeries, i: int) -> str:
+    return series.timestamp_at(i).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bar(series: BarSeries, i: int) -> dict[str, str]:
+    return {
+        "timestamp": _stamp(series, i),
+        "open": decimal_str(series.open_at(i)),
+        "high": decimal_str(series.high_at(i)),
+        "low": decimal_str(series.low_at(i)),
+        "close": decimal_str(series.close_at(i)),
+        "volume": decimal_str(series.volume_at(i)),
+    }
