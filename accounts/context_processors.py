@@ -1,4 +1,5 @@
-"""Template context: the current workspace and the user's workspaces (for the switcher)."""
+"""Template context: the current workspace, the user's workspaces (for the switcher) and which
+section of the main navigation the page belongs to."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from django.http import HttpRequest
 
 from accounts.current import current_membership, user_memberships
 
+# url-name prefix -> nav section (first match wins)
+NAV_SECTIONS = (
+    ("strategy_", "strategies"), ("version_", "strategies"), ("example", "strategies"),
+    ("dataset_", "datasets"), ("backtest", "backtests"), ("api_key", "keys"),
+    ("dashboard", "dashboard"),
+)
+
 
 def workspaces(request: HttpRequest) -> dict[str, Any]:
     membership = current_membership(request)
@@ -15,4 +23,11 @@ def workspaces(request: HttpRequest) -> dict[str, Any]:
         "current_membership": membership,
         "current_workspace": membership.workspace if membership else None,
         "user_memberships": user_memberships(request),
+        "nav_section": nav_section(request),
     }
+
+
+def nav_section(request: HttpRequest) -> str:
+    match = getattr(request, "resolver_match", None)
+    name = (match.url_name or "") if match else ""
+    return next((section for prefix, section in NAV_SECTIONS if name.startswith(prefix)), "")

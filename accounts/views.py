@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import messages
@@ -17,6 +17,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.messages.views import SuccessMessageMixin
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
@@ -29,7 +30,10 @@ from rest_framework.exceptions import APIException, ValidationError
 from accounts import services
 from accounts.current import current_membership, select_workspace
 from accounts.forms import ApiKeyForm, InviteForm, LoginForm, SignUpForm, WorkspaceForm
-from accounts.models import ApiKey, Invitation, Membership
+from accounts.models import ApiKey, Invitation, Membership, Workspace
+
+if TYPE_CHECKING:
+    from strategies.models import Dataset
 
 
 def _service_error(exc: APIException, form: forms.Form | None = None) -> str:
@@ -111,10 +115,17 @@ class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
 
 @workspace_page
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
+    from runtimes.models import TradingSession
+    from strategies.models import Dataset, Strategy
+
     workspace = membership.workspace
     return render(request, "accounts/dashboard.html", {
         "member_count": Membership.objects.for_workspace(workspace).count(),
         "key_count": ApiKey.objects.for_workspace(workspace).usable(timezone.now()).count(),
+        "strategy_count": Strategy.objects.for_workspace(workspace).count(),
+        "dataset_count": Dataset.objects.for_workspace(workspace).count(),
+        "session_count": TradingSession.objects.for_workspace(workspace).count(),
+        "live_count": TradingSession.objects.for_workspace(workspace).live().count(),
     })
 
 
@@ -210,9 +221,19 @@ def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse
             _form_error(form, exc)
         else:
             # Rendered, not redirected: the secret must not pass through the session or a URL.
-            return render(request, "accounts/api_key_created.html",
-                          {"key": key, "plaintext": plaintext})
+            return render(request, "accounts/api_key_created.html", {
+                "key": key, "plaintext": plaintext,
+                "origin": f"{request.scheme}://{request.get_host()}",
+                "dataset": _example_dataset(membership.workspace)})
     return render(request, "accounts/api_key_form.html", {"form": form})
+
+
+def _example_dataset(workspace: Workspace) -> Dataset | None:
+    """A dataset of the workspace for the laptop example: a one-symbol one, else any."""
+    from strategies.models import Dataset
+
+    datasets = Dataset.objects.for_workspace(workspace).annotate(symbols=Count("files"))
+    return datasets.order_by("symbols", "-created_at").first()
 
 
 @workspace_page

@@ -49,6 +49,14 @@ class TradingSessionQuerySet(models.QuerySet["TradingSession"]):
     def for_workspace(self, workspace: Workspace) -> TradingSessionQuerySet:
         return self.filter(workspace=workspace)
 
+    def live(self) -> TradingSessionQuerySet:
+        return self.filter(state__in=LIVE_STATES)
+
+    def with_total_bars(self) -> TradingSessionQuerySet:
+        """Annotate `total_bars`: the most bars any file of the session's dataset has (the
+        number of batches a whole-dataset run emits when the symbols share their timestamps)."""
+        return self.annotate(total_bars=models.Max("dataset__files__rows"))
+
 
 class TradingSession(models.Model):
     """One strategy connected to one runtime: today a backtest over a dataset."""
@@ -115,6 +123,16 @@ class TradingSession(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    def progress_percent(self) -> int | None:
+        """Batches emitted as a share of the dataset's bars (0-100), or None when the total is
+        unknown: not annotated by `with_total_bars()`, or a run limited to a period."""
+        total = getattr(self, "total_bars", None)
+        if self.state == State.COMPLETED:
+            return 100
+        if not total or self.start or self.end:
+            return None
+        return min(100, self.batches * 100 // total)
 
     def transition(
         self, *, to: str, allowed_from: frozenset[str] | set[str], **fields: Any

@@ -1,9 +1,10 @@
-"""Routes of the runtimes app: the management API under /api/v1/ and each session's Trading API
-under /sessions/{id}/ (symbols and ids may carry %2F, hence `path:`; history before {id})."""
+"""Routes of the runtimes app: the management API under /api/v1/, each session's Trading API
+under /sessions/{id}/ (symbols and ids may carry %2F, hence `path:`; history before {id}), and
+the dashboard's backtest pages under /app/backtests/."""
 
 from django.urls import path, re_path
 
-from runtimes import api_views
+from runtimes import api_views, views
 from runtimes.trading_views import SessionHealth, operation, unknown_route
 
 S = "sessions/<uuid:session_id>/"
@@ -30,6 +31,16 @@ trading_urlpatterns = [
     re_path(r"^sessions/", unknown_route),
 ]
 
+B = "app/backtests/"
+
+web_urlpatterns = [
+    path(B, views.backtest_list, name="backtest_list"),
+    path(B + "rows/", views.backtest_rows, name="backtest_rows"),
+    path(B + "<uuid:session_id>/", views.backtest_detail, name="backtest_detail"),
+    path(B + "<uuid:session_id>/progress/", views.backtest_progress, name="backtest_progress"),
+    path(B + "<uuid:session_id>/<str:kind>.csv", views.backtest_csv, name="backtest_csv"),
+]
+
 W = "api/v1/workspaces/<uuid:workspace_id>/sessions"
 
 urlpatterns = [
@@ -46,5 +57,6 @@ urlpatterns = [
          name="api-session-trades"),
     path("api/v1/workspaces/<uuid:workspace_id>/kill-switch",
          api_views.WorkspaceKillSwitchView.as_view(), name="api-workspace-kill-switch"),
+    *web_urlpatterns,
     *trading_urlpatterns,
 ]

@@ -1,5 +1,6 @@
 """What a dataset looks like without downloading it: per symbol the first and last bars and a
-downsampled close series (column per field, decimals as strings), for the API and the dashboard.
+downsampled close series (column per field, decimals as strings), for the API and the dashboard;
+and downsampled candles (one per bucket of bars) for the dashboard's preview chart.
 """
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from runtimes.core.bars import BarSeries
+from runtimes.core.bars import BarSeries, scaled_to_text
 from runtimes.core.datasets import load_bar_series
 from runtimes.core.wire import decimal_str
 from strategies.models import Dataset
 
 PREVIEW_POINTS = 200
+PREVIEW_CANDLES = 300
 EDGE_BARS = 5
 
 
@@ -83,3 +85,36 @@ def _bar(series: BarSeries, i: int) -> dict[str, str]:
         "close": decimal_str(series.close_at(i)),
         "volume": decimal_str(series.volume_at(i)),
     }
+
+
+def dataset_candles(dataset: Dataset, *, candles: int = PREVIEW_CANDLES) -> dict[str, Any]:
+    """`{symbol: {time, open, high, low, close}}`: at most `candles` candles per symbol, each the
+    aggregate of an equal run of consecutive bars (open of the first, high, low, close of the
+    last); `time` in epoch seconds, prices as decimal strings. Raises DatasetError if a file
+    can no longer be read."""
+    out = {}
+    for file in dataset.files.order_by("symbol"):
+        stat = os.stat(file.path)
+        out[file.symbol] = _cached_candles(file.path, stat.st_mtime_ns, stat.st_size,
+                                           file.symbol, candles)
+    return out
+
+
+@lru_cache(maxsize=32)
+def _cached_candles(path: str, _mtime_ns: int, _size: int, symbol: str,
+                    candles: int) -> dict[str, list[Any]]:
+    series = load_bar_series(path, symbol=symbol)
+    n, places = len(series), series.price_decimals
+    opens, highs = series.scaled_column("open"), series.scaled_column("high")
+    lows, closes = series.scaled_column("low"), series.scaled_column("close")
+    stamps = series.timestamps()
+    size = max(1, -(-n // candles))  # ceiling division: at most `candles` buckets
+    columns: dict[str, list[Any]] = {"time": [], "open": [], "high": [], "low": [], "close": []}
+    for start in range(0, n, size):
+        end = min(start + size, n)
+        columns["time"].append(stamps[start])
+        columns["open"].append(scaled_to_text(opens[start], places))
+        columns["high"].append(scaled_to_text(max(highs[start:end]), places))
+        columns["low"].append(scaled_to_text(min(lows[start:end]), places))
+        columns["close"].append(scaled_to_text(closes[end - 1], places))
+    return columns

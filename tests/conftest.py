@@ -92,6 +92,21 @@ def make_api_key():
     return make
 
 
+@pytest.fixture
+def sign_in(client):
+    """sign_in(user, workspace) -> the test client, logged in with `workspace` as current."""
+    from accounts.current import SESSION_KEY
+
+    def sign(user, workspace):
+        client.force_login(user)
+        session = client.session
+        session[SESSION_KEY] = str(workspace.pk)
+        session.save()
+        return client
+
+    return sign
+
+
 # ============================ end of the accounts section ====================================
 
 

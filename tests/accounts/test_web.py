@@ -148,8 +148,10 @@ def test_api_key_page_shows_the_secret_once_with_the_sdk_example(client, owner):
 
     text = response.content.decode()
     plaintext = re.search(r"prt_[0-9A-Za-z]{12}_[0-9A-Za-z]{40}", text).group(0)
-    assert f"TEKTII_TRADING_GATEWAY_API_KEY={plaintext} python my_strategy.py" in text
-    assert "data-copy-target" in text
+    assert f"export PARITY_API_KEY='{plaintext}'" in text
+    assert 'TEKTII_TRADING_GATEWAY_API_KEY="$PARITY_API_KEY"' in text
+    assert "python3 sma_crossover.py" in text and "PARITY_STRATEGY_PARAMS=" in text
+    assert 'data-copy-target="new-key"' in text and 'data-copy-target="laptop-example"' in text
     listing = client.get(reverse("api_keys")).content.decode()
     assert plaintext not in listing and plaintext[:17] in listing
 

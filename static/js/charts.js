@@ -1,0 +1,74 @@
+// Charts of the dashboard, drawn with the vendored lightweight-charts from data the page embeds
+// with json_script (no extra request). Prices and equity arrive as decimal strings.
+(function () {
+  const LC = window.LightweightCharts;
+  const theme = {
+    layout: { background: { color: "#ffffff" }, textColor: "#667085", fontSize: 12,
+      attributionLogo: false },
+    grid: { vertLines: { color: "#f1f3f7" }, horzLines: { color: "#f1f3f7" } },
+    rightPriceScale: { borderColor: "#e3e6ee" },
+    timeScale: { borderColor: "#e3e6ee", timeVisible: true, secondsVisible: false },
+    autoSize: true,
+  };
+  const readJson = (id) => JSON.parse(document.getElementById(id).textContent);
+
+  function candlesOf(columns) {
+    return columns.time.map((time, i) => ({
+      time, open: Number(columns.open[i]), high: Number(columns.high[i]),
+      low: Number(columns.low[i]), close: Number(columns.close[i]),
+    }));
+  }
+
+  function drawCandles(element) {
+    const data = readJson(element.dataset.source);
+    const symbols = Object.keys(data);
+    if (!symbols.length) return;
+    const chart = LC.createChart(element, theme);
+    const series = chart.addSeries(LC.CandlestickSeries, {
+      upColor: "#2b8a3e", downColor: "#c92a2a", borderVisible: false,
+      wickUpColor: "#2b8a3e", wickDownColor: "#c92a2a",
+    });
+    const show = (symbol) => {
+      series.setData(candlesOf(data[symbol]));
+      chart.timeScale().fitContent();
+      document.querySelectorAll(`[data-symbol-for="${element.id}"]`).forEach((button) => {
+        button.setAttribute("aria-pressed", String(button.dataset.symbol === symbol));
+      });
+      element.dataset.symbol = symbol;
+    };
+    document.querySelectorAll(`[data-symbol-for="${element.id}"]`).forEach((button) => {
+      button.addEventListener("click", () => show(button.dataset.symbol));
+    });
+    show(symbols[0]);
+  }
+
+  function pointsOf(columns, scale) {
+    return columns.time.map((time, i) => ({ time, value: Number(columns.value[i]) * scale }));
+  }
+
+  function drawEquity(element) {
+    const data = readJson(element.dataset.source);
+    if (!data.equity.time.length) return;
+    const chart = LC.createChart(element, theme);
+    const equity = chart.addSeries(LC.AreaSeries, {
+      lineColor: "#3b5bdb", topColor: "rgba(59, 91, 219, .25)", bottomColor: "rgba(59, 91, 219, .02)",
+      lineWidth: 2, priceFormat: { type: "price", precision: 2, minMove: 0.01 },
+    });
+    equity.setData(pointsOf(data.equity, 1));
+    const drawdown = chart.addSeries(LC.AreaSeries, {
+      lineColor: "#c92a2a", topColor: "rgba(201, 42, 42, .02)", bottomColor: "rgba(201, 42, 42, .3)",
+      lineWidth: 1, invertFilledArea: true,
+      priceFormat: { type: "percent", precision: 2, minMove: 0.01 },
+    }, 1);
+    drawdown.setData(pointsOf(data.drawdown, 100));
+    const panes = chart.panes();
+    if (panes.length > 1) panes[1].setStretchFactor(0.4);
+    chart.timeScale().fitContent();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (!LC) return;
+    document.querySelectorAll("[data-chart=candles]").forEach(drawCandles);
+    document.querySelectorAll("[data-chart=equity]").forEach(drawEquity);
+  });
+})();
