@@ -12,8 +12,8 @@ from accounts.current import current_membership, user_memberships
 # url-name prefix -> nav section (first match wins)
 NAV_SECTIONS = (
     ("strategy_", "strategies"), ("version_", "strategies"), ("example", "strategies"),
-    ("dataset_", "datasets"), ("backtest", "backtests"), ("api_key", "keys"),
-    ("dashboard", "dashboard"),
+    ("dataset_", "datasets"), ("backtest", "backtests"), ("schedule", "schedules"),
+    ("api_key", "keys"), ("dashboard", "dashboard"),
 )
 
 

@@ -165,7 +165,8 @@ INSTALLED_APPS = [
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # No WhiteNoise middleware: it is sync-only and would force every request through a
+    # thread and back. config/asgi.py serves static files in front of Django instead.
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -304,3 +305,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- hosted strategies (the sandbox) -------------------------------------------------------
+# Where a worker reaches the web tier: the sandbox's relay forwards a hosted strategy's requests
+# (its own session's paths only) to this plain-HTTP address.
+PLATFORM_INTERNAL_URL = env.str("PLATFORM_INTERNAL_URL", "http://127.0.0.1:8000")
+# Without bubblewrap, hosted runs are refused; development may allow them unsandboxed instead.
+SANDBOX_ALLOW_UNSANDBOXED = env.bool("SANDBOX_ALLOW_UNSANDBOXED", False)
+if PRODUCTION and SANDBOX_ALLOW_UNSANDBOXED:
+    raise ImproperlyConfigured("SANDBOX_ALLOW_UNSANDBOXED must be off when PARITY_MODE=production.")
+SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", 1024, minimum=64)  # address space per run
+SANDBOX_CPU_SECONDS = env.int("SANDBOX_CPU_SECONDS", 600, minimum=1)
+SANDBOX_WALL_SECONDS = env.int("SANDBOX_WALL_SECONDS", 3600, minimum=5)
+SANDBOX_MAX_OUTPUT_BYTES = env.int("SANDBOX_MAX_OUTPUT_BYTES", 1 << 20, minimum=1024)

@@ -1,5 +1,6 @@
 """Management API (/api/v1/workspaces/{ws}/sessions...): create, list, show, cancel and kill
-sessions, read their results; and the workspace's kill switch.
+sessions, read their results; the workspace's kill switch; and hosted backtests
+(/backtests: a strategy version run by the platform in the sandbox).
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger gets 404), the
 serializer validates, `runtimes.services` decides.
@@ -21,9 +22,9 @@ from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin
 from runtimes import services
-from runtimes.models import KillSwitch, TradingSession
+from runtimes.models import KillSwitch, Source, TradingSession
 from runtimes.risk import RiskLimits
-from strategies.models import Dataset
+from strategies.models import Dataset, StrategyVersion
 
 
 class CommissionSerializer(serializers.Serializer):
@@ -90,13 +91,7 @@ class BacktestSessionCreateSerializer(serializers.Serializer):
         )
 
     def to_internal_value(self, data: Any) -> Any:
-        # The contract names the period `from`/`to`, which Python cannot name as fields.
-        if isinstance(data, dict):
-            data = {**data}
-            for wire, field in (("from", "start"), ("to", "end")):
-                if wire in data:
-                    data[field] = data.pop(wire)
-        return super().to_internal_value(data)
+        return super().to_internal_value(_with_period_names(data))
 
 
 def _origin(request: Request) -> str:
@@ -233,3 +228,85 @@ class SessionResultRows(WorkspaceScopedMixin, generics.GenericAPIView):
         result = services.session_result(session=session)
         page = self.paginate_queryset(getattr(result, self.rows))
         return self.get_paginated_response(page)
+
+
+class HostedBacktestCreateSerializer(serializers.Serializer):
+    version = serializers.UUIDField(help_text="The strategy version to run in the sandbox.")
+    dataset = serializers.UUIDField()
+    symbols = serializers.ListField(child=serializers.CharField(max_length=32), required=False,
+                                    allow_empty=False)
+    timeframe = serializers.CharField(max_length=8, required=False)
+    start = serializers.DateTimeField(required=False, allow_null=True)
+    end = serializers.DateTimeField(required=False, allow_null=True)
+    initial_cash = serializers.DecimalField(max_digits=24, decimal_places=8,
+                                            min_value=Decimal(0), default=Decimal(100_000))
+    commission = CommissionSerializer(required=False)
+    slippage_bps = serializers.DecimalField(max_digits=12, decimal_places=4,
+                                            min_value=Decimal(0), default=Decimal(0))
+    params = serializers.DictField(required=False, default=dict,
+                                   help_text="Passed to the strategy as PARITY_STRATEGY_PARAMS.")
+
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(_with_period_names(data))
+
+
+def _with_period_names(data: Any) -> Any:
+    # The contract names the period `from`/`to`, which Python cannot name as fields.
+    if isinstance(data, dict):
+        data = {**data}
+        for wire, field in (("from", "start"), ("to", "end")):
+            if wire in data:
+                data[field] = data.pop(wire)
+    return data
+
+
+class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
+    """GET: the workspace's hosted backtests, newest first. POST: run a strategy version on a
+    dataset in the sandbox (400 SANDBOX_UNAVAILABLE when hosted runs are refused here)."""
+
+    scoped_model = TradingSession
+    write_check = "can_trade"
+    serializer_class = HostedBacktestCreateSerializer
+
+    def get_queryset(self) -> Any:
+        return (super().get_queryset().filter(source=Source.HOSTED)
+                .select_related("strategy_version"))
+
+    @extend_schema(operation_id="backtests_list", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, workspace_id: Any) -> Response:
+        return Response([services.backtest_json(s, origin=_origin(request), with_output=False)
+                         for s in self.get_queryset()[:100]])
+
+    @extend_schema(operation_id="backtests_create", responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, workspace_id: Any) -> Response:
+        serializer = HostedBacktestCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        version = get_object_or_404(
+            StrategyVersion.objects.for_workspace(self.workspace).select_related("strategy"),
+            pk=data.pop("version"))
+        dataset = get_object_or_404(Dataset.objects.for_workspace(self.workspace),
+                                    pk=data.pop("dataset"))
+        session = services.create_hosted_backtest(
+            workspace=self.workspace, created_by=request.user, version=version, dataset=dataset,
+            symbols=data.get("symbols"), timeframe=data.get("timeframe"),
+            start=data.get("start"), end=data.get("end"), initial_cash=data["initial_cash"],
+            commission=dict(data.get("commission") or {}), slippage_bps=data["slippage_bps"],
+            params=data["params"])
+        body = services.backtest_json(session, origin=_origin(request), with_output=False)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class BacktestDetail(WorkspaceScopedMixin, generics.GenericAPIView):
+    """GET: one hosted backtest with its progress and captured output (cancel: the session's
+    cancel endpoint; results: the session's results endpoints)."""
+
+    scoped_model = TradingSession
+
+    @extend_schema(operation_id="backtests_retrieve", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        session = get_object_or_404(
+            self.get_queryset().filter(source=Source.HOSTED).select_related("strategy_version"),
+            pk=session_id)
+        return Response(services.backtest_json(session, origin=_origin(request),
+                                               with_output=True))

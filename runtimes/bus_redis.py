@@ -4,13 +4,19 @@ Lists, no pub/sub, so nothing is lost while a side is busy: web -> host messages
 list per session (the host BLPOPs it); frames for a socket go to one list per connection (a relay
 task on the socket's event loop BLPOPs it); a command's reply goes to a list of its own that the
 view BLPOPs. Every key expires, so a vanished side leaves nothing behind for long.
+
+Per event this costs one push and one pop each way, and no JSON work on frames: the host pushes
+a whole batch of frame texts as one list element (joined by newlines, which compact JSON never
+contains raw), and the relay splits it and hands the texts to the socket as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+import weakref
 from typing import Any
 
 import redis
@@ -21,7 +27,14 @@ from runtimes.bus import BusUnavailable, FrameSink, JsonDict, Reply
 PREFIX = "parity:bus"
 KEY_TTL_S = 3600
 REPLY_TTL_S = 60
-RELAY_BLOCK_S = 5  # a relay wakes at least this often (to notice cancellation promptly anyway)
+RELAY_BLOCK_S = 5  # a relay's BLPOP returns at least this often (it loops; cheap)
+FRAME_SEPARATOR = "\n"
+CLOSE_PREFIX = "close:"  # an outbox element asking to close the socket; frames start with "{"
+# Blocking reads (BLPOP) carry their own server-side timeout, so the client's socket timeout must
+# not cut them short: a read timeout of 5 s (redis-py's default) against a 5 s BLPOP raced and
+# surfaced as "Timeout reading from ...". Connecting still times out.
+BLOCKING_CLIENT = {"socket_timeout": None, "socket_connect_timeout": 5,
+                   "socket_keepalive": True}
 
 
 def inbox_key(session_id: str) -> str:
@@ -36,18 +49,27 @@ def reply_key(request_id: str) -> str:
     return f"{PREFIX}:reply:{request_id}"
 
 
-def _push(client: redis.Redis, key: str, message: Any, ttl: int = KEY_TTL_S) -> None:
+def _dumps(message: Any) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
+def _push(client: redis.Redis, key: str, element: str, ttl: int = KEY_TTL_S) -> None:
     pipe = client.pipeline(transaction=False)
-    pipe.rpush(key, json.dumps(message, separators=(",", ":")))
+    pipe.rpush(key, element)
     pipe.expire(key, ttl)
     pipe.execute()
+
+
+def _reply_of(raw: bytes) -> Reply:
+    answer = json.loads(raw)
+    return Reply(answer["status"], answer["body"])
 
 
 class RedisHost:
     """The host's side: its own connection, since BLPOP holds it."""
 
     def __init__(self, url: str, session_id: str) -> None:
-        self._client = redis.Redis.from_url(url)
+        self._client = redis.Redis.from_url(url, **BLOCKING_CLIENT)
         self._session_id = session_id
         self._inbox = inbox_key(session_id)
 
@@ -57,14 +79,15 @@ class RedisHost:
 
     def send(self, connection_id: str, texts: list[str]) -> None:
         if texts:
-            _push(self._client, outbox_key(self._session_id, connection_id), {"texts": texts})
+            _push(self._client, outbox_key(self._session_id, connection_id),
+                  FRAME_SEPARATOR.join(texts))
 
     def close_connection(self, connection_id: str, code: int) -> None:
-        _push(self._client, outbox_key(self._session_id, connection_id), {"close": code})
+        _push(self._client, outbox_key(self._session_id, connection_id), f"{CLOSE_PREFIX}{code}")
 
     def reply(self, request_id: str, reply: Reply) -> None:
-        _push(self._client, reply_key(request_id), {"status": reply.status, "body": reply.body},
-              REPLY_TTL_S)
+        _push(self._client, reply_key(request_id),
+              _dumps({"status": reply.status, "body": reply.body}), REPLY_TTL_S)
 
     def close(self) -> None:
         # Commands still queued get no reply; their views time out and answer 503.
@@ -74,36 +97,50 @@ class RedisHost:
 
 class RedisBus:
     """The web side. `connect` must be called on the socket's event loop: it starts the relay
-    task there. Pushes use a blocking client (sub-millisecond on a local Redis)."""
+    task there. Pushes use a blocking client (sub-millisecond on a local Redis); `arequest` waits
+    for its reply without blocking the loop."""
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._client = redis.Redis.from_url(url)
+        self._blocking = redis.Redis.from_url(url, **BLOCKING_CLIENT)
         self._relays: dict[str, asyncio.Task[None]] = {}
+        # One pool per event loop: redis.asyncio connections belong to the loop that made them.
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+            weakref.WeakKeyDictionary())
+        self._posters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Poster] = (
+            weakref.WeakKeyDictionary())
 
     def host(self, session_id: str) -> RedisHost:
         return RedisHost(self._url, session_id)
 
+    # -- sockets --------------------------------------------------------------------------------
+
     def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None) -> str:
         connection_id = uuid.uuid4().hex
         relay = self._relay(outbox_key(session_id, connection_id), sink)
-        self._relays[connection_id] = asyncio.get_running_loop().create_task(relay)
+        task = asyncio.get_running_loop().create_task(relay)
+        self._relays[connection_id] = task
+        task.add_done_callback(lambda _: self._relays.pop(connection_id, None))
         self.post(session_id, {"kind": "attach", "connection": connection_id,
                                "last_event_id": last_event_id})
         return connection_id
 
     async def _relay(self, key: str, sink: FrameSink) -> None:
-        client = redis.asyncio.Redis.from_url(self._url)
+        # Its own connection: a BLPOP holds it, and cancelling one mid-read leaves it unusable.
+        client = redis.asyncio.Redis.from_url(self._url, **BLOCKING_CLIENT)
         try:
             while True:
                 item = await client.blpop([key], timeout=RELAY_BLOCK_S)
                 if item is None:
                     continue
-                message = json.loads(item[1])
-                if "close" in message:
-                    sink([], int(message["close"]))
+                element = item[1].decode()
+                if element.startswith(CLOSE_PREFIX):
+                    sink([], int(element.removeprefix(CLOSE_PREFIX)))
                     return
-                sink(message["texts"], None)
+                sink(element.split(FRAME_SEPARATOR), None)
+        except asyncio.CancelledError:
+            pass  # the socket went away (detach): not an error, and nothing to report
         finally:
             await client.aclose()
 
@@ -112,15 +149,103 @@ class RedisBus:
             relay = self._relays.pop(message["connection"], None)
             if relay is not None:
                 relay.cancel()
-            self._client.delete(outbox_key(session_id, message["connection"]))
-        _push(self._client, inbox_key(session_id), message)
+            self._post_element(outbox_key(session_id, message["connection"]), None)
+        self._post_element(inbox_key(session_id), _dumps(message))
+
+    def _post_element(self, key: str, element: str | None) -> None:
+        """Push `element` to `key` (None: delete the key). On an event loop (a socket's acks)
+        this only queues it for the loop's poster, so the loop never blocks on a round trip;
+        elsewhere (a view's thread, a service) it is pushed at once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            if element is None:
+                self._client.delete(key)
+            else:
+                _push(self._client, key, element)
+            return
+        poster = self._posters.get(loop)
+        if poster is None:
+            poster = self._posters[loop] = _Poster(self._async_client())
+        poster.put(key, element)
+
+    # -- commands -------------------------------------------------------------------------------
 
     def request(self, session_id: str, command: JsonDict, *, timeout: float) -> Reply:
-        request_id = uuid.uuid4().hex
-        _push(self._client, inbox_key(session_id), {"kind": "command", "request": request_id,
-                                                    **command})
-        item = self._client.blpop([reply_key(request_id)], timeout=timeout)
+        request_id = self._send_command(session_id, command)
+        item = self._blocking.blpop([reply_key(request_id)], timeout=timeout)
         if item is None:
             raise BusUnavailable("the session did not answer in time")
-        answer = json.loads(item[1])
-        return Reply(answer["status"], answer["body"])
+        return _reply_of(item[1])
+
+    async def arequest(self, session_id: str, command: JsonDict, *, timeout: float) -> Reply:
+        """`request` for an event loop: the wait holds one pooled connection, not a thread."""
+        request_id = self._send_command(session_id, command)
+        item = await self._async_client().blpop([reply_key(request_id)], timeout=timeout)
+        if item is None:
+            raise BusUnavailable("the session did not answer in time")
+        return _reply_of(item[1])
+
+    def _send_command(self, session_id: str, command: JsonDict) -> str:
+        request_id = uuid.uuid4().hex
+        _push(self._client, inbox_key(session_id),
+              _dumps({"kind": "command", "request": request_id, **command}))
+        return request_id
+
+    def _async_client(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            client = self._async[loop] = redis.asyncio.Redis.from_url(self._url,
+                                                                      **BLOCKING_CLIENT)
+        return client
+
+    async def aclose(self) -> None:
+        """Stop this loop's relays and close its pooled connections (tests, shutdown)."""
+        loop = asyncio.get_running_loop()
+        relays = [relay for relay in self._relays.values() if relay.get_loop() is loop]
+        for relay in relays:
+            relay.cancel()
+        for relay in relays:
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+        poster = self._posters.pop(loop, None)
+        if poster is not None:
+            await poster.drained()
+        client = self._async.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+
+class _Poster:
+    """One event loop's web -> Redis pushes, in order, without blocking the loop: queued, then
+    written by one task, everything queued meanwhile in one pipeline (so a burst of acks costs
+    one round trip, and one key's elements keep their order)."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._client = client
+        self._queue: list[tuple[str, str | None]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def put(self, key: str, element: str | None) -> None:
+        self._queue.append((key, element))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            pipe = self._client.pipeline(transaction=False)
+            for key, element in batch:
+                if element is None:
+                    pipe.delete(key)
+                else:
+                    pipe.rpush(key, element)
+                    pipe.expire(key, KEY_TTL_S)
+            await pipe.execute()
+
+    async def drained(self) -> None:
+        if self._writer is not None:
+            await self._writer

@@ -8,6 +8,7 @@ the credential. Decides nothing: acks and bad frames go to the host, frames come
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts import keys
 from accounts.services import authenticate_api_key
+from runtimes.authentication import looks_like_session_token, token_may_connect
 from runtimes.bus import get_bus
 from runtimes.core.errors import TradingError
 from runtimes.core.wire_parse import (
@@ -31,13 +33,17 @@ from runtimes.trading_views import find_session, key_may_trade
 def header_key(headers: dict[bytes, bytes]) -> str | None:
     """The API key of the upgrade request: `Authorization: Bearer` first, then `X-API-Key`."""
     scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() == "bearer" and keys.looks_like_key(token.strip()):
+    if scheme.lower() == "bearer" and (keys.looks_like_key(token.strip())
+                                       or looks_like_session_token(token.strip())):
         return token.strip()
     return headers.get(b"x-api-key", b"").decode("latin-1").strip() or None
 
 
 def may_connect(raw_key: str | None, session_id: str) -> bool:
-    """A usable key of the session's workspace, with the platform's scope, on a live session."""
+    """A usable key of the session's workspace, with the platform's scope, on a live session;
+    or the session token of this very session's hosted run."""
+    if (hosted := token_may_connect(raw_key, session_id)) is not None:
+        return hosted
     key = authenticate_api_key(raw_key) if raw_key else None
     if key is None:
         return False
@@ -46,6 +52,10 @@ def may_connect(raw_key: str | None, session_id: str) -> bool:
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
+    # No channel layer: the session bus carries everything. With one, each socket also kept a
+    # channel-layer receive pending (a Redis BLPOP in the distributed topology, which redis-py's
+    # 5 s read timeout killed, closing the socket with 1011) and woke on it for nothing.
+    channel_layer_alias = None
     connection_id: str | None = None
     writer: asyncio.Task[None] | None = None
 
@@ -74,20 +84,27 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         await self.accept()
         loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
         outbox: asyncio.Queue[tuple[list[str], int | None]] = asyncio.Queue()
 
         def sink(texts: list[str], close_code: int | None) -> None:
-            # Called from the host's thread: hand over to this socket's loop, nothing more.
-            loop.call_soon_threadsafe(outbox.put_nowait, (texts, close_code))
+            # From the host's thread (in-process bus): hand over to this socket's loop, nothing
+            # more. From a relay on this loop (Redis bus): no need to wake the loop.
+            if threading.get_ident() == loop_thread:
+                outbox.put_nowait((texts, close_code))
+            else:
+                loop.call_soon_threadsafe(outbox.put_nowait, (texts, close_code))
 
         self.writer = asyncio.create_task(self._write(outbox))
         self.connection_id = get_bus().connect(self.session_id, sink, last_event_id=cursor)
 
     async def _write(self, outbox: asyncio.Queue[tuple[list[str], int | None]]) -> None:
+        # Texts are the host's encoded frames, sent as they are: straight to the server's send,
+        # past the consumer's keyword-to-message wrapping.
         while True:
             texts, close_code = await outbox.get()
             for text in texts:
-                await self.send(text_data=text)
+                await self.base_send({"type": "websocket.send", "text": text})
             if close_code is not None:
                 await self.close(code=close_code)
                 return

@@ -7,8 +7,10 @@ chunks of thousands of frames, and the results at the end.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -23,9 +25,11 @@ from runtimes.core import wire
 from runtimes.core.costs import Commission
 from runtimes.core.datasets import DatasetError, load_market_data
 from runtimes.core.engine import BacktestConfig, BacktestEngine
-from runtimes.core.session import BacktestStream, InMemoryJournal, JsonDict, sequence_of
+from runtimes.core.session import BacktestStream, JournalCounts, JsonDict, sequence_of
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
+from runtimes.hosted import HostedStrategy
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
+from runtimes.risk import RiskGuard
 
 logger = logging.getLogger(__name__)
 
@@ -34,46 +38,109 @@ JOURNAL_CHUNK = 5000  # acked frames are written to SessionEvent this many at a 
 CLOSE_NORMAL = 1000
 
 
-class HostJournal(InMemoryJournal):
-    """The in-memory journal plus what flushing needs: which ids are acked, what is written."""
+class HostJournal:
+    """The session's journal (a SessionJournal) as the host keeps it: only the tail not yet in
+    SessionEvent stays in memory, each frame as the exact text sent (encoded once, here);
+    resume reads older frames back from SessionEvent.
+
+    Frames are flushed in bulk once a chunk of them is acked in a row (acks arrive in order in
+    lock-step), and everything at the end.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.acked_ids: set[str] = set()
-        self.flushed = 0  # frames[:flushed] are in SessionEvent
-        self.acked_prefix = 0  # frames[:acked_prefix] are all acked (advanced incrementally)
+        self.flushed = 0  # frames written to SessionEvent (and dropped from memory)
+        self._ids: list[str] = []  # the tail, oldest first, parallel to _texts and _sequences
+        self._texts: list[str] = []
+        self._sequences: list[int] = []
+        self._acked: set[str] = set()  # acked ids of the tail
+        self._acked_prefix = 0  # _ids[:_acked_prefix] are all acked (advanced incrementally)
+        self._acked_total = 0
+        self._session: TradingSession | None = None  # where older frames are read from
+
+    # -- SessionJournal ---------------------------------------------------------------------------
+
+    def append_events(self, frames: Sequence[JsonDict]) -> None:
+        for frame in frames:
+            event_id = frame["event_id"]
+            sequence = sequence_of(event_id)
+            if self._sequences and sequence <= self._sequences[-1]:
+                raise ValueError(f"{event_id} is not after evt-{self._sequences[-1]}")
+            self._ids.append(event_id)
+            self._sequences.append(sequence)
+            self._texts.append(encode_frame(frame))
 
     def record_ack(self, event_ids: Sequence[str], correlation_id: str) -> None:
-        super().record_ack(event_ids, correlation_id)
-        self.acked_ids.update(event_ids)
+        # Flushed frames are acked already (only an acked prefix is flushed before the end).
+        first = self._sequences[0] if self._sequences else None
+        for event_id in event_ids:
+            if event_id in self._acked or first is None:
+                continue
+            try:
+                position = sequence_of(event_id) - first
+            except ValueError:
+                continue
+            if 0 <= position < len(self._ids) and self._ids[position] == event_id:
+                self._acked.add(event_id)
+                self._acked_total += 1
+
+    def frames_after(self, event_id: str) -> list[JsonDict]:
+        return [json.loads(text) for text in self.texts_after(event_id)]
+
+    def unacked_frames(self) -> list[JsonDict]:
+        return [json.loads(text) for text in self.unacked_texts()]
+
+    def counts(self) -> JournalCounts:
+        return JournalCounts(sent=self.flushed + len(self._ids), acked=self._acked_total)
+
+    # -- texts, for the host ----------------------------------------------------------------------
+
+    def last_texts(self, count: int) -> list[str]:
+        """The texts of the `count` frames appended last (what the host is about to send)."""
+        return self._texts[len(self._texts) - count:] if count else []
+
+    def texts_after(self, event_id: str) -> list[str]:
+        """Every frame after `event_id`, oldest first: SessionEvent, then the tail."""
+        sequence = sequence_of(event_id)
+        start = bisect_right(self._sequences, sequence)
+        older: list[str] = []
+        if start == 0 and self.flushed and self._session is not None:
+            older = list(self._session.events.filter(sequence__gt=sequence)
+                         .order_by("sequence").values_list("frame", flat=True))
+        return older + self._texts[start:]
+
+    def unacked_texts(self) -> list[str]:
+        """Every frame not acked yet, oldest first (flushed ones are acked until the end)."""
+        return [text for event_id, text in zip(self._ids, self._texts, strict=True)
+                if event_id not in self._acked]
+
+    # -- writing ----------------------------------------------------------------------------------
 
     def flush(
         self, session: TradingSession, *, everything: bool, chunk: int = JOURNAL_CHUNK
     ) -> None:
-        """Write the acked prefix of unwritten frames (all of them when `everything`) in bulk."""
-        end = len(self.frames)
+        """Write the acked prefix of the tail (all of it when `everything`) in bulk, then drop
+        it from memory."""
+        self._session = session
+        end = len(self._ids)
         if not everything:
-            # Acks arrive in order in lock-step, so this pointer moves a few frames per call.
-            frames, acked = self.frames, self.acked_ids
-            while self.acked_prefix < len(frames) and (
-                frames[self.acked_prefix]["event_id"] in acked
-            ):
-                self.acked_prefix += 1
-            end = self.acked_prefix
-            if end - self.flushed < chunk:
+            ids, acked = self._ids, self._acked
+            while self._acked_prefix < len(ids) and ids[self._acked_prefix] in acked:
+                self._acked_prefix += 1
+            end = self._acked_prefix
+            if end < chunk:
                 return
         rows = [
-            SessionEvent(
-                session=session,
-                sequence=sequence_of(frame["event_id"]),
-                event_id=frame["event_id"],
-                frame=encode_frame(frame),
-                acked=frame["event_id"] in self.acked_ids,
-            )
-            for frame in self.frames[self.flushed:end]
+            SessionEvent(session=session, sequence=sequence, event_id=event_id, frame=text,
+                         acked=event_id in self._acked)
+            for event_id, sequence, text in zip(
+                self._ids[:end], self._sequences[:end], self._texts[:end], strict=True)
         ]
         SessionEvent.objects.bulk_create(rows, batch_size=2000)
-        self.flushed = end
+        for event_id in self._ids[:end]:
+            self._acked.discard(event_id)
+        del self._ids[:end], self._sequences[:end], self._texts[:end]
+        self._acked_prefix -= min(end, self._acked_prefix)
+        self.flushed += end
 
 
 def build_engine(session: TradingSession) -> BacktestEngine:
@@ -105,12 +172,14 @@ class SessionHost:
         self.session, self.endpoint, self.engine = session, endpoint, engine
         self.now, self.monotonic = now, monotonic
         self.journal = HostJournal()
+        self.guard = RiskGuard.for_session(session)  # risk limits and kill switches
         self.stream = BacktestStream(engine, journal=self.journal, provider="backtest",
                                      broker="backtest")
         self.active: str | None = None  # the socket that receives new frames
         self.connections: set[str] = set()
         self.outcome: tuple[str, str] | None = None  # (state, reason) once decided
         self.last_progress = monotonic()
+        self.strategy: HostedStrategy | None = None  # a hosted session's sandboxed process
 
     # -- main loop ------------------------------------------------------------------------------
 
@@ -121,6 +190,8 @@ class SessionHost:
             if message is not None:
                 self.handle(message)
             self._check_timeouts(connect_deadline)
+            if self.outcome is None and self.strategy is not None:
+                self.outcome = self.strategy.outcome()
             if self.outcome is None and self.stream.started:
                 self.journal.flush(self.session, everything=False)
         return self._finish()
@@ -159,7 +230,8 @@ class SessionHost:
         self.connections.add(connection)
         self.last_progress = self.monotonic()
         if self.stream.started:
-            self._send(self.stream.frames_for_reconnect(last_event_id))
+            if self.active is not None:
+                self.endpoint.send(self.active, self._reconnect_texts(last_event_id))
             return
         self.session.transition(to=State.RUNNING, allowed_from={State.WAITING},
                                 started_at=self.now())
@@ -178,7 +250,7 @@ class SessionHost:
         if message.get("op") == "session":
             reply = Reply(200, self.session_info())
         else:
-            reply = commands.execute(self.engine, message)
+            reply = commands.execute(self.engine, message, guard=self.guard)
         self.endpoint.reply(message["request"], reply)
         if message.get("op") in commands.ACTIONS:
             self._send(self.stream.on_strategy_action())
@@ -188,12 +260,18 @@ class SessionHost:
             return error_frame(message["code"], message["message"], message.get("details"),
                                timestamp=self.engine.now, event_id=event_id)
 
-        frame = self.stream.emit_notice(build)
-        self.endpoint.send(message["connection"], [encode_frame(frame)])
+        self.stream.emit_notice(build)
+        self.endpoint.send(message["connection"], self.journal.last_texts(1))
 
     def _send(self, frames: list[JsonDict]) -> None:
+        # The journal encoded each frame once as it was published; those texts go out as-is.
         if frames and self.active is not None:
-            self.endpoint.send(self.active, [encode_frame(f) for f in frames])
+            self.endpoint.send(self.active, self.journal.last_texts(len(frames)))
+
+    def _reconnect_texts(self, last_event_id: str | None) -> list[str]:
+        if last_event_id is not None:
+            return self.journal.texts_after(last_event_id)
+        return self.journal.unacked_texts()
 
     def session_info(self) -> JsonDict:
         counts = self.stream.counts()
@@ -206,7 +284,7 @@ class SessionHost:
             "subscriptions": {"symbols": list(self.session.symbols),
                               "timeframes": [self.session.timeframe],
                               "events": ["candle", "order", "trade", "position", "account"]},
-            "risk_limits": {},
+            **self.guard.session_fields(),
             "events_sent": counts.sent,
             "events_acked": counts.acked,
             "batches": self.stream.batches_emitted,
@@ -223,9 +301,12 @@ class SessionHost:
             self._announce_disconnect(reason)
         for connection in list(self.connections):
             self.endpoint.close_connection(connection, CLOSE_NORMAL)
+        if self.strategy is not None:  # its output is stored before the session ends
+            self.strategy.stop(state=state)
         counts = self.stream.counts()
         with transaction.atomic():
             self.journal.flush(self.session, everything=True)
+            self.guard.flush()
             if state == State.COMPLETED:
                 self._persist_result()
             self.session.finish(to=state, now=self.now(), reason=reason,
@@ -244,10 +325,10 @@ class SessionHost:
         # reconnect is then refused (403) because the session has ended.
         if self.active is None or not self.stream.started:
             return
-        frame = self.stream.emit_notice(lambda event_id: connection_frame(
+        self.stream.emit_notice(lambda event_id: connection_frame(
             "DISCONNECTING", timestamp=self.engine.now, event_id=event_id, broker="backtest",
             error=reason))
-        self.endpoint.send(self.active, [encode_frame(frame)])
+        self.endpoint.send(self.active, self.journal.last_texts(1))
 
     def _persist_result(self) -> None:
         result = self.engine.result()
@@ -280,6 +361,7 @@ def run_session_host(*, session_id: str, bus: SessionBus) -> str | None:
         session.finish(to=State.FAILED, now=timezone.now(), reason=f"dataset: {exc}")
         return State.FAILED
     host = SessionHost(session, endpoint, engine)
+    host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
     try:
         return host.run()
     except Exception:
@@ -291,4 +373,6 @@ def run_session_host(*, session_id: str, bus: SessionBus) -> str | None:
             session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
         return State.FAILED
     finally:
+        if host.strategy is not None:  # after a crash; stopping twice is harmless
+            host.strategy.stop(state=State.FAILED)
         endpoint.close()

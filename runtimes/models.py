@@ -110,6 +110,17 @@ class TradingSession(models.Model):
         related_name="+",
     )
     kill_switch_set_at = models.DateTimeField(null=True, blank=True)
+    # Hosted runs (source=hosted): the version run in the sandbox, its parameters, and what the
+    # sandbox left: whether bubblewrap applied (None until started), its captured output.
+    strategy_version = models.ForeignKey(
+        "strategies.StrategyVersion", on_delete=models.PROTECT, null=True, blank=True,
+        related_name="sessions",
+    )
+    params = models.JSONField(default=dict, blank=True)
+    sandboxed = models.BooleanField(null=True, blank=True)
+    output = models.TextField(blank=True)  # stdout + stderr, capped (SANDBOX_MAX_OUTPUT_BYTES)
+    output_tail = models.TextField(blank=True)  # the last lines, kept even past the cap
+    output_truncated_bytes = models.PositiveBigIntegerField(default=0)
 
     objects = TradingSessionQuerySet.as_manager()
 
@@ -186,6 +197,34 @@ def _decimal_or_none(value: Any) -> Decimal | None:
 def _plain(value: Decimal) -> Decimal:
     normal = value.normalize()
     return normal.quantize(Decimal(1)) if normal == normal.to_integral() else normal
+
+
+class SessionTokenQuerySet(models.QuerySet["SessionToken"]):
+    def usable(self, now: datetime) -> SessionTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
+
+
+class SessionToken(models.Model):
+    """The credential of one hosted run: valid for its own session only, until it ends.
+
+    `pst_<12 prefix>_<40 secret>` (config/logging.py redacts the type); only the keyed hash of
+    the whole token is stored (accounts.keys.keyed_hash), the prefix is the lookup id.
+    """
+
+    session = models.ForeignKey(TradingSession, on_delete=models.CASCADE, related_name="tokens")
+    prefix = models.CharField(max_length=12, unique=True)
+    hashed_secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SessionTokenQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"pst_{self.prefix}_… (session {self.session_id})"
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now
 
 
 class SessionEvent(models.Model):

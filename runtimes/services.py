@@ -9,11 +9,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Min
 
 from accounts.models import User, Workspace
 from config.errors import ApiError
-from runtimes.bus import get_bus
+from runtimes.bus import BusUnavailable, get_bus
 from runtimes.core.wire import decimal_str
 from runtimes.models import (
     LIVE_STATES,
@@ -26,7 +28,12 @@ from runtimes.models import (
     TradingSession,
 )
 from runtimes.risk import RiskLimits
-from strategies.models import Dataset
+from runtimes.sandbox import SandboxSupport, probe_bubblewrap
+from strategies.models import Dataset, DatasetFile, StrategyVersion
+
+# A hosted strategy starts within seconds; its idle time is the engine's, not a person's.
+HOSTED_CONNECT_TIMEOUT_S = 60
+HOSTED_IDLE_TIMEOUT_S = 120
 
 
 def create_backtest_session(
@@ -53,6 +60,62 @@ def create_backtest_session(
     for symbols or a timeframe the dataset lacks, or an empty period; VALIDATION_ERROR (400)
     for allowed symbols outside the session's.
     """
+    return _record_backtest(
+        workspace=workspace, created_by=created_by, dataset=dataset, symbols=symbols,
+        timeframe=timeframe, start=start, end=end, initial_cash=initial_cash,
+        commission=commission, slippage_bps=slippage_bps, connect_timeout_s=connect_timeout_s,
+        idle_timeout_s=idle_timeout_s, risk_limits=risk_limits, source=Source.REMOTE)
+
+
+def create_hosted_backtest(
+    *,
+    workspace: Workspace,
+    created_by: User,
+    version: StrategyVersion,
+    dataset: Dataset,
+    symbols: list[str] | None = None,
+    timeframe: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    initial_cash: Decimal = Decimal(100_000),
+    commission: dict[str, Decimal] | None = None,
+    slippage_bps: Decimal = Decimal(0),
+    params: dict[str, Any] | None = None,
+) -> TradingSession:
+    """Record a backtest of `version` run by the platform in the sandbox (runtimes/hosted.py)
+    and enqueue its host after commit; the strategy gets `params` as PARITY_STRATEGY_PARAMS.
+
+    Validation as `create_backtest_session`. Raises ApiError NOT_FOUND (404) for a version or
+    dataset of another workspace, SANDBOX_UNAVAILABLE (400) when bubblewrap cannot run here and
+    SANDBOX_ALLOW_UNSANDBOXED is off (the reason says why).
+    """
+    if version.strategy.workspace_id != workspace.pk or dataset.workspace_id != workspace.pk:
+        raise ApiError("NOT_FOUND", "No such strategy version or dataset.", status_code=404)
+    support = hosted_runs_support()
+    if not support.available and not settings.SANDBOX_ALLOW_UNSANDBOXED:
+        raise ApiError("SANDBOX_UNAVAILABLE", f"Hosted runs are refused here: {support.reason}; "
+                       "unsandboxed development runs are not allowed.",
+                       details={"reason": support.reason})
+    return _record_backtest(
+        workspace=workspace, created_by=created_by, dataset=dataset, symbols=symbols,
+        timeframe=timeframe, start=start, end=end, initial_cash=initial_cash,
+        commission=commission or {}, slippage_bps=slippage_bps,
+        connect_timeout_s=HOSTED_CONNECT_TIMEOUT_S, idle_timeout_s=HOSTED_IDLE_TIMEOUT_S,
+        risk_limits=None, source=Source.HOSTED, strategy_version=version,
+        params=dict(params or {}))
+
+
+def hosted_runs_support() -> SandboxSupport:
+    """Whether hosted runs get the bubblewrap sandbox on this machine (probed once, cached)."""
+    return probe_bubblewrap()
+
+
+def _record_backtest(
+    *, workspace: Workspace, created_by: User, dataset: Dataset, symbols: list[str] | None,
+    timeframe: str | None, start: datetime | None, end: datetime | None, initial_cash: Decimal,
+    commission: dict[str, Decimal], slippage_bps: Decimal, connect_timeout_s: int,
+    idle_timeout_s: int, risk_limits: RiskLimits | None, source: str, **hosted: Any,
+) -> TradingSession:
     available = sorted(dataset.files.values_list("symbol", flat=True))
     chosen = list(dict.fromkeys(symbols)) if symbols else available
     missing = [s for s in chosen if s not in available]
@@ -69,7 +132,7 @@ def create_backtest_session(
         workspace=workspace,
         created_by=created_by,
         platform=Platform.BACKTEST,
-        source=Source.REMOTE,
+        source=source,
         dataset=dataset,
         symbols=chosen,
         timeframe=dataset.timeframe,
@@ -87,6 +150,7 @@ def create_backtest_session(
         max_orders_per_minute=limits.max_orders_per_minute,
         daily_loss_limit=limits.daily_loss_limit,
         allowed_symbols=list(limits.allowed_symbols or ()),
+        **hosted,
     )
     from runtimes.tasks import run_session
 
@@ -258,3 +322,55 @@ def session_json(session: TradingSession, *, origin: str) -> dict[str, Any]:
                         "set_at": stamp(session.kill_switch_set_at)},
         "base_url": f"{origin}/sessions/{session.id}",
     }
+
+
+def backtest_json(session: TradingSession, *, origin: str, with_output: bool) -> dict[str, Any]:
+    """The management API's view of a hosted backtest: the session, its strategy version and
+    parameters, which sandbox applied, its progress and (`with_output`) its captured output."""
+    version = session.strategy_version
+    body = {
+        **session_json(session, origin=origin),
+        "strategy": None if version is None else str(version.strategy_id),
+        "version": None if version is None else version.number,
+        "params": session.params,
+        "sandboxed": session.sandboxed,
+        "progress": backtest_progress(session),
+        "output_tail": session.output_tail,
+        "output_truncated_bytes": session.output_truncated_bytes,
+    }
+    if with_output:
+        body["output"] = session.output
+    return body
+
+
+PROGRESS_TIMEOUT_S = 1.0
+
+
+def backtest_progress(session: TradingSession) -> float | None:
+    """The share (0-1) of the session's simulated period done: 1 once completed, 0 before it
+    runs; while it runs, the host's simulated time over the period (None if it does not answer).
+    """
+    if session.state == State.COMPLETED:
+        return 1.0
+    if session.state != State.RUNNING:
+        return 0.0 if session.state in LIVE_STATES else None
+    try:
+        reply = get_bus().request(str(session.id), {"op": "session", "path": {}, "query": {},
+                                                    "body": None}, timeout=PROGRESS_TIMEOUT_S)
+    except BusUnavailable:
+        return None
+    simulated = reply.body.get("simulated_time") if reply.status == 200 else None
+    first, last = _period(session)
+    if simulated is None or first is None or last is None or last <= first:
+        return 0.0 if simulated is None else None
+    moment = datetime.fromisoformat(simulated.replace("Z", "+00:00"))
+    return round(min(max((moment - first) / (last - first), 0.0), 1.0), 4)
+
+
+def _period(session: TradingSession) -> tuple[datetime | None, datetime | None]:
+    bounds = DatasetFile.objects.filter(dataset_id=session.dataset_id,
+                                        symbol__in=session.symbols).aggregate(
+        first=Min("first_timestamp"), last=Max("last_timestamp"))
+    first = max(filter(None, (bounds["first"], session.start)), default=None)
+    last = min(filter(None, (bounds["last"], session.end)), default=None)
+    return first, last

@@ -3,6 +3,7 @@
 Each view authenticates (an API key of the session's workspace; a foreign key sees 404), parses
 with `wire_parse` so malformed input is answered here, and sends one command over the session bus
 to the host, which owns the engine. No CSRF (key-authenticated), no trailing slashes, JSON errors.
+A hosted run's session token (runtimes/authentication.py) is good for its own session only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from accounts.api_permissions import request_api_key
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import SCOPE_TRADE_PAPER
 from config.errors import ApiError, error_body
+from runtimes.authentication import SessionTokenAuthentication, token_session
 from runtimes.bus import BusUnavailable, get_bus
 from runtimes.core.errors import TradingError
 from runtimes.core.wire_parse import (
@@ -56,7 +58,7 @@ def key_may_trade(key: Any, session: TradingSession) -> bool:
 class TradingApiView(APIView):
     """Base: resolves `self.session` for the key; core errors render as their envelope."""
 
-    authentication_classes = [ApiKeyAuthentication]
+    authentication_classes = [SessionTokenAuthentication, ApiKeyAuthentication]
     permission_classes: list[Any] = []
     # Rate limits of a session belong to its runtime (risk limits), not the management API's.
     throttle_classes: list[Any] = []
@@ -67,6 +69,9 @@ class TradingApiView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        if (hosted := token_session(request, kwargs["session_id"])) is not None:
+            self.session = hosted  # a hosted run's token: its own session only (else 404)
+            return
         key = request_api_key(request)
         if key is None:
             raise NotAuthenticated("An API key is required (Authorization: Bearer or X-API-Key).")

@@ -36,6 +36,7 @@ B = "app/backtests/"
 web_urlpatterns = [
     path(B, views.backtest_list, name="backtest_list"),
     path(B + "rows/", views.backtest_rows, name="backtest_rows"),
+    path(B + "new/<uuid:version_id>/", views.backtest_new, name="backtest_new"),
     path(B + "<uuid:session_id>/", views.backtest_detail, name="backtest_detail"),
     path(B + "<uuid:session_id>/progress/", views.backtest_progress, name="backtest_progress"),
     path(B + "<uuid:session_id>/<str:kind>.csv", views.backtest_csv, name="backtest_csv"),
@@ -55,6 +56,10 @@ urlpatterns = [
          name="api-session-orders"),
     path(W + "/<uuid:session_id>/trades", api_views.SessionResultRows.as_view(rows="trades"),
          name="api-session-trades"),
+    path("api/v1/workspaces/<uuid:workspace_id>/backtests", api_views.BacktestListCreate.as_view(),
+         name="api-backtests"),
+    path("api/v1/workspaces/<uuid:workspace_id>/backtests/<uuid:session_id>",
+         api_views.BacktestDetail.as_view(), name="api-backtest"),
     path("api/v1/workspaces/<uuid:workspace_id>/kill-switch",
          api_views.WorkspaceKillSwitchView.as_view(), name="api-workspace-kill-switch"),
     *web_urlpatterns,

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.models import Membership
 from accounts.views import workspace_page
-from runtimes import result_pages
+from config.errors import ApiError
+from runtimes import result_pages, services
+from runtimes.forms import HostedBacktestForm
 from runtimes.models import SessionResult, TradingSession
+from strategies.models import Dataset, StrategyVersion
 
 SESSIONS_PER_PAGE = 25
 CSV_KINDS = ("equity", "trades", "orders")
@@ -43,7 +48,37 @@ def backtest_rows(request: HttpRequest, membership: Membership) -> HttpResponse:
 def _session(membership: Membership, session_id: uuid.UUID) -> TradingSession:
     return get_object_or_404(
         TradingSession.objects.for_workspace(membership.workspace)
-        .select_related("dataset").with_total_bars(), pk=session_id)
+        .select_related("dataset", "strategy_version__strategy").with_total_bars(), pk=session_id)
+
+
+@workspace_page
+def backtest_new(request: HttpRequest, membership: Membership,
+                 version_id: uuid.UUID) -> HttpResponse:
+    """The "Run a backtest" form of a strategy version; a valid one starts a hosted backtest
+    and leads to its page. Service refusals stay in the form, with what was typed."""
+    version = get_object_or_404(StrategyVersion.objects.for_workspace(membership.workspace)
+                                .select_related("strategy"), pk=version_id)
+    datasets = Dataset.objects.for_workspace(membership.workspace)
+    form = HostedBacktestForm(request.POST or None, datasets=datasets)
+    if request.method == "POST":
+        if not membership.can_trade():
+            raise PermissionDenied("Your role does not allow running backtests.")
+        if form.is_valid():
+            try:
+                session = services.create_hosted_backtest(
+                    workspace=membership.workspace, created_by=request.user, version=version,
+                    **form.service_arguments())
+            except ApiError as error:
+                field = {"from": "start"}.get(error.details.get("field"),
+                                              error.details.get("field"))
+                form.add_error(field if field in form.fields else None, error.message)
+            else:
+                return redirect("backtest_detail", session.pk)
+    return render(request, "runtimes/backtest_new.html", {
+        "form": form, "version": version, "strategy": version.strategy,
+        "support": services.hosted_runs_support(),
+        "allow_unsandboxed": settings.SANDBOX_ALLOW_UNSANDBOXED,
+    })
 
 
 @workspace_page

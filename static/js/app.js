@@ -13,6 +13,11 @@ document.addEventListener("click", (event) => {
 document.addEventListener("change", (event) => {
   if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
 });
+// Forms that destroy something ask first (data-confirm="…"); without JavaScript they just submit.
+document.addEventListener("submit", (event) => {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
 
 function enhanceDropzone(zone) {
   const input = zone.querySelector("input[type=file]");

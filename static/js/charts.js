@@ -66,9 +66,25 @@
     chart.timeScale().fitContent();
   }
 
+  // Several runs' equity, each normalised to 1 at its start: one line per run, in its colour.
+  function drawCompare(element) {
+    const runs = readJson(element.dataset.source);
+    if (!runs.length) return;
+    const chart = LC.createChart(element, theme);
+    for (const run of runs) {
+      const line = chart.addSeries(LC.LineSeries, {
+        color: run.colour, lineWidth: 2, title: "",
+        priceFormat: { type: "price", precision: 4, minMove: 0.0001 },
+      });
+      line.setData(pointsOf(run, 1));
+    }
+    chart.timeScale().fitContent();
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     if (!LC) return;
     document.querySelectorAll("[data-chart=candles]").forEach(drawCandles);
     document.querySelectorAll("[data-chart=equity]").forEach(drawEquity);
+    document.querySelectorAll("[data-chart=compare]").forEach(drawCompare);
   });
 })();

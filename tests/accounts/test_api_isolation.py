@@ -6,6 +6,8 @@ Owner, teammate and viewer of "Acme" versus a stranger from another workspace: t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, get_resolver
@@ -14,7 +16,9 @@ from accounts import api_urls
 from accounts.api_permissions import WorkspaceScopedMixin
 from accounts.models import Invitation, Membership
 from accounts.services import invite_member
+from runtimes import urls as runtimes_urls
 from strategies import api_urls as strategies_api_urls
+from strategies.models import BacktestSchedule, ScheduleRun
 
 BARS = b"timestamp,open,high,low,close,volume\n2021-04-02T00:00:00Z,1,2,0.5,1.5,10\n" \
        b"2021-04-02T00:01:00Z,1.5,2,1,1.75,12\n"
@@ -72,27 +76,73 @@ CASES = [
      (200, 200, 200, 404)),
     ("api-dataset-preview", "get", "/api/v1/workspaces/{ws}/datasets/{dataset}/preview/", None,
      (200, 200, 200, 404)),
+    ("api-schedules", "get", "/api/v1/workspaces/{ws}/schedules/", None, (200, 200, 200, 404)),
+    ("api-schedules", "post", "/api/v1/workspaces/{ws}/schedules/",
+     {"name": "hourly", "version": "{version}", "dataset": "{dataset}", "interval_minutes": 60,
+      "start": "2021-04-02T00:00:00Z", "end": "2021-04-02T00:01:00Z"}, (201, 201, 403, 404)),
+    ("api-schedule", "get", "/api/v1/workspaces/{ws}/schedules/{schedule}/", None,
+     (200, 200, 200, 404)),
+    ("api-schedule", "patch", "/api/v1/workspaces/{ws}/schedules/{schedule}/",
+     {"name": "renamed"}, (200, 200, 403, 404)),
+    ("api-schedule", "delete", "/api/v1/workspaces/{ws}/schedules/{schedule}/", None,
+     (204, 204, 403, 404)),
+    ("api-schedule-pause", "post", "/api/v1/workspaces/{ws}/schedules/{schedule}/pause/", None,
+     (200, 200, 403, 404)),
+    ("api-schedule-resume", "post", "/api/v1/workspaces/{ws}/schedules/{schedule}/resume/",
+     None, (200, 200, 403, 404)),
+    ("api-schedule-runs", "get", "/api/v1/workspaces/{ws}/schedules/{schedule}/runs/", None,
+     (200, 200, 200, 404)),
+    ("api-schedule-run-now", "post", "/api/v1/workspaces/{ws}/schedules/{schedule}/run-now/",
+     None, (201, 201, 403, 404)),
+    ("api-backtests-compare", "get",
+     "/api/v1/workspaces/{ws}/backtests/compare?ids={backtest},{other_backtest}", None,
+     (200, 200, 200, 404)),
+    ("api-backtests", "get", "/api/v1/workspaces/{ws}/backtests", None, (200, 200, 200, 404)),
+    ("api-backtests", "post", "/api/v1/workspaces/{ws}/backtests",
+     {"version": "{version}", "dataset": "{dataset}"}, (201, 201, 403, 404)),
+    ("api-backtest", "get", "/api/v1/workspaces/{ws}/backtests/{hosted_backtest}", None,
+     (200, 200, 200, 404)),
 ]
 
 
 @pytest.fixture
-def acme(owner, workspace, teammate, viewer, stranger, make_api_key):
+def acme(owner, workspace, teammate, viewer, stranger, make_api_key, settings):
     """Acme with one object of each kind: a member (teammate), an invitation, the owner's key,
-    a strategy with one version, a dataset."""
+    a strategy with one version, a dataset, an hourly backtest schedule, two finished backtests,
+    a hosted backtest (never run here)."""
+    from runtimes.services import create_hosted_backtest
+    from strategies.schedules import create_schedule
     from strategies.services import upload_dataset, upload_strategy_version
+    from tests.runtimes.results import completed_session, synthetic_result
 
+    settings.SANDBOX_ALLOW_UNSANDBOXED = True  # creating a hosted backtest needs no bubblewrap
     invite_member(workspace=workspace, invited_by=owner, email="pending@example.com", role="viewer")
     target_key, _ = make_api_key(owner, workspace, scopes=["read"], name="owner's target key")
     version = upload_strategy_version(workspace=workspace, author=owner, strategy="Acme SMA",
                                       filename="main.py", content=b"import tektii\n")
     dataset = upload_dataset(workspace=workspace, by=owner, name="Acme bars",
                              files={"BTCUSDT": ("BTCUSDT.csv", BARS)})
+    schedule = create_schedule(workspace=workspace, created_by=owner, name="Acme hourly",
+                               version=version, dataset=dataset, interval_minutes=60,
+                               start=datetime(2021, 4, 2, tzinfo=UTC),
+                               end=datetime(2021, 4, 2, 0, 1, tzinfo=UTC))
+    backtests = [completed_session(workspace=workspace, by=owner, dataset=dataset)
+                 for _ in range(2)]
+    for backtest in backtests:
+        synthetic_result(backtest, trades=4)
+    hosted = create_hosted_backtest(workspace=workspace, created_by=owner, version=version,
+                                    dataset=dataset)
     return {
         "ws": workspace.pk,
+        "hosted_backtest": hosted.pk,
         "member": Membership.objects.get(workspace=workspace, user=teammate).pk,
         "key": target_key.pk,
         "strategy": version.strategy_id,
         "dataset": dataset.pk,
+        "version": version.pk,
+        "schedule": schedule.pk,
+        "backtest": backtests[0].pk,
+        "other_backtest": backtests[1].pk,
         "users": {"owner": owner, "teammate": teammate, "viewer": viewer, "stranger": stranger},
     }
 
@@ -106,6 +156,13 @@ def _authenticate(api_client, mode, persona, acme, stranger_workspace, make_api_
     scopes = ["read"] if persona == "viewer" else ["read", "trade:paper"]
     _, plaintext = make_api_key(user, home, scopes=scopes, name=f"{persona} key")
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+
+
+def _with_ids(body, ids):
+    """A JSON body whose "{name}" values are replaced by the id of acme's object of that name."""
+    if body is None:
+        return None
+    return {k: v.format(**ids) if isinstance(v, str) else v for k, v in body.items()}
 
 
 def acme_workspace(acme):
@@ -123,8 +180,9 @@ def test_every_object_endpoint_answers_each_persona_as_its_role_allows(
     url = template.format(**{k: v for k, v in acme.items() if k != "users"})
     multipart = callable(body)
 
-    response = getattr(api_client, method)(url, body() if multipart else body,
-                                           format="multipart" if multipart else "json")
+    ids = {k: v for k, v in acme.items() if k != "users"}
+    data = body() if multipart else _with_ids(body, ids)
+    response = getattr(api_client, method)(url, data, format="multipart" if multipart else "json")
 
     assert response.status_code == expected[persona_index], response.content
     if response.status_code >= 400:
@@ -145,9 +203,18 @@ def test_stranger_gets_404_for_acme_objects_even_through_their_own_workspace(
                 f"{base}/strategies/{acme['strategy']}/versions/",
                 f"{base}/strategies/{acme['strategy']}/versions/1/download/",
                 f"{base}/datasets/{acme['dataset']}/",
-                f"{base}/datasets/{acme['dataset']}/preview/"):
+                f"{base}/datasets/{acme['dataset']}/preview/",
+                f"{base}/schedules/{acme['schedule']}/",
+                f"{base}/schedules/{acme['schedule']}/runs/",
+                f"{base}/backtests/compare?ids={acme['backtest']},{acme['other_backtest']}"):
         assert api_client.get(url).status_code == 404
+    for action in ("pause", "resume", "run-now"):
+        url = f"{base}/schedules/{acme['schedule']}/{action}/"
+        assert api_client.post(url).status_code == 404
+    assert api_client.delete(f"{base}/schedules/{acme['schedule']}/").status_code == 404
     assert Membership.objects.filter(pk=acme["member"]).exists()
+    assert BacktestSchedule.objects.filter(pk=acme["schedule"], paused=False).exists()
+    assert not ScheduleRun.objects.exists()
 
 
 def test_stranger_lists_contain_none_of_acme_ids(api_client, acme, stranger, stranger_workspace):
@@ -155,9 +222,10 @@ def test_stranger_lists_contain_none_of_acme_ids(api_client, acme, stranger, str
     base = f"/api/v1/workspaces/{stranger_workspace.pk}"
     seen = {row["id"] for url in ("/api/v1/workspaces/", f"{base}/members/", f"{base}/keys/",
                                    f"{base}/invitations/", f"{base}/strategies/",
-                                   f"{base}/datasets/")
+                                   f"{base}/datasets/", f"{base}/schedules/")
             for row in api_client.get(url).json()}
-    assert not seen & {str(acme[k]) for k in ("ws", "member", "key", "strategy", "dataset")}
+    assert not seen & {str(acme[k]) for k in ("ws", "member", "key", "strategy", "dataset",
+                                              "schedule")}
     assert not Invitation.objects.filter(workspace=stranger_workspace).exists()
 
 
@@ -178,6 +246,8 @@ def test_a_key_of_one_workspace_cannot_reach_another_workspace_of_the_same_user(
 def test_the_isolation_matrix_covers_every_management_api_route():
     routes = {pattern.name for urls in (api_urls, strategies_api_urls)
               for pattern in urls.urlpatterns}
+    routes |= {p.name for p in runtimes_urls.urlpatterns if (p.name or "").startswith(
+        "api-backtest")}
     covered = {case[0] for case in CASES} | {"api-workspaces"}
     assert routes == covered
 

@@ -138,3 +138,61 @@ def test_a_backtest_is_watched_to_completion_and_its_results_read(page, screensh
     page.locator("#trades ~ .table-wrap").first.get_by_role("link", name="Price").click()
     expect(page.locator("#trades ~ .table-wrap a[aria-sort=ascending]").first).to_have_text(
         "Price")
+
+
+def test_two_backtests_are_ticked_on_the_list_and_compared_side_by_side(page, screenshot,
+                                                                        tmp_path):
+    owner = sign_up(email="katherine@example.com", password=PASSWORD)
+    workspace = owner.memberships.get().workspace
+    dataset = register_dataset(workspace=workspace, name="BTCUSDT 1m", files={
+        "BTCUSDT": head_of("crypto-1m/BTCUSDT.csv", 300, tmp_path / "BTCUSDT.csv")})
+    runs = [run_in_process(workspace=workspace, by=owner, dataset=dataset, every=every)
+            for every in (10, 25)]
+
+    page.goto("/login/")
+    page.get_by_label("Email").fill("katherine@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto("/app/backtests/")
+    for run in runs:
+        page.locator(f"#compare-{run.pk}").check()
+    page.get_by_role("button", name="Compare").click()
+
+    expect(page).to_have_url(re.compile(r"/app/backtests/compare/\?ids="))
+    assert_chart_drawn(page, "#compare-chart")
+    expect(page.locator(".chart-legend a")).to_have_count(2)
+    expect(page.locator(".compare-table tbody tr")).to_have_count(12)
+    screenshot("compare")
+
+
+def test_a_schedule_is_created_from_a_version_paused_and_resumed(page, screenshot, tmp_path):
+    from strategies.services import upload_strategy_version
+
+    owner = sign_up(email="hedy@example.com", password=PASSWORD)
+    workspace = owner.memberships.get().workspace
+    version = upload_strategy_version(workspace=workspace, author=owner, strategy="SMA crossover",
+                                      filename="sma_crossover.py",
+                                      content=(EXAMPLES_DIR / "sma_crossover.py").read_bytes())
+    register_dataset(workspace=workspace, name="SPY daily", files={
+        "SPY": head_of("stocks-daily/SPY.csv", 200, tmp_path / "SPY.csv")})
+
+    page.goto("/login/")
+    page.get_by_label("Email").fill("hedy@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"/app/strategies/{version.strategy_id}/versions/1/")
+    page.get_by_role("link", name="Schedule backtests").click()
+    page.get_by_label("Name").fill("Weekday mornings")
+    page.get_by_label("Dataset").select_option(label="SPY daily (1d)")
+    screenshot("schedule-new")
+    page.get_by_role("button", name="Create schedule").click()
+
+    expect(page.locator("h1")).to_contain_text("Weekday mornings")
+    expect(page.locator(".meta")).to_contain_text("cron 0 6 * * 1-5 (UTC)")
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("h1 .badge")).to_have_text("Paused")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("h1 .badge")).to_have_text("Active")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedules").click()
+    expect(page.locator("tbody tr")).to_have_count(1)
+    screenshot("schedules")

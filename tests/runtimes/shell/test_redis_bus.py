@@ -3,10 +3,12 @@ the embedded test, with every frame, ack and command crossing Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import time
+import uuid
 from functools import partial
 
 import pytest
@@ -19,12 +21,20 @@ in_thread = partial(sync_to_async, thread_sensitive=False)
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(60),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
 
 
 @pytest.fixture(scope="module")
 def redis_url():
+    """The configured Redis when there is one: a separate worker process (distributed topology)
+    hosts the session over REDIS_URL's bus, so the test must use that server too."""
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        yield settings.REDIS_URL
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server or REDIS_URL")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -71,3 +81,76 @@ def test_a_command_nobody_answers_raises_bus_unavailable(redis_bus):
 
     with pytest.raises(BusUnavailable):
         redis_bus.request("no-such-session", {"op": "account"}, timeout=0.2)
+
+
+def _session_id() -> str:
+    return f"test-{uuid.uuid4().hex}"  # the configured Redis may be shared with other runs
+
+
+async def test_a_batch_of_frames_reaches_the_socket_as_sent_then_the_close(redis_bus):
+    received: list[tuple[list[str], int | None]] = []
+    closed = asyncio.Event()
+
+    def sink(texts: list[str], close_code: int | None) -> None:
+        received.append((texts, close_code))
+        if close_code is not None:
+            closed.set()
+
+    session_id = _session_id()
+    connection = redis_bus.connect(session_id, sink, last_event_id="evt-3")
+    host = redis_bus.host(session_id)
+    try:
+        attach = await in_thread(host.receive)(2)
+        assert attach == {"kind": "attach", "connection": connection, "last_event_id": "evt-3"}
+        host.send(connection, ['{"a":1}', '{"b":"x\\ny"}'])
+        host.close_connection(connection, 1000)
+        await asyncio.wait_for(closed.wait(), 5)
+    finally:
+        host.close()
+        await redis_bus.aclose()
+    assert received == [(['{"a":1}', '{"b":"x\\ny"}'], None), ([], 1000)]
+
+
+async def test_an_async_request_gets_the_hosts_reply(redis_bus):
+    from runtimes.bus import Reply
+
+    session_id = _session_id()
+    host = redis_bus.host(session_id)
+
+    def answer() -> dict:
+        command = host.receive(5)
+        host.reply(command["request"], Reply(201, {"id": "o-1"}))
+        return command
+
+    try:
+        served = asyncio.ensure_future(in_thread(answer)())
+        reply = await redis_bus.arequest(session_id, {"op": "submit_order"}, timeout=5)
+        command = await served
+    finally:
+        host.close()
+        await redis_bus.aclose()
+    assert reply == Reply(201, {"id": "o-1"})
+    assert (command["kind"], command["op"]) == ("command", "submit_order")
+
+
+def test_blocking_clients_never_time_out_before_their_blpop():
+    from runtimes.bus_redis import BLOCKING_CLIENT
+
+    assert BLOCKING_CLIENT["socket_timeout"] is None
+
+
+async def test_messages_posted_on_an_event_loop_reach_the_host_in_order(redis_bus):
+    session_id = _session_id()
+    connection = redis_bus.connect(session_id, lambda texts, code: None, last_event_id=None)
+    host = redis_bus.host(session_id)
+    for n in (1, 2):
+        redis_bus.post(session_id, {"kind": "ack", "connection": connection,
+                                    "events": [f"evt-{n}"]})
+    redis_bus.post(session_id, {"kind": "detach", "connection": connection})
+    try:
+        received = [await in_thread(host.receive)(2) for _ in range(4)]
+    finally:
+        host.close()
+        await redis_bus.aclose()
+    assert [(m["kind"], m.get("events")) for m in received] == [
+        ("attach", None), ("ack", ["evt-1"]), ("ack", ["evt-2"]), ("detach", None)]

@@ -1,0 +1,116 @@
+"""Session tokens: the credential the platform mints for one hosted run (`pst_<12>_<40>`).
+
+A token authenticates as the session's creator and is good for its own session's Trading API only
+(REST and WebSocket); any other session looks absent (404), the management API refuses it (401).
+Minted when the sandboxed process starts, revoked when the run ends.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from accounts import keys
+from accounts.models import User
+from config.errors import ApiError
+from runtimes.models import LIVE_STATES, SessionToken, TradingSession
+
+TOKEN_TYPE = "pst"  # noqa: S105 (a type tag, not a secret)
+_TOKEN_RE = re.compile(
+    rf"^{TOKEN_TYPE}_([0-9A-Za-z]{{{keys.PREFIX_LENGTH}}})_([0-9A-Za-z]{{{keys.SECRET_LENGTH}}})$"
+)
+INVALID_TOKEN_MESSAGE = "Invalid, revoked or expired session token."  # noqa: S105
+
+
+def looks_like_session_token(raw: str) -> bool:
+    return raw.startswith(f"{TOKEN_TYPE}_")
+
+
+def mint_session_token(*, session: TradingSession, lifetime: timedelta,
+                       now: datetime | None = None) -> str:
+    """A new token for `session`, valid for `lifetime` unless revoked first; returns the
+    plaintext (shown to nobody but the sandboxed process)."""
+    now = now or timezone.now()
+    prefix = keys.random_base62(keys.PREFIX_LENGTH)
+    raw = f"{TOKEN_TYPE}_{prefix}_{keys.random_base62(keys.SECRET_LENGTH)}"
+    SessionToken.objects.create(session=session, prefix=prefix, hashed_secret=keys.keyed_hash(raw),
+                                created_at=now, expires_at=now + lifetime)
+    return raw
+
+
+def revoke_session_tokens(*, session: TradingSession, now: datetime | None = None) -> int:
+    """Revoke every live token of `session` (when its run ends); returns how many."""
+    return SessionToken.objects.filter(session=session, revoked_at__isnull=True).update(
+        revoked_at=now or timezone.now())
+
+
+def authenticate_session_token(raw: str, *, now: datetime | None = None) -> SessionToken | None:
+    """The usable token matching `raw` (with its session and the session's creator), or None:
+    malformed, unknown, wrong secret, revoked, expired, or a creator no longer active."""
+    match = _TOKEN_RE.match(raw.strip())
+    if match is None:
+        return None
+    token = (SessionToken.objects.select_related("session", "session__created_by")
+             .filter(prefix=match.group(1)).first())
+    if token is None or not keys.hashes_match(token.hashed_secret, keys.keyed_hash(raw.strip())):
+        return None
+    creator = token.session.created_by
+    if not token.is_usable(now or timezone.now()) or creator is None or not creator.is_active:
+        return None
+    return token
+
+
+def presented_token(request: Request) -> str | None:
+    """The session token a request carries (`Authorization: Bearer pst_…` or `X-API-Key`)."""
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() == "bearer" and looks_like_session_token(value.strip()):
+        return value.strip()
+    api_key = request.META.get("HTTP_X_API_KEY", "").strip()
+    return api_key if looks_like_session_token(api_key) else None
+
+
+class SessionTokenAuthentication(authentication.BaseAuthentication):
+    """DRF: `request.user` is the session's creator, `request.auth` the SessionToken. Requests
+    without a session token are left to the next class; a bad one is 401."""
+
+    def authenticate(self, request: Request) -> tuple[User, SessionToken] | None:
+        raw = presented_token(request)
+        if raw is None:
+            return None
+        token = authenticate_session_token(raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN_MESSAGE)
+        assert token.session.created_by is not None
+        return token.session.created_by, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+# -- the hooks of the Trading API (trading_views.py, consumers.py) ------------------------------
+
+
+def token_session(request: Request, session_id: Any) -> TradingSession | None:
+    """For a request authenticated by a session token: its session if that is `session_id`,
+    else ApiError NOT_FOUND (another session looks absent). None for any other credential."""
+    token = request.auth
+    if not isinstance(token, SessionToken):
+        return None
+    if str(token.session_id) != str(session_id):
+        raise ApiError("NOT_FOUND", "No such session.", status_code=404)
+    return token.session
+
+
+def token_may_connect(raw: str | None, session_id: str) -> bool | None:
+    """For a WebSocket upgrade: None when `raw` is not a session token (the API key decides);
+    else whether it is a usable token of `session_id`, which is live."""
+    if raw is None or not looks_like_session_token(raw):
+        return None
+    token = authenticate_session_token(raw)
+    return (token is not None and str(token.session_id) == str(session_id)
+            and token.session.state in LIVE_STATES)

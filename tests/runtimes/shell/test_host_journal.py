@@ -1,0 +1,55 @@
+"""The host's journal: only the unflushed tail in memory, frames encoded once, resume reading
+older frames back from SessionEvent."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def session_row(owner, workspace, dataset):
+    from runtimes.models import TradingSession
+
+    return TradingSession.objects.create(workspace=workspace, created_by=owner, dataset=dataset,
+                                         symbols=["BTCUSDT"], timeframe="1m")
+
+
+def _frames(first: int, last: int) -> list[dict]:
+    return [{"type": "candle", "event_id": f"evt-{n}"} for n in range(first, last + 1)]
+
+
+def _text(n: int) -> str:
+    return f'{{"type":"candle","event_id":"evt-{n}"}}'
+
+
+def test_a_flushed_prefix_leaves_memory_and_resume_reads_it_back(session_row):
+    from runtimes.host import HostJournal
+
+    journal = HostJournal()
+    journal.append_events(_frames(1, 6))
+    journal.record_ack(["evt-1", "evt-2", "evt-3", "evt-4"], "c")
+    journal.flush(session_row, everything=False, chunk=3)
+
+    assert journal.flushed == 4
+    assert journal.last_texts(2) == [_text(5), _text(6)]
+    assert journal.texts_after("evt-2") == [_text(n) for n in range(3, 7)]
+    assert journal.texts_after("evt-5") == [_text(6)]
+    assert journal.unacked_texts() == [_text(5), _text(6)]
+    assert journal.frames_after("evt-4") == _frames(5, 6)
+    assert (journal.counts().sent, journal.counts().acked) == (6, 4)
+
+
+def test_acks_count_each_journaled_id_once(session_row):
+    from runtimes.host import HostJournal
+
+    journal = HostJournal()
+    journal.append_events(_frames(1, 3))
+    journal.record_ack(["evt-2", "evt-2", "evt-9", "nonsense"], "c")
+    journal.flush(session_row, everything=True)
+    journal.record_ack(["evt-2", "evt-3"], "c")  # flushed: acked or not, nothing changes
+
+    assert (journal.counts().sent, journal.counts().acked) == (3, 1)
+    assert list(session_row.events.values_list("event_id", "acked")) == [
+        ("evt-1", False), ("evt-2", True), ("evt-3", False)]
