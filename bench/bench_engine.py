@@ -14,9 +14,10 @@ from collections import deque
 from decimal import Decimal
 
 from bench.bench_data import load_benchmark_series
-from runtimes.core.bars import BarSeries, MarketData
+from runtimes.core.bars import BarSeries
 from runtimes.core.domain import OrderRequest, Side
 from runtimes.core.engine import BacktestConfig, BacktestEngine, Batch
+from runtimes.core.market_data import MarketData
 
 ROWS = 1_000_000
 NO_ORDERS_TARGET = 300_000

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from runtimes.core.bars import BarSeries, MarketData, decimal_to_scaled, row_problem
+from runtimes.core.bars import BarSeries, decimal_to_scaled, row_problem
 from runtimes.core.dataset_errors import DatasetError
 from runtimes.core.datasets_formats import (
     RawTable,
@@ -26,6 +26,7 @@ from runtimes.core.datasets_formats import (
     read_json,
     read_parquet,
 )
+from runtimes.core.market_data import MarketData
 from runtimes.core.timeframes import (
     TIMEFRAMES,
     TimeframeError,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from runtimes.core.bars import Bar, MarketData
+from runtimes.core.bars import Bar
 from runtimes.core.domain import (
     Account,
     Fill,
@@ -31,6 +31,7 @@ from runtimes.core.exchange import SimulatedExchange
 from runtimes.core.exchange_accounting import position_id
 from runtimes.core.exchange_fills import process_bar
 from runtimes.core.execution import BacktestConfig
+from runtimes.core.market_data import MarketData
 
 __all__ = ["BacktestConfig", "BacktestEngine", "BacktestResult", "Batch", "run_backtest"]
 

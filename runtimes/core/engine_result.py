@@ -13,10 +13,10 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any, overload
 
-from runtimes.core.bars import MarketData
 from runtimes.core.domain import ZERO, Account, Fill, Order, Side, utc_from_epoch
 from runtimes.core.exchange_accounting import Ledger
 from runtimes.core.execution import BacktestConfig
+from runtimes.core.market_data import MarketData
 from runtimes.core.metrics import (
     EquityPoint,
     Metrics,

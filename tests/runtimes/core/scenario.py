@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from runtimes.core.bars import Bar, MarketData
+from runtimes.core.bars import Bar
 from runtimes.core.domain import OrderRequest, OrderType, Side
 from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.events import Event, OrderEvent, TradeEvent
+from runtimes.core.market_data import MarketData
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)  # Tuesday, 09:30 in New York
 D = Decimal

@@ -5,9 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from runtimes.core.bars import Bar, BarSeries, MarketData
+from runtimes.core.bars import Bar, BarSeries
 from runtimes.core.dataset_errors import DatasetError
 from runtimes.core.datasets import load_bar_series
+from runtimes.core.market_data import MarketData
 from tests.shared_data import SHARED_DATA
 
 DATA = str(SHARED_DATA)

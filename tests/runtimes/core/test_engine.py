@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from runtimes.core.bars import MarketData
 from runtimes.core.engine import BacktestConfig, BacktestEngine, Batch, run_backtest
 from runtimes.core.errors import PositionNotFound, SymbolNotFound
 from runtimes.core.events import CandleEvent, OrderEvent
+from runtimes.core.market_data import MarketData
 from tests.runtimes.core.scenario import DAY_MINUTES, T0, D, bars, buy, sell, start, step
 
 ROWS = [(10, 11, 9, 10), (10.5, 12, 10, 11), (11, 13, 10.5, 12), (12, 12, 8, 9)]

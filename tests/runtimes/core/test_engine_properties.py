@@ -9,12 +9,13 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtimes.core.bars import Bar, MarketData
+from runtimes.core.bars import Bar
 from runtimes.core.costs import Commission
 from runtimes.core.domain import OrderRequest, OrderType, Side, TimeInForce
 from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.engine_result import EquityCurve
 from runtimes.core.errors import OrderRejected, TradingError
+from runtimes.core.market_data import MarketData
 from tests.runtimes.core.scenario import T0
 
 D = Decimal

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from runtimes.core.bars import MarketData
 from runtimes.core.costs import Commission
 from runtimes.core.domain import OrderStatus, PositionSide, RejectReason, TimeInForce, TrailingType
 from runtimes.core.engine import BacktestConfig, BacktestEngine
@@ -19,6 +18,7 @@ from runtimes.core.errors import (
     OrderValidationError,
 )
 from runtimes.core.events import AccountEvent, PositionEvent
+from runtimes.core.market_data import MarketData
 from tests.runtimes.core.scenario import D, buy, fill_prices, order_kinds, sell, start, step
 from tests.runtimes.core.scenario import bars as make_bars
 

@@ -13,7 +13,7 @@ import pytest
 from pydantic import TypeAdapter
 from tektii import models as sdk
 
-from runtimes.core.bars import Bar, MarketData
+from runtimes.core.bars import Bar
 from runtimes.core.domain import (
     Order,
     OrderRequest,
@@ -24,6 +24,7 @@ from runtimes.core.domain import (
 )
 from runtimes.core.engine import BacktestEngine
 from runtimes.core.events import CandleEvent, Event, OrderEvent, OrderEventKind
+from runtimes.core.market_data import MarketData
 from runtimes.core.session import (
     AckGate,
     BacktestStream,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from runtimes.commands import execute
-from runtimes.core.bars import MarketData
 from runtimes.core.engine import BacktestConfig, BacktestEngine
+from runtimes.core.market_data import MarketData
 from tests.runtimes.core.scenario import D, bars
 
 T0 = datetime(2021, 4, 2, 0, 0, tzinfo=UTC)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from runtimes.commands import execute
-from runtimes.core.bars import MarketData
 from runtimes.core.engine import BacktestConfig, BacktestEngine
+from runtimes.core.market_data import MarketData
 from runtimes.models import KillSwitch, SessionAudit, TradingSession
 from runtimes.risk import RiskGuard
 from tests.runtimes.core.scenario import D, bars
