@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from accounts import keys
+from accounts import auth_cache, keys
 from accounts.crypto import seal_credential
 from accounts.models import (
     API_KEY_SCOPES,
@@ -191,6 +191,7 @@ def change_member_role(*, membership: Membership, role: str, by: User) -> Member
             _refuse_last_owner(membership)
         membership.role = role
         membership.save(update_fields=["role"])
+        auth_cache.invalidate_all()  # the save's signal does too; the key acts with this role
     return membership
 
 
@@ -204,6 +205,7 @@ def remove_member(*, membership: Membership, by: User) -> None:
             created_by=membership.user_id, revoked_at__isnull=True
         ).update(revoked_at=timezone.now())
         membership.delete()
+        auth_cache.invalidate_all()  # takes effect at once
 
 
 def _refuse_last_owner(membership: Membership) -> None:
@@ -259,7 +261,9 @@ def revoke_api_key(*, key: ApiKey, by: User) -> ApiKey:
     if key.created_by_id != by.pk:
         _require_manager(workspace=key.workspace, user=by)
     now = timezone.now()
-    if ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now) == 1:
+    revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    auth_cache.invalidate_all()  # takes effect at once, also for a cached success
+    if revoked == 1:
         key.revoked_at = now
     else:
         key.refresh_from_db(fields=["revoked_at"])
@@ -269,21 +273,44 @@ def revoke_api_key(*, key: ApiKey, by: User) -> ApiKey:
 def authenticate_api_key(raw: str, *, now: datetime | None = None) -> ApiKey | None:
     """The usable key matching `raw`, or None (malformed, unknown, wrong secret, revoked, expired,
     creator inactive or no longer a member). Sets `key.creator_role` to the creator's current role.
+
+    A success is cached for a few seconds under the key's HMAC (accounts/auth_cache.py); every
+    write that could make a key unusable invalidates the cache at once, expiry is checked here.
     """
     prefix = keys.parse_prefix(raw)
     if prefix is None:
         return None
     now = now or timezone.now()
+    digest = keys.keyed_hash(raw.strip())
+    key, epoch = auth_cache.lookup("api-key", digest)
+    if key is not None:
+        if not key.is_usable(now):
+            return None
+        if _touch_stale(key, now=now):
+            auth_cache.replace("api-key", digest, key, epoch=epoch)
+        return key  # type: ignore[no-any-return]
     creator_role = Membership.objects.filter(
         workspace=OuterRef("workspace"), user=OuterRef("created_by")).values("role")[:1]
     key = (ApiKey.objects.select_related("workspace", "created_by")
            .annotate(creator_role=Subquery(creator_role)).filter(prefix=prefix).first())
-    if key is None or not keys.hashes_match(key.hashed_secret, keys.keyed_hash(raw.strip())):
+    if key is None or not keys.hashes_match(key.hashed_secret, digest):
         return None
     if not key.is_usable(now) or not key.created_by.is_active or key.creator_role is None:
         return None
-    touch_api_key(key, now=now)
+    _touch_stale(key, now=now)
+    auth_cache.store("api-key", digest, key, epoch=epoch)
     return key
+
+
+def _touch_stale(key: ApiKey, *, now: datetime) -> bool:
+    """touch_api_key; True when `key.last_used_at` was stale. Afterwards it reads `now` even if
+    another process won the write (that one is under a minute old), so the cached copy does not
+    retry the write on every request."""
+    if key.last_used_at is not None and key.last_used_at > now - LAST_USED_RESOLUTION:
+        return False
+    touch_api_key(key, now=now)
+    key.last_used_at = now
+    return True
 
 
 def touch_api_key(key: ApiKey, *, now: datetime) -> bool:

@@ -110,6 +110,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
+            # Opening a connection (and its PRAGMAs) cost ~1 ms a request. Connections are per
+            # thread; request threads are pooled (config/asgi.py) and Celery's Django fixup and
+            # close_old_connections() drop unusable or obsolete ones, as with PostgreSQL.
+            "CONN_MAX_AGE": 60,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

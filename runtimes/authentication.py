@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from accounts import keys
+from accounts import auth_cache, keys
 from accounts.models import User
 from config.errors import ApiError
 from runtimes.models import LIVE_STATES, SessionToken, TradingSession
@@ -45,23 +45,35 @@ def mint_session_token(*, session: TradingSession, lifetime: timedelta,
 
 def revoke_session_tokens(*, session: TradingSession, now: datetime | None = None) -> int:
     """Revoke every live token of `session` (when its run ends); returns how many."""
-    return SessionToken.objects.filter(session=session, revoked_at__isnull=True).update(
+    revoked = SessionToken.objects.filter(session=session, revoked_at__isnull=True).update(
         revoked_at=now or timezone.now())
+    auth_cache.invalidate_all()  # takes effect at once, also for a cached success
+    return revoked
 
 
 def authenticate_session_token(raw: str, *, now: datetime | None = None) -> SessionToken | None:
     """The usable token matching `raw` (with its session and the session's creator), or None:
-    malformed, unknown, wrong secret, revoked, expired, or a creator no longer active."""
+    malformed, unknown, wrong secret, revoked, expired, or a creator no longer active.
+
+    A success is cached for a few seconds under the token's HMAC (accounts/auth_cache.py); a
+    revocation or a state transition of the session (`TradingSession.transition`) invalidates
+    the cache at once, so views reading `token.session.state` see the change."""
     match = _TOKEN_RE.match(raw.strip())
     if match is None:
         return None
+    now = now or timezone.now()
+    digest = keys.keyed_hash(raw.strip())
+    token, epoch = auth_cache.lookup("session-token", digest)
+    if token is not None:
+        return token if token.is_usable(now) else None  # type: ignore[no-any-return]
     token = (SessionToken.objects.select_related("session", "session__created_by")
              .filter(prefix=match.group(1)).first())
-    if token is None or not keys.hashes_match(token.hashed_secret, keys.keyed_hash(raw.strip())):
+    if token is None or not keys.hashes_match(token.hashed_secret, digest):
         return None
     creator = token.session.created_by
-    if not token.is_usable(now or timezone.now()) or creator is None or not creator.is_active:
+    if not token.is_usable(now) or creator is None or not creator.is_active:
         return None
+    auth_cache.store("session-token", digest, token, epoch=epoch)
     return token
 
 

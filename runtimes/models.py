@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from accounts import auth_cache
 from accounts.models import Workspace
 from runtimes.core.costs import Commission
 from runtimes.core.execution import BacktestConfig
@@ -154,6 +155,7 @@ class TradingSession(models.Model):
             state=to, **fields
         )
         if updated:
+            auth_cache.invalidate_all()  # cached session-token checks carry the state
             self.state = to
             for name, value in fields.items():
                 setattr(self, name, value)

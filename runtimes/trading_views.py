@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import auth_cache
 from accounts.api_permissions import request_api_key
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import SCOPE_TRADE_PAPER
@@ -34,6 +35,7 @@ from runtimes.core.wire_parse import (
 from runtimes.models import LIVE_STATES, State, TradingSession
 
 COMMAND_TIMEOUT_S = 10.0
+FIND_SESSION_TTL_S = 2.0
 # A view waiting on the bus holds asgiref's one sync thread (every sync view shares it), so a
 # session no worker has picked up yet gets a short wait, then 503 (the SDK retries GETs).
 NOT_STARTED_TIMEOUT_S = 2.0
@@ -47,8 +49,20 @@ SCOPE_FOR_PLATFORM = {"backtest": SCOPE_TRADE_PAPER}
 
 
 def find_session(key: Any, session_id: Any) -> TradingSession | None:
-    """The session if `key` may use it: same workspace only (anything else looks absent)."""
-    return TradingSession.objects.filter(pk=session_id, workspace_id=key.workspace_id).first()
+    """The session if `key` may use it: same workspace only (anything else looks absent).
+
+    A found session is cached for FIND_SESSION_TTL_S under (workspace, session id) with the
+    credential cache (accounts/auth_cache.py): every state transition, save or delete of a
+    session invalidates it at once, so views reading `session.state` never see a stale one."""
+    digest = f"{key.workspace_id}:{session_id}"
+    session, epoch = auth_cache.lookup("session", digest)
+    if session is not None:
+        return session  # type: ignore[no-any-return]
+    session = (TradingSession.objects.defer("output", "output_tail")
+               .filter(pk=session_id, workspace_id=key.workspace_id).first())
+    if session is not None:
+        auth_cache.store("session", digest, session, epoch=epoch, ttl=FIND_SESSION_TTL_S)
+    return session
 
 
 def key_may_trade(key: Any, session: TradingSession) -> bool:

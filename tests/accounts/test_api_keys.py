@@ -8,11 +8,18 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from accounts import auth_cache, keys
 from accounts.models import ApiKey, Membership, Role
-from accounts.services import authenticate_api_key, revoke_api_key
+from accounts.services import (
+    authenticate_api_key,
+    change_member_role,
+    remove_member,
+    revoke_api_key,
+)
 
 KEY_FORMAT = re.compile(r"^prt_[0-9A-Za-z]{12}_[0-9A-Za-z]{40}$")
 
@@ -82,6 +89,69 @@ def test_revoked_key_is_rejected_at_once(api_client, owner, workspace, make_api_
     api_client.logout()
 
     _unauthorized(api_client.get(url, HTTP_X_API_KEY=plaintext))
+
+
+def _cached(plaintext):
+    return auth_cache.lookup("api-key", keys.keyed_hash(plaintext))[0]
+
+
+def test_a_success_is_cached_under_the_keyed_hash_never_the_plaintext(owner, workspace,
+                                                                        make_api_key):
+    _, plaintext = make_api_key(owner, workspace, scopes=["read"])
+    assert _cached(plaintext) is None
+    assert authenticate_api_key(plaintext) is not None
+
+    assert _cached(plaintext).creator_role == "owner"
+    assert not [name for name in cache._cache if plaintext in name]  # LocMemCache in tests
+    assert authenticate_api_key(plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")) is None
+
+
+def test_a_revoked_key_is_refused_on_the_next_request_after_a_cached_success(
+    api_client, owner, workspace, make_api_key
+):
+    key, plaintext = make_api_key(owner, workspace, scopes=["read"])
+    url = f"/api/v1/workspaces/{workspace.pk}/keys/"
+    assert api_client.get(url, HTTP_X_API_KEY=plaintext).status_code == 200
+    assert api_client.get(url, HTTP_X_API_KEY=plaintext).status_code == 200
+    assert _cached(plaintext) is not None
+
+    revoke_api_key(key=key, by=owner)
+
+    _unauthorized(api_client.get(url, HTTP_X_API_KEY=plaintext))
+
+
+def test_a_role_change_or_removal_is_seen_at_once_after_a_cached_success(
+    api_client, owner, teammate, workspace, make_api_key
+):
+    _, plaintext = make_api_key(teammate, workspace, scopes=["read"])
+    assert authenticate_api_key(plaintext).creator_role == "member"
+    membership = Membership.objects.get(workspace=workspace, user=teammate)
+
+    change_member_role(membership=membership, role=Role.VIEWER, by=owner)
+    assert _cached(plaintext) is None
+    assert authenticate_api_key(plaintext).creator_role == "viewer"
+
+    remove_member(membership=membership, by=owner)
+    _unauthorized(api_client.get("/api/v1/workspaces/", HTTP_X_API_KEY=plaintext))
+
+
+def test_a_cached_key_still_expires_on_time(owner, workspace, make_api_key):
+    expires = timezone.now() + timedelta(minutes=5)
+    _, plaintext = make_api_key(owner, workspace, scopes=["read"], expires_at=expires)
+    assert authenticate_api_key(plaintext) is not None
+    assert _cached(plaintext) is not None
+
+    assert authenticate_api_key(plaintext, now=expires) is None
+
+
+def test_a_deactivated_creator_is_seen_at_once_after_a_cached_success(owner, workspace,
+                                                                      make_api_key):
+    _, plaintext = make_api_key(owner, workspace, scopes=["read"])
+    assert authenticate_api_key(plaintext) is not None
+    owner.is_active = False
+    owner.save()
+
+    assert authenticate_api_key(plaintext) is None
 
 
 def test_expired_key_is_rejected(api_client, owner, workspace, make_api_key):
@@ -168,6 +238,9 @@ def test_last_used_is_recorded_at_most_once_a_minute(owner, workspace, make_api_
     start = timezone.now()
 
     assert authenticate_api_key(plaintext, now=start).last_used_at == start
+    with django_assert_num_queries(0):  # a cached success: no lookup, no UPDATE in the minute
+        authenticate_api_key(plaintext, now=start + timedelta(seconds=30))
+    cache.clear()
     with django_assert_num_queries(1):  # the lookup only: no UPDATE within the minute
         authenticate_api_key(plaintext, now=start + timedelta(seconds=59))
     assert ApiKey.objects.get(pk=key.pk).last_used_at == start

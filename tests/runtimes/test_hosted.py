@@ -131,6 +131,25 @@ def test_a_session_token_reaches_its_own_session_only(api_client, owner, workspa
     assert may_connect(raw_header, str(own.id)) is False
 
 
+def test_a_cached_session_token_sees_its_sessions_state_change_at_once(
+    api_client, owner, workspace, dataset, version
+):
+    from runtimes.consumers import may_connect
+
+    session = hosted_session(owner, workspace, dataset, version, state=State.WAITING)
+    raw = mint_session_token(session=session, lifetime=timedelta(hours=1))
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert api_client.get(f"/sessions/{session.id}/health").json()["status"] == "connected"
+    assert api_client.get(f"/sessions/{session.id}/health").json()["status"] == "connected"
+    assert may_connect(raw, str(session.id)) is True
+
+    assert session.finish(to=State.COMPLETED, now=timezone.now())
+
+    assert api_client.get(f"/sessions/{session.id}/health").json()["status"] == "degraded"
+    assert may_connect(raw, str(session.id)) is False
+    assert authenticate_session_token(raw).session.state == State.COMPLETED
+
+
 # -- refusal without a sandbox -------------------------------------------------------------------
 
 

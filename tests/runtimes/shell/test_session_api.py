@@ -299,3 +299,23 @@ def test_the_admin_shows_sessions_read_only(client, workspace, dataset, owner_cl
     assert page.status_code == 200
     assert b'name="_save"' not in page.content  # view only
     assert client.post(f"/admin/runtimes/tradingsession/{session.id}/delete/").status_code == 403
+
+
+def test_a_cached_session_lookup_sees_the_session_end_at_once(owner_client, workspace, dataset):
+    from django.utils import timezone
+
+    from runtimes.models import State, TradingSession
+
+    created = create(owner_client, workspace, dataset).json()
+    health = f"/sessions/{created['id']}/health"
+    assert owner_client.get(health).json()["status"] == "degraded"  # created: no host yet
+    session = TradingSession.objects.get(pk=created["id"])
+    assert session.transition(to=State.RUNNING, allowed_from={State.CREATED})
+    assert owner_client.get(health).json()["status"] == "connected"
+    assert owner_client.get(health).json()["status"] == "connected"  # served from the cache
+
+    assert session.finish(to=State.COMPLETED, now=timezone.now())
+
+    assert owner_client.get(health).json()["status"] == "degraded"
+    response = owner_client.get(f"/sessions/{created['id']}/v1/account")
+    assert (response.status_code, response.json()["code"]) == (503, "SHUTTING_DOWN")

@@ -1,0 +1,103 @@
+"""A short-lived cache of successful credential checks (API keys, session tokens).
+
+A Trading API call used to spend ~2 ms in the ORM proving the same key again. A success is kept
+for at most TTL_S, under the keyed hash (HMAC) of the presented credential, never the plaintext,
+in Django's cache (per process when embedded, Redis when distributed, so every process sees the
+same entries and the same invalidations). Failures are never cached.
+
+Invalidation is global and immediate: every entry records the cache *epoch* read before its
+database check, and an entry is good only while the epoch is unchanged. Anything that may make a
+credential unusable (revoking a key or a session's tokens, a role change, a removed member, a
+saved or deleted key, membership, user or token; see `connect_signals`) sets a new random epoch.
+A missing epoch (evicted, or a cache flush) invalidates everything too. Expiry needs no epoch:
+callers check `is_usable(now)` on the cached object on every hit.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+
+TTL_S = 10
+EPOCH_KEY = "auth-cache:epoch"
+_EPOCH_LIFETIME_S = 24 * 3600
+
+
+def _entry_key(kind: str, digest: str) -> str:
+    return f"auth-cache:{kind}:{digest}"
+
+
+def lookup(kind: str, digest: str) -> tuple[Any | None, str]:
+    """(the cached object or None, the current epoch). Store a fresh success with that epoch."""
+    entry_key = _entry_key(kind, digest)
+    found = cache.get_many([EPOCH_KEY, entry_key])
+    epoch = found.get(EPOCH_KEY)
+    if epoch is None:
+        epoch = secrets.token_hex(8)
+        if not cache.add(EPOCH_KEY, epoch, _EPOCH_LIFETIME_S):
+            epoch = cache.get(EPOCH_KEY) or secrets.token_hex(8)  # the epoch another call set
+        return None, epoch
+    entry = found.get(entry_key)
+    if entry is not None and entry[0] == epoch and entry[1] > time.time():
+        return entry[2], epoch
+    return None, epoch
+
+
+def store(kind: str, digest: str, value: Any, *, epoch: str, ttl: float = TTL_S) -> None:
+    """Keep `value` (a success checked against the database after `epoch` was read) for `ttl`
+    seconds at most (never more than TTL_S)."""
+    ttl = min(ttl, TTL_S)
+    cache.set(_entry_key(kind, digest), (epoch, time.time() + ttl, value), ttl)
+
+
+def replace(kind: str, digest: str, value: Any, *, epoch: str) -> None:
+    """Update a cached `value` (bookkeeping only) without extending its lifetime."""
+    entry_key = _entry_key(kind, digest)
+    entry = cache.get(entry_key)
+    if entry is None or entry[0] != epoch:
+        return
+    left = entry[1] - time.time()
+    if left > 0:
+        cache.set(entry_key, (epoch, entry[1], value), left)
+
+
+def invalidate_all() -> None:
+    """Forget every cached success, now and again when the current transaction commits (so a
+    check racing the write cannot cache what the write is about to change)."""
+    cache.set(EPOCH_KEY, secrets.token_hex(8), _EPOCH_LIFETIME_S)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(
+            lambda: cache.set(EPOCH_KEY, secrets.token_hex(8), _EPOCH_LIFETIME_S))
+
+
+def _on_change(sender: Any, **kwargs: Any) -> None:
+    if kwargs.get("created"):
+        return  # a new row cannot make a cached success wrong
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and set(update_fields) <= {"last_login", "last_used_at"}:
+        return  # bookkeeping writes that cannot make a credential unusable
+    invalidate_all()
+
+
+def connect_signals() -> None:
+    """Saves and deletes of the rows a credential check reads invalidate the cache (bulk
+    `.update()` calls do not send signals: the services that use one call `invalidate_all`)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_delete, post_save
+
+    from accounts.models import ApiKey, Membership, Workspace
+
+    models: list[Any] = [ApiKey, Membership, Workspace, get_user_model()]
+    try:
+        from runtimes.models import SessionToken, TradingSession
+    except ImportError:  # pragma: no cover - runtimes is always installed
+        pass
+    else:
+        models += [SessionToken, TradingSession]
+    for model in models:
+        post_save.connect(_on_change, sender=model, dispatch_uid=f"auth-cache-{model.__name__}")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=f"auth-cache-d-{model.__name__}")
