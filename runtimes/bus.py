@@ -2,7 +2,10 @@
 
 Web -> host: messages (dicts of JSON values: attach, ack, detach, notice, command, cancel) that the
 host drains from its inbox. Host -> web: frame texts for one socket, a close request, and the reply
-of a command. Everything crossing the bus is JSON-able so that a Redis backend can carry it; the
+of a command. Observers (read-only sockets: the dashboard's live view) connect like strategy
+sockets with `observer=True`; the host sends them copies of frames with `send_observed`, which
+never blocks or grows without bound (the observer's side keeps a bounded buffer, Redis trims the
+list). Everything crossing the bus is JSON-able so that a Redis backend can carry it; the
 in-process backend (embedded topology) hands objects across threads without copying.
 """
 
@@ -45,6 +48,9 @@ class HostEndpoint(Protocol):
     def send(self, connection_id: str, texts: list[str]) -> None:
         """Frames for one socket, in order."""
 
+    def send_observed(self, connection_id: str, texts: list[str]) -> None:
+        """Copies of frames for an observer: fire-and-forget, bounded on the way (no acks)."""
+
     def close_connection(self, connection_id: str, code: int) -> None: ...
 
     def reply(self, request_id: str, reply: Reply) -> None: ...
@@ -58,8 +64,10 @@ class SessionBus(Protocol):
 
     def host(self, session_id: str) -> HostEndpoint: ...
 
-    def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None) -> str:
-        """Register a socket and tell the host (attach); returns the connection id."""
+    def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None,
+                observer: bool = False) -> str:
+        """Register a socket and tell the host (attach); returns the connection id. An observer
+        gets copies of the strategy's frames and never starts or gates the session."""
 
     def post(self, session_id: str, message: JsonDict) -> None:
         """Fire-and-forget web -> host message (ack, detach, notice, cancel)."""
@@ -113,14 +121,16 @@ class InProcessBus:
 
     # -- web side -------------------------------------------------------------------------------
 
-    def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None) -> str:
-        connection_id = self._next_id("conn")
+    def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None,
+                observer: bool = False) -> str:
+        connection_id = self._next_id("obs" if observer else "conn")
         box = self._mailbox(session_id)
         assert box is not None
         box.sinks[connection_id] = sink
-        box.inbox.put(
-            {"kind": "attach", "connection": connection_id, "last_event_id": last_event_id}
-        )
+        attach = {"kind": "attach", "connection": connection_id, "last_event_id": last_event_id}
+        if observer:
+            attach["observer"] = True
+        box.inbox.put(attach)
         return connection_id
 
     def post(self, session_id: str, message: JsonDict) -> None:
@@ -163,6 +173,10 @@ class _InProcessHost:
         sink = self._box.sinks.get(connection_id)
         if sink is not None and texts:
             sink(texts, None)
+
+    def send_observed(self, connection_id: str, texts: list[str]) -> None:
+        # The observer's sink only hands over to its loop, where a bounded buffer drops oldest.
+        self.send(connection_id, texts)
 
     def close_connection(self, connection_id: str, code: int) -> None:
         sink = self._box.sinks.pop(connection_id, None)

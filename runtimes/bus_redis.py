@@ -29,6 +29,7 @@ KEY_TTL_S = 3600
 REPLY_TTL_S = 60
 RELAY_BLOCK_S = 5  # a relay's BLPOP returns at least this often (it loops; cheap)
 FRAME_SEPARATOR = "\n"
+OBSERVER_BACKLOG = 256  # an observer's outbox keeps at most this many batches (oldest dropped)
 CLOSE_PREFIX = "close:"  # an outbox element asking to close the socket; frames start with "{"
 # Blocking reads (BLPOP) carry their own server-side timeout, so the client's socket timeout must
 # not cut them short: a read timeout of 5 s (redis-py's default) against a 5 s BLPOP raced and
@@ -82,6 +83,16 @@ class RedisHost:
             _push(self._client, outbox_key(self._session_id, connection_id),
                   FRAME_SEPARATOR.join(texts))
 
+    def send_observed(self, connection_id: str, texts: list[str]) -> None:
+        # Trimmed as it is pushed: an observer whose relay stalls costs bounded memory.
+        if texts:
+            pipe = self._client.pipeline(transaction=False)
+            key = outbox_key(self._session_id, connection_id)
+            pipe.rpush(key, FRAME_SEPARATOR.join(texts))
+            pipe.ltrim(key, -OBSERVER_BACKLOG, -1)
+            pipe.expire(key, KEY_TTL_S)
+            pipe.execute()
+
     def close_connection(self, connection_id: str, code: int) -> None:
         _push(self._client, outbox_key(self._session_id, connection_id), f"{CLOSE_PREFIX}{code}")
 
@@ -116,14 +127,18 @@ class RedisBus:
 
     # -- sockets --------------------------------------------------------------------------------
 
-    def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None) -> str:
+    def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None,
+                observer: bool = False) -> str:
         connection_id = uuid.uuid4().hex
         relay = self._relay(outbox_key(session_id, connection_id), sink)
         task = asyncio.get_running_loop().create_task(relay)
         self._relays[connection_id] = task
         task.add_done_callback(lambda _: self._relays.pop(connection_id, None))
-        self.post(session_id, {"kind": "attach", "connection": connection_id,
-                               "last_event_id": last_event_id})
+        attach: JsonDict = {"kind": "attach", "connection": connection_id,
+                            "last_event_id": last_event_id}
+        if observer:
+            attach["observer"] = True
+        self.post(session_id, attach)
         return connection_id
 
     async def _relay(self, key: str, sink: FrameSink) -> None:

@@ -3,6 +3,10 @@
 It owns the engine (single-threaded: every REST command runs here, via the bus), the stream state
 machine and the journal. The ORM is touched at the edges only: the state transitions, journal
 chunks of thousands of frames, and the results at the end.
+
+Observers (the dashboard's live view) attach through the bus like the strategy's socket, with a
+flag: they receive a copy of every frame sent to the strategy, never ack, and never gate time.
+With nobody observing, that costs one empty-set check per send.
 """
 
 from __future__ import annotations
@@ -177,6 +181,7 @@ class SessionHost:
                                      broker="backtest")
         self.active: str | None = None  # the socket that receives new frames
         self.connections: set[str] = set()
+        self.observers: set[str] = set()  # read-only sockets that get a copy of every frame
         self.outcome: tuple[str, str] | None = None  # (state, reason) once decided
         self.last_progress = monotonic()
         self.strategy: HostedStrategy | None = None  # a hosted session's sandboxed process
@@ -209,7 +214,9 @@ class SessionHost:
 
     def handle(self, message: JsonDict) -> None:
         kind = message.get("kind")
-        if kind == "attach":
+        if kind == "attach" and message.get("observer"):
+            self._observe(message["connection"])
+        elif kind == "attach":
             self._attach(message["connection"], message.get("last_event_id"))
         elif kind == "ack":
             self._ack(message)
@@ -217,6 +224,7 @@ class SessionHost:
             self._command(message)
         elif kind == "detach":
             self.connections.discard(message["connection"])
+            self.observers.discard(message["connection"])
             if self.active == message["connection"]:
                 self.active = None
         elif kind == "notice":
@@ -236,6 +244,24 @@ class SessionHost:
         self.session.transition(to=State.RUNNING, allowed_from={State.WAITING},
                                 started_at=self.now())
         self._send(self.stream.start())
+
+    def _observe(self, connection: str) -> None:
+        """A new observer: first the engine's state as it is (account, positions, open orders),
+        then a copy of every frame from now on. It does not count as the strategy connecting."""
+        self.observers.add(connection)
+        state = {"type": "observer_state",
+                 "state": self.session.state,
+                 "simulated_time": (wire.timestamp_str(self.engine.now)
+                                    if self.engine.steps_done else None)}
+        for op, key in (("account", "account"), ("list_positions", "positions"),
+                        ("list_orders", "orders")):
+            reply = commands.execute(self.engine, {"op": op})
+            state[key] = reply.body if reply.status == 200 else None
+        self.endpoint.send_observed(connection, [encode_frame(state)])
+
+    def _fan_out(self, texts: list[str]) -> None:
+        for observer in self.observers:
+            self.endpoint.send_observed(observer, texts)
 
     def _ack(self, message: JsonDict) -> None:
         released = self.stream.on_ack(message["events"], message.get("correlation_id", ""))
@@ -261,12 +287,19 @@ class SessionHost:
                                timestamp=self.engine.now, event_id=event_id)
 
         self.stream.emit_notice(build)
-        self.endpoint.send(message["connection"], self.journal.last_texts(1))
+        texts = self.journal.last_texts(1)
+        self.endpoint.send(message["connection"], texts)
+        if self.observers:
+            self._fan_out(texts)
 
     def _send(self, frames: list[JsonDict]) -> None:
         # The journal encoded each frame once as it was published; those texts go out as-is.
-        if frames and self.active is not None:
+        if not frames:
+            return
+        if self.active is not None:
             self.endpoint.send(self.active, self.journal.last_texts(len(frames)))
+        if self.observers:
+            self._fan_out(self.journal.last_texts(len(frames)))
 
     def _reconnect_texts(self, last_event_id: str | None) -> list[str]:
         if last_event_id is not None:
@@ -299,7 +332,7 @@ class SessionHost:
         state, reason = self.outcome
         if state != State.COMPLETED:
             self._announce_disconnect(reason)
-        for connection in list(self.connections):
+        for connection in [*self.connections, *self.observers]:
             self.endpoint.close_connection(connection, CLOSE_NORMAL)
         if self.strategy is not None:  # its output is stored before the session ends
             self.strategy.stop(state=state)
@@ -317,7 +350,7 @@ class SessionHost:
     def abandon(self, reason: str) -> None:
         """After a crash: tell and release the sockets (no database work, it may be the cause)."""
         self._announce_disconnect(reason)
-        for connection in list(self.connections):
+        for connection in [*self.connections, *self.observers]:
             self.endpoint.close_connection(connection, CLOSE_NORMAL)
 
     def _announce_disconnect(self, reason: str) -> None:
@@ -329,6 +362,8 @@ class SessionHost:
             "DISCONNECTING", timestamp=self.engine.now, event_id=event_id, broker="backtest",
             error=reason))
         self.endpoint.send(self.active, self.journal.last_texts(1))
+        if self.observers:
+            self._fan_out(self.journal.last_texts(1))
 
     def _persist_result(self) -> None:
         result = self.engine.result()

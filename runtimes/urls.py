@@ -39,6 +39,7 @@ web_urlpatterns = [
     path(B + "new/<uuid:version_id>/", views.backtest_new, name="backtest_new"),
     path(B + "<uuid:session_id>/", views.backtest_detail, name="backtest_detail"),
     path(B + "<uuid:session_id>/progress/", views.backtest_progress, name="backtest_progress"),
+    path(B + "<uuid:session_id>/live/", views.backtest_live, name="backtest_live"),
     path(B + "<uuid:session_id>/<str:kind>.csv", views.backtest_csv, name="backtest_csv"),
 ]
 

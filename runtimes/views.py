@@ -114,6 +114,15 @@ def backtest_progress(request: HttpRequest, membership: Membership,
 
 
 @workspace_page
+def backtest_live(request: HttpRequest, membership: Membership,
+                  session_id: uuid.UUID) -> HttpResponse:
+    """The live view of a session: its events as they stream, open orders, positions and
+    account, fed by the dashboard socket of `runtimes.dashboard_consumers`."""
+    session = _session(membership, session_id)
+    return render(request, "runtimes/backtest_live.html", {"session": session})
+
+
+@workspace_page
 def backtest_csv(request: HttpRequest, membership: Membership, session_id: uuid.UUID,
                  kind: str) -> StreamingHttpResponse:
     if kind not in CSV_KINDS:
