@@ -1,10 +1,12 @@
 """What the backtest pages show of a finished session: metric cards, the equity and drawdown
-chart (downsampled for display), sorted pages of trades and orders, the execution contract as
-rows, and CSV exports. Plain reads of a SessionResult's JSON; nothing here writes."""
+chart (downsampled for display), the price chart with a marker per fill, sorted pages of trades
+and orders, the execution contract as rows, and CSV exports. Plain reads of a SessionResult's
+JSON (and of the candles the caller loaded); nothing here writes."""
 
 from __future__ import annotations
 
 import csv
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,8 +16,11 @@ from typing import Any
 from django.http import QueryDict
 
 from runtimes.core.metrics import downsample
+from strategies.previews import PeriodCandles, sample_indexes
 
 CHART_POINTS = 2000
+PRICE_CANDLES = 2000
+PRICE_MARKERS = 1000
 ROWS_PER_PAGE = 50
 
 
@@ -126,6 +131,73 @@ def equity_chart(equity: Sequence[Sequence[str]], *, points: int = CHART_POINTS
 
 def _columns(pairs: list[tuple[int, Decimal]]) -> dict[str, list[Any]]:
     return {"time": [t for t, _ in pairs], "value": [str(v) for _, v in pairs]}
+
+
+# -- price chart with fill markers ---------------------------------------------------------------
+
+
+def price_chart(candles: dict[str, PeriodCandles], trades: Sequence[dict[str, Any]], *,
+                markers: int = PRICE_MARKERS) -> dict[str, dict[str, Any]]:
+    """`{symbol: {time, open, high, low, close, markers: {time, side}, fills, shown}}`: each
+    symbol's candles (as `strategies.previews.period_candles` gives them) and a marker per fill
+    inside them, stamped with its candle's time, in time order. `fills` counts those fills,
+    `shown` the markers: when more than `markers`, whole round trips (flat to flat, a reversal
+    ending one and opening the next) are kept, evenly spread over the period."""
+    fills_of: dict[str, list[tuple[int, dict[str, Any]]]] = {symbol: [] for symbol in candles}
+    for trade in trades:
+        of_symbol = fills_of.get(str(trade.get("symbol")))
+        if of_symbol is not None:
+            of_symbol.append((int(datetime.fromisoformat(trade["timestamp"]).timestamp()), trade))
+    chart = {}
+    for symbol, part in candles.items():
+        times = part.columns["time"]
+        fills = [(t, trade) for t, trade in fills_of[symbol]
+                 if times and times[0] <= t < part.until]
+        kept = [fills[i] for i in _sampled(_round_trips(fills), len(fills), markers)]
+        kept.sort(key=lambda fill: fill[0])
+        chart[symbol] = {
+            **part.columns,
+            "markers": {"time": [times[bisect_right(times, t) - 1] for t, _ in kept],
+                        "side": [trade.get("side") for _, trade in kept]},
+            "fills": len(fills), "shown": len(kept),
+        }
+    return chart
+
+
+def _round_trips(fills: Sequence[tuple[int, dict[str, Any]]]) -> list[list[int]]:
+    """Indexes of `fills` grouped from flat to flat; a fill that reverses the position ends one
+    trip and opens the next; a position still open at the end is a trip of its own."""
+    trips: list[list[int]] = []
+    current: list[int] = []
+    position = Decimal(0)
+    for i, (_, trade) in enumerate(fills):
+        before, size = position, _decimal(trade.get("quantity")) or Decimal(0)
+        position += size if trade.get("side") == "BUY" else -size
+        current.append(i)
+        if not position:
+            trips.append(current)
+            current = []
+        elif before and (position > 0) != (before > 0):
+            trips.append(current)
+            current = [i]
+    if current:
+        trips.append(current)
+    return trips
+
+
+def _sampled(trips: list[list[int]], total: int, limit: int) -> list[int]:
+    """Indexes of at most `limit` fills: every one if they fit, else the most round trips evenly
+    spread that do (fills evenly spread when a single trip has more than `limit`)."""
+    if total <= limit:
+        return list(range(total))
+    count = len(trips)
+    while True:
+        kept = sorted({i for k in sample_indexes(len(trips), count) for i in trips[k]})
+        if len(kept) <= limit:
+            return kept
+        if count == 1:
+            return [kept[i] for i in sample_indexes(len(kept), limit)]
+        count = max(1, min(count - 1, count * limit // len(kept)))
 
 
 # -- sorted, paginated tables --------------------------------------------------------------------

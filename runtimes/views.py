@@ -8,6 +8,7 @@ page shows is read by `runtimes.result_pages`.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -19,9 +20,11 @@ from accounts.models import Membership
 from accounts.views import workspace_page
 from config.errors import ApiError
 from runtimes import result_pages, services
+from runtimes.core.datasets import DatasetError
 from runtimes.forms import HostedBacktestForm
 from runtimes.models import SessionResult, TradingSession
 from strategies.models import Dataset, StrategyVersion
+from strategies.previews import period_candles
 
 SESSIONS_PER_PAGE = 25
 CSV_KINDS = ("equity", "trades", "orders")
@@ -81,6 +84,21 @@ def backtest_new(request: HttpRequest, membership: Membership,
     })
 
 
+def _price_chart(session: TradingSession, result: SessionResult
+                 ) -> tuple[dict[str, dict[str, Any]], str]:
+    """The price chart's data of the session's symbols over its period, and why there is none
+    when its dataset's files can no longer be read."""
+    if session.dataset is None:
+        return {}, ""
+    try:
+        candles = period_candles(session.dataset, session.symbols, start=session.start,
+                                 end=session.end, candles=result_pages.PRICE_CANDLES)
+    except (DatasetError, OSError) as exc:
+        return {}, str(exc)
+    return result_pages.price_chart(candles, result.trades,
+                                    markers=result_pages.PRICE_MARKERS), ""
+
+
 @workspace_page
 def backtest_detail(request: HttpRequest, membership: Membership,
                     session_id: uuid.UUID) -> HttpResponse:
@@ -88,11 +106,14 @@ def backtest_detail(request: HttpRequest, membership: Membership,
     result = SessionResult.objects.filter(session=session).first()
     if result is None:
         return render(request, "runtimes/backtest_status.html", {"session": session})
+    prices, unreadable = _price_chart(session, result)
     return render(request, "runtimes/backtest_result.html", {
         "session": session,
         "result": result,
         "cards": result_pages.metric_cards(result.metrics),
         "chart": result_pages.equity_chart(result.equity),
+        "prices": prices,
+        "prices_unreadable": unreadable,
         "trades": result_pages.table_page(result.trades, columns=result_pages.TRADE_COLUMNS,
                                           query=request.GET, prefix="trades"),
         "orders": result_pages.table_page(result.orders, columns=result_pages.ORDER_COLUMNS,

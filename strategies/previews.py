@@ -1,16 +1,20 @@
 """What a dataset looks like without downloading it: per symbol the first and last bars and a
 downsampled close series (column per field, decimals as strings), for the API and the dashboard;
-and downsampled candles (one per bucket of bars) for the dashboard's preview chart.
+and downsampled candles (one per bucket of bars) for the dashboard's preview chart and the price
+chart of a backtest's result (its symbols over its period).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from runtimes.core.bars import BarSeries, scaled_to_text
 from runtimes.core.datasets import load_bar_series
+from runtimes.core.timeframes import timeframe_seconds
 from runtimes.core.wire import decimal_str
 from strategies.models import Dataset
 
@@ -103,7 +107,49 @@ def dataset_candles(dataset: Dataset, *, candles: int = PREVIEW_CANDLES) -> dict
 @lru_cache(maxsize=32)
 def _cached_candles(path: str, _mtime_ns: int, _size: int, symbol: str,
                     candles: int) -> dict[str, list[Any]]:
+    return _bucket_candles(load_bar_series(path, symbol=symbol), candles)
+
+
+@dataclass(frozen=True)
+class PeriodCandles:
+    """Candles of one symbol over a period (`columns` as `dataset_candles` gives them), and
+    `until`: the epoch second the period's last bar closes (0 when there is no bar)."""
+
+    columns: dict[str, list[Any]]
+    until: int
+
+
+def period_candles(dataset: Dataset, symbols: list[str], *, start: datetime | None,
+                   end: datetime | None, candles: int) -> dict[str, PeriodCandles]:
+    """`{symbol: PeriodCandles}` of the bars of `symbols` (every file when empty) whose open time
+    lies in [start, end] (None: unbounded), at most `candles` per symbol, aggregated as in
+    `dataset_candles`. Cached per file version; the result is shared: do not change it. Raises
+    DatasetError if a file can no longer be read."""
+    files = dataset.files.order_by("symbol")
+    if symbols:
+        files = files.filter(symbol__in=symbols)
+    out = {}
+    for file in files:
+        stat = os.stat(file.path)
+        out[file.symbol] = _cached_period_candles(file.path, stat.st_mtime_ns, stat.st_size,
+                                                  file.symbol, start, end, candles)
+    return out
+
+
+@lru_cache(maxsize=32)
+def _cached_period_candles(path: str, _mtime_ns: int, _size: int, symbol: str,
+                           start: datetime | None, end: datetime | None,
+                           candles: int) -> PeriodCandles:
     series = load_bar_series(path, symbol=symbol)
+    part = series.slice(start, end)
+    until = (part.epoch_seconds(len(part) - 1) + timeframe_seconds(series.timeframe)
+             if len(part) else 0)
+    return PeriodCandles(_bucket_candles(part, candles), until)
+
+
+def _bucket_candles(series: BarSeries, candles: int) -> dict[str, list[Any]]:
+    """At most `candles` candles, each the aggregate of an equal run of consecutive bars: open
+    of the first, the highest high, the lowest low, close of the last; stamped with its first."""
     n, places = len(series), series.price_decimals
     opens, highs = series.scaled_column("open"), series.scaled_column("high")
     lows, closes = series.scaled_column("low"), series.scaled_column("close")

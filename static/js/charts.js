@@ -19,6 +19,14 @@
     }));
   }
 
+  // Fills as markers (a result's price chart): buy = arrow up below its candle, sell = arrow
+  // down above it; times are already those of their candles, in order.
+  function markersOf(columns) {
+    return columns.time.map((time, i) => columns.side[i] === "BUY"
+      ? { time, position: "belowBar", shape: "arrowUp", color: "#2b8a3e" }
+      : { time, position: "aboveBar", shape: "arrowDown", color: "#c92a2a" });
+  }
+
   function drawCandles(element) {
     const data = readJson(element.dataset.source);
     const symbols = Object.keys(data);
@@ -28,11 +36,16 @@
       upColor: "#2b8a3e", downColor: "#c92a2a", borderVisible: false,
       wickUpColor: "#2b8a3e", wickDownColor: "#c92a2a",
     });
+    const markers = data[symbols[0]].markers ? LC.createSeriesMarkers(series, []) : null;
     const show = (symbol) => {
       series.setData(candlesOf(data[symbol]));
+      if (markers) markers.setMarkers(markersOf(data[symbol].markers));
       chart.timeScale().fitContent();
       document.querySelectorAll(`[data-symbol-for="${element.id}"]`).forEach((button) => {
         button.setAttribute("aria-pressed", String(button.dataset.symbol === symbol));
+      });
+      document.querySelectorAll(`[data-fills-for="${element.id}"]`).forEach((note) => {
+        note.hidden = note.dataset.symbol !== symbol;
       });
       element.dataset.symbol = symbol;
     };

@@ -1,6 +1,6 @@
 """What a person does in the dashboard, in a real Chromium: sign up, upload the SMA example by
 drag and drop, read its code, upload a dataset and see its chart, create and revoke an API key;
-and watch a backtest complete, then read its metrics and equity chart."""
+and watch a backtest complete, then read its metrics, equity chart and price chart with fills."""
 
 from __future__ import annotations
 
@@ -130,6 +130,10 @@ def test_a_backtest_is_watched_to_completion_and_its_results_read(page, screensh
     expect(page.locator(".metric")).to_have_count(12)
     expect(page.locator(".metric", has_text="Total return")).to_contain_text("0.23%")
     assert_chart_drawn(page, "#equity-chart")
+    assert_chart_drawn(page, "#price-chart")
+    expect(page.locator("#price-chart")).to_have_attribute("data-symbol", "BTCUSDT")  # markers set
+    fills = len(finished.result.trades)
+    expect(page.locator("[data-fills-for=price-chart]")).to_have_text(f"{fills} fills, 300 candles")
     expect(page.locator("#trades ~ .table-wrap").first.locator("tbody tr")).to_have_count(
         len(finished.result.trades))
     screenshot("result")

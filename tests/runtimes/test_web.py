@@ -1,19 +1,25 @@
 """Dashboard pages of backtests: the list (state badges, progress, polling only while a session
-runs) and a completed session's result page (metric cards, downsampled chart data, sorted and
-paginated trades and orders, CSV exports), reached only through the current workspace."""
+runs) and a completed session's result page (metric cards, downsampled chart data, the price
+chart's candles and fill markers, sorted and paginated trades and orders, CSV exports), reached
+only through the current workspace."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+from datetime import UTC, datetime
+from itertools import islice
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from runtimes.models import State, TradingSession
+from runtimes import result_pages
+from runtimes.models import SessionResult, State, TradingSession
+from strategies.services import register_dataset
+from tests.runtimes.conftest import DATA
 from tests.runtimes.results import completed_session, run_in_process, synthetic_result
 
 
@@ -94,6 +100,77 @@ def test_the_result_page_shows_metric_cards_the_chart_data_and_the_contract(
     assert 'id="logs"' in page
 
 
+def test_the_price_chart_embeds_every_bar_and_a_marker_per_fill_of_a_short_run(
+        sign_in, owner, workspace, finished):
+    page = sign_in(owner, workspace).get(
+        reverse("backtest_detail", args=[finished.pk])).content.decode()
+
+    prices = _embedded(page, "price-data")
+    trades = finished.result.trades
+    assert list(prices) == ["BTCUSDT"]
+    btc = prices["BTCUSDT"]
+    assert len(btc["time"]) == 300 and btc["time"][0] == 1617321600  # 2021-04-02T00:00Z
+    assert btc["open"][0] == "58720.45" and btc["close"][-1] == btc["close"][299]
+    assert btc["fills"] == btc["shown"] == len(trades) > 0
+    assert btc["markers"] == {  # one-minute bars: a fill's candle is its own bar
+        "time": [int(datetime.fromisoformat(t["timestamp"]).timestamp()) for t in trades],
+        "side": [t["side"] for t in trades]}
+    assert 'id="price-chart"' in page and f"{len(trades)} fills, 300 candles" in page
+
+
+def _bar_file(path):
+    """Ten one-minute bars from 2021-04-02T00:00Z: open 100+i, high 110+i (150 at 00:03), low
+    90+i (50 at 00:06), close 101+i."""
+    rows = ["timestamp,open,high,low,close,volume"]
+    for i in range(10):
+        high, low = 150 if i == 3 else 110 + i, 50 if i == 6 else 90 + i
+        rows.append(f"2021-04-02T00:0{i}:00Z,{100 + i},{high},{low},{101 + i},1")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _fill(n, side, quantity, stamp):
+    return {"id": f"T{n}", "order_id": f"O{n}", "symbol": "X", "side": side,
+            "quantity": quantity, "price": "100", "commission": "0", "commission_currency": "USD",
+            "is_maker": False, "timestamp": f"2021-04-02T00:{stamp}Z"}
+
+
+def test_the_price_chart_aggregates_candles_and_keeps_whole_round_trips_of_fills(
+        sign_in, owner, workspace, tmp_path, monkeypatch):
+    dataset = register_dataset(workspace=workspace, name="X and Y", files={
+        "X": _bar_file(tmp_path / "X.csv"), "Y": _bar_file(tmp_path / "Y.csv")})
+    session = completed_session(workspace=workspace, by=owner, dataset=dataset)
+    TradingSession.objects.filter(pk=session.pk).update(  # bars 00:01…00:08 of X only
+        symbols=["X"], start=datetime(2021, 4, 2, 0, 1, tzinfo=UTC),
+        end=datetime(2021, 4, 2, 0, 8, tzinfo=UTC))
+    SessionResult.objects.create(session=session, orders=[], equity=[], metrics={}, trades=[
+        _fill(0, "BUY", "1", "00:00"),  # before the period
+        _fill(1, "BUY", "1", "02:00"), _fill(2, "SELL", "1", "03:00"),  # trip A: long 1
+        _fill(3, "SELL", "2", "05:00"),  # trip B: short 2…
+        _fill(4, "BUY", "4", "06:00"),  # …reversed to long 2: ends B, opens C
+        _fill(5, "SELL", "2", "08:30"),  # trip C ends inside the last bar, 00:08…00:09
+        _fill(6, "BUY", "1", "09:00"),  # after the period
+    ])
+    monkeypatch.setattr(result_pages, "PRICE_CANDLES", 3)  # buckets of 3, 3 and 2 bars
+    monkeypatch.setattr(result_pages, "PRICE_MARKERS", 4)  # 5 fills: A and C kept, not B
+    client = sign_in(owner, workspace)
+
+    page = client.get(reverse("backtest_detail", args=[session.pk])).content.decode()
+
+    at = [1617321660, 1617321840, 1617322020]  # 00:01, 00:04, 00:07
+    assert _embedded(page, "price-data") == {"X": {
+        "time": at, "open": ["101", "104", "107"], "high": ["150", "116", "118"],
+        "low": ["91", "50", "97"], "close": ["104", "107", "109"],
+        "markers": {"time": [at[0], at[0], at[1], at[2]], "side": ["BUY", "SELL", "BUY", "SELL"]},
+        "fills": 5, "shown": 4}}
+    assert "showing 4 of 5 fills (whole round trips, evenly spread), 3 candles" in page
+
+    monkeypatch.setattr(result_pages, "PRICE_MARKERS", 3)  # only trip C fits
+    markers = _embedded(client.get(reverse("backtest_detail", args=[session.pk])).content
+                        .decode(), "price-data")["X"]["markers"]
+    assert markers == {"time": [at[1], at[2]], "side": ["BUY", "SELL"]}
+
+
 def test_trades_are_paginated_50_a_page_and_sorted_by_any_column(
         sign_in, owner, workspace, dataset):
     session = completed_session(workspace=workspace, by=owner, dataset=dataset)
@@ -139,7 +216,11 @@ def test_a_stranger_gets_404_for_every_backtest_page_of_another_workspace(
 
 
 def test_a_result_with_10000_trades_renders_one_page_with_few_queries(
-        sign_in, owner, workspace, dataset, capsys):
+        sign_in, owner, workspace, tmp_path, capsys):
+    with DATA.open() as source:  # 21,000 one-minute bars from 2021-04-02: most of the fills
+        (tmp_path / "BTCUSDT.csv").write_text("".join(islice(source, 21_001)))
+    dataset = register_dataset(workspace=workspace, name="BTC 1m, 2 weeks",
+                               files={"BTCUSDT": tmp_path / "BTCUSDT.csv"})
     session = completed_session(workspace=workspace, by=owner, dataset=dataset)
     synthetic_result(session, trades=10_000)  # 10,000 orders and 20,000 equity points too
     client = sign_in(owner, workspace)
@@ -154,9 +235,16 @@ def test_a_result_with_10000_trades_renders_one_page_with_few_queries(
             timings.append(time.perf_counter() - started)
 
     page = response.content.decode()
-    assert response.status_code == 200 and len(queries) <= 8
+    assert response.status_code == 200 and len(queries) <= 6  # the price chart adds one
     assert page.count('<td class="num">0.5</td>') == 50  # one page of trades, not 10,000
     assert len(_embedded(page, "equity-data")["equity"]["time"]) <= 2000
+    prices = _embedded(page, "price-data")["BTCUSDT"]
+    assert 1900 <= len(prices["time"]) <= 2000 and prices["fills"] == 10_000 - 720  # from 04-02
+    markers = prices["markers"]
+    assert 900 <= prices["shown"] == len(markers["time"]) <= 1000
+    assert markers["side"].count("BUY") == markers["side"].count("SELL")  # whole round trips
+    assert markers["time"] == sorted(markers["time"])
+    assert f"showing {prices['shown']} of {prices['fills']} fills" in page
     with capsys.disabled():
         print(f"\n10,000-trade result page: best {min(timings) * 1000:.0f} ms, "
               f"{len(queries)} queries, {len(page) // 1024} KiB")
