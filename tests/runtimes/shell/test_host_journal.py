@@ -53,3 +53,33 @@ def test_acks_count_each_journaled_id_once(session_row):
     assert (journal.counts().sent, journal.counts().acked) == (3, 1)
     assert list(session_row.events.values_list("event_id", "acked")) == [
         ("evt-1", False), ("evt-2", True), ("evt-3", False)]
+
+
+class _SilentEndpoint:
+    """A host endpoint nobody talks to."""
+
+    def receive(self, timeout):
+        return None
+
+
+def test_the_batch_count_reaches_the_row_every_few_seconds_while_it_runs(session_row):
+    from runtimes.core.datasets import load_market_data
+    from runtimes.core.engine import BacktestEngine
+    from runtimes.host import PROGRESS_WRITE_SECONDS, SessionHost
+
+    files = {f.symbol: f.path for f in session_row.dataset.files.all()}
+    engine = BacktestEngine(load_market_data(files), session_row.backtest_config())
+    clock = [100.0]
+    host = SessionHost(session_row, _SilentEndpoint(), engine, monotonic=lambda: clock[0])
+    host.stream.start()
+    for _ in range(4):
+        host.stream.on_ack(list(host.stream.gate.pending))
+        host.stream.pump()
+
+    host.record_progress()
+    session_row.refresh_from_db()
+    assert session_row.batches == 0  # not yet: the last write was under 2 s ago
+    clock[0] += PROGRESS_WRITE_SECONDS
+    host.record_progress()
+    session_row.refresh_from_db()
+    assert session_row.batches == host.stream.batches_emitted == 5
