@@ -116,6 +116,7 @@ class HostedStrategy:
         self._run: _Run | None = None
         self._exited_at: float | None = None
         self._watcher: threading.Thread | None = None
+        self._stopped = False
 
     @classmethod
     def start_for(cls, session: TradingSession) -> HostedStrategy | None:
@@ -182,7 +183,12 @@ class HostedStrategy:
 
     def stop(self, *, state: str) -> None:
         """After the session ended in `state`: let a completed run's strategy exit on its own
-        for a moment, kill it otherwise; store its output on the session, revoke its token."""
+        for a moment, kill it otherwise; store its output on the session, revoke its token.
+        Only the first call acts: the host's crash path calls it again after the session has
+        ended, and no database write may follow the session's end."""
+        if self._stopped:
+            return
+        self._stopped = True
         run = self._run
         try:
             if run is not None and self._watcher is not None:
