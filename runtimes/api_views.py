@@ -53,7 +53,9 @@ def _count_field() -> serializers.IntegerField:
                                     allow_null=True)
 
 
-class BacktestSessionCreateSerializer(serializers.Serializer):
+class BacktestRunSerializer(serializers.Serializer):
+    """What every backtest is made of: data, period, money and costs (`from`/`to` on the wire)."""
+
     dataset = serializers.UUIDField()
     symbols = serializers.ListField(child=serializers.CharField(max_length=32), required=False,
                                     allow_empty=False)
@@ -65,6 +67,12 @@ class BacktestSessionCreateSerializer(serializers.Serializer):
     commission = CommissionSerializer(required=False)
     slippage_bps = serializers.DecimalField(max_digits=12, decimal_places=4,
                                             min_value=Decimal(0), default=Decimal(0))
+
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(_with_period_names(data))
+
+
+class BacktestSessionCreateSerializer(BacktestRunSerializer):
     connect_timeout_s = serializers.IntegerField(min_value=1, max_value=3600, default=60)
     idle_timeout_s = serializers.IntegerField(min_value=1, max_value=86400, default=300)
     # Risk limits (trading-api.md section 5); absent or null: no limit.
@@ -89,9 +97,6 @@ class BacktestSessionCreateSerializer(serializers.Serializer):
             daily_loss_limit=data.get("daily_loss_limit"),
             allowed_symbols=None if allowed is None else tuple(allowed),
         )
-
-    def to_internal_value(self, data: Any) -> Any:
-        return super().to_internal_value(_with_period_names(data))
 
 
 def _origin(request: Request) -> str:
@@ -230,24 +235,10 @@ class SessionResultRows(WorkspaceScopedMixin, generics.GenericAPIView):
         return self.get_paginated_response(page)
 
 
-class HostedBacktestCreateSerializer(serializers.Serializer):
+class HostedBacktestCreateSerializer(BacktestRunSerializer):
     version = serializers.UUIDField(help_text="The strategy version to run in the sandbox.")
-    dataset = serializers.UUIDField()
-    symbols = serializers.ListField(child=serializers.CharField(max_length=32), required=False,
-                                    allow_empty=False)
-    timeframe = serializers.CharField(max_length=8, required=False)
-    start = serializers.DateTimeField(required=False, allow_null=True)
-    end = serializers.DateTimeField(required=False, allow_null=True)
-    initial_cash = serializers.DecimalField(max_digits=24, decimal_places=8,
-                                            min_value=Decimal(0), default=Decimal(100_000))
-    commission = CommissionSerializer(required=False)
-    slippage_bps = serializers.DecimalField(max_digits=12, decimal_places=4,
-                                            min_value=Decimal(0), default=Decimal(0))
     params = serializers.DictField(required=False, default=dict,
                                    help_text="Passed to the strategy as PARITY_STRATEGY_PARAMS.")
-
-    def to_internal_value(self, data: Any) -> Any:
-        return super().to_internal_value(_with_period_names(data))
 
 
 def _with_period_names(data: Any) -> Any:
