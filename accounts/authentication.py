@@ -19,12 +19,8 @@ INVALID_KEY_MESSAGE = "Invalid, revoked or expired API key."
 
 def presented_key(request: Request) -> str | None:
     """The API key the request carries, if any. A Bearer token of another type is not ours."""
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and keys.looks_like_key(token.strip()):
-        return token.strip()
-    api_key = request.META.get("HTTP_X_API_KEY", "").strip()
-    return api_key or None
+    return keys.credential_in(request.META.get("HTTP_AUTHORIZATION", ""),
+                              request.META.get("HTTP_X_API_KEY", ""), accepts=keys.looks_like_key)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -12,6 +12,7 @@ import hmac
 import re
 import secrets
 import string
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -42,6 +43,18 @@ def parse_prefix(raw: str) -> str | None:
 
 def looks_like_key(raw: str) -> bool:
     return raw.startswith(f"{KEY_TYPE}_")
+
+
+def credential_in(authorization: str, x_api_key: str, *,
+                  accepts: Callable[[str], bool]) -> str | None:
+    """The credential of a request's headers: a Bearer token that `accepts` recognises first,
+    else X-API-Key (a Bearer token of another type belongs to another scheme). One rule for REST
+    and WebSocket, API keys and session tokens."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and accepts(token):
+        return token
+    return x_api_key.strip() or None
 
 
 def keyed_hash(value: str) -> str:

@@ -79,11 +79,10 @@ def authenticate_session_token(raw: str, *, now: datetime | None = None) -> Sess
 
 def presented_token(request: Request) -> str | None:
     """The session token a request carries (`Authorization: Bearer pst_…` or `X-API-Key`)."""
-    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() == "bearer" and looks_like_session_token(value.strip()):
-        return value.strip()
-    api_key = request.META.get("HTTP_X_API_KEY", "").strip()
-    return api_key if looks_like_session_token(api_key) else None
+    raw = keys.credential_in(request.META.get("HTTP_AUTHORIZATION", ""),
+                             request.META.get("HTTP_X_API_KEY", ""),
+                             accepts=looks_like_session_token)
+    return raw if raw is not None and looks_like_session_token(raw) else None
 
 
 class SessionTokenAuthentication(authentication.BaseAuthentication):

@@ -32,11 +32,10 @@ from runtimes.trading_views import find_session, key_may_trade
 
 def header_key(headers: dict[bytes, bytes]) -> str | None:
     """The API key of the upgrade request: `Authorization: Bearer` first, then `X-API-Key`."""
-    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-    if scheme.lower() == "bearer" and (keys.looks_like_key(token.strip())
-                                       or looks_like_session_token(token.strip())):
-        return token.strip()
-    return headers.get(b"x-api-key", b"").decode("latin-1").strip() or None
+    return keys.credential_in(
+        headers.get(b"authorization", b"").decode("latin-1"),
+        headers.get(b"x-api-key", b"").decode("latin-1"),
+        accepts=lambda token: keys.looks_like_key(token) or looks_like_session_token(token))
 
 
 def may_connect(raw_key: str | None, session_id: str) -> bool:
