@@ -2,8 +2,10 @@
 
 A Trading API call used to spend ~2 ms in the ORM proving the same key again. A success is kept
 for at most TTL_S, under the keyed hash (HMAC) of the presented credential, never the plaintext,
-in Django's cache (per process when embedded, Redis when distributed, so every process sees the
-same entries and the same invalidations). Failures are never cached.
+in a dictionary of this process (Django's cache would pickle the key and session rows on every
+store and unpickle them on every hit, a third of a cached check). Failures are never cached.
+The epoch below lives in Django's cache (per process when embedded, Redis when distributed), so
+every process sees the same invalidations.
 
 Invalidation is global and immediate: every entry records the cache *epoch* read before its
 database check, and an entry is good only while the epoch is unchanged. Anything that may make a
@@ -16,6 +18,7 @@ callers check `is_usable(now)` on the cached object on every hit.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -25,24 +28,24 @@ from django.db import transaction
 TTL_S = 10
 EPOCH_KEY = "auth-cache:epoch"
 _EPOCH_LIFETIME_S = 24 * 3600
+MAX_ENTRIES = 10_000  # beyond this, expired entries are dropped (and all of them if none were)
 
-
-def _entry_key(kind: str, digest: str) -> str:
-    return f"auth-cache:{kind}:{digest}"
+# (kind, digest) -> (epoch, expires at, value). Values are shared by this process's threads:
+# callers read them and replace them whole, never change them in place.
+_entries: dict[tuple[str, str], tuple[str, float, Any]] = {}
+_entries_lock = threading.Lock()
 
 
 def lookup(kind: str, digest: str) -> tuple[Any | None, str]:
     """(the cached object or None, the current epoch). Store a fresh success with that epoch."""
-    entry_key = _entry_key(kind, digest)
-    found = cache.get_many([EPOCH_KEY, entry_key])
-    epoch = found.get(EPOCH_KEY)
+    epoch = cache.get(EPOCH_KEY)
     if epoch is None:
         epoch = secrets.token_hex(8)
         if not cache.add(EPOCH_KEY, epoch, _EPOCH_LIFETIME_S):
             epoch = cache.get(EPOCH_KEY) or secrets.token_hex(8)  # the epoch another call set
         return None, epoch
-    entry = found.get(entry_key)
-    if entry is not None and entry[0] == epoch and entry[1] > time.time():
+    entry = _entries.get((kind, digest))
+    if entry is not None and entry[0] == epoch and entry[1] > time.monotonic():
         return entry[2], epoch
     return None, epoch
 
@@ -50,19 +53,27 @@ def lookup(kind: str, digest: str) -> tuple[Any | None, str]:
 def store(kind: str, digest: str, value: Any, *, epoch: str, ttl: float = TTL_S) -> None:
     """Keep `value` (a success checked against the database after `epoch` was read) for `ttl`
     seconds at most (never more than TTL_S)."""
-    ttl = min(ttl, TTL_S)
-    cache.set(_entry_key(kind, digest), (epoch, time.time() + ttl, value), ttl)
+    expires = time.monotonic() + min(ttl, TTL_S)
+    with _entries_lock:
+        if len(_entries) >= MAX_ENTRIES:
+            _prune()
+        _entries[(kind, digest)] = (epoch, expires, value)
 
 
 def replace(kind: str, digest: str, value: Any, *, epoch: str) -> None:
     """Update a cached `value` (bookkeeping only) without extending its lifetime."""
-    entry_key = _entry_key(kind, digest)
-    entry = cache.get(entry_key)
-    if entry is None or entry[0] != epoch:
-        return
-    left = entry[1] - time.time()
-    if left > 0:
-        cache.set(entry_key, (epoch, entry[1], value), left)
+    with _entries_lock:
+        entry = _entries.get((kind, digest))
+        if entry is not None and entry[0] == epoch and entry[1] > time.monotonic():
+            _entries[(kind, digest)] = (epoch, entry[1], value)
+
+
+def _prune() -> None:
+    now = time.monotonic()
+    for key in [k for k, entry in _entries.items() if entry[1] <= now]:
+        del _entries[key]
+    if len(_entries) >= MAX_ENTRIES:
+        _entries.clear()
 
 
 def invalidate_all() -> None:

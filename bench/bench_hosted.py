@@ -5,7 +5,8 @@ slow 30) over 100,000 one-minute BTCUSDT bars, timed from the session's creation
 completion (queueing, sandbox start, interpreter and SDK start-up included), printed beside its
 target (5,000 bars/s) and beside the remote SDK figure of the Trading API benchmark (the same
 strategy logic driven over the same rows from a process of its own) measured in the same run.
-Also printed: the start overhead, creation to the strategy connecting (the session's
+Also printed: the SDK's own ceiling (the same client against a lock-step server that does
+nothing), the start overhead, creation to the strategy connecting (the session's
 `started_at`), which holds the sandbox start.
 
 The platform is the embedded topology of bench_trading_api (daphne thread + in-process Celery
@@ -35,6 +36,7 @@ from bench.bench_trading_api import (
     _rows,
     _start_platform,
     _tenant,
+    measure_sdk_ceiling,
 )
 
 TARGET = 5000.0
@@ -68,10 +70,11 @@ def main() -> None:
     if child.returncode != 0 or not results:
         print(f"hosted: the run failed (exit {child.returncode})")
         return
-    report(dict(json.loads(results[-1].removeprefix(RESULT_MARK))))
+    sdk = measure_sdk_ceiling(int(os.environ.get("BENCH_SDK_CEILING_EVENTS") or 20000))
+    report(dict(json.loads(results[-1].removeprefix(RESULT_MARK))), sdk)
 
 
-def report(result: dict[str, Any]) -> None:
+def report(result: dict[str, Any], sdk_ceiling: float) -> None:
     hosted, remote = result["hosted"], result["remote"]
     remote_bars = remote["candles"] / remote["elapsed"]
     print(
@@ -93,6 +96,8 @@ def report(result: dict[str, Any]) -> None:
         f"{verdict}; remote SDK {remote_bars:,.0f} bars/s) {hosted['orders']:,} orders in "
         f"{hosted['elapsed']:.2f} s"
     )
+    print(f"  ceiling: the SDK SMA client against a do-nothing lock-step server "
+          f"{sdk_ceiling:,.0f} events/s (no platform: what a lock-step SDK strategy can reach)")
     if start is not None and run is not None and run > 0:
         print(
             f"  start overhead (created -> strategy connected, sandbox start included): "
@@ -126,7 +131,7 @@ def _run(tmp: Path) -> dict[str, Any] | None:
         print(SKIP_MARK + f"bubblewrap unavailable here: {support.reason}", flush=True)
         return None
     call_command("migrate", verbosity=0)
-    stop = _start_platform("embedded", tmp)
+    stop, _ = _start_platform("embedded", tmp)
     try:
         key, make_session = _tenant()
         base = f"http://127.0.0.1:{os.environ['BENCH_PORT']}/sessions"

@@ -47,10 +47,28 @@ def _rows() -> int:
 def main() -> None:
     ceiling = measure_ceiling(int(_env("BENCH_ECHO_ROUND_TRIPS", "20000")))
     print(f"ceiling: bare websockets echo on loopback {ceiling:,.0f} round trips/s")
+    sdk = measure_sdk_ceiling(int(_env("BENCH_SDK_CEILING_EVENTS", "20000")))
+    print(f"ceiling: the SDK SMA client against a do-nothing lock-step server "
+          f"{sdk:,.0f} events/s (no platform at all: what a lock-step SDK strategy can reach)")
     for topology in _env("BENCH_TOPOLOGIES", "embedded,distributed").split(","):
         result = _run_child(topology.strip())
         if result is not None:
             report(topology.strip(), result, ceiling)
+
+
+def measure_sdk_ceiling(events: int) -> float:
+    """Events/s of the SDK SMA client (bench.trading_client) against a lock-step server that
+    does nothing but send prepared candles: the most any lock-step SDK strategy can get here."""
+    server = subprocess.Popen([sys.executable, "-m", "bench.trading_client", "lockstep-server",
+                               str(events)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().strip()
+        answer = _client("sma", f"http://127.0.0.1:{port}/ceiling", "no-key", "1")
+    finally:
+        server.terminate()
+        server.wait(5)
+    return float(answer["events"]) / float(answer["elapsed"])
 
 
 def measure_ceiling(round_trips: int) -> float:
@@ -105,6 +123,12 @@ def report(topology: str, result: dict[str, Any], ceiling: float) -> None:
     print(f"  ack round trip: {_percentiles(acks['ack_s'])} over {len(acks['ack_s']):,} acks "
           f"(ceiling {1e6 / ceiling:,.0f} us)")
     print(f"  order submit:   {_percentiles(sma['submit_s'])} over {len(sma['submit_s']):,} orders")
+    for name, run, count in (("SMA", sma, sma["events"]), ("acks", acks, acks["frames"])):
+        cpu = run.get("cpu")
+        if cpu:
+            print(f"  CPU per event ({name}): platform {cpu['server_s'] / count * 1e6:,.0f} us, "
+                  f"strategy {cpu['strategy_s'] / count * 1e6:,.0f} us, "
+                  f"wall {cpu['wall_s'] / count * 1e6:,.0f} us")
 
 
 def _percentiles(seconds: list[float]) -> str:
@@ -114,12 +138,38 @@ def _percentiles(seconds: list[float]) -> str:
     return f"p50 {cuts[49] * 1e6:,.0f} us, p99 {cuts[98] * 1e6:,.0f} us"
 
 
-def _client(*args: str) -> dict[str, Any]:
+def _client(*args: str, server_pids: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Run one strategy process to its end. With `server_pids`, also the CPU seconds that the
+    platform's processes and the strategy's spent meanwhile (where a lock-step second goes)."""
+    import resource
+
     started = time.perf_counter()
+    server_before = _cpu_seconds(server_pids)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-m", "bench.trading_client", *args], cwd=ROOT,
                          stdout=subprocess.PIPE, text=True, check=True)
-    print(f"{args[0]} client took {time.perf_counter() - started:.1f} s", flush=True)
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    elapsed = time.perf_counter() - started
+    print(f"{args[0]} client took {elapsed:.1f} s", flush=True)
+    answer = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    if server_pids:
+        answer["cpu"] = {
+            "server_s": _cpu_seconds(server_pids) - server_before,
+            "strategy_s": (after.ru_utime + after.ru_stime)
+                          - (children.ru_utime + children.ru_stime),
+            "wall_s": elapsed,
+        }
+    return answer
+
+
+def _cpu_seconds(pids: tuple[int, ...]) -> float:
+    """User + system CPU seconds of processes, from /proc (Linux, as these machines are)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
 
 
 # -- a child: one topology ------------------------------------------------------------------------
@@ -150,28 +200,29 @@ def _run_scenarios(topology: str, tmp: Path) -> dict[str, Any]:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    stop = _start_platform(topology, tmp)
+    stop, pids = _start_platform(topology, tmp)
     try:
         key, make_session = _tenant()
         base = f"http://127.0.0.1:{os.environ['BENCH_PORT']}/sessions"
         btc = _btc_csv(tmp, _rows())
         session = make_session({"BTCUSDT": btc})
-        sma = _client("sma", f"{base}/{session}", key, "0.1")
-        universe = _client("sma", f"{base}/{make_session(_universe_files())}", key, "1")
+        sma = _client("sma", f"{base}/{session}", key, "0.1", server_pids=pids)
+        universe = _client("sma", f"{base}/{make_session(_universe_files())}", key, "1",
+                           server_pids=pids)
         latency_rows = int(_env("BENCH_LATENCY_ROWS", "10000"))
         acks = _client("acks", f"{base}/{make_session({'BTCUSDT': _head(btc, latency_rows)})}",
-                       key)
+                       key, server_pids=pids)
         return {"sma": sma, "universe": universe, "acks": acks}
     finally:
         stop()
 
 
-def _start_platform(topology: str, tmp: Path) -> Any:
-    """Serve the platform; returns a function that stops it."""
+def _start_platform(topology: str, tmp: Path) -> tuple[Any, tuple[int, ...]]:
+    """Serve the platform; returns a function that stops it and the platform's process ids."""
     port = _free_port()
     os.environ["BENCH_PORT"] = str(port)
     if topology == "embedded":
-        return _start_embedded(port)
+        return _start_embedded(port), (os.getpid(),)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     web = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port)], cwd=ROOT,
                            env=env, stdout=subprocess.DEVNULL)
@@ -191,7 +242,7 @@ def _start_platform(topology: str, tmp: Path) -> Any:
                 process.kill()  # a warm shutdown waits for running sessions; none matter now
                 process.wait()
 
-    return stop
+    return stop, (web.pid, worker.pid)
 
 
 def _start_embedded(port: int) -> Any:

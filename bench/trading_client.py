@@ -5,12 +5,15 @@ with the platform for the two cores the way a remote strategy would, not for one
 (market orders on each cross, per symbol) and prints one JSON line: candles, events, orders,
 elapsed seconds and the submit latencies. `acks BASE_URL KEY` drives a session with a bare
 `websockets` client that acks each frame at once and prints the ack round trips (send ack ->
-next frame). `echo-server` / `echo-client PORT N` measure the loopback ceiling.
+next frame). `echo-server` / `echo-client PORT N` measure the loopback ceiling;
+`lockstep-server N` serves N candles lock-step and does nothing else (the SDK's own ceiling:
+run `sma http://127.0.0.1:PORT/x any-key 1` against it; its closes never cross, so no orders).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -134,10 +137,50 @@ async def echo_client(port: int, count: int) -> dict[str, Any]:
         return {"round_trips": count, "elapsed": time.perf_counter() - started}
 
 
+async def lockstep_server(count: int) -> None:
+    """One strategy connection: `count` candle frames, each sent once the previous one is acked,
+    then `backtest_complete`. Frames are prepared beforehand: the server costs next to nothing,
+    so the rate is what the client can do (and the loopback)."""
+    import websockets
+
+    frames = [_candle_text(i) for i in range(1, count + 1)]
+    done = asyncio.get_running_loop().create_future()
+
+    async def serve(socket: Any) -> None:
+        for frame in frames:
+            await socket.send(frame)
+            while not json.loads(await socket.recv()).get("events_processed"):
+                pass
+        await socket.send(json.dumps({"type": "backtest_complete", "event_id": "evt-end",
+                                      "timestamp": "2024-01-01T00:00:00Z"}))
+        with contextlib.suppress(Exception):
+            await socket.recv()
+        if not done.done():
+            done.set_result(None)
+
+    # No permessage-deflate: daphne does not negotiate it either.
+    async with websockets.serve(serve, "127.0.0.1", 0, compression=None) as server:
+        print(next(iter(server.sockets)).getsockname()[1], flush=True)
+        await done
+
+
+def _candle_text(number: int) -> str:
+    stamp = f"2024-01-01T{number // 3600 % 24:02d}:{number // 60 % 60:02d}:{number % 60:02d}Z"
+    return json.dumps({
+        "type": "candle",
+        "bar": {"symbol": "BTCUSDT", "provider": "backtest", "timeframe": "1m",
+                "timestamp": stamp, "open": "42000.1", "high": "42010.5", "low": "41990.25",
+                "close": "42000.1", "volume": "12.345"},
+        "timestamp": stamp, "event_id": f"evt-{number}"}, separators=(",", ":"))
+
+
 def main(argv: list[str]) -> None:
     command, args = argv[0], argv[1:]
     if command == "echo-server":
         asyncio.run(echo_server())
+        return
+    if command == "lockstep-server":
+        asyncio.run(lockstep_server(int(args[0])))
         return
     runners = {
         "sma": lambda: run_sma(args[0], args[1], args[2]),

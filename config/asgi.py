@@ -1,19 +1,24 @@
 """ASGI entry point: static files, then HTTP through Django, WebSockets through Channels' router.
 
-Two costs of Django's stock ASGI handler dominated a Trading API call, and the handler here
-removes both:
+Costs of Django's stock ASGI handler dominated a Trading API call, and the handler here removes
+them:
 - every request got a fresh thread for its sync work, and another thread to join it afterwards;
   here that per-request thread is leased from a pool. Sync work of one request still runs on
   one thread (thread-sensitive code keeps its connection), and a view waiting on the session
   bus blocks only its own thread, never the event loop or other requests;
 - an async middleware chain of Django's MiddlewareMixin classes hops to that thread and back
   twice per middleware (process_request, process_response) before the sync view hops again;
-  here the whole chain and the view run in one hop, since every view of the platform is sync.
+- the request_started signal, the response's close (request_finished) and the view each made
+  their own hop to that thread and back (each hop is two wake-ups of another thread).
+Here one hop does it all: the signals, building the request, the whole middleware chain and the
+view, and closing the response; every view of the platform is sync. A streaming response is
+closed after it has been sent, as Django does.
 """
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import django
 
@@ -22,7 +27,12 @@ django.setup(set_prefix=False)  # before the imports below, which load models
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core import signals  # noqa: E402
+from django.core.exceptions import RequestAborted  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix  # noqa: E402
+from django.http import HttpResponseBase  # noqa: E402
+from django.urls import set_script_prefix  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from config.static_asgi import StaticFilesASGI  # noqa: E402
@@ -53,15 +63,13 @@ class RequestThreads:
 
 
 class PooledThreadASGIHandler(ASGIHandler):
-    """Django's handler with a sync middleware chain run on a thread leased from
+    """Django's handler with all of a request's sync work in one hop to a thread leased from
     `RequestThreads`."""
 
     threads = RequestThreads()
 
     def load_middleware(self, is_async: bool = False) -> None:
-        super().load_middleware(is_async=False)
-        if is_async:  # one hop into the request's thread for the chain and the view together
-            self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+        super().load_middleware(is_async=False)  # the sync chain: `respond` runs it on a thread
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
@@ -71,13 +79,61 @@ class PooledThreadASGIHandler(ASGIHandler):
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
         finally:
-            # A sync call cut off by a client disconnect may still be running: it merely
-            # delays the next request leasing this thread, it cannot mix with it.
             self.threads.release(executor)
+
+    async def handle(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            response = await sync_to_async(self.respond, thread_sensitive=True)(scope, body_file)
+            await self.send_response(response, send)
+            if response.streaming:
+                await sync_to_async(response.close, thread_sensitive=True)()
+        finally:
+            body_file.close()
+
+    def respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
+        """Everything sync of one request, on its thread: what Django's handler spreads over
+        three hops (request_started, the chain and the view, the close and request_finished)."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        response = error_response if request is None else self.get_response(request)
+        if not response.streaming:  # fully rendered: close now (request_finished fires)
+            response.close()
+        return response
+
+
+class TradingApiASGIHandler(PooledThreadASGIHandler):
+    """The handler of `/sessions/...`: the same, with `settings.TRADING_API_MIDDLEWARE`, the chain
+    without sessions, CSRF, user and messages (half a millisecond of an order submit)."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # BaseHandler reads settings.MIDDLEWARE and nothing else; this runs once, at start-up.
+        everything = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.TRADING_API_MIDDLEWARE
+        try:
+            super().load_middleware(is_async=False)
+        finally:
+            settings.MIDDLEWARE = everything
+
+
+class HttpRouter:
+    """`/sessions/...` to the Trading API's handler, everything else to the platform's."""
+
+    def __init__(self) -> None:
+        self.trading_api = TradingApiASGIHandler()
+        self.platform = PooledThreadASGIHandler()
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        trading = scope.get("path", "").startswith(settings.TRADING_API_PREFIX)
+        await (self.trading_api if trading else self.platform)(scope, receive, send)
 
 
 def _http_application() -> StaticFilesASGI:
-    return StaticFilesASGI(PooledThreadASGIHandler())
+    return StaticFilesASGI(HttpRouter())
 
 
 application = ProtocolTypeRouter(

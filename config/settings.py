@@ -178,6 +178,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# The Trading API (`/sessions/...`, config/asgi.py) is key-authenticated and CSRF-exempt: it never
+# reads a cookie, a session, a message or request.user, so its chain leaves those out.
+TRADING_API_PREFIX = "/sessions/"
+TRADING_API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -6,7 +6,7 @@ role="${1:-web}"
 case "$role" in
   web)
     python manage.py migrate --noinput
-    exec daphne --bind 0.0.0.0 --port "${PORT:-8000}" --proxy-headers config.asgi:application
+    exec python -m config.web --bind 0.0.0.0 --port "${PORT:-8000}" --proxy-headers config.asgi:application
     ;;
   worker)
     exec celery -A config worker --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${WORKER_CONCURRENCY:-2}"

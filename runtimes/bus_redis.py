@@ -100,6 +100,12 @@ class RedisHost:
         _push(self._client, reply_key(request_id),
               _dumps({"status": reply.status, "body": reply.body}), REPLY_TTL_S)
 
+    def wake(self) -> None:
+        _push(self._client, self._inbox, _dumps({"kind": "wake"}))
+
+    def serve_directly(self, handler: Any) -> None:
+        """Web processes reach this host through Redis only: nothing to offer."""
+
     def close(self) -> None:
         # Commands still queued get no reply; their views time out and answer 503.
         self._client.delete(self._inbox)

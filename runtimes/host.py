@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
@@ -38,6 +39,12 @@ from runtimes.risk import RiskGuard
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1  # how long the host blocks on its inbox: bounds cancel and timeout latency
+# Messages a poster's thread may hand to the host directly (bus.DirectHandler): none touches the
+# database, so an event loop may run them; commands may (the kill switch), so only a thread that
+# may block and use the ORM (a sync view's) runs those. Attach and cancel always go through the
+# inbox: they change the session row.
+DIRECT_ON_ANY_THREAD = frozenset({"ack", "notice", "detach"})
+DIRECT_ON_BLOCKING_THREAD = DIRECT_ON_ANY_THREAD | {"command"}
 PROGRESS_WRITE_SECONDS = 2.0  # how often the batch count reaches the row (the dashboard's bar)
 JOURNAL_CHUNK = 5000  # acked frames are written to SessionEvent this many at a time
 CLOSE_NORMAL = 1000
@@ -187,22 +194,56 @@ class SessionHost:
         self.last_progress = monotonic()
         self.progress_written = monotonic()
         self.strategy: HostedStrategy | None = None  # a hosted session's sandboxed process
+        # Held by whichever thread runs the session at the moment: the host's own, or a poster's
+        # taking a message directly (`take_now`). The engine and the stream are single-threaded.
+        self.lock = threading.Lock()
+        self.crashed: Exception | None = None  # raised on another thread, re-raised on the host's
 
     # -- main loop ------------------------------------------------------------------------------
 
     def run(self) -> str:
         connect_deadline = self.monotonic() + self.session.connect_timeout_s
-        while self.outcome is None:
-            message = self.endpoint.receive(POLL_SECONDS)
-            if message is not None:
+        self.endpoint.serve_directly(self.take_now)
+        try:
+            while self.outcome is None:
+                message = self.endpoint.receive(POLL_SECONDS)
+                with self.lock:
+                    if self.crashed is not None:
+                        raise self.crashed  # as if it had happened here: the session fails
+                    self._step(message, connect_deadline)
+        finally:
+            self.endpoint.serve_directly(None)
+        with self.lock:
+            return self._finish()
+
+    def _step(self, message: JsonDict | None, connect_deadline: float) -> None:
+        if message is not None:
+            self.handle(message)
+        self._check_timeouts(connect_deadline)
+        if self.outcome is None and self.strategy is not None:
+            self.outcome = self.strategy.outcome()
+        if self.outcome is None and self.stream.started:
+            self.journal.flush(self.session, everything=False)
+            self.record_progress()
+
+    def take_now(self, message: JsonDict, blocking: bool) -> bool:
+        """A bus.DirectHandler: handle `message` on the poster's thread if the host is free (an
+        event loop never waits here: a busy host gets the message through its inbox)."""
+        allowed = DIRECT_ON_BLOCKING_THREAD if blocking else DIRECT_ON_ANY_THREAD
+        if message.get("kind") not in allowed or not self.lock.acquire(blocking=blocking):
+            return False
+        try:
+            if self.outcome is not None or self.crashed is not None:
+                return False  # ending: the host's thread answers what is left
+            try:
                 self.handle(message)
-            self._check_timeouts(connect_deadline)
-            if self.outcome is None and self.strategy is not None:
-                self.outcome = self.strategy.outcome()
-            if self.outcome is None and self.stream.started:
-                self.journal.flush(self.session, everything=False)
-                self.record_progress()
-        return self._finish()
+            except Exception as exc:  # the host's crash, not the poster's: hand it over
+                self.crashed = exc
+            if self.outcome is not None or self.crashed is not None:
+                self.endpoint.wake()  # the host's thread ends the session
+            return True
+        finally:
+            self.lock.release()
 
     def record_progress(self) -> None:
         """Every few seconds, one UPDATE of the batch count, so progress shows while it runs

@@ -1,5 +1,11 @@
 """The host side of the sandbox's only way out: a unix-socket relay that forwards HTTP (and
-WebSocket) requests to the platform only under the run's own session path."""
+WebSocket) requests to the platform only under the run's own session path.
+
+A connection arrives in one of two ways: the sandbox's forwarder passes the strategy's own TCP
+connection over the unix socket (one byte, HANDOVER, with its descriptor), and the relay serves
+that socket directly; or anything in the sandbox speaks HTTP on the unix socket itself. Both are
+checked the same way; a passed descriptor must be a TCP stream socket, or the connection ends.
+"""
 
 from __future__ import annotations
 
@@ -125,6 +131,9 @@ def parse_request_head(head: bytes) -> _Request:
     return _Request(parts[1].decode("latin-1"), int(lengths[0]), upgrade)
 
 
+HANDOVER = b"F"
+
+
 class _RelayConnection:
     """One connection from the sandbox: requests are checked one by one (keep-alive), the
     platform's responses stream back on a second thread."""
@@ -138,6 +147,7 @@ class _RelayConnection:
     def run(self) -> None:
         replies = None
         try:
+            self._take_handover()
             replies = self._serve()
         except _BadRequest as refusal:
             _send_refusal(self._client, refusal.status, str(refusal))
@@ -161,6 +171,25 @@ class _RelayConnection:
             self._upstream.sendall(head)
             self._copy_body(request.content_length)
         return replies
+
+    def _take_handover(self) -> None:
+        """Swap to the strategy's own connection if the forwarder passed it; else the bytes
+        read are the start of the first request."""
+        data, fds, _, _ = socket.recv_fds(self._client, 65536, 1)
+        if not fds:
+            self._buffer = data
+            return
+        passed = _stream_socket(fds[0])
+        if data != HANDOVER or passed is None:
+            if passed is not None:
+                passed.close()
+            raise OSError("not a connection handover")
+        self._relay._forget(self._client)
+        self._client.close()
+        if not self._relay._track(passed):
+            passed.close()
+            raise OSError("relay closed")
+        self._client = passed
 
     def _read_head(self) -> bytes | None:
         while (end := self._buffer.find(b"\r\n\r\n")) < 0:
@@ -224,6 +253,19 @@ class _RelayConnection:
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
                 self._relay._forget(sock)
+
+
+def _stream_socket(fd: int) -> socket.socket | None:
+    """The passed descriptor as a TCP socket, or None (closed) when it is anything else."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        return sock
+    sock.close()
+    return None
 
 
 def _start_pump(source: socket.socket, sink: socket.socket) -> threading.Thread:

@@ -35,19 +35,19 @@ TRADE_EVENT: Final = "TRADE_FILLED"
 def decimal_str(value: Decimal) -> str:
     """The normalised string of a finite decimal: "1", "185.5", "0.0000001", "100".
 
-    Never exponent form, never trailing zeros, never "-0". Works on the digit tuple rather than
-    `Decimal.normalize()`, which rounds to the context's 28 digits. Raises ValueError for NaN or
-    infinity, which have no wire form.
+    Never exponent form, never trailing zeros, never "-0". Formats with "f" (exact: unlike
+    `Decimal.normalize()` it never rounds to the context's 28 digits) and strips the zeros after
+    the point; one candle has five of these, so it stays in C as far as it can. Raises ValueError
+    for NaN or infinity, which have no wire form.
     """
     if not value.is_finite():
         raise ValueError(f"{value} has no wire form")
     if value.is_zero():
         return "0"
-    sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)  # finite, checked above
-    while exponent < 0 and digits[-1] == 0:
-        digits, exponent = digits[:-1], exponent + 1
-    return format(Decimal((sign, digits, exponent)), "f")
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 def optional_decimal_str(value: Decimal | None) -> str | None:
@@ -59,14 +59,13 @@ def timestamp_str(moment: datetime) -> str:
     written as milliseconds ".500", other fractions as microseconds). Raises ValueError if naive."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment.isoformat()} is naive; the wire needs tz-aware datetimes")
-    utc = moment.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
     micros = utc.microsecond
     if micros == 0:
-        return text + "Z"
+        return utc.isoformat(timespec="seconds") + "Z"
     if micros % 1000 == 0:
-        return f"{text}.{micros // 1000:03d}Z"
-    return f"{text}.{micros:06d}Z"
+        return utc.isoformat(timespec="milliseconds") + "Z"
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def encode_frame(frame: JsonDict) -> str:
@@ -74,7 +73,12 @@ def encode_frame(frame: JsonDict) -> str:
 
     Deterministic for equal dicts built the same way, so two runs of a backtest give the same bytes.
     """
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _FRAME_ENCODER.encode(frame)
+
+
+# One encoder for every frame: json.dumps with options builds a new one per call.
+_FRAME_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                         allow_nan=False)
 
 
 def _compact(fields: JsonDict) -> JsonDict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -48,10 +49,19 @@ def test_every_service_command_is_an_entry_point_of_the_image() -> None:
 
 def test_every_program_an_entry_point_starts_is_installed() -> None:
     programs = set(entrypoint_roles().values())
-    assert programs == {"python", "daphne", "celery"}
+    assert programs == {"python", "celery"}
     venv_bin = Path(sys.executable).parent
     for program in programs - {"python"}:
         assert (venv_bin / program).exists() or shutil.which(program), program
+
+
+def test_the_web_role_runs_daphne_through_the_platform_s_loop_setup() -> None:
+    assert "exec python -m config.web --bind 0.0.0.0" in ENTRYPOINT
+    result = subprocess.run([sys.executable, "-m", "config.web", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"})
+    assert result.returncode == 0, result.stderr
+    assert "usage: daphne" in result.stdout
 
 
 def test_the_celery_entry_points_resolve_their_app_and_scheduler() -> None:
