@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import uuid
 import weakref
@@ -54,11 +55,25 @@ def _dumps(message: Any) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
+# RPUSH then EXPIRE as one command: redis-py spends more on a two-command pipeline than the
+# round trip costs (measured here: 141 vs 114 us sync, 344 vs 276 us with redis.asyncio).
+PUSH_SCRIPT = ("redis.call('RPUSH', KEYS[1], ARGV[1]) "
+               "redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1")
+PUSH_SHA = hashlib.sha1(PUSH_SCRIPT.encode(), usedforsecurity=False).hexdigest()  # its name
+
+
 def _push(client: redis.Redis, key: str, element: str, ttl: int = KEY_TTL_S) -> None:
-    pipe = client.pipeline(transaction=False)
-    pipe.rpush(key, element)
-    pipe.expire(key, ttl)
-    pipe.execute()
+    try:
+        client.evalsha(PUSH_SHA, 1, key, element, ttl)
+    except redis.exceptions.NoScriptError:  # a fresh or flushed server: EVAL caches it
+        client.eval(PUSH_SCRIPT, 1, key, element, ttl)
+
+
+async def _apush(client: redis.asyncio.Redis, key: str, element: str) -> None:
+    try:
+        await client.evalsha(PUSH_SHA, 1, key, element, KEY_TTL_S)  # type: ignore[misc]
+    except redis.exceptions.NoScriptError:
+        await client.eval(PUSH_SCRIPT, 1, key, element, KEY_TTL_S)  # type: ignore[misc]
 
 
 def _reply_of(raw: bytes) -> Reply:
@@ -258,6 +273,9 @@ class _Poster:
     async def _write(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
+            if len(batch) == 1 and batch[0][1] is not None:  # lock-step: one ack at a time
+                await _apush(self._client, batch[0][0], batch[0][1])
+                continue
             pipe = self._client.pipeline(transaction=False)
             for key, element in batch:
                 if element is None:

@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
@@ -141,18 +142,36 @@ class HostJournal:
             end = self._acked_prefix
             if end < chunk:
                 return
-        rows = [
-            SessionEvent(session=session, sequence=sequence, event_id=event_id, frame=text,
-                         acked=event_id in self._acked)
+        write_events(session, [
+            (sequence, event_id, text, event_id in self._acked)
             for event_id, sequence, text in zip(
                 self._ids[:end], self._sequences[:end], self._texts[:end], strict=True)
-        ]
-        SessionEvent.objects.bulk_create(rows, batch_size=2000)
+        ])
         for event_id in self._ids[:end]:
             self._acked.discard(event_id)
         del self._ids[:end], self._sequences[:end], self._texts[:end]
         self._acked_prefix -= min(end, self._acked_prefix)
         self.flushed += end
+
+
+def write_events(session: TradingSession, rows: list[tuple[int, str, str, bool]]) -> None:
+    """Insert journal rows (sequence, event id, frame text, acked) of one session.
+
+    On PostgreSQL with COPY: Django's bulk_create binds client-side under psycopg 3 and quoted
+    every frame in Python, a third of the worker's CPU in the Redis benchmark."""
+    if db_connection.vendor != "postgresql":
+        SessionEvent.objects.bulk_create(
+            [SessionEvent(session=session, sequence=sequence, event_id=event_id, frame=frame,
+                          acked=acked) for sequence, event_id, frame, acked in rows],
+            batch_size=2000)
+        return
+    meta = SessionEvent._meta
+    columns = ", ".join(meta.get_field(name).column
+                        for name in ("session", "sequence", "event_id", "frame", "acked"))
+    with db_connection.cursor() as cursor, cursor.copy(
+            f"COPY {meta.db_table} ({columns}) FROM STDIN") as copy:
+        for sequence, event_id, frame, acked in rows:
+            copy.write_row((session.pk, sequence, event_id, frame, acked))
 
 
 def build_engine(session: TradingSession) -> BacktestEngine:
