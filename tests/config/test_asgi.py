@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,38 @@ def test_request_threads_are_reused_and_the_idle_ones_capped():
     threads.release(second)  # beyond `keep`: shut down, not kept
     assert threads.lease() is first
     assert threads.lease() is not second
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_trading_api_runs_a_chain_without_sessions_csrf_and_messages():
+    _, page, _ = await _get("/login/")
+    status, api, body = await _get("/sessions/3f1c2b9e-0000-4000-8000-000000000009/v1/account")
+    page, api = ({k.lower(): v for k, v in headers.items()} for headers in (page, api))
+
+    assert b"Cookie" in page[b"vary"]  # the session middleware ran for the dashboard page
+    assert (status, json.loads(body)["code"]) == (401, "UNAUTHORIZED")
+    assert b"Cookie" not in api.get(b"vary", b"")  # it did not for the Trading API
+    assert b"set-cookie" not in api
+    assert (api[b"x-content-type-options"], api[b"x-frame-options"]) == (b"nosniff", b"DENY")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_one_hop_still_sends_request_started_and_request_finished():
+    from django.core import signals
+
+    seen: list[str] = []
+
+    def started(**kwargs):
+        seen.append("started")
+
+    def finished(**kwargs):
+        seen.append("finished")
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        await _get("/livez")
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert seen == ["started", "finished"]
