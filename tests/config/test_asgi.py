@@ -91,3 +91,12 @@ async def test_one_hop_still_sends_request_started_and_request_finished():
         signals.request_started.disconnect(started)
         signals.request_finished.disconnect(finished)
     assert seen == ["started", "finished"]
+
+
+def test_daphne_runs_on_uvloop_and_the_rest_of_the_process_keeps_asyncio():
+    import asyncio
+
+    from config.asgi_server import uses_uvloop
+
+    assert uses_uvloop()  # `config` was imported before Django loaded the daphne app
+    assert type(asyncio.get_event_loop_policy()).__module__.startswith("asyncio")
