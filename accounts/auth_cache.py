@@ -30,8 +30,9 @@ EPOCH_KEY = "auth-cache:epoch"
 _EPOCH_LIFETIME_S = 24 * 3600
 MAX_ENTRIES = 10_000  # beyond this, expired entries are dropped (and all of them if none were)
 
-# (kind, digest) -> (epoch, expires at, value). Values are shared by this process's threads:
-# callers read them and replace them whole, never change them in place.
+# (kind, digest) -> (epoch, expires at, value). Values are the very objects stored, shared by
+# this process's threads: callers read them, and change only bookkeeping in place (an API key's
+# last_used_at, which later hits then see).
 _entries: dict[tuple[str, str], tuple[str, float, Any]] = {}
 _entries_lock = threading.Lock()
 
@@ -58,14 +59,6 @@ def store(kind: str, digest: str, value: Any, *, epoch: str, ttl: float = TTL_S)
         if len(_entries) >= MAX_ENTRIES:
             _prune()
         _entries[(kind, digest)] = (epoch, expires, value)
-
-
-def replace(kind: str, digest: str, value: Any, *, epoch: str) -> None:
-    """Update a cached `value` (bookkeeping only) without extending its lifetime."""
-    with _entries_lock:
-        entry = _entries.get((kind, digest))
-        if entry is not None and entry[0] == epoch and entry[1] > time.monotonic():
-            _entries[(kind, digest)] = (epoch, entry[1], value)
 
 
 def _prune() -> None:

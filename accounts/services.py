@@ -286,8 +286,7 @@ def authenticate_api_key(raw: str, *, now: datetime | None = None) -> ApiKey | N
     if key is not None:
         if not key.is_usable(now):
             return None
-        if _touch_stale(key, now=now):
-            auth_cache.replace("api-key", digest, key, epoch=epoch)
+        _touch_stale(key, now=now)  # on the cached object itself: later hits see the touch
         return key  # type: ignore[no-any-return]
     creator_role = Membership.objects.filter(
         workspace=OuterRef("workspace"), user=OuterRef("created_by")).values("role")[:1]
