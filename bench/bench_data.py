@@ -6,26 +6,22 @@ Each copy starts one bar after the previous copy's last bar, with every price mu
 
 from __future__ import annotations
 
-import os
 from array import array
 from pathlib import Path
 
+from config.sample_data import require_series
 from runtimes.core.bars import BarSeries
 from runtimes.core.datasets import load_bar_series
 from runtimes.core.timeframes import timeframe_seconds
 
-# ../shared/data beside the clone; PARITY_SHARED_DATA overrides it.
-DATA_DIR = Path(
-    os.environ.get("PARITY_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
-)
-ETHUSDT = DATA_DIR / "crypto-1m" / "ETHUSDT.csv"
 
-
-def load_benchmark_series(rows: int, path: Path | str = ETHUSDT) -> BarSeries:
-    """`rows` bars built from the real file at `path`; prints how many real rows it started from."""
-    path = Path(path)
-    real = load_bar_series(path, symbol=path.stem)
-    print(f"benchmark series: {rows:,} bars from {len(real):,} real rows of {path.name}")
+def load_benchmark_series(rows: int, series: str = "crypto-1m/ETHUSDT.csv") -> BarSeries:
+    """`rows` bars built from a real series (as config.sample_data names it: the bundled copy, or
+    the whole file of ../shared/data when the bundle has a slice); prints how many real rows it
+    started from."""
+    path = require_series(series)
+    real = load_bar_series(path, symbol=Path(series).stem)
+    print(f"benchmark series: {rows:,} bars from {len(real):,} real rows of {path}")
     if rows <= len(real):
         return real.take(0, rows)
     return _repeat(real, rows)

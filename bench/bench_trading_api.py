@@ -296,11 +296,11 @@ def _tenant() -> tuple[str, Any]:
 
 
 def _btc_csv(tmp: Path, rows: int) -> Path:
-    from bench.bench_data import DATA_DIR, load_benchmark_series
+    from bench.bench_data import load_benchmark_series
     from runtimes.core.bars import scaled_to_text
     from runtimes.core.datasets import _iso
 
-    series = load_benchmark_series(rows, DATA_DIR / "crypto-1m" / "BTCUSDT.csv")
+    series = load_benchmark_series(rows, "crypto-1m/BTCUSDT.csv")
     columns = [series.scaled_column(n) for n in ("open", "high", "low", "close", "volume")]
     places = [series.price_decimals] * 4 + [series.volume_decimals]
     target = tmp / "BTCUSDT.csv"
@@ -325,10 +325,10 @@ def _head(path: Path, rows: int) -> Path:
 
 def _universe_files() -> dict[str, Path]:
     """20 of the 29 aligned daily files (SPY has another period and is not one of them)."""
-    from bench.bench_data import DATA_DIR
+    from config.sample_data import require_series, series_names
 
-    files = sorted(p for p in (DATA_DIR / "stocks-daily").glob("*.csv") if p.stem != "SPY")
-    return {p.stem: p for p in files[:UNIVERSE_SIZE]}
+    names = [n for n in series_names("stocks-daily") if n != "stocks-daily/SPY.csv"]
+    return {Path(n).stem: require_series(n) for n in names[:UNIVERSE_SIZE]}
 
 
 def _create_database() -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import sample_data
 from config.env import Env
 
 env = Env()
@@ -23,8 +24,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PARITY_MODE = env.choice("PARITY_MODE", ("development", "production"), "development")
 PRODUCTION = PARITY_MODE == "production"
 DATA_DIR = Path(env.str("PARITY_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-# Real historical data (demo workspace, tests, benchmarks): ../shared/data beside the clone.
-SHARED_DATA_DIR = Path(env.str("PARITY_SHARED_DATA", str(BASE_DIR.parent / "shared" / "data")))
+# Real historical data (demo workspace, tests, benchmarks): bundled in data/; the full collection
+# in ../shared/data beside the clone (PARITY_SHARED_DATA) only adds to it. See config/sample_data.
+BUNDLED_DATA_DIR = sample_data.BUNDLED_DATA_DIR
+SHARED_DATA_DIR = sample_data.shared_data_dir(env)
 VERSION = "0.1.0"
 GIT_SHA = env.str("GIT_SHA", "unknown")
 

@@ -21,6 +21,7 @@ from django.db.models import Max
 
 from accounts.models import User, Workspace
 from config.errors import ApiError
+from config.sample_data import series_path
 from runtimes.core.bars import BarSeries
 from runtimes.core.datasets import DatasetError, load_bar_series, parse_bar_series
 from runtimes.core.datasets_formats import detect_kind
@@ -314,7 +315,7 @@ STOCKS_DAILY = [
     "IBM", "INTC", "JNJ", "JPM", "KO", "MCD", "MSFT", "NFLX", "NVDA", "ORCL", "PFE", "PG", "T",
     "V", "WMT", "XOM",
 ]
-# name -> {symbol: path under settings.SHARED_DATA_DIR}
+# name -> {symbol: series as config.sample_data names it}
 DEMO_DATASETS = {
     "BTCUSDT & ETHUSDT 1m": {s: f"crypto-1m/{s}.csv" for s in ("BTCUSDT", "ETHUSDT")},
     "US stocks daily 2013-2018": {s: f"stocks-daily/{s}.csv" for s in STOCKS_DAILY},
@@ -325,12 +326,15 @@ DEMO_DATASETS = {
 
 
 def install_demo_content(
-    *, workspace: Workspace, by: User, shared_data: Path | None = None
+    *, workspace: Workspace, by: User, bundled_data: Path | None = None,
+    shared_data: Path | None = None,
 ) -> dict[str, list[str]]:
     """Idempotently give `workspace` the example strategies (a version each, a new one only when
-    the example's code changed) and the demo datasets, registered where they lie in `shared_data`
-    (default settings.SHARED_DATA_DIR; missing files are skipped with a warning). Returns what
-    was added: `{"strategies": [names], "datasets": [names]}`."""
+    the example's code changed) and the demo datasets, registered where config.sample_data finds
+    them: in `bundled_data` (default settings.BUNDLED_DATA_DIR), to which `shared_data` (default
+    settings.SHARED_DATA_DIR) only adds; a series in neither is skipped with a warning. Returns
+    what was added: `{"strategies": [names], "datasets": [names]}`."""
+    bundled_data = Path(bundled_data or settings.BUNDLED_DATA_DIR)
     shared_data = Path(shared_data or settings.SHARED_DATA_DIR)
     added: dict[str, list[str]] = {"strategies": [], "datasets": []}
     for name, (filename, description) in DEMO_STRATEGIES.items():
@@ -349,10 +353,12 @@ def install_demo_content(
     for name, relative in DEMO_DATASETS.items():
         if name in existing:
             continue
-        present = {s: shared_data / p for s, p in relative.items() if (shared_data / p).is_file()}
+        found = {s: series_path(p, bundled=bundled_data, shared=shared_data)
+                 for s, p in relative.items()}
+        present = {s: path for s, path in found.items() if path is not None}
         for symbol in sorted(set(relative) - set(present)):
-            logger.warning("demo dataset %r: %s is missing; skipped", name,
-                           shared_data / relative[symbol])
+            logger.warning("demo dataset %r: %s is in neither %s nor %s; skipped", name,
+                           relative[symbol], bundled_data, shared_data)
         if present:
             register_dataset(workspace=workspace, name=name, files=present, by=by)
             added["datasets"].append(name)

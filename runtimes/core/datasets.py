@@ -6,8 +6,10 @@ DatasetError naming file, row and problem, and nothing is returned. Formats: dat
 
 from __future__ import annotations
 
+import gzip
 import io
 import itertools
+import zlib
 from array import array
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -66,21 +68,36 @@ def load_bar_series(
     path = Path(path)
     source = source_name or path.name
     try:
-        with path.open("rb") as handle:
-            head = handle.read(8)
+        compressed = _is_gzip(path)
+        data = _read_bytes(path, compressed, size=8)
+        if detect_kind(data, path.name.removesuffix(".gz")) == "csv":
+            with _open_text(path, compressed) as stream:
+                return _build(read_csv(stream, source), symbol, timeframe, source, assume_utc)
+        data = _read_bytes(path, compressed)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DatasetError(file=source, problem=f"cannot read file (bad gzip data: {exc})") from exc
     except OSError as exc:
         raise DatasetError(file=source, problem=f"cannot read file ({exc.strerror})") from exc
-    kind = detect_kind(head, path.name)
-    if kind == "csv":
-        with path.open(encoding="utf-8-sig", newline="") as stream:
-            return _build(read_csv(stream, source), symbol, timeframe, source, assume_utc)
     return parse_bar_series(
-        path.read_bytes(),
-        filename=source,
-        symbol=symbol,
-        timeframe=timeframe,
-        assume_utc=assume_utc,
+        data, filename=source, symbol=symbol, timeframe=timeframe, assume_utc=assume_utc
     )
+
+
+def _is_gzip(path: Path) -> bool:
+    """Files on disk may be gzip'd (the repository's bundled data is); uploads never are."""
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _read_bytes(path: Path, compressed: bool, size: int = -1) -> bytes:
+    with gzip.open(path, "rb") if compressed else path.open("rb") as handle:
+        return handle.read(size)
+
+
+def _open_text(path: Path, compressed: bool) -> io.TextIOBase:
+    if compressed:
+        return io.TextIOWrapper(gzip.GzipFile(path, "rb"), "utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
 
 
 def parse_bar_series(

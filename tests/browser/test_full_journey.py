@@ -13,8 +13,9 @@ import pytest
 from django.conf import settings as django_settings
 from playwright.sync_api import expect
 
+from config.sample_data import head_of
 from strategies.services import EXAMPLES_DIR
-from tests.browser.test_journeys import PASSWORD, assert_chart_drawn, head_of
+from tests.browser.test_journeys import PASSWORD, assert_chart_drawn
 from tests.runtimes.shell.test_hosted_backtests import SUPPORT, _host_starts_hosted_strategies
 
 pytestmark = [

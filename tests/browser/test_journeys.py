@@ -6,28 +6,21 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from itertools import islice
 
 import pytest
 from playwright.sync_api import expect
 
 from accounts.services import sign_up
+from config.sample_data import head_of
 from runtimes.models import State, TradingSession
 from strategies.models import Dataset
 from strategies.services import EXAMPLES_DIR, register_dataset
 from tests.runtimes.results import run_in_process
-from tests.shared_data import SHARED_DATA
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
               pytest.mark.timeout(120)]
 
 PASSWORD = "a-long-and-unusual-passphrase-42"
-
-
-def head_of(relative: str, rows: int, target):
-    with (SHARED_DATA / relative).open() as source:
-        target.write_text("".join(islice(source, rows + 1)))
-    return target
 
 
 def assert_chart_drawn(page, selector: str) -> None:

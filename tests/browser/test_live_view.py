@@ -15,9 +15,10 @@ from playwright.sync_api import expect
 from websockets.sync.client import connect
 
 from accounts.services import sign_up
+from config.sample_data import head_of
 from runtimes.services import create_backtest_session
 from strategies.services import register_dataset
-from tests.browser.test_journeys import PASSWORD, head_of
+from tests.browser.test_journeys import PASSWORD
 from tests.runtimes.conftest import wait_for_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),

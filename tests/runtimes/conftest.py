@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
-from itertools import islice
 from pathlib import Path
 
 import pytest
 
+from config.sample_data import head_of
 from tests.plugins.live_server import free_port as _free_port  # noqa: F401 (used by shell tests)
-from tests.shared_data import SHARED_DATA
 
-DATA = SHARED_DATA / "crypto-1m" / "BTCUSDT.csv"
+DATA = "crypto-1m/BTCUSDT.csv"
 ROWS = 300
 SYMBOL = "BTCUSDT"
 
@@ -22,10 +21,7 @@ SYMBOL = "BTCUSDT"
 @pytest.fixture
 def btc_csv(tmp_path: Path) -> Path:
     """The first ROWS one-minute bars of BTCUSDT (April 2021), as a file of their own."""
-    target = tmp_path / "BTCUSDT.csv"
-    with DATA.open() as source:
-        target.write_text("".join(islice(source, ROWS + 1)))
-    return target
+    return head_of(DATA, ROWS, tmp_path / "BTCUSDT.csv")
 
 
 @pytest.fixture

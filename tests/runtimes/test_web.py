@@ -9,17 +9,16 @@ import json
 import re
 import time
 from datetime import UTC, datetime
-from itertools import islice
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from config.sample_data import head_of
 from runtimes import result_pages
 from runtimes.models import SessionResult, State, TradingSession
 from strategies.services import register_dataset
-from tests.runtimes.conftest import DATA
 from tests.runtimes.results import completed_session, run_in_process, synthetic_result
 
 
@@ -217,10 +216,9 @@ def test_a_stranger_gets_404_for_every_backtest_page_of_another_workspace(
 
 def test_a_result_with_10000_trades_renders_one_page_with_few_queries(
         sign_in, owner, workspace, tmp_path, capsys):
-    with DATA.open() as source:  # 21,000 one-minute bars from 2021-04-02: most of the fills
-        (tmp_path / "BTCUSDT.csv").write_text("".join(islice(source, 21_001)))
-    dataset = register_dataset(workspace=workspace, name="BTC 1m, 2 weeks",
-                               files={"BTCUSDT": tmp_path / "BTCUSDT.csv"})
+    # 21,000 one-minute bars from 2021-04-02: most of the fills
+    btc = head_of("crypto-1m/BTCUSDT.csv", 21_000, tmp_path / "BTCUSDT.csv")
+    dataset = register_dataset(workspace=workspace, name="BTC 1m, 2 weeks", files={"BTCUSDT": btc})
     session = completed_session(workspace=workspace, by=owner, dataset=dataset)
     synthetic_result(session, trades=10_000)  # 10,000 orders and 20,000 equity points too
     client = sign_in(owner, workspace)

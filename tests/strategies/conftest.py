@@ -1,4 +1,4 @@
-"""Fixtures of the strategies tests: small real datasets copied from the shared data, a
+"""Fixtures of the strategies tests: small real datasets copied from the bundled data, a
 backtest session (over the daphne server of tests/plugins/live_server.py) to run examples in,
 and what schedule tests share: a version, 100 daily bars, a recording create_hosted_backtest."""
 
@@ -6,19 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import islice
-from pathlib import Path
 
 import pytest
 
-from tests.shared_data import SHARED_DATA
-
-
-def head_of(source: Path, rows: int, target: Path) -> Path:
-    """The header and first `rows` rows of `source`, written to `target`."""
-    with source.open() as stream:
-        target.write_text("".join(islice(stream, rows + 1)))
-    return target
+from config.sample_data import head_of
 
 
 @pytest.fixture
@@ -27,7 +18,7 @@ def make_dataset(workspace, tmp_path):
     from strategies.services import register_dataset
 
     def make(name: str, files: dict[str, str], rows: int):
-        copies = {symbol: head_of(SHARED_DATA / relative, rows, tmp_path / f"{symbol}.csv")
+        copies = {symbol: head_of(relative, rows, tmp_path / f"{symbol}.csv")
                   for symbol, relative in files.items()}
         return register_dataset(workspace=workspace, name=name, files=copies)
 

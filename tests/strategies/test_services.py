@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from config.sample_data import BUNDLED_DATA_DIR
 from strategies.models import Dataset, DatasetFile, ImmutableVersionError, Strategy, StrategyVersion
 from strategies.previews import dataset_preview, sample_indexes
 from strategies.services import (
@@ -21,7 +22,6 @@ from strategies.services import (
     upload_dataset,
     upload_strategy_version,
 )
-from tests.shared_data import SHARED_DATA
 
 pytestmark = pytest.mark.django_db
 
@@ -248,9 +248,12 @@ def test_demo_content_is_installed_once_and_skips_missing_files(
     monkeypatch.setattr("strategies.services.logger.warning",
                         lambda message, *args: warnings.append(message % args))
 
-    first = install_demo_content(workspace=workspace, by=owner, shared_data=shared)
+    bundled = tmp_path / "empty"
+    first = install_demo_content(workspace=workspace, by=owner, bundled_data=bundled,
+                                 shared_data=shared)
     warned_first = len(warnings)
-    second = install_demo_content(workspace=workspace, by=owner, shared_data=shared)
+    second = install_demo_content(workspace=workspace, by=owner, bundled_data=bundled,
+                                  shared_data=shared)
 
     assert first == {"strategies": ["SMA crossover", "RSI mean reversion", "Momentum rotation"],
                      "datasets": ["BTCUSDT & ETHUSDT 1m"]}
@@ -258,13 +261,13 @@ def test_demo_content_is_installed_once_and_skips_missing_files(
     assert StrategyVersion.objects.for_workspace(workspace).count() == 3
     [dataset] = Dataset.objects.for_workspace(workspace)
     assert list(dataset.files.values_list("symbol", flat=True)) == ["BTCUSDT"]
-    assert warnings[0] == (f"demo dataset 'BTCUSDT & ETHUSDT 1m': "
-                           f"{shared / 'crypto-1m' / 'ETHUSDT.csv'} is missing; skipped")
+    assert warnings[0] == (f"demo dataset 'BTCUSDT & ETHUSDT 1m': crypto-1m/ETHUSDT.csv is in "
+                           f"neither {bundled} nor {shared}; skipped")
     assert warned_first == 1 + 29 + 1 + 1 + 2  # ETHUSDT, the stocks, SPY, SPY 1m, AAPL+MSFT
 
 
-def test_demo_content_registers_the_shared_data(workspace, owner):
-    install_demo_content(workspace=workspace, by=owner, shared_data=SHARED_DATA)
+def test_demo_content_registers_the_bundled_data_without_shared_data(workspace, owner, tmp_path):
+    added = install_demo_content(workspace=workspace, by=owner, shared_data=tmp_path / "absent")
 
     datasets = {d.name: d for d in Dataset.objects.for_workspace(workspace)}
     assert {name: (d.timeframe, d.files.count()) for name, d in datasets.items()} == {
@@ -272,8 +275,14 @@ def test_demo_content_registers_the_shared_data(workspace, owner):
         "SPY daily 1999-2020": ("1d", 1), "SPY 1m 2011": ("1m", 1),
         "AAPL & MSFT 1m 2021": ("1m", 2),
     }
-    assert datasets["BTCUSDT & ETHUSDT 1m"].files.get(symbol="ETHUSDT").rows == 106_857
+    assert added["datasets"] == [
+        "BTCUSDT & ETHUSDT 1m", "US stocks daily 2013-2018", "SPY daily 1999-2020", "SPY 1m 2011",
+        "AAPL & MSFT 1m 2021"]
+    crypto = datasets["BTCUSDT & ETHUSDT 1m"].files
+    assert dict(crypto.values_list("symbol", "rows")) == {"BTCUSDT": 69_927, "ETHUSDT": 69_927}
+    assert crypto.get(symbol="BTCUSDT").path == str(BUNDLED_DATA_DIR / "crypto-1m/BTCUSDT.csv.gz")
     versions = StrategyVersion.objects.for_workspace(workspace).select_related("strategy")
     assert {v.strategy.name: v.entry_point for v in versions} == {
         "SMA crossover": "sma_crossover.py", "RSI mean reversion": "rsi_mean_reversion.py",
         "Momentum rotation": "momentum_rotation.py"}
+

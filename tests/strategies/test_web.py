@@ -11,9 +11,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from config.sample_data import open_series
 from strategies.models import Dataset, Strategy, StrategyVersion
 from strategies.services import EXAMPLES_DIR, upload_strategy_version
-from tests.shared_data import SHARED_DATA
 
 SMA = (EXAMPLES_DIR / "sma_crossover.py").read_bytes()
 
@@ -23,7 +23,7 @@ def _py(content: bytes, name: str = "sma_crossover.py") -> SimpleUploadedFile:
 
 
 def _csv(rows: int, name: str = "SPY.csv") -> SimpleUploadedFile:
-    with (SHARED_DATA / "stocks-daily" / "SPY.csv").open() as source:
+    with open_series("stocks-daily/SPY.csv") as source:
         text = "".join(line for _, line in zip(range(rows + 1), source, strict=False))
     return SimpleUploadedFile(name, text.encode(), content_type="text/csv")
 

@@ -5,13 +5,12 @@ from decimal import Decimal
 
 import pytest
 
+from config.sample_data import require_series
 from runtimes.core.bars import Bar, BarSeries
 from runtimes.core.dataset_errors import DatasetError
 from runtimes.core.datasets import load_bar_series
 from runtimes.core.market_data import MarketData
-from tests.shared_data import SHARED_DATA
 
-DATA = str(SHARED_DATA)
 D = Decimal
 
 
@@ -57,7 +56,7 @@ def test_slice_is_inclusive_at_both_ends():
 
 
 def test_real_btcusdt_file_loads_with_readme_counts_and_extremes():
-    series = load_bar_series(f"{DATA}/crypto-1m/BTCUSDT.csv", symbol="BTCUSDT")
+    series = load_bar_series(require_series("crypto-1m/BTCUSDT.csv"), symbol="BTCUSDT")
     assert (series.timeframe, len(series)) == ("1m", 69_927)
     assert series.bar(0).timestamp == datetime(2021, 4, 2, tzinfo=UTC)
     assert series.bar(-1).timestamp == datetime(2021, 5, 20, 20, 40, tzinfo=UTC)
@@ -82,8 +81,8 @@ def test_real_btcusdt_file_loads_with_readme_counts_and_extremes():
 
 
 def test_daily_stocks_align_by_date_with_gaps_for_missing_orcl_days():
-    aapl = load_bar_series(f"{DATA}/stocks-daily/AAPL.csv", symbol="AAPL")
-    orcl = load_bar_series(f"{DATA}/stocks-daily/ORCL.csv", symbol="ORCL")
+    aapl = load_bar_series(require_series("stocks-daily/AAPL.csv"), symbol="AAPL")
+    orcl = load_bar_series(require_series("stocks-daily/ORCL.csv"), symbol="ORCL")
     market = MarketData.from_series([aapl, orcl])
     assert market.timeframe == "1d"
     assert market.symbols == ("AAPL", "ORCL")

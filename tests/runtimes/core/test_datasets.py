@@ -1,5 +1,6 @@
 """Importing OHLCV files in every supported shape, rejecting bad data, and resampling."""
 
+import gzip
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.sample_data import open_series, require_series
 from runtimes.core.bars import Bar, BarSeries
 from runtimes.core.datasets import (
     DatasetError,
@@ -20,9 +22,7 @@ from runtimes.core.datasets import (
     resample,
 )
 from runtimes.core.timeframes import TimeframeError
-from tests.shared_data import SHARED_DATA
 
-DATA = SHARED_DATA
 D = Decimal
 HEADER = "timestamp,open,high,low,close,volume\n"
 FIRST = Bar(
@@ -184,6 +184,36 @@ def test_parquet_with_naive_timestamps_is_rejected(tmp_path):
 # -- bad data ------------------------------------------------------------------------------------
 
 
+def test_gzipped_csv_file_loads_like_the_plain_one(tmp_path):
+    path = tmp_path / "BTCUSDT.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + TWO_ROWS).encode()))
+    assert_first_two_btc_bars(load_bar_series(path, symbol="BTCUSDT"))
+
+
+def test_gzipped_json_file_is_detected_from_its_content(tmp_path):
+    path = tmp_path / "klines.gz"
+    path.write_bytes(gzip.compress(json.dumps(BINANCE_ROWS).encode()))
+    assert_first_two_btc_bars(load_bar_series(path, symbol="BTCUSDT"))
+
+
+def test_bad_row_of_a_gzipped_file_is_named_after_the_file(tmp_path):
+    path = tmp_path / "BTCUSDT.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + TWO_ROWS.replace("25.392093", "-1")).encode()))
+    with pytest.raises(DatasetError) as caught:
+        load_bar_series(path, symbol="BTCUSDT")
+    assert str(caught.value) == (
+        "BTCUSDT.csv.gz row 2 (not counting the header; line 3): volume -1 is negative"
+    )
+
+
+def test_truncated_gzip_file_is_a_dataset_error(tmp_path):
+    path = tmp_path / "BTCUSDT.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + TWO_ROWS).encode())[:-12])
+    with pytest.raises(DatasetError) as caught:
+        load_bar_series(path, symbol="BTCUSDT")
+    assert caught.value.problem.startswith("cannot read file (bad gzip data: ")
+
+
 def test_high_below_low_names_file_row_and_values():
     error = rejected(HEADER + TWO_ROWS + "2021-04-02T00:02:00Z,101,100.5,101,101,1\n")
     assert str(error) == (
@@ -257,7 +287,8 @@ def test_empty_and_non_numeric_values():
 
 
 def test_bad_row_deep_in_a_real_file_rejects_the_whole_file(tmp_path):
-    lines = (DATA / "crypto-1m/BTCUSDT.csv").read_text().splitlines()
+    with open_series("crypto-1m/BTCUSDT.csv") as source:
+        lines = source.read().splitlines()
     lines[50_001] = lines[50_001].replace(lines[50_001].split(",")[5], "-1")
     bad = tmp_path / "BTCUSDT.csv"
     bad.write_text("\n".join(lines) + "\n")
@@ -287,13 +318,13 @@ def test_readme_row_counts_of_real_files():
         "stocks-1m/AAPL.csv": (1167, "1m", datetime(2021, 8, 23, 13, 30, tzinfo=UTC)),
     }
     for name, (rows, timeframe, first) in expected.items():
-        series = load_bar_series(DATA / name, symbol=Path(name).stem)
+        series = load_bar_series(require_series(name), symbol=Path(name).stem)
         assert (len(series), series.timeframe, series.bar(0).timestamp) == (rows, timeframe, first)
 
 
 def test_load_market_data_aligns_files():
     market = load_market_data(
-        {"AAPL": DATA / "stocks-1m/AAPL.csv", "MSFT": DATA / "stocks-1m/MSFT.csv"}
+        {s: require_series(f"stocks-1m/{s}.csv") for s in ("AAPL", "MSFT")}
     )
     assert market.symbols == ("AAPL", "MSFT")
     assert len(market.timeline()) == 1167
@@ -301,7 +332,7 @@ def test_load_market_data_aligns_files():
 
 @pytest.fixture(scope="module")
 def btc() -> BarSeries:
-    return load_bar_series(DATA / "crypto-1m/BTCUSDT.csv", symbol="BTCUSDT")
+    return load_bar_series(require_series("crypto-1m/BTCUSDT.csv"), symbol="BTCUSDT")
 
 
 def test_resample_real_minutes_to_five_minutes(btc):
