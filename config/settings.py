@@ -161,6 +161,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Redoc's files for /api/docs/, served from our static files
     "channels",
     "django_celery_beat",
     "accounts",
@@ -277,6 +278,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "REDOC_DIST": "SIDECAR",  # no CDN: the docs page works offline
 }
 
 # --- security ------------------------------------------------------------------------------
