@@ -69,10 +69,8 @@ class SignUpForm(forms.Form):
     )
 
     def clean_email(self) -> str:
-        email = normalize_email(self.cleaned_data["email"])
-        if User.objects.filter(email=email).exists():
-            raise ValidationError("An account with this email already exists.")
-        return email
+        # Never says whether the address has an account (accounts/registration.py).
+        return normalize_email(self.cleaned_data["email"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
