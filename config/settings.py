@@ -11,6 +11,7 @@ import base64
 import binascii
 import sys
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -232,6 +233,13 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 # Without collectstatic (development, tests) WhiteNoise serves straight from the app folders.
 WHITENOISE_USE_FINDERS = not PRODUCTION
+
+
+def _static_file_headers(headers: Any, path: str, url: str) -> None:
+    headers["X-Content-Type-Options"] = "nosniff"  # as SecurityMiddleware does for pages
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _static_file_headers
 if not PRODUCTION:  # SQLite and WhiteNoise expect these folders; production mounts its own.
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]

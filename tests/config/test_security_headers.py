@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from runtimes.models import State, TradingSession
+from tests.config.test_asgi import _get as get_through_asgi
 from tests.runtimes.conftest import btc_csv, dataset  # noqa: F401 (fixtures)
 from tests.runtimes.results import run_in_process
 
@@ -66,6 +67,12 @@ def test_pages_carry_the_strict_policy_and_the_other_security_headers(client: Cl
     assert response["Referrer-Policy"] == "same-origin"
     assert response["X-Frame-Options"] == "DENY"
     assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+async def test_static_files_are_not_sniffed_either() -> None:
+    status, headers, _ = await get_through_asgi("/static/js/app.js")
+
+    assert (status, headers[b"x-content-type-options"]) == (200, b"nosniff")
 
 
 def test_the_api_docs_page_has_its_own_policy_for_redoc(client: Client) -> None:
