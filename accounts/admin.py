@@ -6,7 +6,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
+from accounts.forms import AdminLoginForm
 from accounts.models import ApiKey, BrokerCredential, Invitation, Membership, User, Workspace
+
+# The admin's login shares the dashboard's throttle (same counters per IP and email).
+admin.site.login_form = AdminLoginForm
 
 
 class EmailUserChangeForm(UserChangeForm):

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
@@ -15,12 +16,14 @@ from accounts import login_throttle
 from accounts.models import API_KEY_SCOPES, Role, User, normalize_email
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form, throttled per (IP, email) before the password is even checked."""
+class ThrottledLoginMixin:
+    """Throttles an AuthenticationForm per (IP, email) before the password is even checked.
 
-    username = forms.EmailField(
-        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
-    )
+    Shared by the dashboard's and the admin's login forms, so both count the same failures.
+    """
+
+    request: Any
+    cleaned_data: dict[str, Any]
 
     def clean(self) -> dict[str, Any]:
         email = self.cleaned_data.get("username") or ""
@@ -33,12 +36,24 @@ class LoginForm(AuthenticationForm):
                 code="throttled",
             )
         try:
-            cleaned = super().clean()
+            cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]  # the form it mixes into
         except ValidationError:
             login_throttle.record_failure(ip=ip, email=email)
             raise
         login_throttle.clear_failures(ip=ip, email=email)
         return cleaned
+
+
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    """Django's login form, throttled."""
+
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    """The admin site's login form, throttled like the dashboard's (accounts/admin.py)."""
 
 
 class SignUpForm(forms.Form):
@@ -54,10 +69,8 @@ class SignUpForm(forms.Form):
     )
 
     def clean_email(self) -> str:
-        email = normalize_email(self.cleaned_data["email"])
-        if User.objects.filter(email=email).exists():
-            raise ValidationError("An account with this email already exists.")
-        return email
+        # Never says whether the address has an account (accounts/registration.py).
+        return normalize_email(self.cleaned_data["email"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -47,21 +47,33 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # --- users and workspaces ------------------------------------------------------------------
 
 def sign_up(*, email: str, password: str) -> User:
-    """Create a user and their personal workspace (as owner).
+    """Create an active user and their personal workspace (as owner) at once.
 
-    Raises ApiError EMAIL_TAKEN (409) and ValidationError for a password the policy refuses.
+    For fixtures and operators: the dashboard's sign-up confirms the address by email first
+    (accounts/registration.py). Raises ApiError EMAIL_TAKEN (409) and ValidationError for a
+    password the policy refuses.
     """
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
         raise ApiError("EMAIL_TAKEN", "An account with this email already exists.", status_code=409)
+    check_new_password(email=email, password=password)
+    with transaction.atomic():
+        user = User.objects.create_user(email, password)
+        open_personal_workspace(owner=user)
+    return user
+
+
+def check_new_password(*, email: str, password: str) -> None:
+    """Raises ValidationError {"password": [...]} for a password the policy refuses."""
     try:
         password_validation.validate_password(password, User(email=email))
     except DjangoValidationError as exc:
         raise ValidationError({"password": exc.messages}) from None
-    with transaction.atomic():
-        user = User.objects.create_user(email, password)
-        _new_workspace(owner=user, name="Personal", personal=True)
-    return user
+
+
+def open_personal_workspace(*, owner: User) -> Workspace:
+    """The workspace every new user starts with, owned by them."""
+    return _new_workspace(owner=owner, name="Personal", personal=True)
 
 
 def create_workspace(*, owner: User, name: str) -> Workspace:

@@ -27,7 +27,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import APIException, ValidationError
 
-from accounts import services
+from accounts import registration, services
 from accounts.current import current_membership, select_workspace
 from accounts.forms import ApiKeyForm, InviteForm, LoginForm, SignUpForm, WorkspaceForm
 from accounts.models import ApiKey, Invitation, Membership, Workspace
@@ -81,15 +81,31 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.sign_up(email=form.cleaned_data["email"],
-                                    password=form.cleaned_data["password1"])
+            registration.request_sign_up(
+                email=form.cleaned_data["email"], password=form.cleaned_data["password1"],
+                site_url=request.build_absolute_uri("/"), next_url=_safe_next(request, ""))
         except APIException as exc:
             _form_error(form, exc)
         else:
+            # The same page whether or not the address has an account (registration.py).
+            return render(request, "accounts/signup_sent.html",
+                          {"email": form.cleaned_data["email"]})
+    return render(request, "accounts/signup.html", {"form": form, "next": _safe_next(request, "")})
+
+
+def signup_confirm(request: HttpRequest, uid: str, token: str) -> HttpResponse:
+    """The emailed link: a GET shows a button (mail scanners prefetch links), its POST signs in."""
+    try:
+        user = registration.pending_sign_up(uid=uid, token=token)
+        if request.method == "POST":
+            user = registration.confirm_sign_up(uid=uid, token=token)
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to Parity. Your personal workspace is ready.")
             return redirect(_safe_next(request))
-    return render(request, "accounts/signup.html", {"form": form, "next": _safe_next(request, "")})
+    except APIException as exc:
+        return render(request, "accounts/signup_confirm.html", {"error": _service_error(exc)},
+                      status=exc.status_code)
+    return render(request, "accounts/signup_confirm.html", {"email": user.email})
 
 
 def _safe_next(request: HttpRequest, default: str = "dashboard") -> str:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import sys
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -164,6 +165,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Redoc's files for /api/docs/, served from our static files
     "channels",
     "django_celery_beat",
     "accounts",
@@ -180,6 +182,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.security_headers.content_security_policy_middleware",
 ]
 # The Trading API (`/sessions/...`, config/asgi.py) is key-authenticated and CSRF-exempt: it never
 # reads a cookie, a session, a message or request.user, so its chain leaves those out.
@@ -233,6 +236,13 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 # Without collectstatic (development, tests) WhiteNoise serves straight from the app folders.
 WHITENOISE_USE_FINDERS = not PRODUCTION
+
+
+def _static_file_headers(headers: Any, path: str, url: str) -> None:
+    headers["X-Content-Type-Options"] = "nosniff"  # as SecurityMiddleware does for pages
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _static_file_headers
 if not PRODUCTION:  # SQLite and WhiteNoise expect these folders; production mounts its own.
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -280,6 +290,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "REDOC_DIST": "SIDECAR",  # no CDN: the docs page works offline
 }
 
 # --- security ------------------------------------------------------------------------------
@@ -290,6 +301,22 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Every page (config/security_headers.py): scripts and styles only from our static files (htmx
+# and lightweight-charts are vendored; templates hold no inline code, a test reads them all),
+# requests (htmx, the live view's WebSocket: CSP 3's 'self' matches ws:/wss: to this host) only
+# to this origin, never framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+# /api/docs/ only: Redoc injects its styles at run time, inlines its icons as data: URLs and runs
+# its search in a blob: worker.
+API_DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src blob:; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

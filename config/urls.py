@@ -1,10 +1,12 @@
-"""Root URL configuration: probes, the dashboard, the management API and its schema."""
+"""Root URL configuration: probes, the favicon, the dashboard, the management API and its schema."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from config import health
+from config import health, site_files
+from config.security_headers import with_policy
 
 handler404 = "config.errors.not_found"
 handler500 = "config.errors.server_error"
@@ -13,8 +15,10 @@ urlpatterns = [
     path("livez", health.livez, name="livez"),
     path("readyz", health.readyz, name="readyz"),
     path("health", health.health, name="health"),
+    path("favicon.ico", site_files.favicon, name="favicon"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", with_policy(settings.API_DOCS_CONTENT_SECURITY_POLICY)(
+        SpectacularRedocView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("strategies.api_urls")),
     path("", include("runtimes.urls")),

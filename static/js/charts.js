@@ -95,6 +95,11 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    // Legend swatches of runs take their colour from data-colour: a style attribute would be
+    // blocked by the Content-Security-Policy, a property set from script is not.
+    document.querySelectorAll(".swatch[data-colour]").forEach((swatch) => {
+      swatch.style.background = swatch.dataset.colour;
+    });
     if (!LC) return;
     document.querySelectorAll("[data-chart=candles]").forEach(drawCandles);
     document.querySelectorAll("[data-chart=equity]").forEach(drawEquity);

@@ -1,4 +1,5 @@
-"""Dashboard pages: sign-up, login, logout, password change, login throttling, workspaces, keys."""
+"""Dashboard pages: sign-up (by emailed link), login, logout, password change, login
+throttling, workspaces, keys."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 
 import pytest
 from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.hashers import MD5PasswordHasher
+from django.core import mail
 from django.urls import reverse
 
 from accounts.models import ApiKey, Membership, Role, User, Workspace
@@ -26,17 +29,78 @@ def test_landing_page_says_what_the_platform_does(client):
     assert all(word in text for word in ("Backtest", "Alpaca", "Binance", "tektii", "Parity"))
 
 
-def test_sign_up_creates_a_personal_workspace_and_logs_in(client, db):
-    response = client.post(reverse("signup"), {
-        "email": "New.Person@Example.com", "password1": PASSWORD, "password2": PASSWORD})
+def _sign_up(client, email, password=PASSWORD, next_url=""):
+    query = f"?next={next_url}" if next_url else ""
+    return client.post(reverse("signup") + query, {
+        "email": email, "password1": password, "password2": password})
 
-    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+
+def _link_in(message) -> str:
+    """The path of the sign-up link in an email (the test client's host is testserver)."""
+    found = re.search(r"http://testserver(/signup/confirm/\S+)", message.body)
+    assert found, message.body
+    return found.group(1)
+
+
+def test_sign_up_emails_a_link_that_opens_the_new_users_own_workspace(client, db):
+    response = _sign_up(client, "New.Person@Example.com")
+
+    assert response.status_code == 200
+    assert "Check your email" in response.content.decode()
+    assert SESSION_KEY not in client.session
+    [message] = mail.outbox
+    assert message.to == ["new.person@example.com"]
+    assert message.subject == "Finish signing up for Parity"
+    link = _link_in(message)
+    assert "Finish signing up" in client.get(link).content.decode()  # a GET changes nothing
+    assert not User.objects.get(email="new.person@example.com").is_active
+
+    finished = client.post(link)
+
+    assert finished.status_code == 302 and finished["Location"] == reverse("dashboard")
     user = User.objects.get(email="new.person@example.com")
+    assert user.is_active and user.check_password(PASSWORD)
     membership = Membership.objects.get(user=user)
     assert (membership.role, membership.workspace.personal) == (Role.OWNER, True)
     assert client.session[SESSION_KEY] == str(user.pk)
     dashboard = client.get(reverse("dashboard"))
     assert dashboard.status_code == 200 and "Personal" in dashboard.content.decode()
+
+
+def test_sign_up_answers_the_same_for_a_new_and_a_taken_email(client, owner):
+    new = _sign_up(client, "newcomer@example.com")
+    taken = _sign_up(client, "OWNER@example.com")
+
+    assert new.status_code == taken.status_code == 200
+    assert (new.content.decode().replace("newcomer@example.com", "ADDRESS")
+            == taken.content.decode().replace("owner@example.com", "ADDRESS"))
+    notice = mail.outbox[1]
+    assert notice.to == ["owner@example.com"]
+    assert notice.subject == "Signing up for Parity"
+    assert "already has an account" in notice.body and "http://testserver/login/" in notice.body
+    assert "/signup/confirm/" not in notice.body
+    owner.refresh_from_db()
+    assert owner.is_active and owner.check_password(PASSWORD)
+    assert Membership.objects.filter(user=owner).count() == 1
+
+
+def test_sign_up_hashes_the_password_once_for_a_new_and_a_taken_email(client, owner, settings):
+    # The expensive step (PBKDF2 in production) on both paths: the time taken tells nothing.
+    settings.PASSWORD_HASHERS = ["tests.accounts.test_web.CountingHasher"]
+    CountingHasher.calls = 0
+    _sign_up(client, "newcomer@example.com")
+    after_new = CountingHasher.calls
+    _sign_up(client, "owner@example.com")
+
+    assert (after_new, CountingHasher.calls - after_new) == (1, 1)
+
+
+class CountingHasher(MD5PasswordHasher):
+    calls = 0
+
+    def encode(self, password, salt):
+        CountingHasher.calls += 1
+        return super().encode(password, salt)
 
 
 def test_sign_up_keeps_input_and_shows_errors_next_to_fields(client, db):
@@ -47,18 +111,70 @@ def test_sign_up_keeps_input_and_shows_errors_next_to_fields(client, db):
     assert response.status_code == 200
     assert 'value="someone@example.com"' in text
     assert "The two passwords differ." in text
-    assert not User.objects.exists()
+    assert not User.objects.exists() and not mail.outbox
 
 
-def test_sign_up_refuses_a_taken_email_and_a_weak_password(client, owner):
-    taken = client.post(reverse("signup"), {
-        "email": "OWNER@example.com", "password1": PASSWORD, "password2": PASSWORD})
-    weak = client.post(reverse("signup"), {
-        "email": "weak@example.com", "password1": "12345678", "password2": "12345678"})
+def test_sign_up_refuses_a_weak_password_whatever_the_email(client, owner):
+    weak = _sign_up(client, "weak@example.com", "12345678")
+    weak_taken = _sign_up(client, "owner@example.com", "12345678")
 
-    assert "An account with this email already exists." in taken.content.decode()
-    assert "too short" in weak.content.decode()
-    assert User.objects.count() == 1
+    assert "too short" in weak.content.decode() and "too short" in weak_taken.content.decode()
+    assert "already exists" not in weak_taken.content.decode()
+    assert User.objects.count() == 1 and not mail.outbox
+
+
+def test_a_sign_up_link_works_once(client, db):
+    _sign_up(client, "once@example.com")
+    link = _link_in(mail.outbox[0])
+    assert client.post(link).status_code == 302
+    client.logout()
+
+    again = client.post(link)
+
+    assert again.status_code == 400
+    assert "This sign-up link is invalid or has expired" in again.content.decode()
+    assert SESSION_KEY not in client.session
+
+
+def test_a_tampered_sign_up_link_is_refused(client, db):
+    _sign_up(client, "tamper@example.com")
+    link = _link_in(mail.outbox[0])
+
+    response = client.post(link.replace("/confirm/", "/confirm/x"))
+
+    assert response.status_code == 400
+    assert not User.objects.get(email="tamper@example.com").is_active
+
+
+def test_signing_up_again_before_confirming_replaces_the_password_and_the_link(client, db):
+    _sign_up(client, "twice@example.com", "first-passphrase-1")
+    _sign_up(client, "twice@example.com", "second-passphrase-2")
+    first, second = (_link_in(message) for message in mail.outbox)
+
+    assert client.post(first).status_code == 400
+    assert client.post(second).status_code == 302
+    user = User.objects.get(email="twice@example.com")
+    assert user.check_password("second-passphrase-2")
+
+
+def test_an_unconfirmed_account_cannot_log_in(client, db):
+    _sign_up(client, "pending@example.com")
+
+    response = _login(client, "pending@example.com")
+
+    assert "Please enter a correct email and password" in response.content.decode()
+    assert SESSION_KEY not in client.session
+
+
+def test_sign_up_never_reactivates_a_deactivated_account(client, owner):
+    owner.is_active = False
+    owner.save(update_fields=["is_active"])
+
+    _sign_up(client, "owner@example.com", "an-attackers-passphrase")
+
+    owner.refresh_from_db()
+    assert not owner.is_active and owner.check_password(PASSWORD)
+    assert "/signup/confirm/" not in mail.outbox[0].body
 
 
 def test_login_with_the_right_password_lands_on_the_dashboard(client, owner):
@@ -187,11 +303,13 @@ def test_a_key_of_another_workspace_cannot_be_revoked_from_the_dashboard(
 
 
 def test_sign_up_from_an_invitation_link_returns_to_it(client, db):
-    response = client.post(reverse("signup") + "?next=/invitations/abc/", {
-        "email": "x@example.com", "password1": PASSWORD, "password2": PASSWORD})
+    _sign_up(client, "x@example.com", next_url="/invitations/abc/")
+    response = client.post(_link_in(mail.outbox[0]))
     assert response["Location"] == "/invitations/abc/"
-    evil = client.post(reverse("signup"), {"email": "y@example.com", "password1": PASSWORD,
-                                           "password2": PASSWORD, "next": "https://evil.test/"})
+    client.logout()
+    client.post(reverse("signup"), {"email": "y@example.com", "password1": PASSWORD,
+                                    "password2": PASSWORD, "next": "https://evil.test/"})
+    evil = client.post(_link_in(mail.outbox[1]))
     assert evil["Location"] == reverse("dashboard")
 
 

@@ -40,14 +40,25 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, daphne_url, settings):
+def csp_refusals() -> list[str]:
+    """What the browser refused under the Content-Security-Policy; `page` fails the test unless
+    it is empty at the end (a test may first remove what it expects)."""
+    return []
+
+
+@pytest.fixture
+def page(browser, daphne_url, settings, csp_refusals):
     settings.PASSWORD_HASHERS = FAST_HASHERS  # the server thread shares these settings
     context = browser.new_context(base_url=daphne_url, viewport=DESKTOP)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=daphne_url)
     context.set_default_timeout(10_000)
     page = context.new_page()
+    # Whatever the test does, no page may break the Content-Security-Policy (config/settings.py).
+    page.on("console", lambda message: csp_refusals.append(message.text)
+            if "Content Security Policy" in message.text else None)
     yield page
     context.close()
+    assert csp_refusals == []
 
 
 @pytest.fixture

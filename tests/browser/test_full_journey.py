@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from config.sample_data import head_of
 from strategies.services import EXAMPLES_DIR
-from tests.browser.test_journeys import PASSWORD, assert_chart_drawn
+from tests.browser.test_journeys import assert_chart_drawn, sign_up_by_the_emailed_link
 from tests.runtimes.shell.test_hosted_backtests import SUPPORT, _host_starts_hosted_strategies
 
 pytestmark = [
@@ -51,15 +51,8 @@ def test_a_new_user_goes_from_sign_up_to_a_compared_backtest_and_a_revoked_key(
     settings.SANDBOX_WALL_SECONDS = 45
     began = time.monotonic()
 
-    # Sign up: a new user lands on an empty dashboard of their own workspace.
-    page.goto("/")
-    page.get_by_role("link", name="Sign up").first.click()
-    page.get_by_label("Email").fill("margaret@example.com")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Password (again)").fill(PASSWORD)
-    screenshot("signup")
-    page.get_by_role("button", name="Sign up").click()
-    expect(page).to_have_url(re.compile(r"/app/$"))
+    # Sign up by the emailed link: a new user lands on an empty dashboard of their own workspace.
+    sign_up_by_the_emailed_link(page, "margaret@example.com")
     expect(page.get_by_text("Get started")).to_be_visible()
     screenshot("dashboard")
     nav = page.get_by_role("navigation", name="Main")

@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.core import mail
 from playwright.sync_api import expect
 
 from accounts.services import sign_up
@@ -23,6 +24,22 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
 PASSWORD = "a-long-and-unusual-passphrase-42"
 
 
+def sign_up_by_the_emailed_link(page, email: str) -> None:
+    """From the landing page, as a person would: the sign-up form, then the link of its email
+    (the server runs in this process: its email lands in mail.outbox), to the new dashboard."""
+    page.goto("/")
+    page.get_by_role("link", name="Sign up").first.click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password (again)").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    [message] = [sent for sent in mail.outbox if sent.to == [email]]
+    page.goto(re.search(r"https?://\S+/signup/confirm/\S+", message.body).group(0))
+    page.get_by_role("button", name="Finish signing up").click()
+    expect(page).to_have_url(re.compile(r"/app/$"))
+
+
 def assert_chart_drawn(page, selector: str) -> None:
     canvas = page.locator(f"{selector} canvas").first
     expect(canvas).to_be_visible()
@@ -34,12 +51,7 @@ def test_a_new_user_uploads_a_strategy_and_a_dataset_and_manages_an_api_key(
         page, screenshot, tmp_path):
     page.goto("/")
     screenshot("landing")
-    page.get_by_role("link", name="Sign up").first.click()
-    page.get_by_label("Email").fill("ada@example.com")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Password (again)").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
-    expect(page).to_have_url(re.compile(r"/app/$"))
+    sign_up_by_the_emailed_link(page, "ada@example.com")
     expect(page.get_by_text("Get started")).to_be_visible()
     screenshot("dashboard")
     screenshot("dashboard", mobile=True)

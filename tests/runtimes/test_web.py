@@ -55,7 +55,8 @@ def test_the_list_polls_while_a_session_runs_and_shows_its_progress(
     rows = client.get(reverse("backtest_rows")).content.decode()
 
     assert 'hx-trigger="every 2s"' in text and rows.startswith('<div id="backtest-rows" hx-get=')
-    assert 'aria-valuenow="25"' in text and "75 of 300 bars" in text  # 300 bars in the dataset
+    assert '<progress class="progress" max="100" value="25"' in text
+    assert "75 of 300 bars" in text  # 300 bars in the dataset
     assert 'class="state state-running">Running<' in text
     assert 'class="state state-completed">Completed<' in text
 
@@ -63,7 +64,7 @@ def test_the_list_polls_while_a_session_runs_and_shows_its_progress(
 def test_the_list_stops_polling_when_no_session_runs(sign_in, owner, workspace, finished):
     rows = sign_in(owner, workspace).get(reverse("backtest_rows")).content.decode()
 
-    assert "hx-trigger" not in rows and 'aria-valuenow="100"' in rows
+    assert "hx-trigger" not in rows and '<progress class="progress" max="100" value="100"' in rows
 
 
 def test_a_running_session_page_polls_its_progress_and_reloads_once_it_ended(
