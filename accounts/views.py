@@ -12,6 +12,7 @@ from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -132,10 +133,14 @@ class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
 @workspace_page
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     from runtimes.models import TradingSession
+    from runtimes.services import hosted_runs_support
     from strategies.models import Dataset, Strategy
 
     workspace = membership.workspace
     return render(request, "accounts/dashboard.html", {
+        # Said on the first page, not after a user's first hosted run is refused.
+        "sandbox": hosted_runs_support(),
+        "allow_unsandboxed": settings.SANDBOX_ALLOW_UNSANDBOXED,
         "member_count": Membership.objects.for_workspace(workspace).count(),
         "key_count": ApiKey.objects.for_workspace(workspace).usable(timezone.now()).count(),
         "strategy_count": Strategy.objects.for_workspace(workspace).count(),

@@ -9,6 +9,9 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
+from config.errors import error_body
+from runtimes.instance import CHALLENGE, prove
+
 
 def _database_ok() -> tuple[bool, str]:
     try:
@@ -75,3 +78,14 @@ def health(request: HttpRequest) -> JsonResponse:
             "components": parts,
         }
     )
+
+
+@require_GET
+def instance(request: HttpRequest) -> JsonResponse:
+    """Answers a worker's challenge as this deployment (runtimes/instance.py): it checks that
+    PLATFORM_INTERNAL_URL reaches this platform before it hands a strategy a session token."""
+    challenge = request.GET.get("challenge", "")
+    if not CHALLENGE.fullmatch(challenge):
+        message = "challenge must be 32 to 128 lowercase hex digits"
+        return JsonResponse(error_body("INVALID_VALUE", message), status=400)
+    return JsonResponse({"proof": prove(challenge)})

@@ -325,7 +325,7 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", True)
     # Probes come over plain HTTP from inside the cluster, so they must not be redirected.
-    SECURE_REDIRECT_EXEMPT = [r"^livez$", r"^readyz$", r"^health$"]
+    SECURE_REDIRECT_EXEMPT = [r"^livez$", r"^readyz$", r"^health$", r"^instance$"]
     if env.bool("SECURE_PROXY_SSL_HEADER", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -350,8 +350,10 @@ LOGGING = {
 
 # --- hosted strategies (the sandbox) -------------------------------------------------------
 # Where a worker reaches the web tier: the sandbox's relay forwards a hosted strategy's requests
-# (its own session's paths only) to this plain-HTTP address.
-PLATFORM_INTERNAL_URL = env.str("PLATFORM_INTERNAL_URL", "http://127.0.0.1:8000")
+# (its own session's paths only) to this plain-HTTP address. Unset: the address `manage.py serve`
+# listens on (its embedded worker's own); a separate worker must set it. Each run first checks
+# that it answers as this deployment (runtimes/instance.py).
+PLATFORM_INTERNAL_URL = env.str("PLATFORM_INTERNAL_URL", "")
 # Without bubblewrap, hosted runs are refused; development may allow them unsandboxed instead.
 SANDBOX_ALLOW_UNSANDBOXED = env.bool("SANDBOX_ALLOW_UNSANDBOXED", False)
 if PRODUCTION and SANDBOX_ALLOW_UNSANDBOXED:

@@ -16,6 +16,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("health", health.health, name="health"),
     path("favicon.ico", site_files.favicon, name="favicon"),
+    path("instance", health.instance, name="instance"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", with_policy(settings.API_DOCS_CONTENT_SECURITY_POLICY)(
         SpectacularRedocView.as_view(url_name="api-schema")), name="api-docs"),

@@ -22,9 +22,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from runtimes.authentication import mint_session_token, revoke_session_tokens
+from runtimes.instance import PlatformNotFound, check_platform_url, internal_url
 from runtimes.models import Source, State, TradingSession
 from runtimes.sandbox import (
     PROBE_SLOT,
@@ -58,12 +58,15 @@ def sandbox_limits() -> SandboxLimits:
 
 
 def session_target(session: TradingSession) -> SessionTarget:
-    """Where the sandbox's relay sends the strategy's requests: PLATFORM_INTERNAL_URL, and only
-    this session's paths."""
-    url = urlsplit(settings.PLATFORM_INTERNAL_URL)
+    """Where the sandbox's relay sends the strategy's requests: PLATFORM_INTERNAL_URL (or where
+    `serve` listens), and only this session's paths. Raises PlatformNotFound when it is unset,
+    malformed, or answers as anything but this deployment: the token is minted only after."""
+    raw = internal_url()
+    url = urlsplit(raw)
     if url.scheme != "http" or not url.hostname or url.path not in ("", "/"):
-        raise ImproperlyConfigured("PLATFORM_INTERNAL_URL must be http://host[:port] (the relay "
-                                   f"speaks plain HTTP); got {settings.PLATFORM_INTERNAL_URL!r}")
+        raise PlatformNotFound("PLATFORM_INTERNAL_URL must be http://host[:port] (the relay "
+                               f"speaks plain HTTP); got {raw!r}")
+    check_platform_url(raw)
     return SessionTarget(host=url.hostname, port=url.port or 80,
                          path_prefix=f"/sessions/{session.id}/")
 
@@ -127,7 +130,7 @@ class HostedStrategy:
         hosted = cls(session)
         try:
             hosted._start()
-        except SandboxUnavailable as refusal:
+        except (SandboxUnavailable, PlatformNotFound) as refusal:
             hosted.refusal = str(refusal)
         except Exception as error:
             logger.exception("hosted strategy of session %s did not start", session.id)
@@ -146,11 +149,12 @@ class HostedStrategy:
         try:
             entry = extract_strategy(version=session.strategy_version, into=code_dir)
             _hand_over(code_dir, slot)
+            target = session_target(session)  # checked before a token exists
             lifetime = timedelta(seconds=limits.wall_seconds) + TOKEN_MARGIN
             token = mint_session_token(session=session, lifetime=lifetime)
             spec = SandboxSpec(code_dir, str(entry.relative_to(code_dir.resolve())),
                                strategy_env(token=token, params=session.params or {}),
-                               session_target(session), slot=slot)
+                               target, slot=slot)
             process = start_sandboxed(spec, limits,
                                       allow_unsandboxed=settings.SANDBOX_ALLOW_UNSANDBOXED)
         except BaseException:

@@ -299,3 +299,15 @@ class KillSwitch(models.Model):
 
     def __str__(self) -> str:
         return f"kill switch of {self.workspace_id} ({'active' if self.active else 'off'})"
+
+
+class PlatformInstance(models.Model):
+    """This deployment's identity, one row shared through the database by its web and worker
+    processes: a secret that lets a host check that an address answers as this very platform
+    before it hands a session token there (runtimes/instance.py)."""
+
+    secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"platform instance created {self.created_at:%Y-%m-%d %H:%M}"

@@ -26,6 +26,7 @@ FORWARDER_SOURCE = Path(__file__).with_name("sandbox_forwarder.py")
 
 # Paths inside the sandbox.
 IN_TMP = "/tmp"  # noqa: S108 (the sandbox's own private tmpfs)
+IN_SHM = "/dev/shm"  # noqa: S108 (its own sized tmpfs, never the host's)
 IN_PYTHON = "/opt/python"
 IN_VENV = "/opt/venv"
 IN_CODE = "/strategy"
@@ -124,9 +125,12 @@ def _bwrap_options(spec, limits, workdir, exposed, env, fds) -> list[str]:
         *_usr_merge_links(),
         ("--ro-bind", python_home, IN_PYTHON),
     ]
+    # Every tmpfs is memory no rlimit counts: all but /tmp and /dev/shm (sized) become read-only.
+    read_only = ["/", "/dev"]
     if (spec.runtime.python_home / packages).is_dir():
         # The base interpreter's own packages (the platform's dependencies) stay hidden.
         groups.append(("--tmpfs", f"{IN_PYTHON}/{packages}"))
+        read_only.append(f"{IN_PYTHON}/{packages}")
     groups += [
         ("--ro-bind", site_packages, f"{IN_VENV}/{packages}"),
         ("--ro-bind-data", str(fds.memfd(venv_cfg)), f"{IN_VENV}/pyvenv.cfg"),
@@ -135,8 +139,11 @@ def _bwrap_options(spec, limits, workdir, exposed, env, fds) -> list[str]:
         ("--ro-bind", code_dir, IN_CODE),
         ("--bind", workdir.socket_path, IN_SOCKET),
         ("--size", str(limits.tmp_bytes), "--tmpfs", IN_TMP),
-        ("--proc", "/proc", "--dev", "/dev"),
-        ("--remount-ro", "/"),  # after every mount: the sandbox's own root becomes read-only
+        # No /proc: its mount table (/proc/self/mountinfo) names the host paths bound here.
+        ("--dev", "/dev"),
+        # bwrap's /dev/shm is a directory of the /dev tmpfs, unbounded: a sized tmpfs instead.
+        ("--size", str(limits.shm_bytes), "--tmpfs", IN_SHM),
+        *(("--remount-ro", path) for path in read_only),  # after every mount below them
         ("--chdir", IN_TMP),
         *(("--setenv", key, value) for key, value in env.items()),
     ]

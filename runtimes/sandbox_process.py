@@ -124,6 +124,7 @@ def explain_exit(exit_code: int, tail: str, limits: SandboxLimits) -> str:
                 files=limits.max_open_files,
                 file_size=_bytes(limits.max_file_size),
                 tmp=_bytes(limits.tmp_bytes),
+                shm=_bytes(limits.shm_bytes),
             )
     if exit_code == 128 + signal.SIGXCPU:
         return f"CPU time limit of {_seconds(limits.cpu_seconds)} exceeded"
@@ -143,7 +144,10 @@ _LIMIT_MARKERS = [
     ),
     (re.compile(r"\[Errno 24\] Too many open files"), "open files limit of {files} reached"),
     (re.compile(r"\[Errno 27\] File too large"), "file size limit of {file_size} exceeded"),
-    (re.compile(r"\[Errno 28\] No space left on device"), "tmp space limit of {tmp} reached"),
+    (
+        re.compile(r"\[Errno 28\] No space left on device"),
+        "space limit reached: /tmp holds {tmp}, /dev/shm {shm}",
+    ),
 ]
 _SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
 

@@ -29,6 +29,9 @@ class SandboxLimits:
     max_file_size: int = 16 << 20
     max_output_bytes: int = 1 << 20  # stdout + stderr together; the rest is drained and dropped
     tmp_bytes: int = 64 << 20  # size of the private /tmp (a tmpfs: it is memory)
+    # Size of the private /dev/shm (POSIX semaphores, shared memory). tmpfs pages count against
+    # no rlimit: tmp_bytes + shm_bytes is all a run can hold outside memory_bytes.
+    shm_bytes: int = 4 << 20
 
 
 @dataclass(frozen=True)

@@ -302,6 +302,47 @@ def test_the_form_says_when_hosted_runs_are_refused(no_sandbox, settings, sign_i
     assert not TradingSession.objects.exists()
 
 
+REFUSED_ON_THE_DASHBOARD = (
+    "Hosted runs are refused on this machine: bubblewrap is not installed (/usr/bin/bwrap not "
+    "found). They run in the bubblewrap sandbox: install it with "
+    "<code>sudo apt-get install -y bubblewrap</code> and restart the platform. Remote sessions "
+    "(the SDK on your machine, with an API key) work without it."
+)
+
+
+def test_the_dashboard_says_at_once_when_hosted_runs_are_refused_and_how_to_fix_it(
+    no_sandbox, settings, sign_in, owner, workspace
+):
+    settings.SANDBOX_ALLOW_UNSANDBOXED = False
+
+    page = sign_in(owner, workspace).get(reverse("dashboard")).content.decode()
+
+    assert REFUSED_ON_THE_DASHBOARD in page
+
+
+def test_the_dashboard_says_nothing_of_the_sandbox_when_hosted_runs_work(
+    with_sandbox, sign_in, owner, workspace
+):
+    page = sign_in(owner, workspace).get(reverse("dashboard")).content.decode()
+
+    assert "Hosted runs are" not in page and "bubblewrap" not in page
+
+
+def test_the_dashboard_says_when_hosted_runs_go_unsandboxed_in_development(
+    no_sandbox, settings, sign_in, owner, workspace
+):
+    settings.SANDBOX_ALLOW_UNSANDBOXED = True
+
+    page = sign_in(owner, workspace).get(reverse("dashboard")).content.decode()
+
+    assert (
+        "Hosted runs are <strong>unsandboxed</strong> on this development machine: bubblewrap "
+        "is not installed (/usr/bin/bwrap not found). They run in the bubblewrap sandbox: "
+        "install it with <code>sudo apt-get install -y bubblewrap</code> and restart the "
+        "platform."
+    ) in page
+
+
 def test_a_failed_hosted_run_shows_its_strategy_sandbox_reason_and_logs(
     sign_in, owner, workspace, dataset, version
 ):

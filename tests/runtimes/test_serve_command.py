@@ -1,16 +1,23 @@
-"""`manage.py serve` (what `make run` starts) serves the probes and the sign-up page."""
+"""`manage.py serve` (what `make run` starts) serves the probes and the sign-up page, and its
+hosted runs reach the platform on whatever port it serves."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+
+from runtimes.sandbox import probe_bubblewrap
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,43 +48,99 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
         if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PARITY_MODE"}
     }
     env["PARITY_DATA_DIR"] = str(tmp_path)
+    env.pop("PLATFORM_INTERNAL_URL", None)
     return env
+
+
+def manage(env: dict[str, str], *arguments: str, timeout: float = 60) -> str:
+    """Runs a management command to its end; its stdout."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    ).stdout
+
+
+@contextmanager
+def serving(env: dict[str, str], port: int) -> Iterator[str]:
+    """`manage.py serve --port PORT` (a migrated database), until the block ends: its URL."""
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/livez", 60)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def test_serve_answers_livez_and_the_signup_page_with_the_demo_ready(
     embedded_env: dict[str, str],
 ) -> None:
-    manage = [sys.executable, "manage.py"]
-    subprocess.run(
-        [*manage, "migrate", "--noinput"],
-        cwd=ROOT,
-        env=embedded_env,
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    demo = subprocess.run(
-        [*manage, "bootstrap_demo"],
-        cwd=ROOT,
-        env=embedded_env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "as demo@parity.local with password parity-demo-2026" in demo.stdout
-    port = free_port()
-    server = subprocess.Popen(
-        [*manage, "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=embedded_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        assert wait_for(f"http://127.0.0.1:{port}/livez", 60) == b'{"status": "ok"}'
-        signup = wait_for(f"http://127.0.0.1:{port}/signup", 10).decode()
+    manage(embedded_env, "migrate", "--noinput", timeout=180)
+    demo = manage(embedded_env, "bootstrap_demo")
+    assert "as demo@parity.local with password parity-demo-2026" in demo
+    with serving(embedded_env, free_port()) as url:
+        assert wait_for(f"{url}/livez", 10) == b'{"status": "ok"}'
+        signup = wait_for(f"{url}/signup", 10).decode()
         assert "<form" in signup and 'name="email"' in signup and 'name="password1"' in signup
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+
+
+SETUP = """
+import json
+from pathlib import Path
+from accounts.services import create_api_key, ensure_demo_account
+from strategies.services import register_dataset, upload_strategy_version
+user, workspace = ensure_demo_account(email="port@example.com", password="a-long-password-1")
+_, key = create_api_key(workspace=workspace, created_by=user, name="k",
+                        scopes=["read", "trade:paper"])
+version = upload_strategy_version(
+    workspace=workspace, author=user, strategy="SMA", filename="main.py",
+    content=Path("examples/strategies/sma_crossover.py").read_bytes())
+dataset = register_dataset(workspace=workspace, name="BTC 1m", files={"BTCUSDT": Path(CSV)})
+print(json.dumps({"workspace": str(workspace.id), "key": key, "version": str(version.id),
+                  "dataset": str(dataset.id)}))
+"""
+
+
+@pytest.mark.skipif(not probe_bubblewrap().available, reason="hosted runs need bubblewrap")
+def test_a_hosted_backtest_finds_the_platform_served_on_a_non_default_port(
+    embedded_env: dict[str, str], btc_csv: Path
+) -> None:
+    manage(embedded_env, "migrate", "--noinput", timeout=180)
+    made = manage(embedded_env, "shell", "-c", SETUP.replace("CSV", repr(str(btc_csv))))
+    ids = json.loads(made.strip().splitlines()[-1])
+    port = free_port()
+    assert port != 8000
+    with serving(embedded_env, port) as url:
+        backtests = f"{url}/api/v1/workspaces/{ids['workspace']}/backtests"
+        client = httpx.Client(headers={"Authorization": f"Bearer {ids['key']}"}, timeout=10)
+        created = client.post(
+            backtests,
+            json={
+                "version": ids["version"],
+                "dataset": ids["dataset"],
+                "params": {"fast": 10, "slow": 30, "quantity": "0.5"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        backtest = created.json()
+        deadline = time.monotonic() + 90
+        while backtest["state"] not in {"completed", "failed", "cancelled"}:
+            assert time.monotonic() < deadline, backtest
+            time.sleep(0.5)
+            backtest = client.get(f"{backtests}/{backtest['id']}").json()
+
+    assert (backtest["state"], backtest["failure_reason"]) == ("completed", "")
+    assert backtest["sandboxed"] is True
+    assert "backtest complete" in backtest["output"]

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from config.celery import app as celery_app
 from config.embedded import start_embedded_services
+from runtimes.instance import follow_served_address
 
 
 class Command(BaseCommand):
@@ -28,6 +29,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, host: str, port: int, no_worker: bool, **options: Any) -> None:
+        follow_served_address(host=host, port=port)  # unless PLATFORM_INTERNAL_URL is set
         services = None
         if settings.CELERY_EMBEDDED_WORKER and not no_worker:
             services = start_embedded_services(celery_app)

@@ -52,6 +52,7 @@ LIMITS = SandboxLimits(
     max_file_size=1 << 20,
     max_output_bytes=64 << 10,
     tmp_bytes=8 << 20,
+    shm_bytes=1 << 20,
 )
 
 
@@ -198,6 +199,22 @@ def test_numpy_and_pandas_import_and_work_inside_the_sandbox(target):
     assert result.output == f"{numpy.__version__} {pandas.__version__} 3.5\n"
 
 
+def test_semaphores_cpu_count_and_linear_algebra_work_without_proc(target):
+    source = """
+        import json, multiprocessing, os, numpy
+        lock = multiprocessing.Lock()  # a POSIX semaphore: sem_open in the private /dev/shm
+        with lock:
+            locked = True
+        matrix = numpy.array([[2.0, 1.0], [1.0, 3.0]])
+        inverse = numpy.linalg.inv(matrix) @ matrix
+        print(json.dumps([locked, os.cpu_count() >= 1, inverse.round(9).tolist()]))
+    """
+    result = _run(source, target)
+
+    assert result.outcome == "completed", result.output
+    assert _json_output(result) == [True, True, [[1.0, 0.0], [0.0, 1.0]]]
+
+
 def test_stdout_and_stderr_are_captured_and_a_crash_ends_failed_with_its_last_lines(target):
     source = """
         import sys
@@ -294,7 +311,7 @@ def test_platform_code_settings_database_and_host_secrets_are_invisible(target):
         "shadow": "FileNotFoundError",
         "root": "FileNotFoundError",
         "host tmp": "visible",  # "/tmp/.." is the sandbox's own root
-        "top level": ["bin", "dev", "lib", "lib64", "opt", "proc", "run", "sbin", "strategy",
+        "top level": ["bin", "dev", "lib", "lib64", "opt", "run", "sbin", "strategy",
                       "tmp", "usr"],
     }  # fmt: skip
 
@@ -310,7 +327,8 @@ def test_writes_outside_tmp_fail_and_tmp_is_private_and_writable(target):
             except OSError as error:
                 return type(error).__name__ + " " + str(error.errno)
         tmp_at_start = os.listdir("/tmp")
-        paths = ["/tmp/scratch", "/x", "/strategy/x", "/opt/venv/x", "/usr/x", "/run/parity/x"]
+        paths = ["/tmp/scratch", "/x", "/strategy/x", "/opt/venv/x", "/usr/x", "/run/parity/x",
+                 "/dev/x", "/opt/python/lib/python3.11/site-packages/x"]
         print(json.dumps([tmp_at_start] + [write(path) for path in paths]))
     """
     assert _json_output(_run(source, target)) == [
@@ -321,7 +339,56 @@ def test_writes_outside_tmp_fail_and_tmp_is_private_and_writable(target):
         "OSError 30",
         "OSError 30",
         "OSError 30",
+        "OSError 30",  # /dev and the tmpfs hiding the interpreter's packages are memory too
+        "OSError 30",
     ]
+
+
+def test_dev_shm_is_private_and_holds_its_size_limit(target):
+    # tmpfs pages count against no rlimit: an unbounded /dev/shm held RAM past the memory limit.
+    source = """
+        import json, os
+        written, error = 0, None
+        try:
+            for n in range(32):  # 32 MiB in files of 1 MiB (the file size limit)
+                fd = os.open(f"/dev/shm/hog{n}", os.O_WRONLY | os.O_CREAT, 0o600)
+                try:
+                    for _ in range(16):
+                        written += os.write(fd, bytes(64 << 10))
+                finally:
+                    os.close(fd)
+        except OSError as failure:
+            error = failure.errno
+        print(json.dumps([written, error]))
+    """
+    assert _json_output(_run(source, target)) == [1 << 20, 28]  # ENOSPC at shm_bytes
+    assert not any(name.startswith("hog") for name in os.listdir("/dev/shm"))
+    assert _json_output(_run("import os\nprint(os.listdir('/dev/shm'))", target)) == []
+
+
+def test_mount_table_with_host_paths_is_unreadable(target):
+    source = """
+        import json
+        def read(path):
+            try:
+                with open(path) as handle:
+                    return handle.read()
+            except OSError as error:
+                return type(error).__name__
+        print(json.dumps({path: read(path) for path in [
+            "/proc/self/mountinfo", "/proc/self/mounts", "/proc/mounts", "/proc/1/mountinfo",
+            "/etc/mtab",
+        ]}))
+    """
+    seen = _json_output(_run(source, target))
+
+    assert seen == {
+        "/proc/self/mountinfo": "FileNotFoundError",
+        "/proc/self/mounts": "FileNotFoundError",
+        "/proc/mounts": "FileNotFoundError",
+        "/proc/1/mountinfo": "FileNotFoundError",
+        "/etc/mtab": "FileNotFoundError",
+    }
 
 
 # --- misbehaviour ends with its reason; the platform keeps serving ---------------------------
@@ -386,6 +453,18 @@ def test_writing_a_big_file_ends_with_the_file_size_reason(target):
     result = _run("open('/tmp/big', 'wb').write(bytes(2 << 20))\n", target)
 
     assert (result.outcome, result.reason) == ("failed", "file size limit of 1 MiB exceeded")
+
+
+def test_filling_dev_shm_ends_with_the_space_reason(target):
+    source = """
+        for n in range(8):
+            with open(f"/dev/shm/hog{n}", "wb") as handle:
+                handle.write(bytes(512 << 10))
+    """
+    result = _run(source, target)
+
+    assert (result.outcome, result.exit_code) == ("failed", 1)
+    assert result.reason == "space limit reached: /tmp holds 8 MiB, /dev/shm 1 MiB"
 
 
 def test_kill_stops_a_running_strategy_at_once(target):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from django.conf import settings as django_settings
 
 from runtimes.models import TradingSession
 from runtimes.sandbox import SandboxSupport, StrategyRuntime, probe_bubblewrap
+from tests.foreign_server import foreign_server
 from tests.runtimes.conftest import wait_for_state
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "strategies"
@@ -114,10 +116,13 @@ def hosted(owner, workspace, dataset, celery_worker, daphne_url, settings):
     return start
 
 
+def run_sma_started(hosted, **options):
+    return hosted("sma_crossover.py", params={"fast": 10, "slow": 30, "quantity": "0.5"},
+                  **options)
+
+
 def run_sma(hosted, **options):
-    session = hosted("sma_crossover.py", params={"fast": 10, "slow": 30, "quantity": "0.5"},
-                     **options)
-    return wait_for_state(session, ENDED, timeout=60)
+    return wait_for_state(run_sma_started(hosted, **options), ENDED, timeout=60)
 
 
 def livez(daphne_url: str) -> int:
@@ -226,3 +231,30 @@ def test_cancelling_a_hosted_backtest_stops_its_strategy_and_keeps_its_output(ho
     assert (session.state, session.failure_reason) == ("cancelled", "changed my mind")
     assert (session.output, session.sandboxed) == ("sleeping\n", True)
     assert not SessionToken.objects.filter(session=session, revoked_at__isnull=True).exists()
+
+
+@pytest.fixture
+def foreign() -> Iterator[tuple[str, list[str]]]:
+    with foreign_server({}) as (url, seen):
+        yield url, seen
+
+
+@needs_bubblewrap
+def test_a_run_whose_internal_url_is_another_server_fails_naming_the_setting_and_keeps_its_token(
+    hosted, settings, foreign
+):
+    from runtimes.models import SessionToken
+
+    foreign_url, seen = foreign
+    settings.PLATFORM_INTERNAL_URL = foreign_url  # the fixture pointed it at daphne
+
+    session = wait_for_state(run_sma_started(hosted), ENDED, timeout=30)
+
+    assert session.state == "failed"
+    assert session.failure_reason == (
+        f"PLATFORM_INTERNAL_URL ({foreign_url}) does not answer as this Parity instance "
+        "(it answered something else): set PLATFORM_INTERNAL_URL to the address this "
+        "platform's web server listens on"
+    )
+    assert not SessionToken.objects.filter(session=session).exists()  # none was minted
+    assert seen and not any("pst_" in request or "Authorization" in request for request in seen)
