@@ -168,6 +168,8 @@ INSTALLED_APPS = [
     "runtimes",
 ]
 MIDDLEWARE = [
+    # Outermost: under /api/ and /sessions/ every error below it leaves as the JSON envelope.
+    "config.errors.ApiErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # No WhiteNoise middleware: it is sync-only and would force every request through a
     # thread and back. config/asgi.py serves static files in front of Django instead.
@@ -182,6 +184,8 @@ MIDDLEWARE = [
 # reads a cookie, a session, a message or request.user, so its chain leaves those out.
 TRADING_API_PREFIX = "/sessions/"
 TRADING_API_MIDDLEWARE = [
+    # Outermost: under /api/ and /sessions/ every error below it leaves as the JSON envelope.
+    "config.errors.ApiErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

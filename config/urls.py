@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import health
+from config.api_routes import api_path
 
 handler404 = "config.errors.not_found"
 handler500 = "config.errors.server_error"
@@ -13,8 +14,8 @@ urlpatterns = [
     path("livez", health.livez, name="livez"),
     path("readyz", health.readyz, name="readyz"),
     path("health", health.health, name="health"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
+    api_path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    api_path("api/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("strategies.api_urls")),
     path("", include("runtimes.urls")),
