@@ -152,3 +152,49 @@ async def test_a_crash_behind_the_trading_apis_own_middleware_chain_answers_the_
     status, headers, body = await _get("/sessions/00000000-0000-0000-0000-000000000001/health")
     assert (status, headers[b"Content-Type"]) == (500, b"application/json")
     assert json.loads(body) == INTERNAL
+
+
+@pytest.fixture
+def trading_client(owner, workspace, make_api_key) -> tuple[Client, str]:
+    """A client with the owner's trading key, and the Trading API base of a session of theirs."""
+    from runtimes.models import TradingSession
+
+    session = TradingSession.objects.create(workspace=workspace, created_by=owner)
+    _, plaintext = make_api_key(owner, workspace, scopes=("read", "trade:paper", "trade:live"))
+    client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client, f"/sessions/{session.pk}"
+
+
+@DEBUG_ON_AND_OFF
+@pytest.mark.django_db
+def test_the_trading_api_answers_a_method_it_does_not_take_with_the_envelope(
+    settings, trading_client: tuple[Client, str], debug: bool
+) -> None:
+    settings.DEBUG = debug
+    client, base = trading_client
+    not_allowed = error_body("METHOD_NOT_ALLOWED", 'Method "PUT" not allowed.')
+    assert_envelope(client.put(base + "/v1/orders"), 405, not_allowed)
+
+
+@DEBUG_ON_AND_OFF
+@pytest.mark.django_db
+def test_the_trading_api_answers_a_body_it_cannot_read_with_the_envelope(
+    settings, trading_client: tuple[Client, str], debug: bool
+) -> None:
+    settings.DEBUG = debug
+    client, base = trading_client
+    response = client.post(base + "/v1/orders", data="symbol=X", content_type="text/plain")
+    unsupported = error_body(
+        "UNSUPPORTED_MEDIA_TYPE", 'Unsupported media type "text/plain" in request.'
+    )
+    assert_envelope(response, 415, unsupported)
+
+
+@DEBUG_ON_AND_OFF
+@pytest.mark.django_db
+def test_the_trading_api_answers_an_unknown_route_with_the_envelope(
+    settings, trading_client: tuple[Client, str], debug: bool
+) -> None:
+    settings.DEBUG = debug
+    client, base = trading_client
+    assert_envelope(client.get(base + "/v2/orders"), 404, error_body("NOT_FOUND", "No such route."))
