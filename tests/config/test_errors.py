@@ -165,36 +165,36 @@ def trading_client(owner, workspace, make_api_key) -> tuple[Client, str]:
     return client, f"/sessions/{session.pk}"
 
 
-@DEBUG_ON_AND_OFF
-@pytest.mark.django_db
-def test_the_trading_api_answers_a_method_it_does_not_take_with_the_envelope(
-    settings, trading_client: tuple[Client, str], debug: bool
-) -> None:
-    settings.DEBUG = debug
-    client, base = trading_client
-    not_allowed = error_body("METHOD_NOT_ALLOWED", 'Method "PUT" not allowed.')
-    assert_envelope(client.put(base + "/v1/orders"), 405, not_allowed)
+TRADING_API_MISTAKES = pytest.mark.parametrize(
+    ("method", "path", "body", "status", "envelope"),
+    [
+        (
+            "put",
+            "/v1/orders",
+            None,
+            405,
+            error_body("METHOD_NOT_ALLOWED", 'Method "PUT" not allowed.'),
+        ),
+        (
+            "post",
+            "/v1/orders",
+            "symbol=X",
+            415,
+            error_body("UNSUPPORTED_MEDIA_TYPE", 'Unsupported media type "text/plain" in request.'),
+        ),
+        ("get", "/v2/orders", None, 404, error_body("NOT_FOUND", "No such route.")),
+    ],
+    ids=["method", "media-type", "route"],
+)
 
 
 @DEBUG_ON_AND_OFF
+@TRADING_API_MISTAKES
 @pytest.mark.django_db
-def test_the_trading_api_answers_a_body_it_cannot_read_with_the_envelope(
-    settings, trading_client: tuple[Client, str], debug: bool
+def test_the_trading_api_answers_a_wrong_method_media_type_or_route_with_the_envelope(
+    settings, trading_client, debug, method, path, body, status, envelope
 ) -> None:
     settings.DEBUG = debug
     client, base = trading_client
-    response = client.post(base + "/v1/orders", data="symbol=X", content_type="text/plain")
-    unsupported = error_body(
-        "UNSUPPORTED_MEDIA_TYPE", 'Unsupported media type "text/plain" in request.'
-    )
-    assert_envelope(response, 415, unsupported)
-
-
-@DEBUG_ON_AND_OFF
-@pytest.mark.django_db
-def test_the_trading_api_answers_an_unknown_route_with_the_envelope(
-    settings, trading_client: tuple[Client, str], debug: bool
-) -> None:
-    settings.DEBUG = debug
-    client, base = trading_client
-    assert_envelope(client.get(base + "/v2/orders"), 404, error_body("NOT_FOUND", "No such route."))
+    kwargs = {} if body is None else {"data": body, "content_type": "text/plain"}
+    assert_envelope(getattr(client, method)(base + path, **kwargs), status, envelope)
