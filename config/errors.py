@@ -173,7 +173,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     """404: the JSON envelope for API clients, a page for people."""
     if _wants_json(request):
         return JsonResponse(
-            error_body("NOT_FOUND", "No such resource."), status=status.HTTP_404_NOT_FOUND
+            error_body("NOT_FOUND", _MESSAGES_BY_STATUS[404]), status=status.HTTP_404_NOT_FOUND
         )
     return render(request, "404.html", status=status.HTTP_404_NOT_FOUND)
 
@@ -181,7 +181,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 def server_error(request: HttpRequest) -> HttpResponse:
     """500: never a traceback; JSON for API clients, a plain page for people."""
     if _wants_json(request):
-        return JsonResponse(error_body("INTERNAL_ERROR", "Internal error."), status=500)
+        return JsonResponse(error_body("INTERNAL_ERROR", _MESSAGES_BY_STATUS[500]), status=500)
     return HttpResponse(
         "<h1>Something went wrong on our side</h1><p>Please try again.</p>", status=500
     )
