@@ -6,6 +6,8 @@ management API uses the same shape so clients handle one format.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -96,6 +98,68 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 # Machine clients live under these prefixes; everything else is a page a person reads.
 _API_PREFIXES = ("/api/", "/sessions/")
+# Error answers that come from Django rather than a DRF view, by status; others get the phrase.
+_CODES_BY_STATUS = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    431: "HEADERS_TOO_LARGE",
+}
+_MESSAGES_BY_STATUS = {404: "No such resource.", 500: "Internal error."}
+_HEADERS_KEPT = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class ApiErrorEnvelopeMiddleware:
+    """Under /api/ and /sessions/, turn every error answer that is not JSON into the envelope.
+
+    Outermost in both middleware chains, so it also sees what Django makes without a view:
+    the DEBUG pages (the 404 that lists every URL, the 500 traceback), an error of another
+    middleware, and DRF errors rendered by a non-JSON renderer (the schema view's YAML).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path.startswith(_API_PREFIXES)
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        return _as_envelope(response)
+
+
+def _as_envelope(response: HttpResponse) -> JsonResponse:
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and data.keys() == {"code", "message", "details"}:
+        body = data  # the envelope already, only rendered as something else
+    else:
+        status_code = response.status_code
+        code = _CODES_BY_STATUS.get(
+            status_code, "INTERNAL_ERROR" if status_code >= 500 else "INVALID_REQUEST"
+        )
+        message = _MESSAGES_BY_STATUS.get(status_code, f"{_phrase(status_code)}.")
+        body = error_body(code, message)
+    envelope = JsonResponse(body, status=response.status_code)
+    for header in _HEADERS_KEPT:
+        if header in response:
+            envelope[header] = response[header]
+    return envelope
+
+
+def _phrase(status_code: int) -> str:
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Error"
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -109,7 +173,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     """404: the JSON envelope for API clients, a page for people."""
     if _wants_json(request):
         return JsonResponse(
-            error_body("NOT_FOUND", "No such resource."), status=status.HTTP_404_NOT_FOUND
+            error_body("NOT_FOUND", _MESSAGES_BY_STATUS[404]), status=status.HTTP_404_NOT_FOUND
         )
     return render(request, "404.html", status=status.HTTP_404_NOT_FOUND)
 
@@ -117,7 +181,7 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 def server_error(request: HttpRequest) -> HttpResponse:
     """500: never a traceback; JSON for API clients, a plain page for people."""
     if _wants_json(request):
-        return JsonResponse(error_body("INTERNAL_ERROR", "Internal error."), status=500)
+        return JsonResponse(error_body("INTERNAL_ERROR", _MESSAGES_BY_STATUS[500]), status=500)
     return HttpResponse(
         "<h1>Something went wrong on our side</h1><p>Please try again.</p>", status=500
     )

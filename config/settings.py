@@ -173,6 +173,8 @@ INSTALLED_APPS = [
     "runtimes",
 ]
 MIDDLEWARE = [
+    # Outermost: under /api/ and /sessions/ every error below it leaves as the JSON envelope.
+    "config.errors.ApiErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # No WhiteNoise middleware: it is sync-only and would force every request through a
     # thread and back. config/asgi.py serves static files in front of Django instead.
@@ -188,6 +190,8 @@ MIDDLEWARE = [
 # reads a cookie, a session, a message or request.user, so its chain leaves those out.
 TRADING_API_PREFIX = "/sessions/"
 TRADING_API_MIDDLEWARE = [
+    # Outermost: under /api/ and /sessions/ every error below it leaves as the JSON envelope.
+    "config.errors.ApiErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -291,6 +295,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "REDOC_DIST": "SIDECAR",  # no CDN: the docs page works offline
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api_schema.add_common_error_responses",
+    ],
 }
 
 # --- security ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
 from config import health, site_files
+from config.api_routes import api_path
 from config.security_headers import with_policy
 
 handler404 = "config.errors.not_found"
@@ -17,8 +18,8 @@ urlpatterns = [
     path("health", health.health, name="health"),
     path("favicon.ico", site_files.favicon, name="favicon"),
     path("instance", health.instance, name="instance"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", with_policy(settings.API_DOCS_CONTENT_SECURITY_POLICY)(
+    api_path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    api_path("api/docs/", with_policy(settings.API_DOCS_CONTENT_SECURITY_POLICY)(
         SpectacularRedocView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("strategies.api_urls")),

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin
+from config.api_schema import OBJECT_LIST
 from runtimes import services
 from runtimes.models import KillSwitch, Source, TradingSession
 from runtimes.risk import RiskLimits
@@ -110,7 +111,7 @@ class SessionListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
     write_check = "can_trade"
     serializer_class = BacktestSessionCreateSerializer
 
-    @extend_schema(operation_id="sessions_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="sessions_list", responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
         sessions = self.get_queryset()[:100]
         return Response([services.session_json(s, origin=_origin(request)) for s in sessions])
@@ -263,7 +264,7 @@ class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
         return (super().get_queryset().filter(source=Source.HOSTED)
                 .select_related("strategy_version"))
 
-    @extend_schema(operation_id="backtests_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="backtests_list", responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
         return Response([services.backtest_json(s, origin=_origin(request), with_output=False)
                          for s in self.get_queryset()[:100]])

@@ -4,6 +4,7 @@ the dashboard's backtest pages under /app/backtests/."""
 
 from django.urls import path, re_path
 
+from config.api_routes import api_path
 from runtimes import api_views, views
 from runtimes.trading_views import SessionHealth, operation, unknown_route
 
@@ -46,23 +47,24 @@ web_urlpatterns = [
 W = "api/v1/workspaces/<uuid:workspace_id>/sessions"
 
 urlpatterns = [
-    path(W, api_views.SessionListCreate.as_view(), name="api-sessions"),
-    path(W + "/<uuid:session_id>", api_views.SessionDetail.as_view(), name="api-session"),
-    path(W + "/<uuid:session_id>/cancel", api_views.SessionCancel.as_view(),
-         name="api-session-cancel"),
-    path(W + "/<uuid:session_id>/kill", api_views.SessionKill.as_view(), name="api-session-kill"),
-    path(W + "/<uuid:session_id>/results", api_views.SessionResults.as_view(),
-         name="api-session-results"),
-    path(W + "/<uuid:session_id>/orders", api_views.SessionResultRows.as_view(rows="orders"),
-         name="api-session-orders"),
-    path(W + "/<uuid:session_id>/trades", api_views.SessionResultRows.as_view(rows="trades"),
-         name="api-session-trades"),
-    path("api/v1/workspaces/<uuid:workspace_id>/backtests", api_views.BacktestListCreate.as_view(),
-         name="api-backtests"),
-    path("api/v1/workspaces/<uuid:workspace_id>/backtests/<uuid:session_id>",
-         api_views.BacktestDetail.as_view(), name="api-backtest"),
-    path("api/v1/workspaces/<uuid:workspace_id>/kill-switch",
-         api_views.WorkspaceKillSwitchView.as_view(), name="api-workspace-kill-switch"),
+    api_path(W, api_views.SessionListCreate.as_view(), name="api-sessions"),
+    api_path(W + "/<uuid:session_id>", api_views.SessionDetail.as_view(), name="api-session"),
+    api_path(W + "/<uuid:session_id>/cancel", api_views.SessionCancel.as_view(),
+             name="api-session-cancel"),
+    api_path(W + "/<uuid:session_id>/kill", api_views.SessionKill.as_view(),
+             name="api-session-kill"),
+    api_path(W + "/<uuid:session_id>/results", api_views.SessionResults.as_view(),
+             name="api-session-results"),
+    api_path(W + "/<uuid:session_id>/orders", api_views.SessionResultRows.as_view(rows="orders"),
+             name="api-session-orders"),
+    api_path(W + "/<uuid:session_id>/trades", api_views.SessionResultRows.as_view(rows="trades"),
+             name="api-session-trades"),
+    api_path("api/v1/workspaces/<uuid:workspace_id>/backtests",
+             api_views.BacktestListCreate.as_view(), name="api-backtests"),
+    api_path("api/v1/workspaces/<uuid:workspace_id>/backtests/<uuid:session_id>",
+             api_views.BacktestDetail.as_view(), name="api-backtest"),
+    api_path("api/v1/workspaces/<uuid:workspace_id>/kill-switch",
+             api_views.WorkspaceKillSwitchView.as_view(), name="api-workspace-kill-switch"),
     *web_urlpatterns,
     *trading_urlpatterns,
 ]

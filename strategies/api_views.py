@@ -132,7 +132,8 @@ class VersionDetail(VersionMixin, generics.GenericAPIView):
 class VersionDownload(VersionMixin, generics.GenericAPIView):
     """The upload exactly as received, as an attachment."""
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "text/x-python"): OpenApiTypes.BINARY,
+                              (200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request: Request, workspace_id: Any, strategy_id: Any,
             number: int) -> FileResponse:
         version = self.version()

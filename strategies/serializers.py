@@ -19,7 +19,7 @@ from strategies.models import (
 class StrategySerializer(serializers.ModelSerializer):
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
     versions = serializers.IntegerField(source="version_count", read_only=True, default=0)
-    latest_version = serializers.IntegerField(read_only=True, default=None,
+    latest_version = serializers.IntegerField(read_only=True, default=None, allow_null=True,
                                               help_text="The highest version number, if any.")
 
     class Meta:
