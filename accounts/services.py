@@ -25,8 +25,6 @@ from accounts import auth_cache, keys
 from accounts.crypto import seal_credential
 from accounts.models import (
     API_KEY_SCOPES,
-    SCOPE_READ,
-    SCOPE_TRADE_LIVE,
     ApiKey,
     BrokerCredential,
     Invitation,
@@ -36,6 +34,8 @@ from accounts.models import (
     User,
     Workspace,
     normalize_email,
+    role_allows_scope,
+    scope_refusal,
 )
 from config.errors import ApiError
 
@@ -233,19 +233,20 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Create a key and return (key, plaintext); the plaintext is never stored or shown again.
 
-    Viewers may create `read` keys only; trading scopes need a member; `trade:live` an owner.
-    A key creating a key (`acting_key`) cannot grant scopes it does not hold itself.
+    A role grants the scopes it may use (`accounts.models.ROLE_SCOPES`): viewers `read`,
+    members `trade:paper` too, owners `trade:live` too. A key creating a key (`acting_key`)
+    cannot create one that out-scopes it (scopes it may not use now) or outlives it (a later
+    expiry, or none when it has one). Raises PermissionDenied and ValidationError.
     """
     scopes = validate_scopes(scopes)
     membership = membership_for(workspace=workspace, user=created_by)
     if membership is None:
         raise PermissionDenied("You are not a member of this workspace.")
-    if scopes != [SCOPE_READ] and not membership.can_trade():
-        raise PermissionDenied("Viewers can only create read-only keys.")
-    if SCOPE_TRADE_LIVE in scopes and not membership.can_manage():
-        raise PermissionDenied("Only an owner can grant the trade:live scope.")
-    if acting_key is not None and not set(scopes) <= set(acting_key.scopes):
-        raise PermissionDenied("An API key cannot grant scopes it does not hold.")
+    for scope in scopes:
+        if not role_allows_scope(membership.role, scope):
+            raise PermissionDenied(scope_refusal(membership.role, scope, who="Your role"))
+    if acting_key is not None:
+        _refuse_outliving_or_outscoping(acting_key, scopes=scopes, expires_at=expires_at)
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": ["The expiry must be in the future."]})
     prefix, plaintext = keys.generate_key()
@@ -254,6 +255,17 @@ def create_api_key(
         hashed_secret=keys.keyed_hash(plaintext), scopes=scopes, expires_at=expires_at,
     )
     return key, plaintext
+
+
+def _refuse_outliving_or_outscoping(acting_key: ApiKey, *, scopes: list[str],
+                                     expires_at: datetime | None) -> None:
+    if not all(acting_key.allows(scope) for scope in scopes):
+        raise PermissionDenied("An API key cannot grant scopes it does not hold.")
+    limit = acting_key.expires_at
+    if limit is not None and (expires_at is None or expires_at > limit):
+        raise ValidationError({"expires_at": [
+            f"A key that expires at {limit.isoformat()} cannot create a key that outlives it: "
+            "choose an expiry no later than that."]})
 
 
 def revoke_api_key(*, key: ApiKey, by: User) -> ApiKey:
