@@ -37,6 +37,11 @@ _entries: dict[tuple[str, str], tuple[str, float, Any]] = {}
 _entries_lock = threading.Lock()
 
 
+def current_epoch() -> str:
+    """The epoch now: it differs from an earlier reading when anything was invalidated since."""
+    return lookup("", "")[1]
+
+
 def lookup(kind: str, digest: str) -> tuple[Any | None, str]:
     """(the cached object or None, the current epoch). Store a fresh success with that epoch."""
     epoch = cache.get(EPOCH_KEY)

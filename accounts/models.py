@@ -13,7 +13,7 @@ from datetime import datetime
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 SCOPE_READ = "read"
@@ -129,6 +129,13 @@ def scope_refusal(role: str, scope: str, *, who: str) -> str:
     return f"{who} ({role}) may use only: {allowed}; not {scope}."
 
 
+def role_of(workspace_ref: str, user_ref: str) -> Subquery:
+    """A subquery: the role of the user at `user_ref` in the workspace at `workspace_ref` (paths
+    from the outer row), for annotating the role a credential acts with now."""
+    return Subquery(Membership.objects.filter(
+        workspace=OuterRef(workspace_ref), user=OuterRef(user_ref)).values("role")[:1])
+
+
 class MembershipQuerySet(models.QuerySet["Membership"]):
     def for_user(self, user: object) -> MembershipQuerySet:
         """Memberships of `user`; none for anonymous or inactive users."""
@@ -216,6 +223,11 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         return self.filter(revoked_at__isnull=True).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=now)
         )
+
+    def with_creator_role(self) -> ApiKeyQuerySet:
+        """Annotate `creator_role`: the creator's role in the key's workspace now (None when
+        they are no longer a member)."""
+        return self.annotate(creator_role=role_of("workspace", "created_by"))
 
 
 class ApiKey(models.Model):

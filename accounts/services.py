@@ -16,12 +16,12 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from accounts import auth_cache, keys
+from accounts import access_events, auth_cache, keys
 from accounts.crypto import seal_credential
 from accounts.models import (
     API_KEY_SCOPES,
@@ -269,12 +269,14 @@ def _refuse_outliving_or_outscoping(acting_key: ApiKey, *, scopes: list[str],
 
 
 def revoke_api_key(*, key: ApiKey, by: User) -> ApiKey:
-    """Revoke at once (idempotent). Allowed for the key's creator and the workspace's owners."""
+    """Revoke at once (idempotent), closing the sockets it opened. Allowed for the key's creator
+    and the workspace's owners."""
     if key.created_by_id != by.pk:
         _require_manager(workspace=key.workspace, user=by)
     now = timezone.now()
     revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
     auth_cache.invalidate_all()  # takes effect at once, also for a cached success
+    access_events.publish(access_events.key_subject(key.pk))  # its open sockets close
     if revoked == 1:
         key.revoked_at = now
     else:
@@ -300,10 +302,8 @@ def authenticate_api_key(raw: str, *, now: datetime | None = None) -> ApiKey | N
             return None
         _touch_stale(key, now=now)  # on the cached object itself: later hits see the touch
         return key  # type: ignore[no-any-return]
-    creator_role = Membership.objects.filter(
-        workspace=OuterRef("workspace"), user=OuterRef("created_by")).values("role")[:1]
-    key = (ApiKey.objects.select_related("workspace", "created_by")
-           .annotate(creator_role=Subquery(creator_role)).filter(prefix=prefix).first())
+    key = (ApiKey.objects.select_related("workspace", "created_by").with_creator_role()
+           .filter(prefix=prefix).first())
     if key is None or not keys.hashes_match(key.hashed_secret, digest):
         return None
     if not key.is_usable(now) or not key.created_by.is_active or key.creator_role is None:
