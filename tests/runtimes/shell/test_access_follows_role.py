@@ -14,14 +14,18 @@ from functools import partial
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.runtimes.conftest import wait_for_state
+from tests.runtimes.shell import test_distributed_topology as distributed
 from tests.runtimes.shell import test_session_live as live_view
 from tests.runtimes.shell.test_session_websocket import next_frame, open_socket, ws_url
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
-live_session = live_view.live_session  # a fixture: the owner's session waiting for its strategy
+# Fixtures of other modules: the owner's session waiting for its strategy; a daphne process.
+live_session = live_view.live_session
+daphne_process_url = distributed.daphne_process_url
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 CLOSE_DEADLINE_S = 1.0
@@ -268,3 +272,40 @@ async def test_removing_a_member_closes_their_dashboard_socket(
         "reason": "You are no longer a member of this workspace.",
     }
     assert ws.close_code == 4003
+
+
+# -- distributed: the change and the socket in different processes ---------------------------
+
+
+@pytest.mark.skipif(
+    settings.TOPOLOGY != "distributed",
+    reason="needs DATABASE_URL and REDIS_URL (the second run of .ci/run)",
+)
+async def test_revoking_in_one_process_closes_the_socket_served_by_another(
+    daphne_process_url, live_session, teammate_key, owner
+):
+    key, raw = teammate_key
+    listeners_before = await in_thread(access_listeners)()
+
+    def revoke_once_the_web_process_listens():
+        # Its first socket starts its listener; everything before that is re-checked anyway,
+        # which would pass this test without the Redis path.
+        deadline = time.monotonic() + 5
+        while access_listeners() == listeners_before:
+            assert time.monotonic() < deadline, "the web process never subscribed"
+            time.sleep(0.01)
+        revoke(key, owner)
+
+    url = ws_url(daphne_process_url, live_session)
+    reason, code, took = await closed_after(url, raw, revoke_once_the_web_process_listens)
+    assert (reason, code, took < CLOSE_DEADLINE_S) == ("This API key was revoked.", 4001, True)
+
+
+def access_listeners() -> int:
+    """How many processes listen for access changes on Redis."""
+    import redis
+
+    from accounts.access_events import CHANNEL
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return int(dict(client.pubsub_numsub(CHANNEL))[CHANNEL.encode()])
