@@ -309,3 +309,27 @@ def access_listeners() -> int:
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     return int(dict(client.pubsub_numsub(CHANNEL))[CHANNEL.encode()])
+
+
+# -- what the SDK makes of it -----------------------------------------------------------------
+
+
+async def test_the_sdk_yields_the_reason_then_raises_the_refused_reconnect(
+    daphne_url, live_session, teammate_key, owner
+):
+    from tektii import AsyncTradingGateway
+    from tektii.models import CandleEvent, ConnectionEvent
+
+    key, raw = teammate_key
+    seen: list = []
+    base_url = f"{daphne_url}/sessions/{live_session.id}"
+    async with AsyncTradingGateway(base_url=base_url, api_key=raw, max_retries=0) as gw:
+        async with gw.stream() as events:
+            with pytest.raises(InvalidStatus) as refused:
+                async for event in events:
+                    seen.append(event)
+                    if isinstance(event, CandleEvent) and len(seen) == 1:
+                        await in_thread(revoke)(key, owner)
+    assert isinstance(seen[-1], ConnectionEvent)
+    assert (seen[-1].event, seen[-1].error) == ("DISCONNECTING", "This API key was revoked.")
+    assert refused.value.response.status_code == 403
