@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,9 +37,12 @@ from runtimes.authentication import authenticate_session_token, looks_like_sessi
 from runtimes.core.wire import connection_frame, encode_frame
 from runtimes.models import LIVE_STATES, SessionToken, TradingSession
 
+logger = logging.getLogger(__name__)
+
 SCOPE_FOR_PLATFORM = {"backtest": SCOPE_TRADE_PAPER}
 FIND_SESSION_TTL_S = 2.0
 RECHECK_EVERY_S = 60.0  # backstop for a change nobody published (a bulk update, a lost message)
+RETRY_AFTER_ERROR_S = 1.0
 EXPIRY_SLACK_S = 0.02  # re-check just after the expiry, when `expires_at > now` no longer holds
 CLOSE_CREDENTIAL_INVALID = 4001
 CLOSE_FORBIDDEN = 4003
@@ -202,10 +206,9 @@ def _forbidden(credential: Credential, session: TradingSession) -> Refusal | Non
     return None if refused is None else Refusal(CLOSE_FORBIDDEN, refused.message)
 
 
-def dashboard_grant(user: Any, session: TradingSession) -> Grant:
-    """For the dashboard's live view of `session` by a logged-in member: watch their
-    membership and their user row."""
-    epoch = auth_cache.current_epoch()
+def dashboard_grant(user: Any, session: TradingSession, *, epoch: str) -> Grant:
+    """For the dashboard's live view of `session` by a logged-in member (checked after the
+    credential cache's `epoch` was read): watch their membership and their user row."""
     return Grant(
         session_id=str(session.pk),
         credential=None,
@@ -249,13 +252,22 @@ async def guard(
     try:
         # A change between the handshake's check and the watch above was not heard: the
         # credential cache's epoch tells whether anything changed since.
-        if await database_sync_to_async(auth_cache.current_epoch)() != grant.epoch:
+        try:
+            if await database_sync_to_async(auth_cache.current_epoch)() != grant.epoch:
+                changed.set()
+        except Exception:  # the cache is unreachable: check rather than assume
             changed.set()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), _next_check_in(grant))
             changed.clear()
-            refusal = await database_sync_to_async(check)(grant)
+            try:
+                refusal = await database_sync_to_async(check)(grant)
+            except Exception:  # a database hiccup must not leave the socket unguarded
+                logger.exception("re-checking a socket's access failed; trying again soon")
+                await asyncio.sleep(RETRY_AFTER_ERROR_S)
+                changed.set()
+                continue
             if refusal is not None:
                 await on_refused(refusal)
                 return

@@ -29,6 +29,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from accounts import auth_cache
 from accounts.models import Membership
 from runtimes import access
 from runtimes.bus import get_bus
@@ -66,11 +67,12 @@ def member_snapshot(user: Any, session_id: str) -> tuple[dict[str, Any], access.
     refusal)."""
     if user is None or not user.is_authenticated:
         return None
+    epoch = auth_cache.current_epoch()  # before the check: a change after it is then seen
     session = TradingSession.objects.filter(pk=session_id).first()
     if session is None or not Membership.objects.filter(
             user=user, workspace_id=session.workspace_id).exists():
         return None
-    return snapshot(session), access.dashboard_grant(user, session)
+    return snapshot(session), access.dashboard_grant(user, session, epoch=epoch)
 
 
 def current_snapshot(session_id: str) -> dict[str, Any] | None:
