@@ -12,7 +12,8 @@ database check, and an entry is good only while the epoch is unchanged. Anything
 credential unusable (revoking a key or a session's tokens, a role change, a removed member, a
 saved or deleted key, membership, user or token; see `connect_signals`) sets a new random epoch.
 A missing epoch (evicted, or a cache flush) invalidates everything too. Expiry needs no epoch:
-callers check `is_usable(now)` on the cached object on every hit.
+callers check `is_usable(now)` on the cached object on every hit. Open sockets hear of the same
+changes through accounts/access_events.py (`current_epoch` tells them one may have slipped by).
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def role_allows_scope(role: str | None, scope: str) -> bool:
 
 
 def scope_refusal(role: str, scope: str, *, who: str) -> str:
-    """Why `role` may not use `scope`, e.g. "Your role (viewer) may use only: read." """
+    """Why `role` may not use `scope`: "Your role (viewer) may use only: read; not trade:paper." """
     allowed = ", ".join(s for s in API_KEY_SCOPES if role_allows_scope(role, s))
     return f"{who} ({role}) may use only: {allowed}; not {scope}."
 
