@@ -87,3 +87,26 @@ async def test_a_cancelled_guard_stops_watching():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert "key:9" not in access_events._registry._by_subject
+
+
+def test_a_demoted_owners_live_key_may_no_longer_trade_a_live_session(
+    owner, teammate, workspace, make_api_key
+):
+    from accounts.models import Membership, Role
+    from accounts.services import authenticate_api_key, change_member_role
+    from runtimes.models import TradingSession
+
+    _, raw = make_api_key(owner, workspace, scopes=["trade:paper", "trade:live"])
+    live, paper = TradingSession(platform="alpaca-live"), TradingSession(platform="backtest")
+    assert access.denial(authenticate_api_key(raw), live) is None
+    for user, role, by in ((teammate, Role.OWNER, owner), (owner, Role.MEMBER, teammate)):
+        membership = Membership.objects.get(workspace=workspace, user=user)
+        change_member_role(membership=membership, role=role, by=by)
+
+    key = authenticate_api_key(raw)
+    refused = access.denial(key, live)
+    assert (refused.status_code, refused.details) == (
+        403,
+        {"required_scope": "trade:live", "role": "member"},
+    )
+    assert access.denial(key, paper) is None
