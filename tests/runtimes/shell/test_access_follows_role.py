@@ -101,8 +101,7 @@ async def test_a_demoted_members_order_is_refused_with_403_and_the_envelope(
     assert refused.status_code == 403
     assert refused.json() == {
         "code": "FORBIDDEN",
-        "message": "The key's creator is a viewer of this workspace now, and a viewer may not "
-        "use the 'trade:paper' scope.",
+        "message": DEMOTED_KEY,
         "details": {"required_scope": "trade:paper", "role": "viewer"},
     }
 
@@ -323,13 +322,13 @@ async def test_the_sdk_yields_the_reason_then_raises_the_refused_reconnect(
     key, raw = teammate_key
     seen: list = []
     base_url = f"{daphne_url}/sessions/{live_session.id}"
-    async with AsyncTradingGateway(base_url=base_url, api_key=raw, max_retries=0) as gw:
-        async with gw.stream() as events:
-            with pytest.raises(InvalidStatus) as refused:
-                async for event in events:
-                    seen.append(event)
-                    if isinstance(event, CandleEvent) and len(seen) == 1:
-                        await in_thread(revoke)(key, owner)
+    gateway = AsyncTradingGateway(base_url=base_url, api_key=raw, max_retries=0)
+    async with gateway as gw, gw.stream() as events:
+        with pytest.raises(InvalidStatus) as refused:
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, CandleEvent) and len(seen) == 1:
+                    await in_thread(revoke)(key, owner)
     assert isinstance(seen[-1], ConnectionEvent)
     assert (seen[-1].event, seen[-1].error) == ("DISCONNECTING", "This API key was revoked.")
     assert refused.value.response.status_code == 403
