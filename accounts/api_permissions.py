@@ -27,7 +27,14 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 
-from accounts.models import SCOPE_READ, SCOPE_TRADE_PAPER, ApiKey, Membership, Workspace
+from accounts.models import (
+    SCOPE_READ,
+    SCOPE_TRADE_PAPER,
+    ApiKey,
+    Membership,
+    Workspace,
+    role_allows_scope,
+)
 from config.errors import ApiError
 
 
@@ -53,12 +60,37 @@ def resolve_membership(request: Request, workspace_id: UUID | str) -> Membership
     )
 
 
+def scope_denial(*, scope: str, granted: bool, role: str | None,
+                 acting_for: str) -> ApiError | None:
+    """The 403 for a credential that may not use `scope` now, or None: it must have been
+    granted the scope AND the role of the person it acts for (`acting_for`, e.g. "The key's
+    creator") must allow it today (`accounts.models.role_allows_scope`)."""
+    if not granted:
+        return ApiError("FORBIDDEN", f"This API key lacks the {scope!r} scope.", status_code=403,
+                        details={"required_scope": scope})
+    if role_allows_scope(role, scope):
+        return None
+    if role is None:
+        message = f"{acting_for} is no longer a member of this workspace."
+    else:
+        message = (f"{acting_for} is a {role} of this workspace now, and a {role} may not use "
+                   f"the {scope!r} scope.")
+    return ApiError("FORBIDDEN", message, status_code=403,
+                    details={"required_scope": scope, "role": role})
+
+
+def key_scope_denial(key: ApiKey, scope: str) -> ApiError | None:
+    """`scope_denial` for an authenticated API key (which carries `creator_role`)."""
+    return scope_denial(scope=scope, granted=key.has_scope(scope), role=key.creator_role,
+                        acting_for="The key's creator")
+
+
 def require_scope(request: Request, scope: str) -> None:
-    """403 when the request is made with an API key that lacks `scope`; sessions are unscoped."""
+    """403 when the request is made with an API key that may not use `scope` now (not granted,
+    or its creator's current role does not allow it); sessions are unscoped."""
     key = request_api_key(request)
-    if key is not None and not key.has_scope(scope):
-        raise ApiError("FORBIDDEN", f"This API key lacks the {scope!r} scope.", status_code=403,
-                       details={"required_scope": scope})
+    if key is not None and (denial := key_scope_denial(key, scope)) is not None:
+        raise denial
 
 
 def require_role(membership: Membership, check: str) -> None:

@@ -10,8 +10,10 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import (
+            access_events,
             auth_cache,
             schema,  # noqa: F401  (registers the OpenAPI auth extension)
         )
 
-        auth_cache.connect_signals()
+        auth_cache.connect_signals()  # first: a re-check a change triggers reads it fresh
+        access_events.connect_signals()

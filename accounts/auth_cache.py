@@ -12,7 +12,8 @@ database check, and an entry is good only while the epoch is unchanged. Anything
 credential unusable (revoking a key or a session's tokens, a role change, a removed member, a
 saved or deleted key, membership, user or token; see `connect_signals`) sets a new random epoch.
 A missing epoch (evicted, or a cache flush) invalidates everything too. Expiry needs no epoch:
-callers check `is_usable(now)` on the cached object on every hit.
+callers check `is_usable(now)` on the cached object on every hit. Open sockets hear of the same
+changes through accounts/access_events.py (`current_epoch` tells them one may have slipped by).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ MAX_ENTRIES = 10_000  # beyond this, expired entries are dropped (and all of the
 # last_used_at, which later hits then see).
 _entries: dict[tuple[str, str], tuple[str, float, Any]] = {}
 _entries_lock = threading.Lock()
+
+
+def current_epoch() -> str:
+    """The epoch now: it differs from an earlier reading when anything was invalidated since."""
+    return lookup("", "")[1]
 
 
 def lookup(kind: str, digest: str) -> tuple[Any | None, str]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 SCOPE_READ = "read"
@@ -107,6 +107,35 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+# The one rule of what a role lets a person (and their keys and hosted runs) do: which scopes
+# they may grant a key (accounts/services.create_api_key) and which a key or session token may
+# use now (ApiKey.allows, the Trading API and its sockets). Viewers read, members trade paper,
+# owners trade live too.
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    Role.VIEWER: frozenset({SCOPE_READ}),
+    Role.MEMBER: frozenset({SCOPE_READ, SCOPE_TRADE_PAPER}),
+    Role.OWNER: frozenset(API_KEY_SCOPES),
+}
+
+
+def role_allows_scope(role: str | None, scope: str) -> bool:
+    """Whether `role` (None: not a member) may use or grant `scope`."""
+    return role is not None and scope in ROLE_SCOPES.get(role, frozenset())
+
+
+def scope_refusal(role: str, scope: str, *, who: str) -> str:
+    """Why `role` may not use `scope`: "Your role (viewer) may use only: read; not trade:paper." """
+    allowed = ", ".join(s for s in API_KEY_SCOPES if role_allows_scope(role, s))
+    return f"{who} ({role}) may use only: {allowed}; not {scope}."
+
+
+def role_of(workspace_ref: str, user_ref: str) -> Subquery:
+    """A subquery: the role of the user at `user_ref` in the workspace at `workspace_ref` (paths
+    from the outer row), for annotating the role a credential acts with now."""
+    return Subquery(Membership.objects.filter(
+        workspace=OuterRef(workspace_ref), user=OuterRef(user_ref)).values("role")[:1])
+
+
 class MembershipQuerySet(models.QuerySet["Membership"]):
     def for_user(self, user: object) -> MembershipQuerySet:
         """Memberships of `user`; none for anonymous or inactive users."""
@@ -143,7 +172,7 @@ class Membership(models.Model):
         return self.role in (Role.OWNER, Role.MEMBER)
 
     def can_trade(self) -> bool:
-        return self.role in (Role.OWNER, Role.MEMBER)
+        return role_allows_scope(self.role, SCOPE_TRADE_PAPER)
 
     def can_upload(self) -> bool:
         return self.role in (Role.OWNER, Role.MEMBER)
@@ -195,6 +224,11 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
             Q(expires_at__isnull=True) | Q(expires_at__gt=now)
         )
 
+    def with_creator_role(self) -> ApiKeyQuerySet:
+        """Annotate `creator_role`: the creator's role in the key's workspace now (None when
+        they are no longer a member)."""
+        return self.annotate(creator_role=role_of("workspace", "created_by"))
+
 
 class ApiKey(models.Model):
     """A workspace API key. It acts with the role its creator has *now* in the workspace.
@@ -216,6 +250,7 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
+    creator_role: str | None = None  # set by authenticate_api_key: the creator's role now
 
     class Meta:
         ordering = ["-created_at"]
@@ -228,7 +263,14 @@ class ApiKey(models.Model):
         return f"prt_{self.prefix}_"
 
     def has_scope(self, scope: str) -> bool:
+        """Whether the key was granted `scope` (see `allows` for whether it may use it now)."""
         return scope in self.scopes
+
+    def allows(self, scope: str) -> bool:
+        """Granted `scope` and its creator's current role allows it (see
+        accounts.api_permissions.key_scope_denial for the refusal). Needs `creator_role`, which
+        `accounts.services.authenticate_api_key` sets (None: no longer a member)."""
+        return self.has_scope(scope) and role_allows_scope(self.creator_role, scope)
 
     def is_usable(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -16,17 +16,15 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from accounts import auth_cache, keys
+from accounts import access_events, auth_cache, keys
 from accounts.crypto import seal_credential
 from accounts.models import (
     API_KEY_SCOPES,
-    SCOPE_READ,
-    SCOPE_TRADE_LIVE,
     ApiKey,
     BrokerCredential,
     Invitation,
@@ -36,6 +34,8 @@ from accounts.models import (
     User,
     Workspace,
     normalize_email,
+    role_allows_scope,
+    scope_refusal,
 )
 from config.errors import ApiError
 
@@ -245,19 +245,20 @@ def create_api_key(
 ) -> tuple[ApiKey, str]:
     """Create a key and return (key, plaintext); the plaintext is never stored or shown again.
 
-    Viewers may create `read` keys only; trading scopes need a member; `trade:live` an owner.
-    A key creating a key (`acting_key`) cannot grant scopes it does not hold itself.
+    A role grants the scopes it may use (`accounts.models.ROLE_SCOPES`): viewers `read`,
+    members `trade:paper` too, owners `trade:live` too. A key creating a key (`acting_key`)
+    cannot create one that out-scopes it (scopes it may not use now) or outlives it (a later
+    expiry, or none when it has one). Raises PermissionDenied and ValidationError.
     """
     scopes = validate_scopes(scopes)
     membership = membership_for(workspace=workspace, user=created_by)
     if membership is None:
         raise PermissionDenied("You are not a member of this workspace.")
-    if scopes != [SCOPE_READ] and not membership.can_trade():
-        raise PermissionDenied("Viewers can only create read-only keys.")
-    if SCOPE_TRADE_LIVE in scopes and not membership.can_manage():
-        raise PermissionDenied("Only an owner can grant the trade:live scope.")
-    if acting_key is not None and not set(scopes) <= set(acting_key.scopes):
-        raise PermissionDenied("An API key cannot grant scopes it does not hold.")
+    for scope in scopes:
+        if not role_allows_scope(membership.role, scope):
+            raise PermissionDenied(scope_refusal(membership.role, scope, who="Your role"))
+    if acting_key is not None:
+        _refuse_outliving_or_outscoping(acting_key, scopes=scopes, expires_at=expires_at)
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": ["The expiry must be in the future."]})
     prefix, plaintext = keys.generate_key()
@@ -268,13 +269,26 @@ def create_api_key(
     return key, plaintext
 
 
+def _refuse_outliving_or_outscoping(acting_key: ApiKey, *, scopes: list[str],
+                                     expires_at: datetime | None) -> None:
+    if not all(acting_key.allows(scope) for scope in scopes):
+        raise PermissionDenied("An API key cannot grant scopes it does not hold.")
+    limit = acting_key.expires_at
+    if limit is not None and (expires_at is None or expires_at > limit):
+        raise ValidationError({"expires_at": [
+            f"A key that expires at {limit.isoformat()} cannot create a key that outlives it: "
+            "choose an expiry no later than that."]})
+
+
 def revoke_api_key(*, key: ApiKey, by: User) -> ApiKey:
-    """Revoke at once (idempotent). Allowed for the key's creator and the workspace's owners."""
+    """Revoke at once (idempotent), closing the sockets it opened. Allowed for the key's creator
+    and the workspace's owners."""
     if key.created_by_id != by.pk:
         _require_manager(workspace=key.workspace, user=by)
     now = timezone.now()
     revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
     auth_cache.invalidate_all()  # takes effect at once, also for a cached success
+    access_events.publish(access_events.key_subject(key.pk))  # its open sockets close
     if revoked == 1:
         key.revoked_at = now
     else:
@@ -300,10 +314,8 @@ def authenticate_api_key(raw: str, *, now: datetime | None = None) -> ApiKey | N
             return None
         _touch_stale(key, now=now)  # on the cached object itself: later hits see the touch
         return key  # type: ignore[no-any-return]
-    creator_role = Membership.objects.filter(
-        workspace=OuterRef("workspace"), user=OuterRef("created_by")).values("role")[:1]
-    key = (ApiKey.objects.select_related("workspace", "created_by")
-           .annotate(creator_role=Subquery(creator_role)).filter(prefix=prefix).first())
+    key = (ApiKey.objects.select_related("workspace", "created_by").with_creator_role()
+           .filter(prefix=prefix).first())
     if key is None or not keys.hashes_match(key.hashed_secret, digest):
         return None
     if not key.is_usable(now) or not key.created_by.is_active or key.creator_role is None:

@@ -15,10 +15,10 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from accounts import auth_cache, keys
+from accounts import access_events, auth_cache, keys
 from accounts.models import User
 from config.errors import ApiError
-from runtimes.models import LIVE_STATES, SessionToken, TradingSession
+from runtimes.models import SessionToken, TradingSession
 
 TOKEN_TYPE = "pst"  # noqa: S105 (a type tag, not a secret)
 _TOKEN_RE = re.compile(
@@ -44,16 +44,19 @@ def mint_session_token(*, session: TradingSession, lifetime: timedelta,
 
 
 def revoke_session_tokens(*, session: TradingSession, now: datetime | None = None) -> int:
-    """Revoke every live token of `session` (when its run ends); returns how many."""
+    """Revoke every live token of `session` (when its run ends); returns how many. Sockets
+    opened with one close within a second (runtimes/access.py)."""
     revoked = SessionToken.objects.filter(session=session, revoked_at__isnull=True).update(
         revoked_at=now or timezone.now())
     auth_cache.invalidate_all()  # takes effect at once, also for a cached success
+    access_events.publish(access_events.session_tokens_subject(session.pk))
     return revoked
 
 
 def authenticate_session_token(raw: str, *, now: datetime | None = None) -> SessionToken | None:
-    """The usable token matching `raw` (with its session and the session's creator), or None:
-    malformed, unknown, wrong secret, revoked, expired, or a creator no longer active.
+    """The usable token matching `raw` (with its session, the session's creator and that
+    creator's current role as `creator_role`), or None: malformed, unknown, wrong secret,
+    revoked, expired, or a creator no longer active or no longer a member of the workspace.
 
     A success is cached for a few seconds under the token's HMAC (accounts/auth_cache.py); a
     revocation or a state transition of the session (`TradingSession.transition`) invalidates
@@ -67,11 +70,12 @@ def authenticate_session_token(raw: str, *, now: datetime | None = None) -> Sess
     if token is not None:
         return token if token.is_usable(now) else None  # type: ignore[no-any-return]
     token = (SessionToken.objects.select_related("session", "session__created_by")
-             .filter(prefix=match.group(1)).first())
+             .with_creator_role().filter(prefix=match.group(1)).first())
     if token is None or not keys.hashes_match(token.hashed_secret, digest):
         return None
     creator = token.session.created_by
-    if not token.is_usable(now) or creator is None or not creator.is_active:
+    if (not token.is_usable(now) or creator is None or not creator.is_active
+            or token.creator_role is None):
         return None
     auth_cache.store("session-token", digest, token, epoch=epoch)
     return token
@@ -103,7 +107,7 @@ class SessionTokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-# -- the hooks of the Trading API (trading_views.py, consumers.py) ------------------------------
+# -- the hook of the Trading API (trading_views.py; sockets: access.py) --------------------------
 
 
 def token_session(request: Request, session_id: Any) -> TradingSession | None:
@@ -115,13 +119,3 @@ def token_session(request: Request, session_id: Any) -> TradingSession | None:
     if str(token.session_id) != str(session_id):
         raise ApiError("NOT_FOUND", "No such session.", status_code=404)
     return token.session
-
-
-def token_may_connect(raw: str | None, session_id: str) -> bool | None:
-    """For a WebSocket upgrade: None when `raw` is not a session token (the API key decides);
-    else whether it is a usable token of `session_id`, which is live."""
-    if raw is None or not looks_like_session_token(raw):
-        return None
-    token = authenticate_session_token(raw)
-    return (token is not None and str(token.session_id) == str(session_id)
-            and token.session.state in LIVE_STATES)

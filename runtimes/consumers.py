@@ -2,7 +2,9 @@
 
 Authenticates from the upgrade headers before accepting (a refusal closes before accept, which
 daphne answers with 403: final for the SDK). No Origin check: the SDK sends none and the key is
-the credential. Decides nothing: acks and bad frames go to the host, frames come back in order.
+the credential. While open, runtimes/access.py guards it: revoking or expiring the credential,
+removing or demoting the person it acts for closes it within a second. Decides nothing: acks and
+bad frames go to the host, frames come back in order.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from accounts import keys
-from accounts.services import authenticate_api_key
-from runtimes.authentication import looks_like_session_token, token_may_connect
+from runtimes import access
+from runtimes.authentication import looks_like_session_token
 from runtimes.bus import get_bus
 from runtimes.core.errors import TradingError
 from runtimes.core.wire_parse import (
@@ -26,8 +28,6 @@ from runtimes.core.wire_parse import (
     parse_client_message,
     parse_last_event_id,
 )
-from runtimes.models import LIVE_STATES
-from runtimes.trading_views import find_session, key_may_trade
 
 
 def header_key(headers: dict[bytes, bytes]) -> str | None:
@@ -38,18 +38,6 @@ def header_key(headers: dict[bytes, bytes]) -> str | None:
         accepts=lambda token: keys.looks_like_key(token) or looks_like_session_token(token))
 
 
-def may_connect(raw_key: str | None, session_id: str) -> bool:
-    """A usable key of the session's workspace, with the platform's scope, on a live session;
-    or the session token of this very session's hosted run."""
-    if (hosted := token_may_connect(raw_key, session_id)) is not None:
-        return hosted
-    key = authenticate_api_key(raw_key) if raw_key else None
-    if key is None:
-        return False
-    session = find_session(key, session_id)
-    return session is not None and key_may_trade(key, session) and session.state in LIVE_STATES
-
-
 class SessionConsumer(AsyncWebsocketConsumer):
     # No channel layer: the session bus carries everything. With one, each socket also kept a
     # channel-layer receive pending (a Redis BLPOP in the distributed topology, which redis-py's
@@ -57,6 +45,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None
     connection_id: str | None = None
     writer: asyncio.Task[None] | None = None
+    guard: asyncio.Task[None] | None = None
+    close_reason: str | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels runs close_old_connections on asgiref's one shared sync thread before every
@@ -78,7 +68,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
         except TradingError:
             await self.close()  # before accept: a 403 handshake
             return
-        if not await database_sync_to_async(may_connect)(header_key(headers), self.session_id):
+        grant = await database_sync_to_async(access.socket_grant)(header_key(headers),
+                                                                  self.session_id)
+        if grant is None:
             await self.close()
             return
         await self.accept()
@@ -97,6 +89,13 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.writer = asyncio.create_task(self._write(outbox))
         self.connection_id = get_bus().connect(self.session_id, sink, last_event_id=cursor)
 
+        async def refused(refusal: access.Refusal) -> None:
+            # After the frames already queued: say why, then close (the writer does both).
+            self.close_reason = refusal.reason
+            outbox.put_nowait(([access.disconnect_notice(refusal)], refusal.close_code))
+
+        self.guard = asyncio.create_task(access.guard(grant, access.recheck, refused))
+
     async def _write(self, outbox: asyncio.Queue[tuple[list[str], int | None]]) -> None:
         # Texts are the host's encoded frames, sent as they are: straight to the server's send,
         # past the consumer's keyword-to-message wrapping.
@@ -105,7 +104,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             for text in texts:
                 await self.base_send({"type": "websocket.send", "text": text})
             if close_code is not None:
-                await self.close(code=close_code)
+                await self.close(code=close_code, reason=self.close_reason)
                 return
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -127,8 +126,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.connection_id is not None:
             get_bus().post(self.session_id, {"kind": "detach", "connection": self.connection_id})
-        if self.writer is not None:
-            self.writer.cancel()
+        for task in (self.writer, self.guard):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
 
 
 def _notice(exc: InvalidMessage) -> dict[str, Any]:

@@ -10,7 +10,9 @@ strategy, and it never acks, so it can neither slow nor stop the session. Frames
 host encoded them; between them come its own messages, all JSON objects with a `type`:
 - `snapshot`: the session's row (state, counts) on connect and every STATUS_EVERY_S after;
 - `observer_state`: the host's account, positions and open orders when the observer attached;
-- `dropped`: how many frames this socket lost because the browser read too slowly.
+- `dropped`: how many frames this socket lost because the browser read too slowly;
+- `access_lost`: the viewer was removed from the workspace (or deactivated): `reason` says so,
+  and the socket closes with 4003 within a second (runtimes/access.py).
 Once the session has ended it sends a last snapshot and closes (1000).
 """
 
@@ -27,7 +29,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from accounts import auth_cache
 from accounts.models import Membership
+from runtimes import access
 from runtimes.bus import get_bus
 from runtimes.models import TradingSession
 
@@ -57,16 +61,18 @@ def snapshot(session: TradingSession) -> dict[str, Any]:
     }
 
 
-def member_snapshot(user: Any, session_id: str) -> dict[str, Any] | None:
-    """The session's snapshot when `user` is logged in and a member of its workspace, else
-    None (also for an unknown session: a stranger learns nothing from the refusal)."""
+def member_snapshot(user: Any, session_id: str) -> tuple[dict[str, Any], access.Grant] | None:
+    """The session's snapshot and what to guard when `user` is logged in and a member of its
+    workspace, else None (also for an unknown session: a stranger learns nothing from the
+    refusal)."""
     if user is None or not user.is_authenticated:
         return None
+    epoch = auth_cache.current_epoch()  # before the check: a change after it is then seen
     session = TradingSession.objects.filter(pk=session_id).first()
     if session is None or not Membership.objects.filter(
             user=user, workspace_id=session.workspace_id).exists():
         return None
-    return snapshot(session)
+    return snapshot(session), access.dashboard_grant(user, session, epoch=epoch)
 
 
 def current_snapshot(session_id: str) -> dict[str, Any] | None:
@@ -112,11 +118,12 @@ class SessionLiveConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
-        first = await database_sync_to_async(member_snapshot)(self.scope.get("user"),
-                                                               self.session_id)
-        if first is None:
+        allowed = await database_sync_to_async(member_snapshot)(self.scope.get("user"),
+                                                                 self.session_id)
+        if allowed is None:
             await self.close()  # before accept: a 403 handshake
             return
+        first, grant = allowed
         await self.accept()
         await self.send(text_data=json.dumps(first))
         if first["session"]["terminal"]:
@@ -134,7 +141,9 @@ class SessionLiveConsumer(AsyncWebsocketConsumer):
                 loop.call_soon_threadsafe(buffer.put, texts, close_code)
 
         self.tasks = (asyncio.create_task(self._write(buffer)),
-                      asyncio.create_task(self._poll_status()))
+                      asyncio.create_task(self._poll_status()),
+                      asyncio.create_task(access.guard(grant, access.recheck_dashboard,
+                                                       self._refused)))
         self.connection_id = get_bus().connect(self.session_id, sink, last_event_id=None,
                                                observer=True)
 
@@ -179,6 +188,17 @@ class SessionLiveConsumer(AsyncWebsocketConsumer):
         if last is not None:
             await self.send(text_data=json.dumps(last))
         await self.close(code=CLOSE_NORMAL)
+
+    async def _refused(self, refusal: access.Refusal) -> None:
+        """The viewer left the workspace (or was deactivated): say so and close."""
+        if self.ending:
+            return
+        self.ending = True
+        for task in self.tasks:  # nothing more goes out, but this
+            if task is not asyncio.current_task():
+                task.cancel()
+        await self.send(text_data=json.dumps({"type": "access_lost", "reason": refusal.reason}))
+        await self.close(code=refusal.close_code, reason=refusal.reason)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Read-only: whatever the browser sends is ignored."""

@@ -16,7 +16,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts import auth_cache
-from accounts.models import Workspace
+from accounts.models import Workspace, role_of
 from runtimes.core.costs import Commission
 from runtimes.core.execution import BacktestConfig
 
@@ -205,6 +205,11 @@ class SessionTokenQuerySet(models.QuerySet["SessionToken"]):
     def usable(self, now: datetime) -> SessionTokenQuerySet:
         return self.filter(revoked_at__isnull=True, expires_at__gt=now)
 
+    def with_creator_role(self) -> SessionTokenQuerySet:
+        """Annotate `creator_role`: the role of the run's starter (the session's creator) in its
+        workspace now; a token acts for them (None when they are no longer a member)."""
+        return self.annotate(creator_role=role_of("session__workspace", "session__created_by"))
+
 
 class SessionToken(models.Model):
     """The credential of one hosted run: valid for its own session only, until it ends.
@@ -221,6 +226,7 @@ class SessionToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = SessionTokenQuerySet.as_manager()
+    creator_role: str | None = None  # set by authenticate_session_token: the starter's role now
 
     def __str__(self) -> str:
         return f"pst_{self.prefix}_… (session {self.session_id})"

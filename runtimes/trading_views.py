@@ -1,6 +1,7 @@
 """The Trading API of a session over HTTP (`/sessions/{id}/v1/...`, trading-api.md section 3).
 
-Each view authenticates (an API key of the session's workspace; a foreign key sees 404), parses
+Each view authenticates (an API key of the session's workspace; a foreign key sees 404), checks
+the key's scope and its creator's current role (runtimes/access.py), parses
 with `wire_parse` so malformed input is answered here, and sends one command over the session bus
 to the host, which owns the engine. No CSRF (key-authenticated), no trailing slashes, JSON errors.
 A hosted run's session token (runtimes/authentication.py) is good for its own session only.
@@ -19,11 +20,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import auth_cache
 from accounts.api_permissions import request_api_key
 from accounts.authentication import ApiKeyAuthentication
-from accounts.models import SCOPE_TRADE_PAPER
 from config.errors import ApiError, error_body
+from runtimes.access import denial, find_session
 from runtimes.authentication import SessionTokenAuthentication, token_session
 from runtimes.bus import BusUnavailable, get_bus
 from runtimes.core.errors import TradingError
@@ -35,7 +35,6 @@ from runtimes.core.wire_parse import (
 from runtimes.models import LIVE_STATES, State, TradingSession
 
 COMMAND_TIMEOUT_S = 10.0
-FIND_SESSION_TTL_S = 2.0
 # A view waiting on the bus holds asgiref's one sync thread (every sync view shares it), so a
 # session no worker has picked up yet gets a short wait, then 503 (the SDK retries GETs).
 NOT_STARTED_TIMEOUT_S = 2.0
@@ -45,28 +44,6 @@ VALIDATORS: dict[str, Callable[[object], object]] = {
     "modify_order": parse_modify_request,
     "close_position": parse_close_position_request,
 }
-SCOPE_FOR_PLATFORM = {"backtest": SCOPE_TRADE_PAPER}
-
-
-def find_session(key: Any, session_id: Any) -> TradingSession | None:
-    """The session if `key` may use it: same workspace only (anything else looks absent).
-
-    A found session is cached for FIND_SESSION_TTL_S under (workspace, session id) with the
-    credential cache (accounts/auth_cache.py): every state transition, save or delete of a
-    session invalidates it at once, so views reading `session.state` never see a stale one."""
-    digest = f"{key.workspace_id}:{session_id}"
-    session, epoch = auth_cache.lookup("session", digest)
-    if session is not None:
-        return session  # type: ignore[no-any-return]
-    session = (TradingSession.objects.defer("output", "output_tail")
-               .filter(pk=session_id, workspace_id=key.workspace_id).first())
-    if session is not None:
-        auth_cache.store("session", digest, session, epoch=epoch, ttl=FIND_SESSION_TTL_S)
-    return session
-
-
-def key_may_trade(key: Any, session: TradingSession) -> bool:
-    return bool(key.has_scope(SCOPE_FOR_PLATFORM.get(session.platform, "trade:live")))
 
 
 class TradingApiView(APIView):
@@ -83,18 +60,19 @@ class TradingApiView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if (hosted := token_session(request, kwargs["session_id"])) is not None:
-            self.session = hosted  # a hosted run's token: its own session only (else 404)
-            return
-        key = request_api_key(request)
-        if key is None:
-            raise NotAuthenticated("An API key is required (Authorization: Bearer or X-API-Key).")
-        session = find_session(key, kwargs["session_id"])
+        # A hosted run's token reaches its own session only (else 404).
+        session = token_session(request, kwargs["session_id"])
         if session is None:
-            raise ApiError("NOT_FOUND", "No such session.", status_code=404)
-        if not key_may_trade(key, session):
-            raise ApiError("FORBIDDEN", "This API key may not trade on this session.",
-                           status_code=403)
+            key = request_api_key(request)
+            if key is None:
+                raise NotAuthenticated(
+                    "An API key is required (Authorization: Bearer or X-API-Key).")
+            session = find_session(key, kwargs["session_id"])
+            if session is None:
+                raise ApiError("NOT_FOUND", "No such session.", status_code=404)
+        # Scope AND the current role of the person the credential acts for (from the cache).
+        if (refused := denial(request.auth, session)) is not None:
+            raise refused
         self.session = session
 
     def handle_exception(self, exc: Exception) -> Response:

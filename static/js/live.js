@@ -126,6 +126,11 @@
   };
   const onMessage = (message) => {
     if (message.type === "snapshot") return onSnapshot(message.session);
+    if (message.type === "access_lost") {
+      ended = true; // the server refuses this view now: no reconnecting
+      status.textContent = `Live view closed: ${message.reason}`;
+      return;
+    }
     if (message.type === "dropped") {
       dropped += message.count;
       field("dropped").textContent = dropped;

@@ -337,3 +337,97 @@ def test_api_docs_page_renders(api_client):
     response = api_client.get("/api/docs/")
     assert response.status_code == 200
     assert b"/api/schema/" in response.content
+
+
+# -- a key never creates a key that outlives or out-scopes it -----------------------------------
+
+
+def _create_with_key(api_client, workspace, plaintext, **body):
+    body = {"name": "child", "scopes": ["read"], **body}
+    return api_client.post(f"/api/v1/workspaces/{workspace.pk}/keys/", body, format="json",
+                           HTTP_X_API_KEY=plaintext)
+
+
+def test_a_key_with_an_expiry_cannot_create_a_key_without_one(api_client, owner, workspace,
+                                                               make_api_key):
+    expires = timezone.now() + timedelta(hours=1)
+    _, parent = make_api_key(owner, workspace, scopes=["read", "trade:paper"], expires_at=expires)
+
+    response = _create_with_key(api_client, workspace, parent)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "VALIDATION_ERROR", "message": "The request has invalid fields; see details.",
+        "details": {"expires_at": [
+            f"A key that expires at {expires.isoformat()} cannot create a key that outlives it: "
+            "choose an expiry no later than that."]}}
+
+
+def test_a_key_with_an_expiry_cannot_create_a_key_that_expires_later(api_client, owner, workspace,
+                                                                     make_api_key):
+    expires = timezone.now() + timedelta(hours=1)
+    _, parent = make_api_key(owner, workspace, scopes=["read", "trade:paper"], expires_at=expires)
+    later = (expires + timedelta(seconds=1)).isoformat()
+    assert _create_with_key(api_client, workspace, parent, expires_at=later).status_code == 400
+
+
+def test_a_key_may_create_a_key_that_expires_with_it_or_sooner(api_client, owner, workspace,
+                                                               make_api_key):
+    expires = timezone.now() + timedelta(hours=1)
+    _, parent = make_api_key(owner, workspace, scopes=["read", "trade:paper"], expires_at=expires)
+    for child_expiry in (expires, expires - timedelta(minutes=30)):
+        response = _create_with_key(api_client, workspace, parent,
+                                    expires_at=child_expiry.isoformat())
+        assert response.status_code == 201, response.json()
+        assert response.json()["expires_at"] == child_expiry.isoformat().replace("+00:00", "Z")
+
+
+def test_a_key_without_an_expiry_may_create_one_without(api_client, owner, workspace,
+                                                        make_api_key):
+    _, parent = make_api_key(owner, workspace, scopes=["read", "trade:paper"])
+    assert _create_with_key(api_client, workspace, parent).status_code == 201
+
+
+def test_a_signed_in_user_may_create_a_key_without_an_expiry(api_client, owner, workspace):
+    assert _create_by_api(api_client, owner, workspace).json()["expires_at"] is None
+
+
+def test_a_key_of_a_demoted_creator_cannot_create_a_key_beyond_the_new_role(
+    api_client, owner, teammate, workspace, make_api_key
+):
+    _, parent = make_api_key(teammate, workspace, scopes=["read", "trade:paper"])
+    membership = Membership.objects.get(workspace=workspace, user=teammate)
+    change_member_role(membership=membership, role=Role.VIEWER, by=owner)
+
+    response = _create_with_key(api_client, workspace, parent, scopes=["read"])
+
+    assert response.status_code == 403  # the parent cannot act (write) as a viewer at all
+    assert response.json()["details"] == {"required_scope": "trade:paper", "role": "viewer"}
+
+
+# -- one rule: which scopes a role may use --------------------------------------------------
+
+
+@pytest.mark.parametrize(("role", "allowed"), [
+    (Role.VIEWER, {"read"}),
+    (Role.MEMBER, {"read", "trade:paper"}),
+    (Role.OWNER, {"read", "trade:paper", "trade:live"}),
+])
+def test_a_role_may_use_only_its_own_scopes(role, allowed):
+    from accounts.models import API_KEY_SCOPES, role_allows_scope
+
+    assert {scope for scope in API_KEY_SCOPES if role_allows_scope(role, scope)} == allowed
+    assert not role_allows_scope(None, "read")  # no membership: nothing
+
+
+def test_a_demoted_owners_live_key_no_longer_grants_trade_live(owner, teammate, workspace,
+                                                               make_api_key):
+    _, plaintext = make_api_key(owner, workspace, scopes=["read", "trade:live"])
+    assert authenticate_api_key(plaintext).allows("trade:live")
+    change_member_role(membership=Membership.objects.get(workspace=workspace, user=teammate),
+                       role=Role.OWNER, by=owner)
+    change_member_role(membership=Membership.objects.get(workspace=workspace, user=owner),
+                       role=Role.MEMBER, by=teammate)
+    key = authenticate_api_key(plaintext)
+    assert (key.has_scope("trade:live"), key.allows("trade:live"), key.allows("read")) == (
+        True, False, True)

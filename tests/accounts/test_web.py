@@ -278,7 +278,7 @@ def test_api_key_form_keeps_input_on_error(client, viewer, workspace):
     response = client.post(reverse("api_key_create"),
                            {"name": "bot", "scopes": ["read", "trade:paper"]})
     text = response.content.decode()
-    assert "Viewers can only create read-only keys." in text
+    assert "Your role (viewer) may use only: read; not trade:paper." in text
     assert 'value="bot"' in text
     assert not ApiKey.objects.exists()
 

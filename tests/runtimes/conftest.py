@@ -44,12 +44,11 @@ def start_backtest(owner, workspace, dataset, celery_worker):
 
     def start(**overrides):
         options = {
-            "symbols": None, "timeframe": None, "start": None, "end": None,
+            "created_by": owner, "symbols": None, "timeframe": None, "start": None, "end": None,
             "initial_cash": Decimal(100_000), "commission": {}, "slippage_bps": Decimal(0),
             "connect_timeout_s": 30, "idle_timeout_s": 30, **overrides,
         }
-        return create_backtest_session(workspace=workspace, created_by=owner, dataset=dataset,
-                                       **options)
+        return create_backtest_session(workspace=workspace, dataset=dataset, **options)
 
     return start
 

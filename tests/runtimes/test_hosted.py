@@ -4,7 +4,6 @@ of a run, the slot pool. (The runs themselves: tests/runtimes/shell/test_hosted_
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 from datetime import timedelta
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from config.errors import ApiError
 from runtimes import sandbox
+from runtimes.access import socket_grant
 from runtimes.authentication import (
     authenticate_session_token,
     mint_session_token,
@@ -25,6 +25,12 @@ from runtimes.models import SessionToken, Source, State, TradingSession
 from runtimes.sandbox import SandboxSupport, StrategyRuntime
 
 pytestmark = pytest.mark.django_db
+
+
+def may_connect(raw: str | None, session_id: str) -> bool:
+    """Whether the strategy socket's handshake with `raw` would be accepted."""
+    return socket_grant(raw, session_id) is not None
+
 
 UNAVAILABLE = SandboxSupport(False, "bubblewrap is not installed (/usr/bin/bwrap not found)")
 
@@ -100,19 +106,9 @@ def test_the_management_api_refuses_a_session_token(api_client, owner, workspace
     assert api_client.get(f"/api/v1/workspaces/{workspace.pk}/backtests").status_code == 401
 
 
-def _trading_api_takes_session_tokens() -> bool:
-    # A hook in runtimes/trading_views.py and consumers.py (hosted_hook.patch).
-    from runtimes import consumers, trading_views
-
-    return ("token_session" in inspect.getsource(trading_views)
-            and "token_may_connect" in inspect.getsource(consumers))
-
-
-@pytest.mark.skipif(not _trading_api_takes_session_tokens(),
-                    reason="runtimes/trading_views.py and consumers.py have no session-token hook")
 def test_a_session_token_reaches_its_own_session_only(api_client, owner, workspace, dataset,
                                                        version):
-    from runtimes.consumers import header_key, may_connect
+    from runtimes.consumers import header_key
 
     own = hosted_session(owner, workspace, dataset, version, state=State.WAITING)
     other = hosted_session(owner, workspace, dataset, version, state=State.WAITING)
@@ -134,8 +130,6 @@ def test_a_session_token_reaches_its_own_session_only(api_client, owner, workspa
 def test_a_cached_session_token_sees_its_sessions_state_change_at_once(
     api_client, owner, workspace, dataset, version
 ):
-    from runtimes.consumers import may_connect
-
     session = hosted_session(owner, workspace, dataset, version, state=State.WAITING)
     raw = mint_session_token(session=session, lifetime=timedelta(hours=1))
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")

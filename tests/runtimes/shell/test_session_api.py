@@ -319,3 +319,25 @@ def test_a_cached_session_lookup_sees_the_session_end_at_once(owner_client, work
     assert owner_client.get(health).json()["status"] == "degraded"
     response = owner_client.get(f"/sessions/{created['id']}/v1/account")
     assert (response.status_code, response.json()["code"]) == (503, "SHUTTING_DOWN")
+
+
+def test_the_role_check_costs_no_query_and_a_demotion_is_seen_on_the_next_request(
+    api_client, owner, teammate, workspace, dataset, make_api_key, django_assert_num_queries
+):
+    from accounts.models import Membership, Role
+    from accounts.services import change_member_role
+
+    _, key = make_api_key(teammate, workspace, scopes=("read", "trade:paper"))
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    created = create(api_client, workspace, dataset).json()
+    health = f"/sessions/{created['id']}/health"
+    assert api_client.get(health).status_code == 200
+    with django_assert_num_queries(0):  # key, its creator's role and the session: all cached
+        assert api_client.get(health).status_code == 200
+
+    membership = Membership.objects.get(workspace=workspace, user=teammate)
+    change_member_role(membership=membership, role=Role.VIEWER, by=owner)
+
+    refused = api_client.get(health)
+    assert (refused.status_code, refused.json()["details"]) == (
+        403, {"required_scope": "trade:paper", "role": "viewer"})
