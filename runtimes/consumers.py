@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
 
 from accounts import keys
 from accounts.services import authenticate_api_key
@@ -26,7 +27,8 @@ from runtimes.core.wire_parse import (
     parse_client_message,
     parse_last_event_id,
 )
-from runtimes.models import LIVE_STATES
+from runtimes.dispatch import request_worker
+from runtimes.models import LIVE_STATES, State
 from runtimes.trading_views import find_session, key_may_trade
 
 
@@ -47,7 +49,13 @@ def may_connect(raw_key: str | None, session_id: str) -> bool:
     if key is None:
         return False
     session = find_session(key, session_id)
-    return session is not None and key_may_trade(key, session) and session.state in LIVE_STATES
+    if session is None or not key_may_trade(key, session) or session.state not in LIVE_STATES:
+        return False
+    if session.state == State.CREATED:
+        # The strategy's first contact: queue it for a worker. The socket is accepted either way;
+        # its attach waits on the bus, and the stream starts when the host does.
+        request_worker(session=session, now=timezone.now())
+    return True
 
 
 class SessionConsumer(AsyncWebsocketConsumer):

@@ -453,13 +453,16 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v if v is None or isinstance(v, int | str) else str(v) for k, v in values.items()}
 
 
-def run_session_host(*, session_id: str, bus: SessionBus) -> str | None:
-    """Run the session to its end; returns its final state, or None when it was not `created`
-    (already started elsewhere, or cancelled before a worker picked it up)."""
+def run_session_host(*, session_id: str, bus: SessionBus, claimed: bool = False) -> str | None:
+    """Run the session to its end; returns its final state, or None when it was not `queued`
+    (already started elsewhere, or cancelled before a worker picked it up). `claimed`: the
+    dispatcher (runtimes/dispatch.py) already moved it from queued to waiting for this worker."""
     session = TradingSession.objects.select_related("dataset").get(pk=session_id)
-    # The mailbox exists before the state says "waiting", so a cancel posted then is not lost.
+    # The mailbox exists before the state says "waiting", so a cancel posted then is not lost
+    # (a claimed session's cancel waits in the mailbox too: bus.post keeps cancels).
     endpoint = bus.host(str(session.id))
-    if not session.transition(to=State.WAITING, allowed_from={State.CREATED}):
+    if not claimed and not session.transition(to=State.WAITING, allowed_from={State.QUEUED},
+                                               dispatched_at=timezone.now()):
         endpoint.close()
         return None
     try:
