@@ -191,6 +191,21 @@ def test_queued_sessions_show_their_place_in_line_round_robin_across_workspaces(
 
 
 @pytest.mark.django_db
+def test_the_dashboard_shows_a_queued_sessions_place_in_line(
+    sign_in, owner, workspace, dataset, foreigner
+):
+    ask_for_worker(remote_session(*foreigner))
+    session = ask_for_worker(remote_session(workspace, owner, dataset))
+    as_owner = sign_in(owner, workspace)
+
+    listed = as_owner.get("/app/backtests/").content.decode()
+    shown = as_owner.get(f"/app/backtests/{session.id}/").content.decode()
+
+    assert '<span class="state state-queued">Queued for a worker (#2)</span>' in listed
+    assert "Queued for a worker: number 2 in line." in shown
+
+
+@pytest.mark.django_db
 def test_a_queued_sessions_rest_calls_answer_at_once_with_their_place_and_a_retry_after(
     owner_client, owner, workspace, dataset, monkeypatch
 ):
