@@ -341,11 +341,12 @@ SANDBOX_MAX_OUTPUT_BYTES = env.int("SANDBOX_MAX_OUTPUT_BYTES", 1 << 20, minimum=
 # refused with 429 QUOTA_EXCEEDED. A workspace's own value is set in the admin (Workspace quotas).
 QUOTA_REMOTE_BACKTESTS = env.int("QUOTA_REMOTE_BACKTESTS", 10, minimum=0)
 QUOTA_HOSTED_BACKTESTS = env.int("QUOTA_HOSTED_BACKTESTS", 20, minimum=0)
-# How often a remote session that no strategy contacted is checked against its connect timeout.
+# How often remote sessions that no strategy contacted are checked against their connect timeout
+# (and the queue is nudged, in case a worker lost a dispatch task).
 SESSION_SWEEP_SECONDS = env.int("SESSION_SWEEP_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE = {
-    "runtimes.expire_uncontacted_sessions": {
-        "task": "runtimes.expire_uncontacted_sessions",
+    "runtimes.sweep_sessions": {
+        "task": "runtimes.sweep_sessions",
         "schedule": float(SESSION_SWEEP_SECONDS),
     },
 }

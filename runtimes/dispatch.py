@@ -141,6 +141,16 @@ def enqueue_dispatch() -> None:
     transaction.on_commit(run_next_session.delay)
 
 
+def sweep_sessions(*, now: datetime) -> int:
+    """The periodic pass (beat): fail remote sessions nobody contacted in time, and send one
+    dispatch task when sessions are queued, so that one whose task was lost with a worker still
+    starts (a surplus task claims nothing and returns). Returns how many sessions failed."""
+    expired = expire_uncontacted_sessions(now=now)
+    if TradingSession.objects.filter(state=State.QUEUED).exists():
+        enqueue_dispatch()
+    return expired
+
+
 def expire_uncontacted_sessions(*, now: datetime) -> int:
     """Fail remote sessions that no strategy contacted within their connect timeout (they hold
     no worker, so no host times them out). Returns how many failed."""

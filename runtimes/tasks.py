@@ -38,11 +38,11 @@ def run_session(session_id: str) -> str | None:
     return run_next_session()
 
 
-@shared_task(name="runtimes.expire_uncontacted_sessions")
-def expire_uncontacted_sessions() -> int:
-    """Beat: fail remote sessions that no strategy contacted within their connect timeout."""
+@shared_task(name="runtimes.sweep_sessions")
+def sweep_sessions() -> int:
+    """Beat: fail remote sessions no strategy contacted in time; nudge the queue."""
     from django.utils import timezone
 
     from runtimes import dispatch
 
-    return dispatch.expire_uncontacted_sessions(now=timezone.now())
+    return dispatch.sweep_sessions(now=timezone.now())

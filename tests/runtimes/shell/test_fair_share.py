@@ -247,6 +247,24 @@ def test_a_remote_session_no_strategy_contacts_fails_after_its_connect_timeout(
     assert contacted.state == "queued"
 
 
+@pytest.mark.django_db
+def test_the_sweep_sends_one_dispatch_task_while_sessions_are_queued(
+    owner, workspace, dataset, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from runtimes.dispatch import sweep_sessions
+
+    session = remote_session(workspace, owner, dataset)
+    with django_capture_on_commit_callbacks() as idle_sweep:
+        sweep_sessions(now=timezone.now())
+    ask_for_worker(session)
+    with django_capture_on_commit_callbacks() as queued_sweep:
+        sweep_sessions(now=timezone.now())
+
+    assert (len(idle_sweep), len(queued_sweep)) == (0, 1)
+
+
 # -- sessions waiting for their strategy hold no worker --------------------------------------------
 
 
