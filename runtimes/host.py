@@ -453,16 +453,14 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v if v is None or isinstance(v, int | str) else str(v) for k, v in values.items()}
 
 
-def run_session_host(*, session_id: str, bus: SessionBus, claimed: bool = False) -> str | None:
-    """Run the session to its end; returns its final state, or None when it was not `queued`
-    (already started elsewhere, or cancelled before a worker picked it up). `claimed`: the
-    dispatcher (runtimes/dispatch.py) already moved it from queued to waiting for this worker."""
+def run_session_host(*, session_id: str, bus: SessionBus) -> str | None:
+    """Run a session this worker claimed (runtimes/dispatch.py moved it from queued to waiting)
+    to its end; returns its final state, or None when it is no longer waiting."""
     session = TradingSession.objects.select_related("dataset").get(pk=session_id)
-    # The mailbox exists before the state says "waiting", so a cancel posted then is not lost
-    # (a claimed session's cancel waits in the mailbox too: bus.post keeps cancels).
+    # A cancel posted since the claim waits in the mailbox (the bus keeps cancels for sessions
+    # not hosted yet), so it is read as soon as the host runs.
     endpoint = bus.host(str(session.id))
-    if not claimed and not session.transition(to=State.WAITING, allowed_from={State.QUEUED},
-                                               dispatched_at=timezone.now()):
+    if session.state != State.WAITING:
         endpoint.close()
         return None
     try:

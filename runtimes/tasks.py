@@ -29,7 +29,7 @@ def run_next_session() -> str | None:
     session = claim_next_session(now=timezone.now())
     if session is None:
         return None  # its session was cancelled, or claimed by a worker that freed up first
-    return run_session_host(session_id=str(session.pk), bus=get_bus(), claimed=True)
+    return run_session_host(session_id=str(session.pk), bus=get_bus())
 
 
 @shared_task(name="runtimes.run_session")
