@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
-from runtimes.models import HOSTED_STATES, Source, State, TradingSession
+from runtimes.models import WORKER_STATES, Source, State, TradingSession
 
 CLAIM_CANDIDATES = 20  # fairest sessions tried before the order is read again (lost races)
 
@@ -87,7 +87,7 @@ def current_order() -> list[str]:
         TradingSession.objects.filter(workspace_id__in={w.workspace_id for w in waiting})
         .values("workspace_id")
         .annotate(
-            running=Count("pk", filter=Q(state__in=HOSTED_STATES)), served=Max("dispatched_at")
+            running=Count("pk", filter=Q(state__in=WORKER_STATES)), served=Max("dispatched_at")
         )
     )
     return fair_order(

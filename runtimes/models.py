@@ -48,7 +48,7 @@ class State(models.TextChoices):
 TERMINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
 LIVE_STATES = frozenset({State.CREATED, State.QUEUED, State.WAITING, State.RUNNING})
 # States that hold a worker slot: a host runs the session.
-HOSTED_STATES = frozenset({State.WAITING, State.RUNNING})
+WORKER_STATES = frozenset({State.WAITING, State.RUNNING})
 
 
 class TradingSessionQuerySet(models.QuerySet["TradingSession"]):

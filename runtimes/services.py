@@ -199,9 +199,8 @@ def _limits_for(limits: RiskLimits, symbols: list[str]) -> RiskLimits:
 
 def cancel_session(*, session: TradingSession, now: datetime, reason: str = "cancelled") -> bool:
     """Cancel a live session. Not yet picked up by a worker (created or queued): cancelled here
-    at once. Picked up: the
-    host is told over the bus and stops within a poll interval, journaling what it has. Returns
-    False if the session had already ended."""
+    at once. Picked up: the host is told over the bus and stops within a poll interval,
+    journaling what it has. Returns False if the session had already ended."""
     if session.transition(to=State.CANCELLED, allowed_from={State.CREATED, State.QUEUED},
                           finished_at=now, failure_reason=reason):
         return True
