@@ -447,3 +447,45 @@ def test_concurrent_workers_claim_every_queued_session_exactly_once(
     every = [session_id for mine in claimed for session_id in mine]
     assert sorted(every) == sorted(str(s.pk) for s in sessions)
     assert len(set(every)) == 30
+
+
+# -- the socket of a queued session ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(60)
+async def test_a_queued_sessions_socket_is_accepted_and_streams_once_a_worker_takes_it(
+    ready_worker, owner, workspace, dataset, trader_key, daphne_url
+):
+    from django.utils import timezone
+
+    from runtimes.services import cancel_session
+    from tests.runtimes.shell.test_session_websocket import (
+        in_thread,
+        next_frame,
+        nothing_arrives,
+        open_socket,
+        ws_url,
+    )
+
+    def make_sessions():
+        holding = [
+            ask_for_worker(remote_session(workspace, owner, dataset))
+            for _ in range(worker_threads())
+        ]
+        for session in holding:
+            wait_for_state(session, {"waiting"})
+        return holding, remote_session(workspace, owner, dataset)
+
+    holding, queued = await in_thread(make_sessions)()
+    try:
+        async with open_socket(ws_url(daphne_url, queued), trader_key) as ws:
+            assert await nothing_arrives(ws)
+            assert (await in_thread(refreshed)(queued)).state == "queued"
+
+            await in_thread(cancel_session)(session=holding[0], now=timezone.now())
+
+            first = await next_frame(ws)
+            assert (first["type"], first["event_id"]) == ("candle", "evt-1")
+    finally:
+        await in_thread(end_all)([*holding, queued])
