@@ -57,12 +57,15 @@ def main() -> None:
     print(
         f"  fair dispatch: the single backtest started {fair['quiet_wait_s']:.2f} s after its "
         f"submission (target <= {TARGET_SECONDS:.0f} s: {verdict}), after "
-        f"{fair['busy_started_before']} of the {busy}; it ran {fair['quiet_run_s']:.2f} s; "
+        f"{fair['busy_started_before']} of the {busy} "
+        f"({fair['busy_started_while_queued']} while it waited); it ran "
+        f"{fair['quiet_run_s']:.2f} s; "
         f"the {busy} took {fair['busy_total_s']:.1f} s"
     )
     print(
         f"  FIFO dispatch (for comparison): started {fifo['quiet_wait_s']:.2f} s after its "
-        f"submission, after {fifo['busy_started_before']} of the {busy}; "
+        f"submission, after {fifo['busy_started_before']} of the {busy} "
+        f"({fifo['busy_started_while_queued']} while it waited); "
         f"the {busy} took {fifo['busy_total_s']:.1f} s"
     )
 
@@ -135,7 +138,8 @@ def _measure(order: str, tmp: Path) -> dict[str, Any]:
             "quiet_wait_s": claimed - submitted,
             "quiet_run_s": quiet_done - claimed,
             "busy_total_s": time.monotonic() - started,
-            "busy_started_before": ahead,
+            "busy_started_before": ahead[0],
+            "busy_started_while_queued": ahead[1],
             "states": sorted({_state(s) for s in [*sessions, single]}),
         }
     finally:
@@ -210,12 +214,15 @@ def _contact(session: Any) -> str:
     return session_id
 
 
-def _started_before(single: str, sessions: list[str]) -> int:
-    """How many of `sessions` a worker claimed before `single`."""
+def _started_before(single: str, sessions: list[str]) -> tuple[int, int]:
+    """How many of `sessions` a worker claimed before `single`: in all, and while it was queued."""
     from runtimes.models import TradingSession
 
-    moment = TradingSession.objects.values_list("dispatched_at", flat=True).get(pk=single)
-    return TradingSession.objects.filter(pk__in=sessions, dispatched_at__lt=moment).count()
+    queued, claimed = TradingSession.objects.values_list("queued_at", "dispatched_at").get(
+        pk=single
+    )
+    before = TradingSession.objects.filter(pk__in=sessions, dispatched_at__lt=claimed)
+    return before.count(), before.filter(dispatched_at__gt=queued).count()
 
 
 def _state(session_id: str) -> str:
