@@ -289,7 +289,7 @@ def test_idle_remote_sessions_do_not_hold_back_another_workspaces_session(
 
         assert response.status_code == 200, response.json()
         assert response.json()["equity"] == "100000"
-        assert elapsed < 1.0
+        assert elapsed < 1.5  # was 2 s, then 503
         assert {s.state for s in map(refreshed, idle)} == {"created"}
     finally:
         end_all([*idle, foreign])
