@@ -149,7 +149,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 6 * 3600, minimum=60)
 # A broker message must not be redelivered while its task still runs (see the reliability notes).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {
+    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
+if CELERY_EMBEDDED_WORKER:
+    # The in-memory broker is polled (every second by default): a queued session would wait up
+    # to a second for the worker to see its dispatch task. Redis delivers at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -370,3 +375,18 @@ SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", 1024, minimum=64)  # address sp
 SANDBOX_CPU_SECONDS = env.int("SANDBOX_CPU_SECONDS", 600, minimum=1)
 SANDBOX_WALL_SECONDS = env.int("SANDBOX_WALL_SECONDS", 3600, minimum=5)
 SANDBOX_MAX_OUTPUT_BYTES = env.int("SANDBOX_MAX_OUTPUT_BYTES", 1 << 20, minimum=1024)
+
+# --- fair share of workers (runtimes/quotas.py, runtimes/dispatch.py) ----------------------------
+# Sessions of one kind a workspace may have live at once (created, queued or running); one more is
+# refused with 429 QUOTA_EXCEEDED. A workspace's own value is set in the admin (Workspace quotas).
+QUOTA_REMOTE_BACKTESTS = env.int("QUOTA_REMOTE_BACKTESTS", 10, minimum=0)
+QUOTA_HOSTED_BACKTESTS = env.int("QUOTA_HOSTED_BACKTESTS", 20, minimum=0)
+# How often remote sessions that no strategy contacted are checked against their connect timeout
+# (and the queue is nudged, in case a worker lost a dispatch task).
+SESSION_SWEEP_SECONDS = env.int("SESSION_SWEEP_SECONDS", 10, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "runtimes.sweep_sessions": {
+        "task": "runtimes.sweep_sessions",
+        "schedule": float(SESSION_SWEEP_SECONDS),
+    },
+}

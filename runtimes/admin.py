@@ -2,7 +2,8 @@
 
 Fields are listed explicitly (never `__all__`), so a secret added to a model later (a session
 token, a key) stays out of the admin until someone decides otherwise. Changes go through
-`runtimes.services`, which also tell the running hosts; the admin therefore writes nothing.
+`runtimes.services`, which also tell the running hosts; the admin therefore writes nothing,
+except workspace quotas (runtimes/quotas.py), which only the next session created reads.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from typing import Any
 
 from django.contrib import admin
 
-from runtimes.models import KillSwitch, SessionAudit, SessionEvent, SessionResult, TradingSession
+from runtimes.models import (
+    KillSwitch,
+    SessionAudit,
+    SessionEvent,
+    SessionResult,
+    TradingSession,
+    WorkspaceQuota,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -30,14 +38,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(TradingSession)
 class TradingSessionAdmin(ReadOnlyAdmin):
     list_display = ["id", "workspace", "platform", "source", "state", "timeframe", "created_at",
-                    "kill_switch_active"]
+                    "queued_at", "dispatched_at", "kill_switch_active"]
     list_filter = ["platform", "state", "kill_switch_active"]
     search_fields = ["id", "workspace__name"]
     fields = readonly_fields = [
         "id", "workspace", "created_by", "platform", "source", "dataset", "symbols", "timeframe",
         "start", "end", "initial_cash", "commission", "slippage_bps", "connect_timeout_s",
         "idle_timeout_s", "state", "failure_reason", "events_sent", "events_acked", "batches",
-        "created_at", "started_at", "finished_at", "max_order_quantity", "max_order_notional",
+        "created_at", "queued_at", "dispatched_at", "started_at", "finished_at",
+        "max_order_quantity", "max_order_notional",
         "max_position_quantity", "max_open_orders", "max_orders_per_minute", "daily_loss_limit",
         "allowed_symbols", "kill_switch_active", "kill_switch_reason", "kill_switch_set_by",
         "kill_switch_set_at",
@@ -71,3 +80,13 @@ class SessionResultAdmin(ReadOnlyAdmin):
 class KillSwitchAdmin(ReadOnlyAdmin):
     list_display = ["workspace", "active", "reason", "set_by", "set_at"]
     fields = readonly_fields = ["workspace", "active", "reason", "set_by", "set_at"]
+
+
+@admin.register(WorkspaceQuota)
+class WorkspaceQuotaAdmin(admin.ModelAdmin):
+    """A workspace's own session limits; an empty field means the default (settings QUOTA_*)."""
+
+    list_display = ["workspace", "remote_backtests", "hosted_backtests"]
+    search_fields = ["workspace__name"]
+    fields = ["workspace", "remote_backtests", "hosted_backtests"]
+    autocomplete_fields = ["workspace"]

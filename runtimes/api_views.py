@@ -22,7 +22,7 @@ from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin
 from config.api_schema import OBJECT_LIST
-from runtimes import services
+from runtimes import dispatch, services
 from runtimes.models import KillSwitch, Source, TradingSession
 from runtimes.risk import RiskLimits
 from strategies.models import Dataset, StrategyVersion
@@ -114,7 +114,9 @@ class SessionListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
     @extend_schema(operation_id="sessions_list", responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
         sessions = self.get_queryset()[:100]
-        return Response([services.session_json(s, origin=_origin(request)) for s in sessions])
+        positions = dispatch.queue_positions()
+        return Response([services.session_json(s, origin=_origin(request), positions=positions)
+                         for s in sessions])
 
     @extend_schema(operation_id="sessions_create", responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, workspace_id: Any) -> Response:
@@ -266,7 +268,9 @@ class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
 
     @extend_schema(operation_id="backtests_list", responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
-        return Response([services.backtest_json(s, origin=_origin(request), with_output=False)
+        positions = dispatch.queue_positions()
+        return Response([services.backtest_json(s, origin=_origin(request), with_output=False,
+                                                positions=positions)
                          for s in self.get_queryset()[:100]])
 
     @extend_schema(operation_id="backtests_create", responses={201: OpenApiTypes.OBJECT})

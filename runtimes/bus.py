@@ -160,8 +160,10 @@ class InProcessBus:
         return connection_id
 
     def post(self, session_id: str, message: JsonDict) -> None:
-        # Messages for a session nobody hosts any more are dropped rather than queued for ever.
-        box = self._mailbox(session_id, create=False)
+        # Messages for a session nobody hosts any more are dropped rather than queued for ever;
+        # a cancel is kept: it is only posted once a worker claimed the session, whose host may
+        # not have opened its mailbox yet.
+        box = self._mailbox(session_id, create=message.get("kind") == "cancel")
         if box is None:
             return
         if message.get("kind") == "detach":

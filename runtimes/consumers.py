@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
 
 from accounts import keys
 from runtimes import access
@@ -28,6 +29,8 @@ from runtimes.core.wire_parse import (
     parse_client_message,
     parse_last_event_id,
 )
+from runtimes.dispatch import request_worker
+from runtimes.models import State, TradingSession
 
 
 def header_key(headers: dict[bytes, bytes]) -> str | None:
@@ -36,6 +39,18 @@ def header_key(headers: dict[bytes, bytes]) -> str | None:
         headers.get(b"authorization", b"").decode("latin-1"),
         headers.get(b"x-api-key", b"").decode("latin-1"),
         accepts=lambda token: keys.looks_like_key(token) or looks_like_session_token(token))
+
+
+def admit(raw_key: str | None, session_id: str) -> access.Grant | None:
+    """The handshake: the access grant (runtimes/access.py); on a created session it is also the
+    strategy's first contact, which asks for a worker. The socket is accepted either way: its
+    attach waits on the bus, and the stream starts when the host does."""
+    grant = access.socket_grant(raw_key, session_id)
+    if grant is not None:
+        created = TradingSession.objects.filter(pk=session_id, state=State.CREATED).first()
+        if created is not None:
+            request_worker(session=created, now=timezone.now())
+    return grant
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
@@ -68,8 +83,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         except TradingError:
             await self.close()  # before accept: a 403 handshake
             return
-        grant = await database_sync_to_async(access.socket_grant)(header_key(headers),
-                                                                  self.session_id)
+        grant = await database_sync_to_async(admit)(header_key(headers), self.session_id)
         if grant is None:
             await self.close()
             return

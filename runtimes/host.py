@@ -454,12 +454,13 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_session_host(*, session_id: str, bus: SessionBus) -> str | None:
-    """Run the session to its end; returns its final state, or None when it was not `created`
-    (already started elsewhere, or cancelled before a worker picked it up)."""
+    """Run a session this worker claimed (runtimes/dispatch.py moved it from queued to waiting)
+    to its end; returns its final state, or None when it is no longer waiting."""
     session = TradingSession.objects.select_related("dataset").get(pk=session_id)
-    # The mailbox exists before the state says "waiting", so a cancel posted then is not lost.
+    # A cancel posted since the claim waits in the mailbox (the bus keeps cancels for sessions
+    # not hosted yet), so it is read as soon as the host runs.
     endpoint = bus.host(str(session.id))
-    if not session.transition(to=State.WAITING, allowed_from={State.CREATED}):
+    if session.state != State.WAITING:
         endpoint.close()
         return None
     try:

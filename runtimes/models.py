@@ -34,7 +34,10 @@ class Source(models.TextChoices):
 
 
 class State(models.TextChoices):
+    # Created: nothing asked for a worker yet (a remote session until its strategy's first
+    # request or socket). Queued: waiting for a worker slot (runtimes/dispatch.py).
     CREATED = "created", "Created"
+    QUEUED = "queued", "Queued for a worker"
     WAITING = "waiting", "Waiting for the strategy"
     RUNNING = "running", "Running"
     COMPLETED = "completed", "Completed"
@@ -43,7 +46,9 @@ class State(models.TextChoices):
 
 
 TERMINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
-LIVE_STATES = frozenset({State.CREATED, State.WAITING, State.RUNNING})
+LIVE_STATES = frozenset({State.CREATED, State.QUEUED, State.WAITING, State.RUNNING})
+# States that hold a worker slot: a host runs the session.
+WORKER_STATES = frozenset({State.WAITING, State.RUNNING})
 
 
 class TradingSessionQuerySet(models.QuerySet["TradingSession"]):
@@ -88,6 +93,9 @@ class TradingSession(models.Model):
     events_acked = models.PositiveIntegerField(default=0)
     batches = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # When it asked for a worker (queued), and when a worker claimed it (runtimes/dispatch.py).
+    queued_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Risk limits, enforced by the host before the engine sees an order (runtimes/risk.py).
@@ -127,7 +135,8 @@ class TradingSession(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["workspace", "-created_at"])]
+        indexes = [models.Index(fields=["workspace", "-created_at"]),
+                   models.Index(fields=["state", "queued_at"], name="session_state_queued_at")]
 
     def __str__(self) -> str:
         return f"{self.platform} session {self.id} ({self.state})"
@@ -317,3 +326,20 @@ class PlatformInstance(models.Model):
 
     def __str__(self) -> str:
         return f"platform instance created {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class WorkspaceQuota(models.Model):
+    """A workspace's own limits on concurrent sessions, by kind (runtimes/quotas.py); an empty
+    field means the platform's default (settings QUOTA_*). Edited in the Django admin."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="quota")
+    # Sessions of the kind that may be live at once (created, queued, waiting or running).
+    remote_backtests = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Remote backtest sessions (API key) live at once; empty: the default.")
+    hosted_backtests = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Hosted backtests queued or running at once; empty: the default.")
+
+    def __str__(self) -> str:
+        return f"quota of {self.workspace_id}"

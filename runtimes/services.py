@@ -4,6 +4,7 @@ JSON the management API shows of sessions and their results."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -12,9 +13,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
+from django.utils import timezone
 
 from accounts.models import User, Workspace
 from config.errors import ApiError
+from runtimes import dispatch, quotas
 from runtimes.bus import BusUnavailable, get_bus
 from runtimes.core.wire import decimal_str
 from runtimes.models import (
@@ -52,13 +55,15 @@ def create_backtest_session(
     idle_timeout_s: int,
     risk_limits: RiskLimits | None = None,
 ) -> TradingSession:
-    """Record a remote-strategy backtest over `dataset` and enqueue its host after commit.
+    """Record a remote-strategy backtest over `dataset`. It holds no worker until its strategy's
+    first request or socket queues it (runtimes/dispatch.py).
 
     `symbols` None means every symbol of the dataset; `timeframe` must be the dataset's (no
     resampling of the stream; the bars endpoint resamples). `risk_limits` None means none;
     its `allowed_symbols` None means the session's symbols. Raises ApiError INVALID_VALUE (400)
     for symbols or a timeframe the dataset lacks, or an empty period; VALIDATION_ERROR (400)
-    for allowed symbols outside the session's.
+    for allowed symbols outside the session's; QUOTA_EXCEEDED (429) when the workspace has as
+    many live remote sessions as its quota allows (runtimes/quotas.py).
     """
     return _record_backtest(
         workspace=workspace, created_by=created_by, dataset=dataset, symbols=symbols,
@@ -82,12 +87,14 @@ def create_hosted_backtest(
     slippage_bps: Decimal = Decimal(0),
     params: dict[str, Any] | None = None,
 ) -> TradingSession:
-    """Record a backtest of `version` run by the platform in the sandbox (runtimes/hosted.py)
-    and enqueue its host after commit; the strategy gets `params` as PARITY_STRATEGY_PARAMS.
+    """Record a backtest of `version` run by the platform in the sandbox (runtimes/hosted.py),
+    queued for a worker at once (runtimes/dispatch.py); the strategy gets `params` as
+    PARITY_STRATEGY_PARAMS.
 
     Validation as `create_backtest_session`. Raises ApiError NOT_FOUND (404) for a version or
     dataset of another workspace, SANDBOX_UNAVAILABLE (400) when bubblewrap cannot run here and
-    SANDBOX_ALLOW_UNSANDBOXED is off (the reason says why).
+    SANDBOX_ALLOW_UNSANDBOXED is off (the reason says why); QUOTA_EXCEEDED (429) as
+    `create_backtest_session`.
     """
     if version.strategy.workspace_id != workspace.pk or dataset.workspace_id != workspace.pk:
         raise ApiError("NOT_FOUND", "No such strategy version or dataset.", status_code=404)
@@ -128,13 +135,38 @@ def _record_backtest(
     if start and end and start >= end:
         raise ApiError("INVALID_VALUE", "from must be before to.", details={"field": "from"})
     limits = _limits_for(risk_limits or RiskLimits(), chosen)
-    session = TradingSession.objects.create(
+    with transaction.atomic():
+        quotas.lock_workspace(workspace)
+        quotas.check_quota(workspace=workspace,
+                           kind=quotas.kind_of(platform=Platform.BACKTEST, source=source))
+        session = _create_session(
+            workspace=workspace, created_by=created_by, dataset=dataset, symbols=chosen,
+            start=start, end=end, initial_cash=initial_cash, commission=commission,
+            slippage_bps=slippage_bps, connect_timeout_s=connect_timeout_s,
+            idle_timeout_s=idle_timeout_s, limits=limits, source=source, **hosted)
+        if source == Source.HOSTED:  # a remote session asks for a worker at first contact
+            dispatch.enqueue_dispatch()
+    return session
+
+
+def _create_session(
+    *, workspace: Workspace, created_by: User, dataset: Dataset, symbols: list[str],
+    start: datetime | None, end: datetime | None, initial_cash: Decimal,
+    commission: dict[str, Decimal], slippage_bps: Decimal, connect_timeout_s: int,
+    idle_timeout_s: int, limits: RiskLimits, source: str, **hosted: Any,
+) -> TradingSession:
+    queued = source == Source.HOSTED
+    now = timezone.now()
+    return TradingSession.objects.create(
         workspace=workspace,
         created_by=created_by,
         platform=Platform.BACKTEST,
         source=source,
+        state=State.QUEUED if queued else State.CREATED,
+        created_at=now,
+        queued_at=now if queued else None,
         dataset=dataset,
-        symbols=chosen,
+        symbols=symbols,
         timeframe=dataset.timeframe,
         start=start,
         end=end,
@@ -152,11 +184,6 @@ def _record_backtest(
         allowed_symbols=list(limits.allowed_symbols or ()),
         **hosted,
     )
-    from runtimes.tasks import run_session
-
-    session_id = str(session.id)
-    transaction.on_commit(lambda: run_session.delay(session_id))
-    return session
 
 
 def _limits_for(limits: RiskLimits, symbols: list[str]) -> RiskLimits:
@@ -171,10 +198,10 @@ def _limits_for(limits: RiskLimits, symbols: list[str]) -> RiskLimits:
 
 
 def cancel_session(*, session: TradingSession, now: datetime, reason: str = "cancelled") -> bool:
-    """Cancel a live session. Not yet picked up by a worker: cancelled here at once. Hosted: the
-    host is told over the bus and stops within a poll interval, journaling what it has. Returns
-    False if the session had already ended."""
-    if session.transition(to=State.CANCELLED, allowed_from={State.CREATED},
+    """Cancel a live session. Not yet picked up by a worker (created or queued): cancelled here
+    at once. Picked up: the host is told over the bus and stops within a poll interval,
+    journaling what it has. Returns False if the session had already ended."""
+    if session.transition(to=State.CANCELLED, allowed_from={State.CREATED, State.QUEUED},
                           finished_at=now, failure_reason=reason):
         return True
     session.refresh_from_db(fields=["state"])
@@ -290,8 +317,11 @@ def _stamp_text(text: str) -> str:
     return text.replace("+00:00", "Z")
 
 
-def session_json(session: TradingSession, *, origin: str) -> dict[str, Any]:
-    """The management API's view of a session; `base_url` is where the strategy connects."""
+def session_json(session: TradingSession, *, origin: str,
+                 positions: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The management API's view of a session; `base_url` is where the strategy connects;
+    `queue_position` its place in line while queued (from `positions`, when a list computed
+    them once: `dispatch.queue_positions()`)."""
     stamp = _stamp
     return {
         "id": str(session.id),
@@ -299,6 +329,8 @@ def session_json(session: TradingSession, *, origin: str) -> dict[str, Any]:
         "platform": session.platform,
         "source": session.source,
         "state": session.state,
+        "queue_position": (dispatch.queue_position(session) if positions is None
+                           else positions.get(str(session.pk))),
         "failure_reason": session.failure_reason,
         "dataset": None if session.dataset_id is None else str(session.dataset_id),
         "symbols": session.symbols,
@@ -324,12 +356,13 @@ def session_json(session: TradingSession, *, origin: str) -> dict[str, Any]:
     }
 
 
-def backtest_json(session: TradingSession, *, origin: str, with_output: bool) -> dict[str, Any]:
+def backtest_json(session: TradingSession, *, origin: str, with_output: bool,
+                  positions: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The management API's view of a hosted backtest: the session, its strategy version and
     parameters, which sandbox applied, its progress and (`with_output`) its captured output."""
     version = session.strategy_version
     body = {
-        **session_json(session, origin=origin),
+        **session_json(session, origin=origin, positions=positions),
         "strategy": None if version is None else str(version.strategy_id),
         "version": None if version is None else version.number,
         "params": session.params,

@@ -9,11 +9,13 @@ A hosted run's session token (runtimes/authentication.py) is good for its own se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -32,12 +34,16 @@ from runtimes.core.wire_parse import (
     parse_modify_request,
     parse_order_request,
 )
+from runtimes.dispatch import queue_position, request_worker
 from runtimes.models import LIVE_STATES, State, TradingSession
 
 COMMAND_TIMEOUT_S = 10.0
-# A view waiting on the bus holds asgiref's one sync thread (every sync view shares it), so a
-# session no worker has picked up yet gets a short wait, then 503 (the SDK retries GETs).
-NOT_STARTED_TIMEOUT_S = 2.0
+# A view waiting holds asgiref's one sync thread (every sync view shares it): a strategy's first
+# request queues its session and waits this long for a free worker to claim it; a queued session
+# is answered at once (503 with its place in line; the SDK retries GETs after Retry-After).
+FIRST_CONTACT_WAIT_S = 1.0
+CLAIM_POLL_S = 0.02
+QUEUED_RETRY_AFTER_S = 1
 # Parsing here answers a 400 without a trip to the host; the host parses the same JSON again.
 VALIDATORS: dict[str, Callable[[object], object]] = {
     "submit_order": parse_order_request,
@@ -87,16 +93,19 @@ class TradingApiView(APIView):
         body = request.data or None  # JSON only; no body arrives as an empty mapping
         if op in VALIDATORS:
             VALIDATORS[op](body)
-        if self.session.state not in LIVE_STATES:
-            raise ApiError("SHUTTING_DOWN", f"The session has {self.session.state}.",
-                           status_code=503, details={"state": self.session.state})
+        state = self.session.state
+        if state == State.CREATED:
+            state = first_contact(self.session)
+        if state == State.QUEUED:
+            return queued_answer(self.session, op)
+        if state not in LIVE_STATES:
+            raise ApiError("SHUTTING_DOWN", f"The session has {state}.",
+                           status_code=503, details={"state": state})
         query = {k: ",".join(v) if k == "status" else v[-1]
                  for k, v in request.query_params.lists()}
         command = {"op": op, "path": path, "query": query, "body": body}
-        timeout = (NOT_STARTED_TIMEOUT_S if self.session.state == State.CREATED
-                   else COMMAND_TIMEOUT_S)
         try:
-            reply = get_bus().request(str(self.session.id), command, timeout=timeout)
+            reply = get_bus().request(str(self.session.id), command, timeout=COMMAND_TIMEOUT_S)
         except BusUnavailable:
             raise ApiError("PROVIDER_UNAVAILABLE", "The session is not running.",
                            status_code=503) from None
@@ -127,6 +136,35 @@ class SessionHealth(TradingApiView):
             "providers": [{"platform": self.session.platform, "connected": up,
                            "stale_instruments": []}],
         })
+
+
+def first_contact(session: TradingSession) -> str:
+    """The strategy's first request: queue the session for a worker (runtimes/dispatch.py) and
+    wait briefly for one to claim it. Returns the state then (queued when every slot is busy)."""
+    request_worker(session=session, now=timezone.now())
+    deadline = time.monotonic() + FIRST_CONTACT_WAIT_S
+    while True:
+        state = TradingSession.objects.filter(pk=session.pk).values_list("state", flat=True).get()
+        if state != State.QUEUED or time.monotonic() > deadline:
+            return str(state)
+        time.sleep(CLAIM_POLL_S)
+
+
+def queued_answer(session: TradingSession, op: str) -> Response:
+    """A queued session's answer, never a silent wait: `/v1/session` shows its place in line;
+    anything else is 503 with that place and a Retry-After (nothing is run later)."""
+    position = queue_position(TradingSession(pk=session.pk, state=State.QUEUED))
+    if op == "session":
+        return Response({"id": str(session.pk), "platform": session.platform,
+                         "state": State.QUEUED, "queue_position": position,
+                         "symbols": list(session.symbols), "timeframe": session.timeframe})
+    where = f" (number {position} in line)" if position else ""
+    return Response(
+        error_body("PROVIDER_UNAVAILABLE",
+                   f"The session is queued for a worker{where}; retry in a moment.",
+                   {"state": State.QUEUED, "queue_position": position,
+                    "retry_after_seconds": QUEUED_RETRY_AFTER_S}),
+        status=503, headers={"Retry-After": str(QUEUED_RETRY_AFTER_S)})
 
 
 def operation(**ops: str) -> Callable[..., Any]:

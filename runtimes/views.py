@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.models import Membership
 from accounts.views import workspace_page
 from config.errors import ApiError
-from runtimes import result_pages, services
+from runtimes import dispatch, result_pages, services
 from runtimes.core.datasets import DatasetError
 from runtimes.forms import HostedBacktestForm
 from runtimes.models import SessionResult, TradingSession
@@ -34,6 +34,9 @@ def _sessions_page(request: HttpRequest, membership: Membership) -> dict[str, ob
     sessions = (TradingSession.objects.for_workspace(membership.workspace)
                 .select_related("dataset").with_total_bars().order_by("-created_at"))
     page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    positions = dispatch.queue_positions()
+    for session in page:  # shown beside the state (runtimes/_state.html)
+        session.queue_position = positions.get(str(session.pk))
     return {"page": page, "any_live": any(not s.is_terminal for s in page)}
 
 
@@ -49,9 +52,11 @@ def backtest_rows(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 
 def _session(membership: Membership, session_id: uuid.UUID) -> TradingSession:
-    return get_object_or_404(
+    session = get_object_or_404(
         TradingSession.objects.for_workspace(membership.workspace)
         .select_related("dataset", "strategy_version__strategy").with_total_bars(), pk=session_id)
+    session.queue_position = dispatch.queue_position(session)
+    return session
 
 
 @workspace_page

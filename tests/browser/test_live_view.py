@@ -19,7 +19,7 @@ from config.sample_data import head_of
 from runtimes.services import create_backtest_session
 from strategies.services import register_dataset
 from tests.browser.test_journeys import PASSWORD
-from tests.runtimes.conftest import wait_for_state
+from tests.runtimes.conftest import ask_for_worker, wait_for_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
               pytest.mark.timeout(120)]
@@ -64,7 +64,7 @@ def test_the_live_page_of_a_running_backtest_shows_events_as_they_stream(
         workspace=workspace, created_by=owner, dataset=dataset, symbols=None, timeframe=None,
         start=None, end=None, initial_cash=Decimal(100_000), commission={},
         slippage_bps=Decimal(0), connect_timeout_s=30, idle_timeout_s=30)
-    wait_for_state(session, {"waiting"})
+    wait_for_state(ask_for_worker(session), {"waiting"})
 
     page.goto("/login/")
     page.get_by_label("Email").fill("barbara@example.com")

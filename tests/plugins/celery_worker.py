@@ -17,6 +17,13 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+EMBEDDED_THREADS = 2
+PROCESS_THREADS = 4
+
+
+def worker_threads() -> int:
+    """How many sessions the suite's worker hosts at once (its thread pool)."""
+    return EMBEDDED_THREADS if settings.CELERY_EMBEDDED_WORKER else PROCESS_THREADS
 
 
 def _test_database_url() -> str:
@@ -35,14 +42,15 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
         from config.celery import app
         from config.embedded import start_embedded_services
 
-        services = start_embedded_services(app, concurrency=2, with_beat=False)
+        services = start_embedded_services(app, concurrency=EMBEDDED_THREADS, with_beat=False)
         yield services
         services.stop()
         return
     env = {**os.environ, "DATABASE_URL": _test_database_url()}
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
-         "--concurrency", "4", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+         "--concurrency", str(PROCESS_THREADS), "--loglevel", "WARNING", "--without-gossip",
+         "--without-mingle",
          "--hostname", f"pytest-{os.getpid()}@localhost"],
         cwd=ROOT, env=env,
     )

@@ -39,7 +39,8 @@ def trader_key(owner, workspace, make_api_key) -> str:
 
 @pytest.fixture
 def start_backtest(owner, workspace, dataset, celery_worker):
-    """start_backtest(**overrides) -> a new session whose host is being started by the worker."""
+    """start_backtest(**overrides) -> a new remote session; its host starts at the strategy's
+    first request or socket (or `ask_for_worker`)."""
     from runtimes.services import create_backtest_session
 
     def start(**overrides):
@@ -53,6 +54,24 @@ def start_backtest(owner, workspace, dataset, celery_worker):
     return start
 
 
+@pytest.fixture
+def owner_client(api_client, trader_key):
+    """The management and Trading API as the owner's trading key."""
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {trader_key}")
+    return api_client
+
+
+@pytest.fixture
+def stranger_client(stranger, stranger_workspace, make_api_key):
+    """The same as a trading key of the stranger's own workspace."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    _, key = make_api_key(stranger, stranger_workspace, scopes=("read", "trade:paper"))
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
 def wait_for_state(session, states, timeout: float = 10.0):
     """Poll the row until its state is one of `states` (sync; wrap with sync_to_async)."""
     deadline = time.monotonic() + timeout
@@ -63,3 +82,13 @@ def wait_for_state(session, states, timeout: float = 10.0):
         if time.monotonic() > deadline:
             raise AssertionError(f"session stayed {session.state}, wanted {states}")
         time.sleep(0.05)
+
+
+def ask_for_worker(session):
+    """What a strategy's first request does: queue the session for a worker (sync)."""
+    from django.utils import timezone
+
+    from runtimes.dispatch import request_worker
+
+    request_worker(session=session, now=timezone.now())
+    return session

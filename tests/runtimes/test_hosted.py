@@ -195,7 +195,7 @@ def test_the_api_creates_lists_and_shows_a_hosted_backtest(
     body = created.json()
     assert {k: body[k] for k in ("source", "state", "strategy", "version", "params", "sandboxed",
                                  "progress", "initial_cash", "commission", "slippage_bps")} == {
-        "source": "hosted", "state": "created", "strategy": str(version.strategy_id),
+        "source": "hosted", "state": "queued", "strategy": str(version.strategy_id),
         "version": 1, "params": {"fast": 5}, "sandboxed": None, "progress": 0.0,
         "initial_cash": "5000", "commission": {"percent": "0.1"}, "slippage_bps": "2"}
     assert [row["id"] for row in api_client.get(base).json()] == [body["id"]]

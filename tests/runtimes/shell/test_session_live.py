@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from runtimes.dashboard_consumers import ObserverBuffer
-from tests.runtimes.conftest import ROWS, wait_for_state
+from tests.runtimes.conftest import ROWS, ask_for_worker, wait_for_state
 from tests.runtimes.shell.test_backtest_end_to_end import sma_cross
 from tests.runtimes.shell.test_redis_bus import redis_bus, redis_url  # noqa: F401 (fixtures)
 
@@ -65,6 +65,7 @@ async def live_session(start_backtest):
     from runtimes.services import cancel_session
 
     session = await in_thread(start_backtest)()
+    await in_thread(ask_for_worker)(session)
     await in_thread(wait_for_state)(session, {"waiting"})
     yield session
     await in_thread(lambda: cancel_session(session=session, now=timezone.now()))()

@@ -13,7 +13,7 @@ from django.conf import settings
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.runtimes.conftest import wait_for_state
+from tests.runtimes.conftest import ask_for_worker, wait_for_state
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -145,7 +145,9 @@ async def test_cancelling_a_running_session_announces_and_closes_the_socket(
 
 
 async def test_a_session_nobody_connects_to_fails_after_its_connect_timeout(start_backtest):
-    session = await in_thread(start_backtest)(connect_timeout_s=1)
+    # Queued as a first request does, so its host runs and waits for a socket that never comes
+    # (a session never contacted at all fails by the sweep: tests/runtimes/shell/test_fair_share).
+    session = await in_thread(ask_for_worker)(await in_thread(start_backtest)(connect_timeout_s=1))
     session = await in_thread(wait_for_state)(session, {"failed"}, 5)
     assert session.failure_reason == "no strategy connected within 1 s"
     assert session.started_at is None
