@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.runtimes.conftest import wait_for_state
+from tests.runtimes.conftest import ask_for_worker, wait_for_state
 from tests.runtimes.shell import test_distributed_topology as distributed
 from tests.runtimes.shell import test_session_live as live_view
 from tests.runtimes.shell.test_session_websocket import next_frame, open_socket, ws_url
@@ -215,6 +215,7 @@ async def teammates_session_token(start_backtest, teammate):
 
     def start():
         session = start_backtest(created_by=teammate)
+        ask_for_worker(session)
         return session, mint_session_token(session=session, lifetime=timedelta(minutes=5))
 
     session, token = await in_thread(start)()
