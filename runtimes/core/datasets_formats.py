@@ -264,6 +264,8 @@ def read_json(data: bytes, source: str) -> RawTable:
         document = json.loads(data.decode("utf-8-sig"), parse_float=str, parse_int=str)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(file=source, problem=f"not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise DatasetError(file=source, problem="not valid JSON (nested too deeply)") from None
     if not isinstance(document, list):
         raise DatasetError(file=source, problem="expected a JSON array of bars")
     table = RawTable(rows=iter(()))

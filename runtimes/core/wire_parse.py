@@ -1,6 +1,6 @@
 """Trading API JSON (protocol A) to domain objects: request bodies, query parameters, client frames.
 
-Lenient where the protocol is (enums in any case, decimals as strings or numbers of any precision,
+Lenient where the protocol is (enums in any case, decimals as strings or numbers, "1E-7" too,
 unknown fields ignored) and strict elsewhere, raising the core's errors with the protocol's codes:
 INVALID_REQUEST with `details.field` for missing, malformed or wrongly typed fields; INVALID_VALUE
 with `details.field` and `details.provided` for bad values; INVALID_MESSAGE for bad client frames.
@@ -12,10 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 
+from runtimes.core.decimals import parse_decimal
 from runtimes.core.domain import (
     MarginMode,
     OrderRequest,
@@ -357,25 +358,10 @@ def _required_decimal(fields: Mapping[str, Any], name: str) -> Decimal:
 
 
 def _optional_decimal(fields: Mapping[str, Any], name: str) -> Decimal | None:
-    """A decimal from a JSON string or number, any precision ("1E-7" too).
-
-    Booleans and other types are malformed (INVALID_REQUEST); NaN and infinities parse but are
-    not values a price or quantity can take (INVALID_VALUE), matching `validation.py`.
-    """
+    """A decimal from a JSON string or number, bounded and at the platform's precision: see
+    `decimals.parse_decimal` (INVALID_REQUEST when malformed, INVALID_VALUE out of range)."""
     raw = fields.get(name)
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
-        raise _malformed(name, "must be a decimal string or number")
-    try:
-        # str() of a float is its shortest round-trip text, i.e. the JSON literal that was sent.
-        value = Decimal(raw if isinstance(raw, str | int | Decimal) else str(raw))
-    except InvalidOperation:
-        raise _malformed(name, "is not a decimal number") from None
-    if not value.is_finite():
-        provided = raw if isinstance(raw, str) else str(raw)  # a float NaN is not JSON
-        raise OrderValidationError.invalid(name, provided, "must be a finite decimal")
-    return value
+    return None if raw is None else parse_decimal(raw, field=name)
 
 
 def _check_positive(name: str, value: Decimal | None) -> None:
