@@ -14,7 +14,6 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +23,7 @@ from accounts.api_permissions import request_api_key
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import SCOPE_TRADE_PAPER
 from config.errors import ApiError, error_body
+from config.parsers import JSONParser
 from runtimes.authentication import SessionTokenAuthentication, token_session
 from runtimes.bus import BusUnavailable, get_bus
 from runtimes.core.errors import TradingError

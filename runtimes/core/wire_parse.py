@@ -42,6 +42,8 @@ MODIFIABLE_DECIMALS: Final = (
     "trailing_distance",
 )
 CLOSE_ORDER_TYPES: Final = frozenset({OrderType.MARKET, OrderType.LIMIT})
+# A client frame longer than this is refused unread (the server's own frames stay under 256 KiB).
+MAX_CLIENT_FRAME_LENGTH: Final = 256 * 1024
 
 
 class InvalidMessage(TradingError):
@@ -260,10 +262,17 @@ def parse_event_ack(frame: object) -> EventAck:
 
 def _decode_frame(frame: object) -> dict[str, Any]:
     if isinstance(frame, str | bytes | bytearray):
+        if len(frame) > MAX_CLIENT_FRAME_LENGTH:
+            raise InvalidMessage(
+                f"message is longer than {MAX_CLIENT_FRAME_LENGTH} characters",
+                details={"limit": MAX_CLIENT_FRAME_LENGTH},
+            )
         try:
             frame = json.loads(frame)
         except (ValueError, UnicodeDecodeError):
             raise InvalidMessage("message is not valid JSON") from None
+        except RecursionError:  # nesting: a message needs 2 levels, json stops near 1,000
+            raise InvalidMessage("message is nested too deeply") from None
     if not isinstance(frame, dict):
         raise InvalidMessage("message must be a JSON object")
     return frame

@@ -276,6 +276,15 @@ def test_more_than_twelve_decimals_are_rounded_to_the_platforms_precision():
     assert (series.price_decimals, series.bar(0).open) == (12, D(1))
 
 
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_a_field_longer_than_the_csv_module_reads_is_a_dataset_error_not_a_crash(where):
+    long = "x" * 200_000
+    text = f"{long}\n" if where == "header" else HEADER + f"2021-04-02T00:00:00Z,{long},1,1,1,1\n"
+    assert rejected(text, timeframe="1m").problem == (
+        "not a readable CSV file (field larger than field limit (131072))"
+    )
+
+
 def test_json_nested_too_deeply_is_a_dataset_error_not_a_crash():
     error = rejected("[" * 100_000 + "]" * 100_000, name="BTCUSDT.json")
     assert error.problem == "not valid JSON (nested too deeply)"

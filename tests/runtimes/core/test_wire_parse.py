@@ -632,6 +632,12 @@ def test_an_ack_with_no_ids_parses_to_an_empty_tuple() -> None:
             "event_ack events_processed must be a list of event id strings",
             {"field": "events_processed"},
         ),
+        ("[" * 100_000 + "]" * 100_000, "message is nested too deeply", {}),
+        (
+            json.dumps({**SDK_ACK, "events_processed": ["evt-1"] * 40_000}),
+            "message is longer than 262144 characters",
+            {"limit": 262144},
+        ),
     ],
 )
 def test_a_malformed_ack_is_invalid_message(
