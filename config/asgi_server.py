@@ -23,7 +23,7 @@ import warnings
 
 def prepare_daphne() -> None:
     """Import `daphne.server` on uvloop (when installed), quieten autobahn's log formatting and
-    give daphne the platform's request limits (config/http_limits.py). Call before anything
+    give daphne the platform's request limits (config/server_limits.py). Call before anything
     imports `daphne.server`; afterwards the loop is fixed and this warns."""
     if "daphne.server" in sys.modules:
         warnings.warn("daphne.server was imported before prepare_daphne(): its loop is kept",
@@ -33,9 +33,9 @@ def prepare_daphne() -> None:
     import autobahn.util
 
     autobahn.util._HAS_CLICK = False  # type: ignore[attr-defined]
-    from config import http_limits  # imports Twisted's HTTP, so after daphne made the loop
+    from config import server_limits  # imports Twisted's HTTP, so after daphne made the loop
 
-    http_limits.install()
+    server_limits.install()
 
 
 def _import_on_uvloop(module: str) -> None:

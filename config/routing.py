@@ -24,7 +24,9 @@ class NoSuchSocket(AsyncWebsocketConsumer):
 
 websocket_urlpatterns: list[URLPattern] = [
     path("sessions/<uuid:session_id>/v1/ws", SessionConsumer.as_asgi()),
-    path("app/sessions/<uuid:session_id>/live",
-         RequiredOriginValidator(AuthMiddlewareStack(SessionLiveConsumer.as_asgi()))),
+    path(
+        "app/sessions/<uuid:session_id>/live",
+        RequiredOriginValidator(AuthMiddlewareStack(SessionLiveConsumer.as_asgi())),
+    ),
     re_path(r"", NoSuchSocket.as_asgi()),  # last: everything the routes above do not take
 ]

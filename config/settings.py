@@ -248,7 +248,7 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 
-# --- limits on what a request may carry (config/http_limits.py) -------------------------
+# --- limits on what a request may carry (config/server_limits.py) -----------------------
 # Answered by the server before Django sees the request, with the JSON error envelope: 413 for
 # a body above its limit (multipart uploads of strategies and datasets have the larger one),
 # 414 for a request line or query string, 431 for headers (Twisted's own 16 KiB, 500 headers).

@@ -63,6 +63,16 @@ def request_head(method: str, target: str, *lines: str, length: int | None = Non
     return f"{method} {target} HTTP/1.1\r\n" + "".join(f"{line}\r\n" for line in fields)
 
 
+def json_post(path: str, key: str, length: int) -> str:
+    return request_head(
+        "POST",
+        path,
+        f"Authorization: Bearer {key}",
+        "Content-Type: application/json",
+        length=length,
+    )
+
+
 def envelope(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, str, dict]:
     status, headers, body = answer
     assert headers["content-type"] == "application/json", body[:200]
@@ -73,14 +83,7 @@ def envelope(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, str, dict]
 
 @pytest.mark.parametrize("api", ["trading", "management"])
 def test_a_deeply_nested_json_body_is_a_400_envelope(daphne_url, debug, key, api_paths, api):
-    head = request_head(
-        "POST",
-        api_paths[api],
-        f"Authorization: Bearer {key}",
-        "Content-Type: application/json",
-        length=len(NESTED),
-    )
-    answer = exchange(daphne_url, head, NESTED)
+    answer = exchange(daphne_url, json_post(api_paths[api], key, len(NESTED)), NESTED)
     assert envelope(answer) == (400, "INVALID_REQUEST", {})
     assert json.loads(answer[2])["message"] == "JSON parse error - nested deeper than 32 levels"
 
@@ -88,14 +91,7 @@ def test_a_deeply_nested_json_body_is_a_400_envelope(daphne_url, debug, key, api
 @pytest.mark.parametrize("api", ["trading", "management"])
 def test_a_body_over_a_mebibyte_is_a_413_envelope(daphne_url, debug, key, api_paths, api):
     body = b"x" * (20 << 20)
-    head = request_head(
-        "POST",
-        api_paths[api],
-        f"Authorization: Bearer {key}",
-        "Content-Type: application/json",
-        length=len(body),
-    )
-    answer = exchange(daphne_url, head, body)
+    answer = exchange(daphne_url, json_post(api_paths[api], key, len(body)), body)
     assert envelope(answer) == (413, "PAYLOAD_TOO_LARGE", {"limit_bytes": 1 << 20})
 
 

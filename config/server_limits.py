@@ -1,5 +1,6 @@
-"""Size limits of an HTTP request, enforced by the server (daphne's Twisted HTTP/1.1 channel)
-before any of it is buffered for Django, and answered with the JSON error envelope.
+"""Size limits of a request, enforced by the server (daphne's Twisted HTTP/1.1 channel) before any
+of it is buffered for Django, and answered with the JSON error envelope; WebSockets closed with
+a close code rather than dropped.
 
 Stock Twisted drops the connection without a word when the request line passes 16 KiB (a long
 query string) and answers other bad requests with a bare 400; daphne buffers any body in full
@@ -11,6 +12,8 @@ query string) and answers other bad requests with a bare 400; daphne buffers any
 - anything else Twisted cannot parse: 400 INVALID_REQUEST.
 The answer is sent at once, then the rest of the request is read and dropped for a moment before
 the connection closes, so that a client still sending gets the answer instead of a reset.
+A WebSocket message over daphne's 1 MiB closes the socket with 1009 (message too big): autobahn
+otherwise drops the TCP connection, which a client sees as a network error without a reason.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from http import HTTPStatus
 from typing import Any
 
 from daphne.http_protocol import HTTPFactory
+from daphne.ws_protocol import WebSocketFactory
 from django.conf import settings
 from twisted.web import http
 
@@ -140,9 +144,17 @@ class LimitedHTTPFactory(HTTPFactory):
     protocol = LimitedHTTPChannel
 
 
+class ClosingWebSocketFactory(WebSocketFactory):
+    """daphne's WebSocket factory, failing a connection with a close frame and its code."""
+
+    def setProtocolOptions(self, **options: Any) -> None:
+        super().setProtocolOptions(failByDrop=False, **options)
+
+
 def install() -> None:
-    """Make daphne's server (in this process) use LimitedHTTPFactory: `daphne.server.Server`
-    builds its factory from this module-level name when it runs."""
+    """Make daphne's server (in this process) use the factories above: `daphne.server.Server`
+    builds its factories from these module-level names when it runs."""
     import daphne.server
 
     daphne.server.HTTPFactory = LimitedHTTPFactory  # type: ignore[misc]
+    daphne.server.WebSocketFactory = ClosingWebSocketFactory  # type: ignore[misc]
