@@ -1,4 +1,5 @@
-"""The JSON parser of both APIs: DRF's, with a bound on nesting (runtimes/core/json_limits.py).
+"""The JSON parser of both APIs: DRF's, with a bound on nesting (runtimes/core/json_limits.py);
+and the decoder of the dashboard's JSON form fields, which turns the same into a field error.
 
 Without it a body of 100,000 nested arrays raised RecursionError inside the parser, which DRF
 does not catch: a 500 (Django's HTML debug page with DEBUG on) instead of a 400.
@@ -6,6 +7,7 @@ does not catch: a 500 (Django's HTML debug page with DEBUG on) instead of a 400.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rest_framework import parsers
@@ -26,3 +28,18 @@ class JSONParser(parsers.JSONParser):
         if nested_deeper_than(data):
             raise too_deep
         return data
+
+
+class JSONDecoder(json.JSONDecoder):
+    """json's decoder, for form fields (`forms.JSONField(decoder=...)`, `json.loads(cls=...)`):
+    JSON nested deeper than MAX_JSON_DEPTH is a JSONDecodeError, which forms show as invalid."""
+
+    def decode(self, s: str, *args: Any, **kwargs: Any) -> Any:
+        too_deep = json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", s, 0)
+        try:
+            value = super().decode(s, *args, **kwargs)
+        except RecursionError:
+            raise too_deep from None
+        if nested_deeper_than(value):
+            raise too_deep
+        return value

@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 
 from config.decimal_fields import FormDecimalField
+from config.parsers import JSONDecoder
 from strategies.models import Dataset
 
 
@@ -45,7 +46,7 @@ class HostedBacktestForm(forms.Form):
     def clean_params(self) -> dict[str, Any]:
         text = self.cleaned_data["params"].strip() or "{}"
         try:
-            params = json.loads(text)
+            params = json.loads(text, cls=JSONDecoder)
         except json.JSONDecodeError as error:
             raise forms.ValidationError(f"Not valid JSON: {error.msg}.") from None
         if not isinstance(params, dict):

@@ -10,6 +10,7 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
 from config.decimal_fields import FormDecimalField
+from config.parsers import JSONDecoder
 
 MAX_STRATEGY_UPLOAD_BYTES = 5 * 1024 * 1024
 
@@ -116,6 +117,7 @@ class ScheduleForm(forms.Form):
     slippage_bps = FormDecimalField(max_digits=12, decimal_places=4, initial=0, min_value=0,
                                       label="Slippage (bps)")
     params = forms.JSONField(required=False, initial=dict, label="Parameters (JSON)",
+                             decoder=JSONDecoder,
                              widget=forms.Textarea(attrs={"rows": 3}))
 
     # details.field of a service error -> the input it belongs to
