@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -173,3 +174,19 @@ def test_a_request_within_the_limits_is_served(daphne_url):
         "application/json",
         {"status": "ok"},
     )
+
+
+def test_a_refused_client_that_keeps_sending_is_disconnected_after_a_moment(daphne_url):
+    address = urlsplit(daphne_url)
+    head = request_head("POST", "/api/v1/workspaces/", length=1 << 30)  # a gigabyte, it says
+    with socket.create_connection((address.hostname, address.port), timeout=5) as connection:
+        connection.sendall(head.encode() + b"\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):  # the answer comes at once, then the server's FIN
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+        deadline = time.monotonic() + 10
+        with pytest.raises(OSError):  # reset once the server stops reading what it drops
+            while time.monotonic() < deadline:
+                connection.sendall(b"x" * 65536)
+                time.sleep(0.05)
