@@ -190,3 +190,34 @@ def test_a_refused_client_that_keeps_sending_is_disconnected_after_a_moment(daph
             while time.monotonic() < deadline:
                 connection.sendall(b"x" * 65536)
                 time.sleep(0.05)
+
+
+def multipart(fields: dict[str, bytes], boundary: str = "limits-test") -> tuple[str, bytes]:
+    """(Content-Type, body) of a multipart form of plain fields."""
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        + value
+        + b"\r\n"
+        for name, value in fields.items()
+    ]
+    return f"multipart/form-data; boundary={boundary}", b"".join(
+        parts
+    ) + f"--{boundary}--\r\n".encode()
+
+
+def test_djangos_own_upload_limits_are_envelopes_too(daphne_url, debug, key, workspace):
+    url = f"/api/v1/workspaces/{workspace.id}/datasets/"
+    kind, body = multipart({"name": b"x" * (7 << 20)})  # a 7 MB field that is not a file
+    head = request_head(
+        "POST", url, f"Authorization: Bearer {key}", f"Content-Type: {kind}", length=len(body)
+    )
+    assert envelope(exchange(daphne_url, head, body)) == (
+        413,
+        "PAYLOAD_TOO_LARGE",
+        {"limit_bytes": 6 << 20},
+    )
+    kind, body = multipart({f"f{n}": b"1" for n in range(1001)})
+    head = request_head(
+        "POST", url, f"Authorization: Bearer {key}", f"Content-Type: {kind}", length=len(body)
+    )
+    assert envelope(exchange(daphne_url, head, body)) == (400, "INVALID_REQUEST", {"limit": 1000})
