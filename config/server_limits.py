@@ -6,6 +6,8 @@ Stock Twisted drops the connection without a word when the request line passes 1
 query string) and answers other bad requests with a bare 400; daphne buffers any body in full
 (on disk past 100 kB) before the application sees its first byte. Here:
 - request line over 16 KiB, or a query string over MAX_QUERY_STRING_BYTES: 414 URI_TOO_LONG;
+  a query string of more fields than Django parses (DATA_UPLOAD_MAX_NUMBER_FIELDS, which made
+  the request fail so badly that daphne answered its own HTML 500): 400 INVALID_REQUEST;
 - headers over Twisted's 16 KiB or 500 lines: 431 HEADERS_TOO_LARGE;
 - a body over MAX_BODY_BYTES (MAX_UPLOAD_BYTES for multipart uploads), by Content-Length before
   it is read, or as it arrives when chunked: 413 PAYLOAD_TOO_LARGE;
@@ -29,6 +31,10 @@ from twisted.web import http
 
 LINGER_S = 2.0  # after a refusal, how long the rest of the request is read and dropped
 UPLOAD_TYPE = b"multipart/form-data"
+INVALID_REQUEST = (HTTPStatus.BAD_REQUEST, "INVALID_REQUEST")
+PAYLOAD_TOO_LARGE = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE")
+URI_TOO_LONG = (HTTPStatus.REQUEST_URI_TOO_LONG, "URI_TOO_LONG")
+HEADERS_TOO_LARGE = (HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "HEADERS_TOO_LARGE")
 
 
 class LimitedHTTPChannel(http.HTTPChannel):
@@ -39,12 +45,7 @@ class LimitedHTTPChannel(http.HTTPChannel):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if self._receivedHeaderSize == 0:  # nothing of this request yet: its request line
-            self._refuse(
-                HTTPStatus.REQUEST_URI_TOO_LONG,
-                "URI_TOO_LONG",
-                "The request line is too long.",
-                self.MAX_LENGTH,
-            )
+            self._refuse(URI_TOO_LONG, "The request line is too long.", limit_bytes=self.MAX_LENGTH)
         else:
             self._refuse_headers()
 
@@ -53,14 +54,19 @@ class LimitedHTTPChannel(http.HTTPChannel):
             return
         first = self._receivedHeaderSize == 0
         super().lineReceived(line)
-        query = getattr(self, "_path", b"").partition(b"?")[2] if first else b""
+        if first and not self._refused:
+            self._check_query(getattr(self, "_path", b"").partition(b"?")[2])
+
+    def _check_query(self, query: bytes) -> None:
         if len(query) > settings.MAX_QUERY_STRING_BYTES:
             self._refuse(
-                HTTPStatus.REQUEST_URI_TOO_LONG,
-                "URI_TOO_LONG",
+                URI_TOO_LONG,
                 "The query string is too long.",
-                settings.MAX_QUERY_STRING_BYTES,
+                limit_bytes=settings.MAX_QUERY_STRING_BYTES,
             )
+        fields = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS  # past it, Django's QueryDict raises
+        if fields is not None and query.count(b"&") >= fields:
+            self._refuse(INVALID_REQUEST, "The query string has too many fields.", limit=fields)
 
     def allHeadersReceived(self) -> None:
         limit = self._body_limit()
@@ -89,12 +95,7 @@ class LimitedHTTPChannel(http.HTTPChannel):
         if too_many or self._receivedHeaderSize > self.totalHeadersSize:
             self._refuse_headers()
         else:
-            self._refuse(
-                HTTPStatus.BAD_REQUEST,
-                "INVALID_REQUEST",
-                "The request is not valid HTTP/1.1.",
-                None,
-            )
+            self._refuse(INVALID_REQUEST, "The request is not valid HTTP/1.1.")
 
     def _body_limit(self) -> int:
         kinds = self.requests[-1].requestHeaders.getRawHeaders(b"content-type") or [b""]
@@ -102,33 +103,28 @@ class LimitedHTTPChannel(http.HTTPChannel):
         return int(settings.MAX_UPLOAD_BYTES if upload else settings.MAX_BODY_BYTES)
 
     def _refuse_body(self, limit: int) -> None:
-        self._refuse(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            "The request body is too large.",
-            limit,
-        )
+        self._refuse(PAYLOAD_TOO_LARGE, "The request body is too large.", limit_bytes=limit)
 
     def _refuse_headers(self) -> None:
         self._refuse(
-            HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "HEADERS_TOO_LARGE",
+            HEADERS_TOO_LARGE,
             "The request headers are too large.",
-            self.totalHeadersSize,
+            limit_bytes=self.totalHeadersSize,
         )
 
-    def _refuse(self, status: HTTPStatus, code: str, message: str, limit: int | None) -> None:
+    def _refuse(
+        self, status_and_code: tuple[HTTPStatus, str], message: str, **details: int
+    ) -> None:
         if self._refused:
             return
         self._refused = True
-        self.transport.write(refusal(status, code, message, limit))
+        self.transport.write(refusal(*status_and_code, message, details))
         self.transport.loseWriteConnection()  # the answer, then FIN; reading goes on
         self.setTimeout(LINGER_S)  # then close, whatever the client still sends
 
 
-def refusal(status: HTTPStatus, code: str, message: str, limit: int | None) -> bytes:
+def refusal(status: HTTPStatus, code: str, message: str, details: dict[str, Any]) -> bytes:
     """A complete HTTP/1.1 response carrying the error envelope, closing the connection."""
-    details: dict[str, Any] = {} if limit is None else {"limit_bytes": limit}
     body = json.dumps({"code": code, "message": message, "details": details}).encode()
     head = (
         f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"

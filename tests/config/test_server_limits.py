@@ -221,3 +221,13 @@ def test_djangos_own_upload_limits_are_envelopes_too(daphne_url, debug, key, wor
         "POST", url, f"Authorization: Bearer {key}", f"Content-Type: {kind}", length=len(body)
     )
     assert envelope(exchange(daphne_url, head, body)) == (400, "INVALID_REQUEST", {"limit": 1000})
+
+
+@pytest.mark.parametrize("api", ["trading", "management"])
+def test_a_query_string_of_too_many_fields_is_a_400_envelope(
+    daphne_url, debug, key, api_paths, api
+):
+    head = request_head(
+        "GET", api_paths[api] + "?" + "&".join(["a=1"] * 1500), f"Authorization: Bearer {key}"
+    )
+    assert envelope(exchange(daphne_url, head)) == (400, "INVALID_REQUEST", {"limit": 1000})
