@@ -17,18 +17,21 @@ from config.errors import ApiError
 from runtimes.core.decimals import PLATFORM_DIGITS, PLATFORM_PLACES, InvalidDecimal, parse_decimal
 
 
+def bounds_of(field: Any) -> dict[str, int]:
+    """`places` and `digits` of parse_decimal from a field's decimal_places and max_digits (the
+    platform's where the field leaves them open)."""
+    places = PLATFORM_PLACES if field.decimal_places is None else field.decimal_places
+    digits = PLATFORM_DIGITS if field.max_digits is None else field.max_digits
+    return {"places": places, "digits": digits}
+
+
 class DecimalField(serializers.DecimalField):
     """DRF's DecimalField, parsed by `parse_decimal`: more decimals than `decimal_places` are
     rounded half even (not refused), anything out of range is ApiError INVALID_VALUE."""
 
     def to_internal_value(self, data: Any) -> Decimal:
         try:
-            return parse_decimal(
-                data,
-                field=self.field_path(),
-                places=self.decimal_places or PLATFORM_PLACES,
-                digits=self.max_digits or PLATFORM_DIGITS,
-            )
+            return parse_decimal(data, field=self.field_path(), **bounds_of(self))
         except InvalidDecimal as error:
             if error.code != "INVALID_VALUE":
                 self.fail("invalid")  # no number at all: a field error like any other
@@ -50,12 +53,7 @@ class FormDecimalField(forms.DecimalField):
         if value in self.empty_values:
             return None
         try:
-            return parse_decimal(
-                str(value),
-                field=self.label or "value",
-                places=self.decimal_places or PLATFORM_PLACES,
-                digits=self.max_digits or PLATFORM_DIGITS,
-            )
+            return parse_decimal(str(value), field=self.label or "value", **bounds_of(self))
         except InvalidDecimal as error:
             if error.code == "INVALID_VALUE":
                 raise forms.ValidationError(f"This value {error.reason}.", code="invalid") from None

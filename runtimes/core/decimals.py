@@ -23,8 +23,6 @@ SHOWN_LENGTH: Final = 40  # of a refused text, this much is echoed back in `deta
 
 _SYNTAX: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE](?P<exponent>[+-]?\d+))?", re.ASCII)
 _NOT_FINITE: Final = frozenset({"nan", "snan", "inf", "infinity"})
-# Wide enough for any quantisation below: results have at most PLATFORM_DIGITS + 1 digits.
-_CONTEXT: Final = Context(prec=2 * PLATFORM_DIGITS, rounding=ROUND_HALF_EVEN)
 
 
 class InvalidDecimal(OrderValidationError):
@@ -58,16 +56,11 @@ def parse_decimal(
         raise InvalidDecimal(field, raw, "must be a finite decimal", code="INVALID_VALUE")
     if not value:
         return Decimal(0)
-    if value.adjusted() >= digits - places:
-        raise InvalidDecimal(
-            field,
-            raw,
-            f"must have at most {digits - places} digits before the decimal point",
-            code="INVALID_VALUE",
-        )
+    _check_integer_digits(value, raw, field, digits - places)
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -places:
-        value = value.quantize(Decimal(1).scaleb(-places), context=_CONTEXT)
+        rounding = Context(prec=digits + 1, rounding=ROUND_HALF_EVEN)  # + 1: room for a carry
+        value = value.quantize(Decimal(1).scaleb(-places), context=rounding)
         if not value:
             raise InvalidDecimal(
                 field,
@@ -75,7 +68,18 @@ def parse_decimal(
                 f"is smaller than the precision of {places} decimal places",
                 code="INVALID_VALUE",
             )
+        _check_integer_digits(value, raw, field, digits - places)  # 99.999 may round to 100.00
     return value
+
+
+def _check_integer_digits(value: Decimal, raw: object, field: str, most: int) -> None:
+    if value.adjusted() >= most:
+        raise InvalidDecimal(
+            field,
+            raw,
+            f"must have at most {most} digits before the decimal point",
+            code="INVALID_VALUE",
+        )
 
 
 def _decimal_of(raw: object, field: str) -> Decimal:

@@ -21,6 +21,10 @@ class Run(serializers.Serializer):
     costs = Costs(required=False)
 
 
+class Shares(serializers.Serializer):
+    count = DecimalField(max_digits=6, decimal_places=0)
+
+
 class CashForm(forms.Form):
     cash = FormDecimalField(max_digits=8, decimal_places=2, label="Cash")
 
@@ -53,3 +57,8 @@ def test_a_form_rounds_to_its_places_and_refuses_what_is_out_of_range():
         "cash": ["This value must be a finite decimal."]
     }
     assert CashForm(data={"cash": "x"}).errors == {"cash": ["Enter a number."]}
+
+
+def test_a_field_without_decimal_places_rounds_to_whole_numbers():
+    shares = Shares(data={"count": "12.5"})
+    assert shares.is_valid() and str(shares.validated_data["count"]) == "12"

@@ -46,6 +46,15 @@ def test_places_and_digits_are_the_callers_bounds() -> None:
     )
 
 
+def test_a_value_that_rounds_up_past_the_integer_digits_is_refused() -> None:
+    error = refusal("9.995", places=2, digits=3)
+    assert (error.code, error.reason) == (
+        "INVALID_VALUE",
+        "must have at most 1 digits before the decimal point",
+    )
+    assert str(parse_decimal("9.994", field="cash", places=2, digits=3)) == "9.99"
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
