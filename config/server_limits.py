@@ -9,8 +9,9 @@ query string) and answers other bad requests with a bare 400; daphne buffers any
   a query string of more fields than Django parses (DATA_UPLOAD_MAX_NUMBER_FIELDS, which made
   the request fail so badly that daphne answered its own HTML 500): 400 INVALID_REQUEST;
 - headers over Twisted's 16 KiB or 500 lines: 431 HEADERS_TOO_LARGE;
-- a body over MAX_BODY_BYTES (MAX_UPLOAD_BYTES for multipart uploads), by Content-Length before
-  it is read, or as it arrives when chunked: 413 PAYLOAD_TOO_LARGE;
+- a body over MAX_BODY_BYTES (MAX_UPLOAD_BYTES for multipart uploads outside the Trading API,
+  which takes none), by Content-Length before it is read, or as it arrives when chunked: 413
+  PAYLOAD_TOO_LARGE;
 - anything else Twisted cannot parse: 400 INVALID_REQUEST.
 The answer is sent at once, then the rest of the request is read and dropped for a moment before
 the connection closes, so that a client still sending gets the answer instead of a reset.
@@ -98,9 +99,11 @@ class LimitedHTTPChannel(http.HTTPChannel):
             self._refuse(INVALID_REQUEST, "The request is not valid HTTP/1.1.")
 
     def _body_limit(self) -> int:
+        """The upload limit for multipart bodies, except on the Trading API, which takes none."""
         kinds = self.requests[-1].requestHeaders.getRawHeaders(b"content-type") or [b""]
         upload = kinds[0].lower().startswith(UPLOAD_TYPE)
-        return int(settings.MAX_UPLOAD_BYTES if upload else settings.MAX_BODY_BYTES)
+        trading = getattr(self, "_path", b"").startswith(settings.TRADING_API_PREFIX.encode())
+        return int(settings.MAX_UPLOAD_BYTES if upload and not trading else settings.MAX_BODY_BYTES)
 
     def _refuse_body(self, limit: int) -> None:
         self._refuse(PAYLOAD_TOO_LARGE, "The request body is too large.", limit_bytes=limit)

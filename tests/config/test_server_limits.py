@@ -134,6 +134,16 @@ def test_a_multipart_upload_keeps_its_own_larger_limit(daphne_url, key, workspac
     assert details["problems"][0]["file"] == "AAPL.csv"
 
 
+def test_the_trading_api_takes_no_upload_so_multipart_has_the_small_limit(daphne_url, api_paths):
+    kind, body = multipart({"quantity": b"1" * (2 << 20)})
+    head = request_head("POST", api_paths["trading"], f"Content-Type: {kind}", length=len(body))
+    assert envelope(exchange(daphne_url, head, body)) == (
+        413,
+        "PAYLOAD_TOO_LARGE",
+        {"limit_bytes": 1 << 20},
+    )
+
+
 @pytest.mark.parametrize("size", [10_000, 25_000])
 @pytest.mark.parametrize(
     "path", ["/sessions/3f1c2b9e-0000-4000-8000-000000000009/v1/orders", "/api/v1/workspaces/"]
