@@ -26,13 +26,15 @@ class JSONParser(parsers.JSONParser):
     """A body nested deeper than MAX_JSON_DEPTH is a ParseError: 400 INVALID_REQUEST."""
 
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
-        too_deep = ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise too_deep from None
-        if nested_deeper_than(data):
-            raise too_deep
+            data = None
+            too_deep = True
+        else:
+            too_deep = nested_deeper_than(data)
+        if too_deep:
+            raise ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels")
         return data
 
 
@@ -84,11 +86,13 @@ class JSONDecoder(json.JSONDecoder):
     JSON nested deeper than MAX_JSON_DEPTH is a JSONDecodeError, which forms show as invalid."""
 
     def decode(self, s: str, *args: Any, **kwargs: Any) -> Any:
-        too_deep = json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", s, 0)
         try:
             value = super().decode(s, *args, **kwargs)
         except RecursionError:
-            raise too_deep from None
-        if nested_deeper_than(value):
-            raise too_deep
+            value = None
+            too_deep = True
+        else:
+            too_deep = nested_deeper_than(value)
+        if too_deep:
+            raise json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", s, 0)
         return value
