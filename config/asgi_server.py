@@ -22,8 +22,9 @@ import warnings
 
 
 def prepare_daphne() -> None:
-    """Import `daphne.server` on uvloop (when installed) and quieten autobahn's log formatting.
-    Call before anything imports `daphne.server`; afterwards the loop is fixed and this warns."""
+    """Import `daphne.server` on uvloop (when installed), quieten autobahn's log formatting and
+    give daphne the platform's request limits (config/server_limits.py). Call before anything
+    imports `daphne.server`; afterwards the loop is fixed and this warns."""
     if "daphne.server" in sys.modules:
         warnings.warn("daphne.server was imported before prepare_daphne(): its loop is kept",
                       RuntimeWarning, stacklevel=2)
@@ -32,6 +33,9 @@ def prepare_daphne() -> None:
     import autobahn.util
 
     autobahn.util._HAS_CLICK = False  # type: ignore[attr-defined]
+    from config import server_limits  # imports Twisted's HTTP, so after daphne made the loop
+
+    server_limits.install()
 
 
 def _import_on_uvloop(module: str) -> None:

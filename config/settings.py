@@ -270,6 +270,14 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 
+# --- limits on what a request may carry (config/server_limits.py) -----------------------
+# Answered by the server before Django sees the request, with the JSON error envelope: 413 for
+# a body above its limit (multipart uploads of strategies and datasets have the larger one),
+# 414 for a request line or query string, 431 for headers (Twisted's own 16 KiB, 500 headers).
+MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", 1 << 20, minimum=1024)
+MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", 256 << 20, minimum=1 << 20)
+MAX_QUERY_STRING_BYTES = env.int("MAX_QUERY_STRING_BYTES", 8192, minimum=256)
+
 # --- email ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", "localhost")
@@ -291,6 +299,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",  # DRF's, each with the platform's limits as envelopes
+        "config.parsers.FormParser",
+        "config.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin
 from config.api_schema import OBJECT_LIST
+from config.decimal_fields import DecimalField
 from runtimes import dispatch, services
 from runtimes.models import KillSwitch, Source, TradingSession
 from runtimes.risk import RiskLimits
@@ -29,13 +30,13 @@ from strategies.models import Dataset, StrategyVersion
 
 
 class CommissionSerializer(serializers.Serializer):
-    percent = serializers.DecimalField(max_digits=12, decimal_places=6, min_value=Decimal(0),
+    percent = DecimalField(max_digits=12, decimal_places=6, min_value=Decimal(0),
                                        required=False)
-    per_share = serializers.DecimalField(max_digits=12, decimal_places=6, min_value=Decimal(0),
+    per_share = DecimalField(max_digits=12, decimal_places=6, min_value=Decimal(0),
                                          required=False)
-    fixed = serializers.DecimalField(max_digits=16, decimal_places=6, min_value=Decimal(0),
+    fixed = DecimalField(max_digits=16, decimal_places=6, min_value=Decimal(0),
                                      required=False)
-    minimum = serializers.DecimalField(max_digits=16, decimal_places=6, min_value=Decimal(0),
+    minimum = DecimalField(max_digits=16, decimal_places=6, min_value=Decimal(0),
                                        required=False)
 
 
@@ -45,7 +46,7 @@ def _positive(value: Decimal) -> None:
 
 
 def _limit_field() -> serializers.DecimalField:
-    return serializers.DecimalField(max_digits=30, decimal_places=12, required=False,
+    return DecimalField(max_digits=30, decimal_places=12, required=False,
                                     allow_null=True, validators=[_positive])
 
 
@@ -63,10 +64,10 @@ class BacktestRunSerializer(serializers.Serializer):
     timeframe = serializers.CharField(max_length=8, required=False)
     start = serializers.DateTimeField(required=False, allow_null=True)
     end = serializers.DateTimeField(required=False, allow_null=True)
-    initial_cash = serializers.DecimalField(max_digits=24, decimal_places=8,
+    initial_cash = DecimalField(max_digits=24, decimal_places=8,
                                             min_value=Decimal(0), default=Decimal(100_000))
     commission = CommissionSerializer(required=False)
-    slippage_bps = serializers.DecimalField(max_digits=12, decimal_places=4,
+    slippage_bps = DecimalField(max_digits=12, decimal_places=4,
                                             min_value=Decimal(0), default=Decimal(0))
 
     def to_internal_value(self, data: Any) -> Any:

@@ -9,6 +9,8 @@ from typing import Any
 
 from django import forms
 
+from config.decimal_fields import FormDecimalField
+from config.parsers import JSONDecoder
 from strategies.models import Dataset
 
 
@@ -22,12 +24,12 @@ class HostedBacktestForm(forms.Form):
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     end = forms.DateTimeField(required=False, label="To (UTC)",
                               widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    initial_cash = forms.DecimalField(min_value=Decimal(0), max_digits=24, decimal_places=8,
+    initial_cash = FormDecimalField(min_value=Decimal(0), max_digits=24, decimal_places=8,
                                       initial=Decimal(100_000))
-    commission_percent = forms.DecimalField(min_value=Decimal(0), max_value=Decimal(100),
+    commission_percent = FormDecimalField(min_value=Decimal(0), max_value=Decimal(100),
                                             max_digits=12, decimal_places=6, initial=Decimal(0),
                                             label="Commission (% of notional)")
-    slippage_bps = forms.DecimalField(min_value=Decimal(0), max_digits=12, decimal_places=4,
+    slippage_bps = FormDecimalField(min_value=Decimal(0), max_digits=12, decimal_places=4,
                                       initial=Decimal(0), label="Slippage (basis points)")
     params = forms.CharField(required=False, initial="{}", label="Parameters (JSON object)",
                              widget=forms.Textarea(attrs={"rows": 3}),
@@ -44,7 +46,7 @@ class HostedBacktestForm(forms.Form):
     def clean_params(self) -> dict[str, Any]:
         text = self.cleaned_data["params"].strip() or "{}"
         try:
-            params = json.loads(text)
+            params = json.loads(text, cls=JSONDecoder)
         except json.JSONDecodeError as error:
             raise forms.ValidationError(f"Not valid JSON: {error.msg}.") from None
         if not isinstance(params, dict):

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +24,7 @@ from rest_framework.views import APIView
 from accounts.api_permissions import request_api_key
 from accounts.authentication import ApiKeyAuthentication
 from config.errors import ApiError, error_body
+from config.parsers import JSONParser
 from runtimes.access import denial, find_session
 from runtimes.authentication import SessionTokenAuthentication, token_session
 from runtimes.bus import BusUnavailable, get_bus

@@ -22,12 +22,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin
 from config.errors import ApiError
+from config.parsers import FormParser, JSONParser, MultiPartParser
 from runtimes import comparison
 from strategies import schedules, services
 from strategies.models import BacktestSchedule, Dataset, ScheduleRun, Strategy, StrategyVersion

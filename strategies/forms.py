@@ -9,6 +9,9 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
+from config.decimal_fields import FormDecimalField
+from config.parsers import JSONDecoder
+
 MAX_STRATEGY_UPLOAD_BYTES = 5 * 1024 * 1024
 
 
@@ -108,12 +111,13 @@ class ScheduleForm(forms.Form):
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     end = forms.DateTimeField(required=False, help_text="UTC",
                               widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    initial_cash = forms.DecimalField(max_digits=24, decimal_places=8, initial=100_000)
-    commission_percent = forms.DecimalField(max_digits=12, decimal_places=6, required=False,
+    initial_cash = FormDecimalField(max_digits=24, decimal_places=8, initial=100_000)
+    commission_percent = FormDecimalField(max_digits=12, decimal_places=6, required=False,
                                             min_value=0, label="Commission (%)")
-    slippage_bps = forms.DecimalField(max_digits=12, decimal_places=4, initial=0, min_value=0,
+    slippage_bps = FormDecimalField(max_digits=12, decimal_places=4, initial=0, min_value=0,
                                       label="Slippage (bps)")
     params = forms.JSONField(required=False, initial=dict, label="Parameters (JSON)",
+                             decoder=JSONDecoder,
                              widget=forms.Textarea(attrs={"rows": 3}))
 
     # details.field of a service error -> the input it belongs to

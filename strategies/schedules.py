@@ -26,6 +26,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from accounts.models import User, Workspace
 from config.errors import ApiError
+from runtimes.core.decimals import InvalidDecimal, parse_decimal
 from strategies.models import (
     CRON_FIELDS,
     BacktestSchedule,
@@ -270,13 +271,20 @@ def _commission_json(commission: dict[str, Any]) -> dict[str, str]:
     unknown = sorted(set(commission) - COMMISSION_KEYS)
     if unknown:
         raise _invalid("commission", f"Unknown commission fields: {', '.join(unknown)}.")
-    try:
-        values = {key: Decimal(str(value)) for key, value in commission.items()}
-    except ArithmeticError:
-        raise _invalid("commission", "Commission values are decimal numbers.") from None
-    if any(not v.is_finite() or v < 0 for v in values.values()):
+    values = {key: _commission_value(key, value) for key, value in commission.items()}
+    if any(v < 0 for v in values.values()):
         raise _invalid("commission", "Commission values cannot be negative.")
     return {key: str(value) for key, value in values.items()}
+
+
+def _commission_value(key: str, raw: object) -> Decimal:
+    """One commission value, as the sessions' commission fields take it (16 digits, 6 places)."""
+    try:
+        return parse_decimal(raw, field=f"commission.{key}", places=6, digits=16)
+    except InvalidDecimal as error:
+        if error.code != "INVALID_VALUE":
+            raise _invalid("commission", "Commission values are decimal numbers.") from None
+        raise ApiError("INVALID_VALUE", error.message, details=error.details) from None
 
 
 def _cadence(schedule: BacktestSchedule) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.decimal_fields import DecimalField
 from strategies.models import (
     BacktestSchedule,
     Dataset,
@@ -113,10 +114,10 @@ class ScheduleWriteSerializer(serializers.Serializer):
     end = serializers.DateTimeField(required=False, allow_null=True)
     symbols = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
     timeframe = serializers.CharField(max_length=8, required=False, allow_blank=True)
-    initial_cash = serializers.DecimalField(max_digits=24, decimal_places=8, required=False)
+    initial_cash = DecimalField(max_digits=24, decimal_places=8, required=False)
     commission = serializers.DictField(required=False,
                                        help_text="percent, per_share, fixed, minimum.")
-    slippage_bps = serializers.DecimalField(max_digits=12, decimal_places=4, required=False)
+    slippage_bps = DecimalField(max_digits=12, decimal_places=4, required=False)
     params = serializers.DictField(required=False, help_text="Passed to the strategy.")
     paused = serializers.BooleanField(required=False, help_text="Create it paused.")
 

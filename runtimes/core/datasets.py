@@ -13,7 +13,6 @@ import zlib
 from array import array
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from runtimes.core.datasets_formats import (
     read_json,
     read_parquet,
 )
+from runtimes.core.decimals import PLATFORM_PLACES, InvalidDecimal, parse_decimal
 from runtimes.core.market_data import MarketData
 from runtimes.core.timeframes import (
     TIMEFRAMES,
@@ -325,12 +325,13 @@ def _rescaled(column: Any, shift: int) -> Any:
 
 
 def _number(text: Any, column: str) -> tuple[int, int]:
-    """(scaled integer, number of decimals) of a decimal text, exactly."""
+    """(scaled integer, number of decimals) of a decimal text, exactly up to the platform's
+    precision (`decimals.parse_decimal`: finer values are rounded, larger ones refused)."""
     if text is None or text == "":
         raise RowProblem(column, f"{column} is empty")
     if isinstance(text, str):
         whole, _, frac = text.partition(".")
-        if not frac or frac.isdigit():
+        if (not frac or frac.isdigit()) and len(frac) <= PLATFORM_PLACES and len(whole) < 19:
             try:
                 return int(whole + frac), len(frac)
             except ValueError:
@@ -339,16 +340,16 @@ def _number(text: Any, column: str) -> tuple[int, int]:
 
 
 def _slow_number(text: Any, column: str) -> tuple[int, int]:
-    try:
-        if not isinstance(text, str):
-            raise InvalidOperation
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise RowProblem(column, f"{column} {text!r} is not a number") from None
-    exponent = value.as_tuple().exponent
-    if not value.is_finite() or not isinstance(exponent, int):
+    if not isinstance(text, str):
         raise RowProblem(column, f"{column} {text!r} is not a number")
-    decimals = max(0, -exponent)
+    try:
+        value = parse_decimal(text, field=column)
+    except InvalidDecimal as error:
+        shown = error.details.get("provided", text)
+        reason = "is not a number" if error.code == "INVALID_REQUEST" else error.reason
+        raise RowProblem(column, f"{column} {shown!r} {reason}") from None
+    exponent = value.as_tuple().exponent
+    decimals = max(0, -exponent) if isinstance(exponent, int) else 0
     return decimal_to_scaled(value, decimals), decimals
 
 

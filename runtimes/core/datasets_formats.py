@@ -192,7 +192,7 @@ def read_csv(text_stream: io.TextIOBase | io.StringIO, source: str) -> RawTable:
     """Rows of a CSV file with a header naming the columns, or a header-less positional file."""
     first_line = text_stream.readline()
     delimiter = _delimiter(first_line)
-    first = next(csv.reader([first_line], delimiter=delimiter), [])
+    first = next(_records(csv.reader([first_line], delimiter=delimiter), source), [])
     header = bool(first) and first[0].strip().lower().lstrip("\ufeff") in KNOWN_NAMES
     if first and not header and not _looks_like_data(first[0]):
         map_header(first, source)  # raises the missing-columns error with what was found
@@ -220,7 +220,7 @@ def _csv_rows(
     i_time = picked[6] if date_time else 0
     line = first_line_no
     row_no = 0
-    for fields in reader:
+    for fields in _records(reader, source):
         line += 1
         if not fields:
             continue  # blank line
@@ -235,6 +235,15 @@ def _csv_rows(
             )
         stamp = f"{fields[i_ts].strip()}T{fields[i_time].strip()}" if date_time else fields[i_ts]
         yield (stamp, fields[i_o], fields[i_h], fields[i_l], fields[i_c], fields[i_v])
+
+
+def _records(reader: Iterator[list[str]], source: str) -> Iterator[list[str]]:
+    """The reader's rows; what the csv module cannot read (a field over its 128 KiB limit, a NUL
+    character) is a DatasetError like any bad file, not an exception of the csv module."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise DatasetError(file=source, problem=f"not a readable CSV file ({exc})") from None
 
 
 def _chain_first(first: list[str], reader: Iterator[list[str]]) -> Iterator[list[str]]:
@@ -264,6 +273,8 @@ def read_json(data: bytes, source: str) -> RawTable:
         document = json.loads(data.decode("utf-8-sig"), parse_float=str, parse_int=str)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DatasetError(file=source, problem=f"not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise DatasetError(file=source, problem="not valid JSON (nested too deeply)") from None
     if not isinstance(document, list):
         raise DatasetError(file=source, problem="expected a JSON array of bars")
     table = RawTable(rows=iter(()))

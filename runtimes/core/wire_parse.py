@@ -1,6 +1,6 @@
 """Trading API JSON (protocol A) to domain objects: request bodies, query parameters, client frames.
 
-Lenient where the protocol is (enums in any case, decimals as strings or numbers of any precision,
+Lenient where the protocol is (enums in any case, decimals as strings or numbers, "1E-7" too,
 unknown fields ignored) and strict elsewhere, raising the core's errors with the protocol's codes:
 INVALID_REQUEST with `details.field` for missing, malformed or wrongly typed fields; INVALID_VALUE
 with `details.field` and `details.provided` for bad values; INVALID_MESSAGE for bad client frames.
@@ -12,10 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 
+from runtimes.core.decimals import parse_decimal
 from runtimes.core.domain import (
     MarginMode,
     OrderRequest,
@@ -41,6 +42,8 @@ MODIFIABLE_DECIMALS: Final = (
     "trailing_distance",
 )
 CLOSE_ORDER_TYPES: Final = frozenset({OrderType.MARKET, OrderType.LIMIT})
+# A client frame longer than this is refused unread (the server's own frames stay under 256 KiB).
+MAX_CLIENT_FRAME_LENGTH: Final = 256 * 1024
 
 
 class InvalidMessage(TradingError):
@@ -259,10 +262,17 @@ def parse_event_ack(frame: object) -> EventAck:
 
 def _decode_frame(frame: object) -> dict[str, Any]:
     if isinstance(frame, str | bytes | bytearray):
+        if len(frame) > MAX_CLIENT_FRAME_LENGTH:
+            raise InvalidMessage(
+                f"message is longer than {MAX_CLIENT_FRAME_LENGTH} characters",
+                details={"limit": MAX_CLIENT_FRAME_LENGTH},
+            )
         try:
             frame = json.loads(frame)
         except (ValueError, UnicodeDecodeError):
             raise InvalidMessage("message is not valid JSON") from None
+        except RecursionError:  # nesting: a message needs 2 levels, json stops near 1,000
+            raise InvalidMessage("message is nested too deeply") from None
     if not isinstance(frame, dict):
         raise InvalidMessage("message must be a JSON object")
     return frame
@@ -357,25 +367,10 @@ def _required_decimal(fields: Mapping[str, Any], name: str) -> Decimal:
 
 
 def _optional_decimal(fields: Mapping[str, Any], name: str) -> Decimal | None:
-    """A decimal from a JSON string or number, any precision ("1E-7" too).
-
-    Booleans and other types are malformed (INVALID_REQUEST); NaN and infinities parse but are
-    not values a price or quantity can take (INVALID_VALUE), matching `validation.py`.
-    """
+    """A decimal from a JSON string or number, bounded and at the platform's precision: see
+    `decimals.parse_decimal` (INVALID_REQUEST when malformed, INVALID_VALUE out of range)."""
     raw = fields.get(name)
-    if raw is None:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
-        raise _malformed(name, "must be a decimal string or number")
-    try:
-        # str() of a float is its shortest round-trip text, i.e. the JSON literal that was sent.
-        value = Decimal(raw if isinstance(raw, str | int | Decimal) else str(raw))
-    except InvalidOperation:
-        raise _malformed(name, "is not a decimal number") from None
-    if not value.is_finite():
-        provided = raw if isinstance(raw, str) else str(raw)  # a float NaN is not JSON
-        raise OrderValidationError.invalid(name, provided, "must be a finite decimal")
-    return value
+    return None if raw is None else parse_decimal(raw, field=name)
 
 
 def _check_positive(name: str, value: Decimal | None) -> None:

@@ -96,6 +96,22 @@ def test_every_bad_setting_is_a_400_validation_error_naming_its_field(as_owner, 
     assert not BacktestSchedule.objects.exists() and not PeriodicTask.objects.exists()
 
 
+@pytest.mark.parametrize("change,field,provided", [
+    ({"commission": {"percent": "1e999999999"}}, "commission.percent", "1e999999999"),
+    ({"commission": {"fixed": "1e-999999999"}}, "commission.fixed", "1e-999999999"),
+    ({"initial_cash": "NaN"}, "initial_cash", "NaN"),
+    ({"slippage_bps": "1e99"}, "slippage_bps", "1e99"),
+])
+def test_decimals_out_of_range_are_a_400_invalid_value_naming_the_field(as_owner, url, body,
+                                                                        change, field, provided):
+    response = as_owner.post(url, {**body, **change}, format="json")
+
+    assert response.status_code == 400, response.content
+    assert (response.json()["code"], response.json()["details"]) == (
+        "INVALID_VALUE", {"field": field, "provided": provided})
+    assert not BacktestSchedule.objects.exists()
+
+
 def test_a_bad_cron_field_is_named_in_the_message(as_owner, url, body):
     answer = as_owner.post(url, {**body, "cron_expression": "0 24 * * *"}, format="json").json()
 

@@ -286,6 +286,40 @@ def test_empty_and_non_numeric_values():
     assert rejected(HEADER).problem == "no data rows"
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("1e-999999999", "close '1e-999999999' is smaller than the precision of 12 decimal places"),
+        ("1e999999999", "close '1e999999999' must have at most 18 digits before the decimal point"),
+        ("NaN", "close 'NaN' must be a finite decimal"),
+        ("1" * 19, f"close '{'1' * 19}' must have at most 18 digits before the decimal point"),
+    ],
+)
+def test_values_out_of_the_platforms_range_are_refused_naming_the_column(value, problem):
+    row = f"2021-04-02T00:00:00Z,1,1e30,0,{value},1\n".replace("1e30", "9" * 18)
+    assert rejected(HEADER + row, timeframe="1m").problem == problem
+
+
+def test_more_than_twelve_decimals_are_rounded_to_the_platforms_precision():
+    row = "2021-04-02T00:00:00Z,1.00000000000000000000000000000000000000000001,2,0.5,1,1\n"
+    series = parse(HEADER + row, timeframe="1m")
+    assert (series.price_decimals, series.bar(0).open) == (12, D(1))
+
+
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_a_field_longer_than_the_csv_module_reads_is_a_dataset_error_not_a_crash(where):
+    long = "x" * 200_000
+    text = f"{long}\n" if where == "header" else HEADER + f"2021-04-02T00:00:00Z,{long},1,1,1,1\n"
+    assert rejected(text, timeframe="1m").problem == (
+        "not a readable CSV file (field larger than field limit (131072))"
+    )
+
+
+def test_json_nested_too_deeply_is_a_dataset_error_not_a_crash():
+    error = rejected("[" * 100_000 + "]" * 100_000, name="BTCUSDT.json")
+    assert error.problem == "not valid JSON (nested too deeply)"
+
+
 def test_bad_row_deep_in_a_real_file_rejects_the_whole_file(tmp_path):
     with open_series("crypto-1m/BTCUSDT.csv") as source:
         lines = source.read().splitlines()

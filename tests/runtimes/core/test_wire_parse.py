@@ -131,19 +131,69 @@ def test_margin_mode_is_accepted_in_any_case(text: str, expected: MarginMode) ->
         ("1", Decimal("1")),
         ("1E-7", Decimal("1E-7")),
         ("0.0000001", Decimal("1E-7")),
-        ("27.00877785280216070222822417", Decimal("27.00877785280216070222822417")),
-        (
-            "123456789012345678901234567890.123456789",
-            Decimal("123456789012345678901234567890.123456789"),
-        ),
+        ("27.008777852802", Decimal("27.008777852802")),
+        ("123456789012345678.123456789012", Decimal("123456789012345678.123456789012")),
         (3, Decimal(3)),
         (0.1, Decimal("0.1")),
         (1e-7, Decimal("1E-7")),
     ],
 )
-def test_quantity_is_a_string_or_number_of_any_precision(raw: object, expected: Decimal) -> None:
+def test_quantity_is_a_string_or_number_up_to_the_platforms_precision(
+    raw: object, expected: Decimal
+) -> None:
     quantity = parse_order_request(order(quantity=raw)).quantity
     assert (quantity, str(quantity)) == (expected, str(expected))
+
+
+def test_decimals_finer_than_twelve_places_are_rounded_half_even() -> None:
+    parsed = parse_order_request(order(quantity="27.00877785280216070222822417"))
+    assert str(parsed.quantity) == "27.008777852802"
+    assert str(parse_order_request(order(quantity="0.0000000000025")).quantity) == "2E-12"
+
+
+@pytest.mark.parametrize(
+    ("raw", "provided"),
+    [
+        ("1e-999999999", "1e-999999999"),  # once accepted, then rendered as a gigabyte of zeros
+        ("0.0000000000001", "0.0000000000001"),
+    ],
+)
+def test_a_quantity_finer_than_the_precision_is_invalid_value(raw: str, provided: str) -> None:
+    error = error_of(parse_order_request, order(quantity=raw))
+    assert_error(error, "INVALID_VALUE", {"field": "quantity", "provided": provided})
+    assert error.message == "quantity is smaller than the precision of 12 decimal places"
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("quantity", "1e999999999"),  # once an Overflow in the risk check, failing the session
+        ("quantity", "1e99999999999999999999"),
+        ("limit_price", "1000000000000000000"),
+        ("stop_loss", 1e300),
+        ("quantity", 10**40),
+    ],
+)
+def test_a_decimal_with_more_than_eighteen_integer_digits_is_invalid_value(
+    field: str, raw: object
+) -> None:
+    body = order(**{"order_type": "limit", "limit_price": "1", field: raw})
+    error = error_of(parse_order_request, body)
+    assert (error.code, error.details["field"]) == ("INVALID_VALUE", field)
+
+
+def test_a_decimal_text_longer_than_a_hundred_characters_is_invalid_value_shown_cut_short() -> None:
+    raw = "0." + "0" * 99 + "1"
+    error = error_of(parse_order_request, order(quantity=raw))
+    assert_error(error, "INVALID_VALUE", {"field": "quantity", "provided": raw[:40] + "..."})
+    assert error.message == "quantity must have at most 100 characters"
+
+
+@pytest.mark.parametrize("raw", ["1_000", "\u0661", "0x10", "1e", "--1", "1 000"])
+def test_text_that_is_not_plain_number_syntax_is_invalid_request(raw: str) -> None:
+    assert_error(
+        error_of(parse_order_request, order(quantity=raw)), "INVALID_REQUEST", {"field": "quantity"}
+    )
 
 
 def test_numbers_decoded_from_json_text_keep_their_literal_value() -> None:
@@ -581,6 +631,12 @@ def test_an_ack_with_no_ids_parses_to_an_empty_tuple() -> None:
             {**SDK_ACK, "events_processed": [1]},
             "event_ack events_processed must be a list of event id strings",
             {"field": "events_processed"},
+        ),
+        ("[" * 100_000 + "]" * 100_000, "message is nested too deeply", {}),
+        (
+            json.dumps({**SDK_ACK, "events_processed": ["evt-1"] * 40_000}),
+            "message is longer than 262144 characters",
+            {"limit": 262144},
         ),
     ],
 )

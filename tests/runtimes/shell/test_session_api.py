@@ -142,6 +142,29 @@ def test_risk_limits_must_be_positive(owner_client, workspace, dataset, field, v
     assert list(response.json()["details"]) == [field]
 
 
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("initial_cash", "1e999999999", "must have at most 16 digits before the decimal point"),
+    ("max_order_quantity", "1e-999999999", "is smaller than the precision of 12 decimal places"),
+    ("slippage_bps", "Infinity", "must be a finite decimal"),
+    ("commission.percent", "1" * 101, "must have at most 100 characters"),
+])
+def test_decimals_out_of_range_are_a_400_invalid_value_naming_the_field(
+    owner_client, workspace, dataset, field, value, reason
+):
+    change = {"commission": {"percent": value}} if field == "commission.percent" else {field: value}
+    response = create(owner_client, workspace, dataset, **change)
+    assert response.status_code == 400
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    assert response.json() == {"code": "INVALID_VALUE", "message": f"{field} {reason}",
+                               "details": {"field": field, "provided": shown}}
+
+
+def test_more_decimals_than_a_field_keeps_are_rounded_half_even(owner_client, workspace, dataset):
+    response = create(owner_client, workspace, dataset, initial_cash="5000.123456785")
+    assert response.status_code == 201, response.json()
+    assert response.json()["initial_cash"] == "5000.12345678"
+
+
 def test_allowed_symbols_must_be_symbols_of_the_session(owner_client, workspace, dataset):
     response = create(owner_client, workspace, dataset, allowed_symbols=["ETHUSDT"])
     assert response.status_code == 400
