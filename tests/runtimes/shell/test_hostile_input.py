@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from runtimes.core.wire_parse import MODIFIABLE_DECIMALS, InvalidMessage, parse_client_message
-from tests.runtimes.conftest import SYMBOL, wait_for_state
+from tests.runtimes.conftest import SYMBOL, ask_for_worker, wait_for_state
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -137,6 +137,7 @@ def session(start_backtest) -> Iterator[object]:
     from runtimes.services import cancel_session
 
     started = start_backtest(connect_timeout_s=120, idle_timeout_s=120)
+    ask_for_worker(started)
     wait_for_state(started, {"waiting"})
     yield started
     cancel_session(session=started, now=timezone.now())
