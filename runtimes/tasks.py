@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_TTL_SECONDS = 120
 
@@ -23,3 +29,23 @@ def run_session(session_id: str) -> str | None:
     from runtimes.host import run_session_host
 
     return run_session_host(session_id=session_id, bus=get_bus())
+
+
+@shared_task(name="runtimes.reap_lost_sessions")
+def reap_lost_sessions() -> list[str]:
+    """Fail the sessions whose host stopped renewing its lease (beat, every few seconds)."""
+    from runtimes.leases import reap_lost_sessions as reap
+
+    return reap()
+
+
+@worker_ready.connect
+def reap_at_start_up(**_: Any) -> None:
+    """A worker process starting reaps once (it may be the restart of the one that died).
+    Embedded, the serve command does it and a thread of its own repeats it."""
+    if settings.CELERY_EMBEDDED_WORKER:
+        return
+    try:
+        reap_lost_sessions()
+    except Exception:  # a worker must start even when the database is not there yet
+        logger.exception("reaping lost sessions at start-up failed")
