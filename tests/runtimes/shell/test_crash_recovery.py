@@ -15,20 +15,24 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from runtimes.sandbox import probe_bubblewrap
 from tests.plugins.celery_worker import _test_database_url
 from tests.runtimes.conftest import ROWS, wait_for_state
 from tests.runtimes.shell.test_distributed_topology import ROOT, DaphneProcess, start_daphne
@@ -58,12 +62,18 @@ STOP_AT = 100  # the candle at which the strategy stops acking (and the test kil
 class Workers:
     """Celery worker processes of one test, on a queue of its own; all stopped at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir  # where the test's uploads are (tests/conftest.py)
         self.queue = f"crash-{uuid.uuid4().hex[:8]}"
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, *, with_beat: bool = False) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **LEASES, "DATABASE_URL": _test_database_url()}
+        env = {
+            **os.environ,
+            **LEASES,
+            "DATABASE_URL": _test_database_url(),
+            "PARITY_DATA_DIR": str(self.data_dir),
+        }
         command = [
             sys.executable,
             "-m",
@@ -102,11 +112,11 @@ class Workers:
 
 
 @pytest.fixture
-def workers(monkeypatch) -> Iterator[Workers]:
+def workers(monkeypatch, tmp_path) -> Iterator[Workers]:
     """Sessions created in the test are hosted on its own queue (not the shared test worker)."""
     import runtimes.tasks
 
-    pool = Workers()
+    pool = Workers(tmp_path)
     task = runtimes.tasks.run_session
 
     class OnOwnQueue:
@@ -289,3 +299,63 @@ async def test_kill_9_of_the_web_process_mid_stream_resumes_on_another_without_a
     assert fills_per_order(frames) == Counter(strategy.orders)
     result_orders = await in_thread(lambda: [o["id"] for o in session.result.orders])()
     assert result_orders == strategy.orders
+
+
+SLEEPER = b"import time\nprint('sleeping', flush=True)\ntime.sleep(10_000)\n"
+
+
+def run_folders(session) -> list[str]:
+    """The temp folders of a hosted run (its code, its sandbox's work directory)."""
+    return sorted(
+        p.name.split("-")[1]
+        for p in Path(tempfile.gettempdir()).iterdir()
+        if p.name.startswith(("parity-strategy-", "parity-sandbox-")) and str(session.id) in p.name
+    )
+
+
+@pytest.mark.skipif(not probe_bubblewrap().available, reason="needs the bubblewrap sandbox")
+async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_removes_its_folders(
+    workers, owner, workspace, dataset
+):
+    from runtimes.models import SessionToken
+    from runtimes.services import create_hosted_backtest
+    from strategies.services import upload_strategy_version
+
+    def create():
+        version = upload_strategy_version(
+            workspace=workspace,
+            author=owner,
+            strategy="sleeper",
+            filename="main.py",
+            content=SLEEPER,
+        )
+        return create_hosted_backtest(
+            workspace=workspace, created_by=owner, version=version, dataset=dataset
+        )
+
+    workers.start()
+    session = await in_thread(create)()
+    await in_thread(poll)(
+        lambda: run_folders(session) == ["sandbox", "strategy"],
+        timeout=30,
+        what="the sandbox started",
+    )
+    assert (
+        await in_thread(SessionToken.objects.usable(timezone.now()).filter(session=session).count)()
+        == 1
+    )
+    workers.processes[0].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    workers.start(with_beat=True)
+
+    session = await in_thread(wait_for_state)(session, {"failed", "completed", "cancelled"}, 30)
+    assert time.monotonic() - killed_at < 30
+    assert (session.state, session.failure_reason) == (
+        "failed",
+        f"the worker running this session stopped (lost at batch 0 of {ROWS})",
+    )
+    assert (
+        await in_thread(SessionToken.objects.usable(timezone.now()).filter(session=session).count)()
+        == 0
+    )
+    assert run_folders(session) == []
