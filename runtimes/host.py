@@ -75,7 +75,7 @@ class HostJournal:
         self._acked_total = 0
         self._written = 0  # _ids[:_written] are in SessionEvent already
         self._late_acks: list[int] = []  # sequences written unacked and acked since
-        self._written_at = float("-inf")  # monotonic time of the last write
+        self._written_at = float("-inf")  # monotonic time of the last write (or of the first ask)
         self._session: TradingSession | None = None  # where older frames are read from
 
     # -- SessionJournal ---------------------------------------------------------------------------
@@ -146,6 +146,8 @@ class HostJournal:
         waiting = len(self._ids) - self._written
         if not waiting and not self._late_acks:
             return False
+        if self._written_at == float("-inf"):  # the first frames: a second from now, too
+            self._written_at = moment
         return waiting >= chunk or moment - self._written_at >= JOURNAL_FLUSH_SECONDS
 
     def flush(
