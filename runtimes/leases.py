@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -108,10 +109,11 @@ def end_session_of_lost_host(
     """End a live session in place of its host (gone): moves the fence on, revokes the
     session's tokens and removes its sandbox leftovers on this machine. False when the row had
     moved first (ended, or its lease renewed or taken since `session` was read)."""
-    if not session.end_for_lost_host(to=to, now=now, reason=reason):
-        return False
+    with transaction.atomic():  # ended and its tokens revoked, as one
+        if not session.end_for_lost_host(to=to, now=now, reason=reason):
+            return False
+        revoke_session_tokens(session=session, now=now)
     logger.warning("session %s ended in place of its host: %s", session.pk, reason)
-    revoke_session_tokens(session=session, now=now)
     remove_sandbox_leftovers()
     return True
 

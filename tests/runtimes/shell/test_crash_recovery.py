@@ -205,7 +205,8 @@ class Strategy:
                         }
                     )
                 )
-                if frame["type"] == "backtest_complete":
+                if frame["type"] == "backtest_complete":  # as the SDK: until the host closes
+                    await asyncio.wait_for(ws.wait_closed(), 20)
                     return "complete"
 
     async def _order(self, rest: httpx.AsyncClient, side: str) -> None:
@@ -358,4 +359,6 @@ async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_remove
         await in_thread(SessionToken.objects.usable(timezone.now()).filter(session=session).count)()
         == 0
     )
-    assert run_folders(session) == []
+    await in_thread(poll)(
+        lambda: run_folders(session) == [], timeout=5, what="the reaper removed the run's folders"
+    )
