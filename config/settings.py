@@ -159,6 +159,19 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- session leases (runtimes/leases.py) -----------------------------------------------------
+# A session's host renews its lease every RENEW seconds; a lease not renewed for LEASE seconds
+# means its host is gone, and the reaper (every REAPER_INTERVAL seconds) ends the session.
+SESSION_LEASE_SECONDS = env.int("SESSION_LEASE_SECONDS", 15, minimum=2)
+SESSION_LEASE_RENEW_SECONDS = env.int("SESSION_LEASE_RENEW_SECONDS", 3, minimum=1)
+SESSION_REAPER_INTERVAL_SECONDS = env.int("SESSION_REAPER_INTERVAL_SECONDS", 5, minimum=1)
+if SESSION_LEASE_RENEW_SECONDS * 2 > SESSION_LEASE_SECONDS:
+    raise ImproperlyConfigured("SESSION_LEASE_RENEW_SECONDS must be at most half of "
+                               "SESSION_LEASE_SECONDS (a lease must survive a missed renewal).")
+# The reaper runs from beat in the distributed topology (CELERY_BEAT_SCHEDULE below); embedded,
+# from a thread of its own (config/embedded.py), which never waits for a worker slot busy with a
+# session.
+
 # --- applications --------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
@@ -403,3 +416,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(SESSION_SWEEP_SECONDS),
     },
 }
+if not CELERY_EMBEDDED_WORKER:
+    CELERY_BEAT_SCHEDULE["runtimes.reap_lost_sessions"] = {
+        "task": "runtimes.reap_lost_sessions",
+        "schedule": float(SESSION_REAPER_INTERVAL_SECONDS),
+    }

@@ -30,7 +30,20 @@ from runtimes.core.wire_parse import (
     parse_last_event_id,
 )
 from runtimes.dispatch import request_worker
-from runtimes.models import State, TradingSession
+from runtimes.models import LIVE_STATES, State, TradingSession
+
+# A socket with nothing to send for this long asks whether its session has ended without its host
+# (a worker that died: the reaper ended the session, and no host will ever close this socket).
+ENDED_CHECK_SECONDS = 5.0
+CLOSE_NORMAL = 1000  # as the host closes: the SDK reconnects, and the ended session refuses it
+
+
+def ended_reason(session_id: str) -> str | None:
+    """The failure reason (or state) of a session that has ended; None while it is live."""
+    row = TradingSession.objects.filter(pk=session_id).values("state", "failure_reason").first()
+    if row is not None and row["state"] in LIVE_STATES:
+        return None
+    return (row["failure_reason"] or row["state"]) if row is not None else "session not found"
 
 
 def header_key(headers: dict[bytes, bytes]) -> str | None:
@@ -62,6 +75,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
     writer: asyncio.Task[None] | None = None
     guard: asyncio.Task[None] | None = None
     close_reason: str | None = None
+    watchdog: asyncio.Task[None] | None = None
+    batches_out = 0  # what the writer handed on: the watchdog's sign of life, one add per batch
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels runs close_old_connections on asgiref's one shared sync thread before every
@@ -101,6 +116,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 loop.call_soon_threadsafe(outbox.put_nowait, (texts, close_code))
 
         self.writer = asyncio.create_task(self._write(outbox))
+        self.watchdog = asyncio.create_task(self._close_once_ended())
         self.connection_id = get_bus().connect(self.session_id, sink, last_event_id=cursor)
 
         async def refused(refusal: access.Refusal) -> None:
@@ -115,10 +131,31 @@ class SessionConsumer(AsyncWebsocketConsumer):
         # past the consumer's keyword-to-message wrapping.
         while True:
             texts, close_code = await outbox.get()
+            self.batches_out += 1
             for text in texts:
                 await self.base_send({"type": "websocket.send", "text": text})
             if close_code is not None:
                 await self.close(code=close_code, reason=self.close_reason)
+                return
+
+    async def _close_once_ended(self) -> None:
+        """Every ENDED_CHECK_SECONDS without a frame out: close if the session has ended. Its
+        host closes its sockets as it ends it; a session ended in place of a dead host (the
+        reaper, runtimes/leases.py) has nobody else to close them."""
+        seen = -1
+        while True:
+            await asyncio.sleep(ENDED_CHECK_SECONDS)
+            if self.batches_out != seen:
+                seen = self.batches_out
+                continue
+            reason = await database_sync_to_async(ended_reason)(self.session_id)
+            if reason is not None:
+                if self.writer is not None:
+                    self.writer.cancel()
+                # The reason (at most 123 bytes) for servers that pass it on; daphne drops it,
+                # and the SDK's reconnect is then refused (403) because the session has ended.
+                await self.close(code=CLOSE_NORMAL,
+                                 reason=reason.encode()[:123].decode(errors="ignore"))
                 return
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -140,7 +177,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.connection_id is not None:
             get_bus().post(self.session_id, {"kind": "detach", "connection": self.connection_id})
-        for task in (self.writer, self.guard):
+        for task in (self.writer, self.guard, self.watchdog):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
+from runtimes.leases import HostLease
 from runtimes.models import WORKER_STATES, Source, State, TradingSession
 
 CLAIM_CANDIDATES = 20  # fairest sessions tried before the order is read again (lost races)
@@ -109,15 +110,15 @@ def queue_position(session: TradingSession) -> int | None:
     return queue_positions().get(str(session.pk))
 
 
-def claim_next_session(*, now: datetime) -> TradingSession | None:
-    """Claim the fairest queued session for this worker (queued -> waiting, a conditional
-    update: of two workers trying the same session, one wins and the other tries the next).
-    Returns None when nothing is queued."""
+def claim_next_session(*, now: datetime) -> HostLease | None:
+    """Claim the fairest queued session for this worker thread: queued -> waiting under the
+    host's lease (runtimes/leases.py), a conditional update: of two workers trying the same
+    session, one wins and the other tries the next. Returns None when nothing is queued."""
     while order := current_order():
         for session_id in order[:CLAIM_CANDIDATES]:
-            session = TradingSession(pk=session_id)
-            if session.transition(to=State.WAITING, allowed_from={State.QUEUED}, dispatched_at=now):
-                return session
+            lease = HostLease.take(TradingSession(pk=session_id), now=now, dispatched_at=now)
+            if lease is not None:
+                return lease
     return None
 
 

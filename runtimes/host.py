@@ -1,8 +1,10 @@
 """The session host: runs one backtest session in a worker thread, in lock-step with its strategy.
 
 It owns the engine (single-threaded: every REST command runs here, via the bus), the stream state
-machine and the journal. The ORM is touched at the edges only: the state transitions, journal
-chunks of thousands of frames, and the results at the end.
+machine and the journal. The ORM is touched at the edges only: the state transitions, the journal
+(in bulk, at most a second behind), the lease (runtimes/leases.py) and the results at the end.
+Each journal write and the final writes happen in one transaction with a renewal of the lease:
+a host whose lease was taken (its process stalled, the reaper ended the session) writes nothing.
 
 Observers (the dashboard's live view) attach through the bus like the strategy's socket, with a
 flag: they receive a copy of every frame sent to the strategy, never ack, and never gate time.
@@ -34,6 +36,7 @@ from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.session import BacktestStream, JournalCounts, JsonDict, sequence_of
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
 from runtimes.hosted import HostedStrategy
+from runtimes.leases import HostLease, LeaseLost
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
 from runtimes.risk import RiskGuard
 
@@ -47,27 +50,32 @@ POLL_SECONDS = 0.1  # how long the host blocks on its inbox: bounds cancel and t
 DIRECT_ON_ANY_THREAD = frozenset({"ack", "notice", "detach"})
 DIRECT_ON_BLOCKING_THREAD = DIRECT_ON_ANY_THREAD | {"command"}
 PROGRESS_WRITE_SECONDS = 2.0  # how often the batch count reaches the row (the dashboard's bar)
-JOURNAL_CHUNK = 5000  # acked frames are written to SessionEvent this many at a time
+JOURNAL_CHUNK = 5000  # frames are written to SessionEvent at least this many at a time...
+JOURNAL_FLUSH_SECONDS = 1.0  # ...or at least this often: what a crash may lose of the journal
 CLOSE_NORMAL = 1000
 
 
 class HostJournal:
-    """The session's journal (a SessionJournal) as the host keeps it: only the tail not yet in
-    SessionEvent stays in memory, each frame as the exact text sent (encoded once, here);
-    resume reads older frames back from SessionEvent.
+    """The session's journal (a SessionJournal) as the host keeps it: the tail not yet both
+    written to SessionEvent and acked stays in memory, each frame as the exact text sent (encoded
+    once, here); resume reads older frames back from SessionEvent.
 
-    Frames are flushed in bulk once a chunk of them is acked in a row (acks arrive in order in
-    lock-step), and everything at the end.
+    Frames are written in bulk, acked or not, once a chunk of them waits or a second after the
+    last write (the host asks `flush_due` between messages; nothing per frame), and everything
+    at the end. Acks of frames written unacked are written with the next flush.
     """
 
     def __init__(self) -> None:
-        self.flushed = 0  # frames written to SessionEvent (and dropped from memory)
+        self.flushed = 0  # frames written to SessionEvent, acked, and dropped from memory
         self._ids: list[str] = []  # the tail, oldest first, parallel to _texts and _sequences
         self._texts: list[str] = []
         self._sequences: list[int] = []
         self._acked: set[str] = set()  # acked ids of the tail
         self._acked_prefix = 0  # _ids[:_acked_prefix] are all acked (advanced incrementally)
         self._acked_total = 0
+        self._written = 0  # _ids[:_written] are in SessionEvent already
+        self._late_acks: list[int] = []  # sequences written unacked and acked since
+        self._written_at = float("-inf")  # monotonic time of the last write (or of the first ask)
         self._session: TradingSession | None = None  # where older frames are read from
 
     # -- SessionJournal ---------------------------------------------------------------------------
@@ -95,6 +103,8 @@ class HostJournal:
             if 0 <= position < len(self._ids) and self._ids[position] == event_id:
                 self._acked.add(event_id)
                 self._acked_total += 1
+                if position < self._written:
+                    self._late_acks.append(first + position)
 
     def frames_after(self, event_id: str) -> list[JsonDict]:
         return [json.loads(text) for text in self.texts_after(event_id)]
@@ -117,8 +127,10 @@ class HostJournal:
         start = bisect_right(self._sequences, sequence)
         older: list[str] = []
         if start == 0 and self.flushed and self._session is not None:
-            older = list(self._session.events.filter(sequence__gt=sequence)
-                         .order_by("sequence").values_list("frame", flat=True))
+            rows = self._session.events.filter(sequence__gt=sequence)
+            if self._sequences:  # the tail may be written already: read only what precedes it
+                rows = rows.filter(sequence__lt=self._sequences[0])
+            older = list(rows.order_by("sequence").values_list("frame", flat=True))
         return older + self._texts[start:]
 
     def unacked_texts(self) -> list[str]:
@@ -128,29 +140,51 @@ class HostJournal:
 
     # -- writing ----------------------------------------------------------------------------------
 
+    def flush_due(self, moment: float, chunk: int = JOURNAL_CHUNK) -> bool:
+        """Whether a chunk of frames waits, or anything waits for a second (`moment` is
+        monotonic time): two comparisons, cheap enough for every step of the host."""
+        waiting = len(self._ids) - self._written
+        if not waiting and not self._late_acks:
+            return False
+        if self._written_at == float("-inf"):  # the first frames: a second from now, too
+            self._written_at = moment
+        return waiting >= chunk or moment - self._written_at >= JOURNAL_FLUSH_SECONDS
+
     def flush(
-        self, session: TradingSession, *, everything: bool, chunk: int = JOURNAL_CHUNK
+        self, session: TradingSession, *, everything: bool, chunk: int = JOURNAL_CHUNK,
+        moment: float | None = None,
     ) -> None:
-        """Write the acked prefix of the tail (all of it when `everything`) in bulk, then drop
-        it from memory."""
+        """Write the frames not written yet (acked or not) and the acks of those written
+        before, in bulk; then drop from memory the prefix both written and acked. Not
+        `everything`: only when `flush_due(moment)` (without a moment: a whole chunk waits).
+        After `everything` (the end), the tail is gone and later acks change nothing."""
         self._session = session
-        end = len(self._ids)
-        if not everything:
-            ids, acked = self._ids, self._acked
-            while self._acked_prefix < len(ids) and ids[self._acked_prefix] in acked:
-                self._acked_prefix += 1
-            end = self._acked_prefix
-            if end < chunk:
-                return
+        if not everything and not self.flush_due(
+                float("-inf") if moment is None else moment, chunk):
+            return
+        start, acked = self._written, self._acked
         write_events(session, [
-            (sequence, event_id, text, event_id in self._acked)
+            (sequence, event_id, text, event_id in acked)
             for event_id, sequence, text in zip(
-                self._ids[:end], self._sequences[:end], self._texts[:end], strict=True)
+                self._ids[start:], self._sequences[start:], self._texts[start:], strict=True)
         ])
+        if self._late_acks:
+            session.events.filter(sequence__in=self._late_acks).update(acked=True)
+            self._late_acks.clear()
+        self._written = len(self._ids)
+        if moment is not None:
+            self._written_at = moment
+        ids = self._ids
+        while self._acked_prefix < len(ids) and ids[self._acked_prefix] in acked:
+            self._acked_prefix += 1
+        self._drop(len(ids) if everything else self._acked_prefix)
+
+    def _drop(self, end: int) -> None:
         for event_id in self._ids[:end]:
             self._acked.discard(event_id)
         del self._ids[:end], self._sequences[:end], self._texts[:end]
         self._acked_prefix -= min(end, self._acked_prefix)
+        self._written -= end
         self.flushed += end
 
 
@@ -159,6 +193,8 @@ def write_events(session: TradingSession, rows: list[tuple[int, str, str, bool]]
 
     On PostgreSQL with COPY: Django's bulk_create binds client-side under psycopg 3 and quoted
     every frame in Python, a third of the worker's CPU in the Redis benchmark."""
+    if not rows:
+        return
     if db_connection.vendor != "postgresql":
         SessionEvent.objects.bulk_create(
             [SessionEvent(session=session, sequence=sequence, event_id=event_id, frame=frame,
@@ -199,9 +235,11 @@ class SessionHost:
         *,
         now: Callable[[], datetime] = timezone.now,
         monotonic: Callable[[], float] = time.monotonic,
+        lease: HostLease | None = None,
     ) -> None:
         self.session, self.endpoint, self.engine = session, endpoint, engine
         self.now, self.monotonic = now, monotonic
+        self.lease = lease  # None: a host nobody reaps (unit tests of the host alone)
         self.journal = HostJournal()
         self.guard = RiskGuard.for_session(session)  # risk limits and kill switches
         self.stream = BacktestStream(engine, journal=self.journal, provider="backtest",
@@ -241,9 +279,29 @@ class SessionHost:
         self._check_timeouts(connect_deadline)
         if self.outcome is None and self.strategy is not None:
             self.outcome = self.strategy.outcome()
+        if self.outcome is None:
+            self._sync()
         if self.outcome is None and self.stream.started:
-            self.journal.flush(self.session, everything=False)
             self.record_progress()
+
+    def _sync(self) -> None:
+        """When due: renew the lease and write the journal's news, in one transaction, so that
+        the fence guards the write. Raises LeaseLost once the lease was taken."""
+        moment = self.monotonic()
+        journal_due = self.stream.started and self.journal.flush_due(moment)
+        if not journal_due and (self.lease is None or not self.lease.due(moment)):
+            return
+        with transaction.atomic():
+            self._hold_lease()
+            if journal_due:
+                self.journal.flush(self.session, everything=False, moment=moment)
+
+    def _hold_lease(self) -> None:
+        if self.lease is None:
+            return
+        progress = {"batches": self.stream.batches_emitted} if self.stream.started else {}
+        if not self.lease.renew(now=self.now(), **progress):
+            raise LeaseLost(f"the lease of session {self.session.pk} was taken")
 
     def take_now(self, message: JsonDict, blocking: bool) -> bool:
         """A bus.DirectHandler: handle `message` on the poster's thread if the host is free (an
@@ -271,8 +329,10 @@ class SessionHost:
         if moment - self.progress_written < PROGRESS_WRITE_SECONDS:
             return
         self.progress_written = moment
-        TradingSession.objects.filter(pk=self.session.pk).update(
-            batches=self.stream.batches_emitted)
+        rows = TradingSession.objects.filter(pk=self.session.pk)
+        if self.lease is not None:
+            rows = rows.filter(lease_fence=self.lease.fence)
+        rows.update(batches=self.stream.batches_emitted)
 
     def _check_timeouts(self, connect_deadline: float) -> None:
         if self.outcome is not None:
@@ -407,10 +467,12 @@ class SessionHost:
             self._announce_disconnect(reason)
         for connection in [*self.connections, *self.observers]:
             self.endpoint.close_connection(connection, CLOSE_NORMAL)
+        self._hold_lease()  # before the strategy's output is stored, and again below
         if self.strategy is not None:  # its output is stored before the session ends
             self.strategy.stop(state=state)
         counts = self.stream.counts()
         with transaction.atomic():
+            self._hold_lease()  # first: a host whose lease was taken writes nothing
             self.journal.flush(self.session, everything=True)
             self.guard.flush()
             if state == State.COMPLETED:
@@ -453,10 +515,12 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v if v is None or isinstance(v, int | str) else str(v) for k, v in values.items()}
 
 
-def run_session_host(*, session_id: str, bus: SessionBus) -> str | None:
-    """Run a session this worker claimed (runtimes/dispatch.py moved it from queued to waiting)
-    to its end; returns its final state, or None when it is no longer waiting."""
-    session = TradingSession.objects.select_related("dataset").get(pk=session_id)
+def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
+    """Run a session this worker claimed under `lease` (runtimes/dispatch.py moved it from
+    queued to waiting) to its end; returns its final state, or None when it is no longer
+    waiting (cancelled since the claim) or its lease was taken while it ran (the session was
+    ended in its place)."""
+    session = TradingSession.objects.select_related("dataset").get(pk=lease.session_id)
     # A cancel posted since the claim waits in the mailbox (the bus keeps cancels for sessions
     # not hosted yet), so it is read as soon as the host runs.
     endpoint = bus.host(str(session.id))
@@ -469,10 +533,19 @@ def run_session_host(*, session_id: str, bus: SessionBus) -> str | None:
         endpoint.close()
         session.finish(to=State.FAILED, now=timezone.now(), reason=f"dataset: {exc}")
         return State.FAILED
-    host = SessionHost(session, endpoint, engine)
+    if not lease.renew(now=timezone.now(), total_batches=engine.steps_total):
+        endpoint.close()
+        return None
+    host = SessionHost(session, endpoint, engine, lease=lease)
     host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
     try:
         return host.run()
+    except LeaseLost:
+        logger.warning("session host %s stops: its lease was taken", session.id)
+        host.abandon("the session was ended in place of its host")
+        if host.strategy is not None:
+            host.strategy.discard()
+        return None
     except Exception:
         logger.exception("session host %s crashed", session.id)
         reason = "internal error in the host"

@@ -145,7 +145,8 @@ class HostedStrategy:
             raise ValueError("the session has no strategy version")
         limits = sandbox_limits()
         slot, slot_fd = SLOTS.acquire()
-        code_dir = Path(tempfile.mkdtemp(prefix="parity-strategy-"))
+        # Named after the session: a reaper finds what a killed worker left (runtimes/leases.py).
+        code_dir = Path(tempfile.mkdtemp(prefix=f"parity-strategy-{session.pk}-"))
         try:
             entry = extract_strategy(version=session.strategy_version, into=code_dir)
             _hand_over(code_dir, slot)
@@ -154,7 +155,7 @@ class HostedStrategy:
             token = mint_session_token(session=session, lifetime=lifetime)
             spec = SandboxSpec(code_dir, str(entry.relative_to(code_dir.resolve())),
                                strategy_env(token=token, params=session.params or {}),
-                               target, slot=slot)
+                               target, slot=slot, label=str(session.pk))
             process = start_sandboxed(spec, limits,
                                       allow_unsandboxed=settings.SANDBOX_ALLOW_UNSANDBOXED)
         except BaseException:
@@ -210,6 +211,23 @@ class HostedStrategy:
                 SLOTS.release(run.slot_fd)
                 shutil.rmtree(run.code_dir, ignore_errors=True)
                 self._run = None
+
+    def discard(self) -> None:
+        """Kill the process and remove what it left, writing nothing: the session was ended in
+        place of this host (its lease was taken), which revoked the tokens already."""
+        if self._stopped:
+            return
+        self._stopped = True
+        run, self._run = self._run, None
+        if run is None:
+            return
+        try:
+            run.process.kill()
+            if self._watcher is not None:
+                self._watcher.join()
+        finally:
+            SLOTS.release(run.slot_fd)
+            shutil.rmtree(run.code_dir, ignore_errors=True)
 
     def _store_output(self) -> None:
         result = self.result

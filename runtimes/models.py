@@ -92,6 +92,12 @@ class TradingSession(models.Model):
     events_sent = models.PositiveIntegerField(default=0)
     events_acked = models.PositiveIntegerField(default=0)
     batches = models.PositiveIntegerField(default=0)
+    total_batches = models.PositiveIntegerField(null=True, blank=True)  # known once it started
+    # The lease of the host running the session (runtimes/leases.py): who holds it, until when
+    # (renewed every few seconds), and the fencing number that moves on whenever it changes hands.
+    lease_holder = models.CharField(max_length=120, blank=True)
+    lease_fence = models.PositiveBigIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # When it asked for a worker (queued), and when a worker claimed it (runtimes/dispatch.py).
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -136,7 +142,8 @@ class TradingSession(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["workspace", "-created_at"]),
-                   models.Index(fields=["state", "queued_at"], name="session_state_queued_at")]
+                   models.Index(fields=["state", "queued_at"], name="session_state_queued_at"),
+                   models.Index(fields=["state", "lease_expires_at"], name="session_lease_idx")]
 
     def __str__(self) -> str:
         return f"{self.platform} session {self.id} ({self.state})"
@@ -175,6 +182,21 @@ class TradingSession(models.Model):
         return self.transition(
             to=to, allowed_from=LIVE_STATES, finished_at=now, failure_reason=reason[:300], **fields
         )
+
+    def end_for_lost_host(self, *, to: str, now: datetime, reason: str) -> bool:
+        """End the session in place of its host, which is gone (or may as well be): only while
+        the lease is still the one read (`lease_fence`), moving the fence on so that the host,
+        were it alive after all, stops and writes nothing more. False if anything moved first."""
+        updated = TradingSession.objects.filter(
+            pk=self.pk, state__in=LIVE_STATES, lease_fence=self.lease_fence,
+        ).update(state=to, finished_at=now, failure_reason=reason[:300],
+                 lease_fence=models.F("lease_fence") + 1, lease_holder="", lease_expires_at=None)
+        if updated:
+            auth_cache.invalidate_all()
+            self.state, self.finished_at, self.failure_reason = to, now, reason[:300]
+            self.lease_fence += 1
+            self.lease_holder, self.lease_expires_at = "", None
+        return updated == 1
 
     def risk_limits(self) -> RiskLimits:
         """The limits the host enforces, as the framework-free value the checks read."""

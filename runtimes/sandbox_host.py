@@ -27,7 +27,8 @@ class _Workdir:
     @classmethod
     def create(cls, spec: SandboxSpec, limits: SandboxLimits) -> _Workdir:
         identity = (SLOT_UID_BASE + spec.slot,) * 2 if os.geteuid() == 0 else None
-        path = Path(tempfile.mkdtemp(prefix="parity-sandbox-"))
+        label = f"{spec.label}-" if spec.label else ""
+        path = Path(tempfile.mkdtemp(prefix=f"parity-sandbox-{label}"))
         for sub in ("tmp", "mnt"):
             (path / sub).mkdir()
         if identity is not None:

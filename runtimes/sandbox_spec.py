@@ -77,6 +77,7 @@ class SandboxSpec:
     target: SessionTarget
     slot: int = 0
     runtime: StrategyRuntime = field(default_factory=StrategyRuntime.current)
+    label: str = ""  # names the run's temp folder (the session id), for a sweep after a crash
 
     def __post_init__(self) -> None:
         parts = Path(self.entry).parts

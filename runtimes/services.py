@@ -20,6 +20,7 @@ from config.errors import ApiError
 from runtimes import dispatch, quotas
 from runtimes.bus import BusUnavailable, get_bus
 from runtimes.core.wire import decimal_str
+from runtimes.leases import end_session_of_lost_host, host_is_gone
 from runtimes.models import (
     LIVE_STATES,
     KillSwitch,
@@ -200,22 +201,34 @@ def _limits_for(limits: RiskLimits, symbols: list[str]) -> RiskLimits:
 def cancel_session(*, session: TradingSession, now: datetime, reason: str = "cancelled") -> bool:
     """Cancel a live session. Not yet picked up by a worker (created or queued): cancelled here
     at once. Picked up: the host is told over the bus and stops within a poll interval,
-    journaling what it has. Returns False if the session had already ended."""
+    journaling what it has; its host gone (runtimes/leases.py): cancelled here at once. Returns
+    False if the session had already ended."""
     if session.transition(to=State.CANCELLED, allowed_from={State.CREATED, State.QUEUED},
                           finished_at=now, failure_reason=reason):
         return True
-    session.refresh_from_db(fields=["state"])
+    if _ended_in_place_of_lost_host(session, to=State.CANCELLED, reason=reason, now=now):
+        return True
     if session.is_terminal:
         return False
     get_bus().post(str(session.id), {"kind": "cancel", "reason": reason})
     return True
 
 
+def _ended_in_place_of_lost_host(
+    session: TradingSession, *, to: str, reason: str, now: datetime
+) -> bool:
+    # Reads the row afresh (state and lease); the fence makes a race with the host harmless.
+    session.refresh_from_db(fields=["state", "lease_fence", "lease_expires_at"])
+    return host_is_gone(session, now=now) and end_session_of_lost_host(
+        session=session, to=to, reason=reason, now=now)
+
+
 def kill_session(
     *, session: TradingSession, set_by: User, reason: str, now: datetime
 ) -> bool:
     """Set the session's kill switch (one-way): its host refuses new orders with reject_code
-    KILL_SWITCH and cancels the open ones. Audited. Returns False if it was already set."""
+    KILL_SWITCH and cancels the open ones; its host gone (runtimes/leases.py), the session is
+    cancelled here at once. Audited. Returns False if it was already set."""
     reason = reason[:300]
     with transaction.atomic():
         updated = TradingSession.objects.filter(pk=session.pk, kill_switch_active=False).update(
@@ -229,6 +242,8 @@ def kill_session(
             details={"scope": "session", "reason": reason, "set_by": str(set_by.pk)})
         if session.state in LIVE_STATES:
             _tell_host_after_commit(session, scope="session", reason=reason)
+    _ended_in_place_of_lost_host(session, to=State.CANCELLED, now=now,
+                                 reason=f"kill switch: {reason}" if reason else "kill switch")
     return True
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_TTL_SECONDS = 120
 
@@ -26,10 +32,10 @@ def run_next_session() -> str | None:
     from runtimes.dispatch import claim_next_session
     from runtimes.host import run_session_host
 
-    session = claim_next_session(now=timezone.now())
-    if session is None:
+    lease = claim_next_session(now=timezone.now())
+    if lease is None:
         return None  # its session was cancelled, or claimed by a worker that freed up first
-    return run_session_host(session_id=str(session.pk), bus=get_bus())
+    return run_session_host(lease=lease, bus=get_bus())
 
 
 @shared_task(name="runtimes.run_session")
@@ -46,3 +52,23 @@ def sweep_sessions() -> int:
     from runtimes import dispatch
 
     return dispatch.sweep_sessions(now=timezone.now())
+
+
+@shared_task(name="runtimes.reap_lost_sessions")
+def reap_lost_sessions() -> list[str]:
+    """Fail the sessions whose host stopped renewing its lease (beat, every few seconds)."""
+    from runtimes.leases import reap_lost_sessions as reap
+
+    return reap()
+
+
+@worker_ready.connect
+def reap_at_start_up(**_: Any) -> None:
+    """A worker process starting reaps once (it may be the restart of the one that died).
+    Embedded, the serve command does it and a thread of its own repeats it."""
+    if settings.CELERY_EMBEDDED_WORKER:
+        return
+    try:
+        reap_lost_sessions()
+    except Exception:  # a worker must start even when the database is not there yet
+        logger.exception("reaping lost sessions at start-up failed")

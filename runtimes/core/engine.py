@@ -109,6 +109,11 @@ class BacktestEngine:
     def steps_done(self) -> int:
         return self._step
 
+    @property
+    def steps_total(self) -> int:
+        """How many batches the whole run emits (one per timestamp of the timeline)."""
+        return len(self._timeline)
+
     def next_batch(self) -> Batch | None:
         """Advance to the next timestamp: fill resting orders against its bars, mark equity at
         the close, and return the batch; None when the data is exhausted."""

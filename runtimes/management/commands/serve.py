@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from config.celery import app as celery_app
 from config.embedded import start_embedded_services
 from runtimes.instance import follow_served_address
+from runtimes.leases import reap_lost_sessions
 
 
 class Command(BaseCommand):
@@ -30,6 +31,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str, port: int, no_worker: bool, **options: Any) -> None:
         follow_served_address(host=host, port=port)  # unless PLATFORM_INTERNAL_URL is set
+        reaped = reap_lost_sessions()  # a restart after a crash: the sessions it stranded
+        if reaped:
+            self.stdout.write(f"Ended {len(reaped)} session(s) whose host had stopped.")
         services = None
         if settings.CELERY_EMBEDDED_WORKER and not no_worker:
             services = start_embedded_services(celery_app)

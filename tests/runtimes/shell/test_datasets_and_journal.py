@@ -30,17 +30,19 @@ def test_a_bad_file_registers_nothing(workspace, tmp_path):
     assert not Dataset.objects.for_workspace(workspace).exists()
 
 
-def test_host_journal_flushes_acked_frames_in_chunks_then_the_rest(start_backtest_row):
+def test_host_journal_writes_a_waiting_chunk_acked_or_not_and_later_acks_with_the_rest(
+    start_backtest_row,
+):
     from runtimes.host import HostJournal
 
     journal = HostJournal()
     journal.append_events([{"event_id": f"evt-{n}", "type": "candle"} for n in range(1, 8)])
     journal.record_ack(["evt-1", "evt-2", "evt-3", "evt-5"], "c")
-    journal.flush(start_backtest_row, everything=False, chunk=4)
-    assert journal.flushed == 0  # only 3 acked in a row: below the chunk
+    journal.flush(start_backtest_row, everything=False, chunk=8)
+    assert not start_backtest_row.events.exists()  # 7 frames wait: below the chunk
+    journal.flush(start_backtest_row, everything=False, chunk=7)
+    assert journal.flushed == 3  # all 7 written; the acked prefix left memory
     journal.record_ack(["evt-4"], "c")
-    journal.flush(start_backtest_row, everything=False, chunk=4)
-    assert journal.flushed == 5
     journal.flush(start_backtest_row, everything=True)
     rows = list(start_backtest_row.events.values_list("event_id", "acked"))
     assert rows == [(f"evt-{n}", n <= 5) for n in range(1, 8)]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -37,9 +38,23 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def daphne_process_url(django_db_setup: None) -> Iterator[str]:
+@dataclass
+class DaphneProcess:
     """A daphne server in its own process, on the test database and the configured Redis."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def start_daphne() -> DaphneProcess:
+    """Start a daphne process on a free loopback port; returns once it accepts connections."""
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": _test_database_url()}
     process = subprocess.Popen(
@@ -68,12 +83,15 @@ def daphne_process_url(django_db_setup: None) -> Iterator[str]:
                 process.kill()
                 raise RuntimeError("the daphne process did not start") from None
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    return DaphneProcess(process, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def daphne_process_url(django_db_setup: None) -> Iterator[str]:
+    """The URL of a daphne process of its own (`start_daphne`), stopped afterwards."""
+    daphne = start_daphne()
+    yield daphne.url
+    daphne.stop()
 
 
 async def test_sdk_backtest_completes_with_host_and_web_in_separate_processes(

@@ -433,8 +433,8 @@ def test_concurrent_workers_claim_every_queued_session_exactly_once(
     def worker(mine: list[str]) -> None:
         try:
             gate.wait()
-            while (session := claim_next_session(now=timezone.now())) is not None:
-                mine.append(str(session.pk))
+            while (lease := claim_next_session(now=timezone.now())) is not None:
+                mine.append(str(lease.session_id))
         finally:
             connection.close()
 

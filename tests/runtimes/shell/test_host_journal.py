@@ -55,6 +55,28 @@ def test_acks_count_each_journaled_id_once(session_row):
         ("evt-1", False), ("evt-2", True), ("evt-3", False)]
 
 
+def test_every_frame_sent_is_written_within_a_second_acked_or_not(session_row):
+    from runtimes.host import JOURNAL_FLUSH_SECONDS, HostJournal
+
+    journal = HostJournal()
+    journal.append_events(_frames(1, 111))
+    journal.record_ack([f"evt-{n}" for n in range(1, 111)], "c")
+    journal.flush(session_row, everything=False, moment=99.0)
+    assert not session_row.events.exists()  # the first frames wait a second too
+    journal.flush(session_row, everything=False, moment=99.0 + JOURNAL_FLUSH_SECONDS)
+    journal.append_events(_frames(112, 120))
+    journal.flush(session_row, everything=False, moment=100.0 + JOURNAL_FLUSH_SECONDS / 2)
+
+    assert session_row.events.count() == 111  # then once a second
+    journal.record_ack(["evt-111"], "c")
+    journal.flush(session_row, everything=False, moment=100.0 + JOURNAL_FLUSH_SECONDS)
+    assert list(session_row.events.filter(acked=False).values_list("event_id", flat=True)) == [
+        f"evt-{n}" for n in range(112, 121)]
+    assert session_row.events.count() == 120
+    assert journal.texts_after("evt-110") == [_text(n) for n in range(111, 121)]
+    assert journal.unacked_texts() == [_text(n) for n in range(112, 121)]
+
+
 class _SilentEndpoint:
     """A host endpoint nobody talks to."""
 

@@ -195,3 +195,33 @@ async def test_a_crashing_host_fails_the_session_and_releases_its_socket(
             await next_frame(ws)
     session = await in_thread(wait_for_state)(session, {"failed"}, 3)
     assert session.failure_reason == "internal error in the host"
+
+
+async def test_a_socket_of_a_session_whose_host_died_closes_once_the_session_is_reaped(
+    daphne_url, trader_key, owner, workspace, dataset, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    import runtimes.consumers
+    from runtimes.leases import reap_lost_sessions
+    from runtimes.models import State, TradingSession
+
+    monkeypatch.setattr(runtimes.consumers, "ENDED_CHECK_SECONDS", 0.2)
+    session = await in_thread(TradingSession.objects.create)(
+        workspace=workspace, created_by=owner, dataset=dataset, symbols=["BTCUSDT"],
+        timeframe="1m", state=State.RUNNING, total_batches=300,
+        lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    async with open_socket(ws_url(daphne_url, session), trader_key) as ws:
+        assert await nothing_arrives(ws, 0.5)  # accepted: its host is gone, nobody answers
+        assert await in_thread(reap_lost_sessions)() == [str(session.id)]
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+
+    assert closed.value.rcvd.code == 1000  # as a host closes (daphne drops the reason)
+    with pytest.raises(InvalidStatus) as refused:  # the SDK's reconnect is refused: final
+        async with open_socket(ws_url(daphne_url, session), trader_key):
+            pass
+    assert refused.value.response.status_code == 403

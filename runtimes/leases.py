@@ -1,0 +1,183 @@
+"""Leases on running sessions, and the reaper that ends the sessions whose host is gone.
+
+The host running a session holds a lease on its row (holder, expiry, fencing number) and renews
+it every few seconds (SESSION_LEASE_RENEW_SECONDS). A lease left to expire (SESSION_LEASE_SECONDS)
+means the process died: the reaper fails the session, revokes its tokens and removes its sandbox
+leftovers. Whoever ends a session in place of its host moves the fencing number on, so a host that
+was only stalled finds its lease taken at its next renewal, and stops without writing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from runtimes.authentication import revoke_session_tokens
+from runtimes.bus import BusUnavailable, get_bus
+from runtimes.models import State, TradingSession
+
+logger = logging.getLogger(__name__)
+
+HOSTED_STATES = frozenset({State.WAITING, State.RUNNING})  # the states a host holds a lease in
+HOST_PROBE_TIMEOUT_S = 1.0  # a live host answers a session command within a poll interval
+# Temp folders of a hosted run: the strategy's code (runtimes/hosted.py) and the sandbox's work
+# directory (runtimes/sandbox_host.py), both named after the session.
+LEFTOVER_NAME = re.compile(r"^parity-(?:strategy|sandbox)-([0-9a-f]{8}-[0-9a-f-]{27})-")
+
+
+class LeaseLost(Exception):
+    """The session's lease has been taken: its host must stop and write nothing more."""
+
+
+def holder_name() -> str:
+    """Who holds a lease: the machine, the process and the thread running the host."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{threading.get_native_id()}"
+
+
+class HostLease:
+    """The lease a host holds on its session's row (see the module docstring)."""
+
+    def __init__(
+        self,
+        session_id: object,
+        *,
+        holder: str,
+        fence: int,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.session_id, self.holder, self.fence = session_id, holder, fence
+        self.monotonic = monotonic
+        self.renewed = monotonic()
+
+    @classmethod
+    def take(cls, session: TradingSession, *, now: datetime, **fields: object) -> HostLease | None:
+        """Claim a queued session for this thread (runtimes/dispatch.py): `queued` to `waiting`
+        under a new lease, writing `fields` too, in one conditional update; None when it was not
+        queued (claimed by another worker, or cancelled)."""
+        holder = holder_name()
+        if not session.transition(
+            to=State.WAITING,
+            allowed_from={State.QUEUED},
+            lease_holder=holder,
+            lease_fence=F("lease_fence") + 1,
+            lease_expires_at=now + lease_duration(),
+            **fields,
+        ):
+            return None
+        session.refresh_from_db(fields=["lease_fence", "lease_expires_at"])
+        return cls(session.pk, holder=holder, fence=session.lease_fence)
+
+    def due(self, moment: float) -> bool:
+        return moment - self.renewed >= settings.SESSION_LEASE_RENEW_SECONDS
+
+    def renew(self, *, now: datetime, **fields: object) -> bool:
+        """Extend the lease (and write `fields`) if it is still ours; False once it was taken.
+        In a transaction, the row stays locked until it commits: a reaper waits for it."""
+        updated = TradingSession.objects.filter(
+            pk=self.session_id,
+            lease_fence=self.fence,
+            state__in=HOSTED_STATES,
+        ).update(lease_expires_at=now + lease_duration(), **fields)
+        self.renewed = self.monotonic()
+        return updated == 1
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=settings.SESSION_LEASE_SECONDS)
+
+
+def lost_reason(session: TradingSession) -> str:
+    total = "?" if session.total_batches is None else session.total_batches
+    return f"the worker running this session stopped (lost at batch {session.batches} of {total})"
+
+
+def end_session_of_lost_host(
+    *, session: TradingSession, to: str, reason: str, now: datetime
+) -> bool:
+    """End a live session in place of its host (gone): moves the fence on, revokes the
+    session's tokens and removes its sandbox leftovers on this machine. False when the row had
+    moved first (ended, or its lease renewed or taken since `session` was read)."""
+    with transaction.atomic():  # ended and its tokens revoked, as one
+        if not session.end_for_lost_host(to=to, now=now, reason=reason):
+            return False
+        revoke_session_tokens(session=session, now=now)
+    logger.warning("session %s ended in place of its host: %s", session.pk, reason)
+    remove_sandbox_leftovers()
+    return True
+
+
+def reap_lost_sessions(*, now: datetime | None = None) -> list[str]:
+    """Fail every session whose lease expired (see `end_session_of_lost_host`), and remove
+    the sandbox leftovers of ended sessions on this machine. Returns the ids of those failed."""
+    now = now or timezone.now()
+    reaped = [
+        str(session.pk)
+        for session in TradingSession.objects.filter(
+            state__in=HOSTED_STATES, lease_expires_at__lt=now
+        )
+        if end_session_of_lost_host(
+            session=session, to=State.FAILED, reason=lost_reason(session), now=now
+        )
+    ]
+    remove_sandbox_leftovers()
+    return reaped
+
+
+def host_is_gone(session: TradingSession, *, now: datetime) -> bool:
+    """Whether nobody runs the `waiting` or `running` session any more: its lease expired, or
+    its host does not answer over the bus within HOST_PROBE_TIMEOUT_S."""
+    if session.state not in HOSTED_STATES:
+        return False
+    if session.lease_expires_at is not None and session.lease_expires_at < now:
+        return True
+    try:
+        get_bus().request(
+            str(session.pk),
+            {"op": "session", "path": {}, "query": {}, "body": None},
+            timeout=HOST_PROBE_TIMEOUT_S,
+        )
+    except BusUnavailable:
+        return True
+    return False
+
+
+def remove_sandbox_leftovers(directory: Path | None = None) -> int:
+    """Remove the temp folders of hosted runs (in `directory`, the system's temp directory by
+    default) whose session is no longer live: what a killed worker left behind. Returns how
+    many folders were removed."""
+    directory = directory or Path(tempfile.gettempdir())
+    found: dict[str, list[Path]] = {}
+    for path in directory.iterdir():
+        match = LEFTOVER_NAME.match(path.name)
+        if match is not None and path.is_dir():
+            found.setdefault(match.group(1), []).append(path)
+    if not found:
+        return 0
+    live = {
+        str(pk)
+        for pk in TradingSession.objects.live()
+        .filter(pk__in=list(found))
+        .values_list("pk", flat=True)
+    }
+    removed = 0
+    for session_id, paths in found.items():
+        if session_id in live:
+            continue
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
