@@ -16,14 +16,12 @@ from playwright.sync_api import expect
 from config.sample_data import head_of
 from strategies.services import EXAMPLES_DIR
 from tests.browser.test_journeys import assert_chart_drawn, sign_up_by_the_emailed_link
-from tests.runtimes.shell.test_hosted_backtests import SUPPORT, _host_starts_hosted_strategies
+from tests.runtimes.shell.test_hosted_backtests import SUPPORT
 
 pytestmark = [
     pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120),
     pytest.mark.skipif(not SUPPORT.available,
                        reason=f"bubblewrap unavailable here: {SUPPORT.reason}"),
-    pytest.mark.skipif(not _host_starts_hosted_strategies(),
-                       reason="runtimes/host.py has no HostedStrategy hook (hosted_hook.patch)"),
     pytest.mark.skipif(not django_settings.CELERY_EMBEDDED_WORKER,
                        reason="needs the embedded worker (settings are overridden in-process)"),
 ]

@@ -64,6 +64,7 @@ class Workers:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir  # where the test's uploads are (tests/conftest.py)
+        self.internal_url = ""  # where hosted strategies reach the platform (a web process)
         self.queue = f"crash-{uuid.uuid4().hex[:8]}"
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -73,6 +74,7 @@ class Workers:
             **LEASES,
             "DATABASE_URL": _test_database_url(),
             "PARITY_DATA_DIR": str(self.data_dir),
+            "PLATFORM_INTERNAL_URL": self.internal_url,
         }
         command = [
             sys.executable,
@@ -117,14 +119,14 @@ def workers(monkeypatch, tmp_path) -> Iterator[Workers]:
     import runtimes.tasks
 
     pool = Workers(tmp_path)
-    task = runtimes.tasks.run_session
+    task = runtimes.tasks.run_next_session
 
     class OnOwnQueue:
         @staticmethod
-        def delay(session_id: str) -> None:
-            task.apply_async((session_id,), queue=pool.queue)
+        def delay() -> None:  # a dispatch task: whoever runs it claims the fairest session
+            task.apply_async(queue=pool.queue)
 
-    monkeypatch.setattr(runtimes.tasks, "run_session", OnOwnQueue)
+    monkeypatch.setattr(runtimes.tasks, "run_next_session", OnOwnQueue)
     yield pool
     pool.stop_all()
 
@@ -316,7 +318,7 @@ def run_folders(session) -> list[str]:
 
 @pytest.mark.skipif(not probe_bubblewrap().available, reason="needs the bubblewrap sandbox")
 async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_removes_its_folders(
-    workers, owner, workspace, dataset
+    workers, owner, workspace, dataset, web_process
 ):
     from runtimes.models import SessionToken
     from runtimes.services import create_hosted_backtest
@@ -334,6 +336,7 @@ async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_remove
             workspace=workspace, created_by=owner, version=version, dataset=dataset
         )
 
+    workers.internal_url = web_process.url
     workers.start()
     session = await in_thread(create)()
     await in_thread(poll)(

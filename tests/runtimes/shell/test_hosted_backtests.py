@@ -5,7 +5,6 @@ platform keeps serving (/livez, another hosted backtest)."""
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -25,19 +24,9 @@ SUPPORT = probe_bubblewrap()
 ENDED = {"completed", "failed", "cancelled"}
 
 
-def _host_starts_hosted_strategies() -> bool:
-    # The session host starts HostedStrategy (a hook in runtimes/host.py, owned by the host's
-    # maintainers: /tmp/hosted_hook.patch); until it does, a hosted session waits for nobody.
-    import runtimes.host
-
-    return "HostedStrategy" in inspect.getsource(runtimes.host)
-
-
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(120),
-    pytest.mark.skipif(not _host_starts_hosted_strategies(),
-                       reason="runtimes/host.py has no HostedStrategy hook (hosted_hook.patch)"),
     # The runs read PLATFORM_INTERNAL_URL and SANDBOX_* as the tests set them: in this process.
     pytest.mark.skipif(not django_settings.CELERY_EMBEDDED_WORKER,
                        reason="needs the embedded worker (settings are overridden in-process)"),
