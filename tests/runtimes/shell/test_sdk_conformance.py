@@ -4,7 +4,6 @@ error classes it maps our envelopes to."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 from decimal import Decimal
 from decimal import Decimal as D
 from functools import partial
@@ -182,15 +181,6 @@ async def test_the_sync_client_moves_exits_and_reads_resampled_bars_from_a_threa
     assert session.state == "completed"
 
 
-def _host_enforces_risk() -> bool:
-    # The host passes its RiskGuard to commands.execute (a hook in runtimes/host.py, owned by
-    # the host's maintainers); until it does, the order path has no guard to enforce.
-    from runtimes.host import SessionHost
-
-    return "guard" in inspect.getsource(SessionHost)
-
-
-@pytest.mark.skipif(not _host_enforces_risk(), reason="runtimes/host.py has no RiskGuard hook")
 async def test_risk_blocks_and_the_kill_switch_reach_the_sdk_as_order_rejected_errors(
     daphne_url, start_backtest, trader_key, owner
 ):
