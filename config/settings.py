@@ -118,6 +118,10 @@ else:
             # thread; request threads are pooled (config/asgi.py) and Celery's Django fixup and
             # close_old_connections() drop unusable or obsolete ones, as with PostgreSQL.
             "CONN_MAX_AGE": 60,
+            # Tests use a file too: an in-memory test database is shared-cache SQLite, whose table
+            # locks fail at once ("database table is locked") where a file waits out `timeout`,
+            # and the worker, reaper and request threads of the embedded topology write at once.
+            "TEST": {"NAME": str(DATA_DIR / "test-parity.sqlite3")},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
