@@ -533,7 +533,16 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
         endpoint.close()
         session.finish(to=State.FAILED, now=timezone.now(), reason=f"dataset: {exc}")
         return State.FAILED
-    if not lease.renew(now=timezone.now(), total_batches=engine.steps_total):
+    try:
+        still_ours = lease.renew(now=timezone.now(), total_batches=engine.steps_total)
+    except Exception:
+        # The database refused the write: nothing has run yet, so end the session now rather
+        # than leave it to the reaper once its lease runs out.
+        logger.exception("session host %s could not renew its lease", session.id)
+        endpoint.close()
+        session.finish(to=State.FAILED, now=timezone.now(), reason="internal error in the host")
+        return State.FAILED
+    if not still_ours:
         endpoint.close()
         return None
     host = SessionHost(session, endpoint, engine, lease=lease)

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+
+def _sqlite_test_database_files() -> list[Path]:
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    name = database.get("TEST", {}).get("NAME")
+    if not database["ENGINE"].endswith("sqlite3") or not name:
+        return []
+    return [Path(f"{name}{suffix}") for suffix in ("", "-wal", "-shm")]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A killed run leaves its SQLite test database's -wal and -shm behind; SQLite would replay
+    # that stale log into the next run's fresh file.
+    for path in _sqlite_test_database_files():
+        path.unlink(missing_ok=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # pytest-django removes the database file; its log and index go with it.
+    for path in _sqlite_test_database_files()[1:]:
+        path.unlink(missing_ok=True)
 
 # =============================================================================================
 # Accounts personas (owned by the accounts app; other apps reuse them).

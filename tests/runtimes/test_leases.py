@@ -290,3 +290,26 @@ def test_a_worker_process_reaps_once_as_it_starts(lost_session, settings):
 
     lost_session.refresh_from_db()
     assert lost_session.state == "failed"
+
+
+def test_a_host_whose_first_lease_renewal_fails_ends_its_session_at_once(
+    lost_session, monkeypatch
+):
+    from django.db import OperationalError
+
+    from runtimes.bus import get_bus
+    from runtimes.host import run_session_host
+    from runtimes.leases import HostLease
+    from runtimes.models import State
+
+    session = _session_like(lost_session, state=State.QUEUED)
+    lease = HostLease.take(session, now=NOW)
+
+    def refused(self, **fields):
+        raise OperationalError("database table is locked")
+
+    monkeypatch.setattr(HostLease, "renew", refused)
+    assert run_session_host(lease=lease, bus=get_bus()) == "failed"
+
+    session.refresh_from_db()
+    assert (session.state, session.failure_reason) == ("failed", "internal error in the host")
