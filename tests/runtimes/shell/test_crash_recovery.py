@@ -34,7 +34,7 @@ from websockets.exceptions import InvalidStatus
 
 from runtimes.sandbox import probe_bubblewrap
 from tests.plugins.celery_worker import _test_database_url
-from tests.runtimes.conftest import ROWS, wait_for_state
+from tests.runtimes.conftest import ROWS, ask_for_worker, wait_for_state
 from tests.runtimes.shell.test_distributed_topology import ROOT, DaphneProcess, start_daphne
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
@@ -143,7 +143,7 @@ def new_session(owner, workspace, dataset):
     from runtimes.services import create_backtest_session
 
     def create():
-        return create_backtest_session(
+        session = create_backtest_session(
             workspace=workspace,
             created_by=owner,
             dataset=dataset,
@@ -157,6 +157,10 @@ def new_session(owner, workspace, dataset):
             connect_timeout_s=60,
             idle_timeout_s=60,
         )
+        # Queued from here, so its dispatch task goes to the test's own queue: the strategy's
+        # first contact would queue it from the web process, onto the queue every worker reads.
+        ask_for_worker(session)
+        return session
 
     return create
 
