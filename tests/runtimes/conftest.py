@@ -37,19 +37,27 @@ def trader_key(owner, workspace, make_api_key) -> str:
     return make_api_key(owner, workspace, scopes=("read", "trade:paper"))[1]
 
 
-@pytest.fixture
-def start_backtest(owner, workspace, dataset, celery_worker):
-    """start_backtest(**overrides) -> a new remote session; its host starts at the strategy's
-    first request or socket (or `ask_for_worker`)."""
+def new_backtest_session(workspace, user, dataset, **overrides):
+    """A new remote backtest session over all of `dataset` (sync); its host starts at the
+    strategy's first request or socket (or `ask_for_worker`)."""
     from runtimes.services import create_backtest_session
 
-    def start(**overrides):
-        options = {
-            "created_by": owner, "symbols": None, "timeframe": None, "start": None, "end": None,
-            "initial_cash": Decimal(100_000), "commission": {}, "slippage_bps": Decimal(0),
-            "connect_timeout_s": 30, "idle_timeout_s": 30, **overrides,
-        }
-        return create_backtest_session(workspace=workspace, dataset=dataset, **options)
+    options = {
+        "symbols": None, "timeframe": None, "start": None, "end": None,
+        "initial_cash": Decimal(100_000), "commission": {}, "slippage_bps": Decimal(0),
+        "connect_timeout_s": 30, "idle_timeout_s": 30, **overrides,
+    }
+    return create_backtest_session(workspace=workspace, created_by=user, dataset=dataset,
+                                   **options)
+
+
+@pytest.fixture
+def start_backtest(owner, workspace, dataset, celery_worker):
+    """start_backtest(**overrides) -> the owner's `new_backtest_session` (`created_by` may be
+    overridden)."""
+
+    def start(*, created_by=owner, **overrides):
+        return new_backtest_session(workspace, created_by, dataset, **overrides)
 
     return start
 

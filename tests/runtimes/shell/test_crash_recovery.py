@@ -20,7 +20,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from websockets.exceptions import InvalidStatus
 
 from runtimes.sandbox import probe_bubblewrap
 from tests.plugins.celery_worker import _test_database_url
-from tests.runtimes.conftest import ROWS, ask_for_worker, wait_for_state
+from tests.runtimes.conftest import ROWS, ask_for_worker, new_backtest_session, wait_for_state
 from tests.runtimes.shell.test_distributed_topology import ROOT, DaphneProcess, start_daphne
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
@@ -102,6 +101,16 @@ class Workers:
         self.processes.append(process)
         return process
 
+    async def kill_the_first_and_await_the_reaper(self, session):
+        """`kill -9` of the first worker, then a replacement with beat (the reaper); the session
+        once it has ended, which must be within 30 s of the kill."""
+        self.processes[0].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        self.start(with_beat=True)
+        session = await in_thread(wait_for_state)(session, {"failed", "completed", "cancelled"}, 30)
+        assert time.monotonic() - killed_at < 30
+        return session
+
     def stop_all(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -140,22 +149,9 @@ def web_process(django_db_setup) -> Iterator[DaphneProcess]:
 
 @pytest.fixture
 def new_session(owner, workspace, dataset):
-    from runtimes.services import create_backtest_session
-
     def create():
-        session = create_backtest_session(
-            workspace=workspace,
-            created_by=owner,
-            dataset=dataset,
-            symbols=None,
-            timeframe=None,
-            start=None,
-            end=None,
-            initial_cash=Decimal(100_000),
-            commission={},
-            slippage_bps=Decimal(0),
-            connect_timeout_s=60,
-            idle_timeout_s=60,
+        session = new_backtest_session(
+            workspace, owner, dataset, connect_timeout_s=60, idle_timeout_s=60
         )
         # Queued from here, so its dispatch task goes to the test's own queue: the strategy's
         # first contact would queue it from the web process, onto the queue every worker reads.
@@ -257,12 +253,7 @@ async def test_kill_9_of_the_worker_fails_the_backtest_within_30_s_with_where_it
         timeout=5,
         what="the journal holds every frame sent",
     )
-    workers.processes[0].send_signal(signal.SIGKILL)
-    killed_at = time.monotonic()
-    workers.start(with_beat=True)
-
-    session = await in_thread(wait_for_state)(session, {"failed", "completed", "cancelled"}, 30)
-    assert time.monotonic() - killed_at < 30
+    session = await workers.kill_the_first_and_await_the_reaper(session)
     assert (session.state, session.failure_reason) == (
         "failed",
         f"the worker running this session stopped (lost at batch {STOP_AT} of {ROWS})",
@@ -352,12 +343,7 @@ async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_remove
         await in_thread(SessionToken.objects.usable(timezone.now()).filter(session=session).count)()
         == 1
     )
-    workers.processes[0].send_signal(signal.SIGKILL)
-    killed_at = time.monotonic()
-    workers.start(with_beat=True)
-
-    session = await in_thread(wait_for_state)(session, {"failed", "completed", "cancelled"}, 30)
-    assert time.monotonic() - killed_at < 30
+    session = await workers.kill_the_first_and_await_the_reaper(session)
     assert (session.state, session.failure_reason) == (
         "failed",
         f"the worker running this session stopped (lost at batch 0 of {ROWS})",

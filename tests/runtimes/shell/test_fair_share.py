@@ -4,35 +4,21 @@ wait for their strategy without holding a worker (runtimes/quotas.py, runtimes/d
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 
 from tests.plugins.celery_worker import worker_threads
-from tests.runtimes.conftest import ask_for_worker, wait_for_state
+from tests.runtimes.conftest import ask_for_worker, new_backtest_session, wait_for_state
 
 ENDED = {"completed", "failed", "cancelled"}
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "strategies"
 
 
 def remote_session(workspace, user, dataset, **overrides):
-    from runtimes.services import create_backtest_session
-
-    options = {
-        "symbols": None,
-        "timeframe": None,
-        "start": None,
-        "end": None,
-        "initial_cash": Decimal(100_000),
-        "commission": {},
-        "slippage_bps": Decimal(0),
-        "connect_timeout_s": 600,
-        "idle_timeout_s": 30,
-        **overrides,
-    }
-    return create_backtest_session(workspace=workspace, created_by=user, dataset=dataset, **options)
+    """A remote session whose strategy may take its time to connect (10 minutes)."""
+    return new_backtest_session(workspace, user, dataset, **{"connect_timeout_s": 600, **overrides})
 
 
 @pytest.fixture
