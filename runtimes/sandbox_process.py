@@ -40,6 +40,10 @@ class SandboxProcess:
     def pid(self) -> int:
         return self._popen.pid
 
+    def output_so_far(self) -> str:
+        """What the run has printed until now (its first `max_output_bytes`), while it runs."""
+        return self._output.text()
+
     def kill(self) -> None:
         self._killed = True
         self._kill_tree()

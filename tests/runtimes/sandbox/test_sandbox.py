@@ -469,9 +469,14 @@ def test_filling_dev_shm_ends_with_the_space_reason(target):
 
 def test_kill_stops_a_running_strategy_at_once(target):
     process = start_sandboxed(
-        _spec("import time\ntime.sleep(3600)\n", target), LIMITS, allow_unsandboxed=False
+        _spec("import time\nprint('running', flush=True)\ntime.sleep(3600)\n", target),
+        LIMITS,
+        allow_unsandboxed=False,
     )
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while process.output_so_far() != "running\n":  # the strategy runs: now kill it
+        assert time.monotonic() < deadline, "the strategy never started"
+        time.sleep(0.01)
     process.kill()
     result = process.wait()
 
