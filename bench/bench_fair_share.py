@@ -148,7 +148,7 @@ def _measure(order: str, tmp: Path) -> dict[str, Any]:
 
 def _dispatch_in_arrival_order() -> None:
     """The comparison: first come, first served (what Celery's queue alone would do)."""
-    from runtimes import dispatch
+    from runtimes.hosting import dispatch
 
     def arrival_order(waiting: Any, **_: Any) -> list[str]:
         return [w.session_id for w in sorted(waiting, key=lambda w: (w.queued_at, w.session_id))]
@@ -192,8 +192,8 @@ def _contact(session: Any) -> str:
     """What a strategy does: its first contact queues the session; its socket acks everything."""
     from django.utils import timezone
 
-    from runtimes.bus import get_bus
-    from runtimes.dispatch import request_worker
+    from runtimes.hosting.bus import get_bus
+    from runtimes.hosting.dispatch import request_worker
 
     session_id, bus = str(session.pk), get_bus()
     connected = threading.Event()

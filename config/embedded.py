@@ -53,7 +53,7 @@ def start_session_reaper(interval: float | None = None) -> PeriodicThread:
     """The thread that reaps lost sessions every SESSION_REAPER_INTERVAL_SECONDS."""
     from django.conf import settings
 
-    from runtimes.leases import reap_lost_sessions
+    from runtimes.hosting.leases import reap_lost_sessions
 
     every = settings.SESSION_REAPER_INTERVAL_SECONDS if interval is None else interval
     return PeriodicThread(reap_lost_sessions, interval=every, name="session-reaper").start()

@@ -10,8 +10,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import URLPattern, path, re_path
 
-from runtimes.consumers import SessionConsumer
 from runtimes.dashboard_consumers import RequiredOriginValidator, SessionLiveConsumer
+from runtimes.transport.consumers import SessionConsumer
 
 
 class NoSuchSocket(AsyncWebsocketConsumer):

@@ -23,9 +23,10 @@ from rest_framework.response import Response
 from accounts.api_permissions import WorkspaceScopedMixin
 from config.api_schema import OBJECT_LIST
 from config.decimal_fields import DecimalField
-from runtimes import dispatch, services
+from runtimes import services
+from runtimes.hosting import dispatch
+from runtimes.hosting.risk import RiskLimits
 from runtimes.models import KillSwitch, Source, TradingSession
-from runtimes.risk import RiskLimits
 from strategies.models import Dataset, StrategyVersion
 
 

@@ -31,9 +31,9 @@ from django.conf import settings
 
 from accounts import auth_cache
 from accounts.models import Membership
-from runtimes import access
-from runtimes.bus import get_bus
+from runtimes.hosting.bus import get_bus
 from runtimes.models import TradingSession
+from runtimes.transport import access
 
 BUFFER_FRAMES = 2000  # frames kept for a slow browser; beyond that the oldest are dropped
 STATUS_EVERY_S = 2.0  # how often the session's row is re-read (state, counts; ends the view)

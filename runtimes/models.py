@@ -21,7 +21,7 @@ from runtimes.core.costs import Commission
 from runtimes.core.execution import BacktestConfig
 
 if TYPE_CHECKING:
-    from runtimes.risk import RiskLimits
+    from runtimes.hosting.risk import RiskLimits
 
 
 class Platform(models.TextChoices):
@@ -200,7 +200,7 @@ class TradingSession(models.Model):
 
     def risk_limits(self) -> RiskLimits:
         """The limits the host enforces, as the framework-free value the checks read."""
-        from runtimes.risk import RiskLimits  # risk.py reads these models: import at use
+        from runtimes.hosting.risk import RiskLimits  # risk.py reads these models: import at use
 
         return RiskLimits(
             max_order_quantity=_decimal_or_none(self.max_order_quantity),

@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace
 from config.errors import ApiError
-from runtimes import dispatch, quotas
-from runtimes.bus import BusUnavailable, get_bus
 from runtimes.core.wire import decimal_str
-from runtimes.leases import end_session_of_lost_host, host_is_gone
+from runtimes.hosting import dispatch, quotas
+from runtimes.hosting.bus import BusUnavailable, get_bus
+from runtimes.hosting.leases import end_session_of_lost_host, host_is_gone
+from runtimes.hosting.risk import RiskLimits
 from runtimes.models import (
     LIVE_STATES,
     KillSwitch,
@@ -31,8 +32,7 @@ from runtimes.models import (
     State,
     TradingSession,
 )
-from runtimes.risk import RiskLimits
-from runtimes.sandbox import SandboxSupport, probe_bubblewrap
+from runtimes.sandbox.runner import SandboxSupport, probe_bubblewrap
 from strategies.models import Dataset, DatasetFile, StrategyVersion
 
 # A hosted strategy starts within seconds; its idle time is the engine's, not a person's.

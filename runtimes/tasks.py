@@ -28,9 +28,9 @@ def run_next_session() -> str | None:
     worker thread for the whole run). One such task is sent per session queued."""
     from django.utils import timezone
 
-    from runtimes.bus import get_bus
-    from runtimes.dispatch import claim_next_session
-    from runtimes.host import run_session_host
+    from runtimes.hosting.bus import get_bus
+    from runtimes.hosting.dispatch import claim_next_session
+    from runtimes.hosting.host import run_session_host
 
     lease = claim_next_session(now=timezone.now())
     if lease is None:
@@ -49,7 +49,7 @@ def sweep_sessions() -> int:
     """Beat: fail remote sessions no strategy contacted in time; nudge the queue."""
     from django.utils import timezone
 
-    from runtimes import dispatch
+    from runtimes.hosting import dispatch
 
     return dispatch.sweep_sessions(now=timezone.now())
 
@@ -57,7 +57,7 @@ def sweep_sessions() -> int:
 @shared_task(name="runtimes.reap_lost_sessions")
 def reap_lost_sessions() -> list[str]:
     """Fail the sessions whose host stopped renewing its lease (beat, every few seconds)."""
-    from runtimes.leases import reap_lost_sessions as reap
+    from runtimes.hosting.leases import reap_lost_sessions as reap
 
     return reap()
 

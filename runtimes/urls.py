@@ -6,7 +6,7 @@ from django.urls import path, re_path
 
 from config.api_routes import api_path
 from runtimes import api_views, views
-from runtimes.trading_views import SessionHealth, operation, unknown_route
+from runtimes.transport.views import SessionHealth, operation, unknown_route
 
 S = "sessions/<uuid:session_id>/"
 

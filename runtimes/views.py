@@ -19,9 +19,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.models import Membership
 from accounts.views import workspace_page
 from config.errors import ApiError
-from runtimes import dispatch, result_pages, services
+from runtimes import result_pages, services
 from runtimes.core.datasets import DatasetError
 from runtimes.forms import HostedBacktestForm
+from runtimes.hosting import dispatch
 from runtimes.models import SessionResult, TradingSession
 from strategies.models import Dataset, StrategyVersion
 from strategies.previews import period_candles

@@ -108,7 +108,7 @@ CRASHING_VIEWS = pytest.mark.parametrize(
     [
         ("accounts.api_views.WorkspaceListCreate.get", "/api/v1/workspaces/"),
         (
-            "runtimes.trading_views.find_session",
+            "runtimes.transport.views.find_session",
             "/sessions/00000000-0000-0000-0000-000000000001/v1/account",
         ),
     ],
@@ -144,7 +144,7 @@ async def test_a_crash_behind_the_trading_apis_own_middleware_chain_answers_the_
     settings, monkeypatch, debug: bool
 ) -> None:
     # The test client runs settings.MIDDLEWARE; the server runs the Trading API's own chain.
-    from runtimes import trading_views
+    from runtimes.transport import views as trading_views
     from tests.config.test_asgi import _get
 
     settings.DEBUG = debug

@@ -96,7 +96,7 @@ def ask_for_worker(session):
     """What a strategy's first request does: queue the session for a worker (sync)."""
     from django.utils import timezone
 
-    from runtimes.dispatch import request_worker
+    from runtimes.hosting.dispatch import request_worker
 
     request_worker(session=session, now=timezone.now())
     return session

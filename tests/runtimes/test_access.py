@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts import access_events, auth_cache
-from runtimes import access
+from runtimes.transport import access
 
 # Transactional: a change is published on commit, at once outside a transaction; the guard's
 # re-checks run on database_sync_to_async's thread.

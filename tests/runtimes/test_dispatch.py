@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from runtimes.dispatch import Waiting, fair_order
+from runtimes.hosting.dispatch import Waiting, fair_order
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

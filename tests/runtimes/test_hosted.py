@@ -14,15 +14,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.errors import ApiError
-from runtimes import sandbox
-from runtimes.access import socket_grant
-from runtimes.authentication import (
+from runtimes.models import SessionToken, Source, State, TradingSession
+from runtimes.sandbox import runner as sandbox
+from runtimes.sandbox.runner import SandboxSupport, StrategyRuntime
+from runtimes.transport.access import socket_grant
+from runtimes.transport.authentication import (
     authenticate_session_token,
     mint_session_token,
     revoke_session_tokens,
 )
-from runtimes.models import SessionToken, Source, State, TradingSession
-from runtimes.sandbox import SandboxSupport, StrategyRuntime
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +108,7 @@ def test_the_management_api_refuses_a_session_token(api_client, owner, workspace
 
 def test_a_session_token_reaches_its_own_session_only(api_client, owner, workspace, dataset,
                                                        version):
-    from runtimes.consumers import header_key
+    from runtimes.transport.consumers import header_key
 
     own = hosted_session(owner, workspace, dataset, version, state=State.WAITING)
     other = hosted_session(owner, workspace, dataset, version, state=State.WAITING)
@@ -230,7 +230,7 @@ def test_the_api_answers_a_refusal_a_foreign_version_and_bad_symbols_with_their_
 def test_progress_is_the_share_of_simulated_time_done(owner, workspace, dataset, version,
                                                        monkeypatch):
     from runtimes import services
-    from runtimes.bus import Reply
+    from runtimes.hosting.bus import Reply
 
     first = dataset.files.get().first_timestamp  # 300 one-minute bars: 299 minutes of time
     simulated = (first + timedelta(minutes=115)).isoformat().replace("+00:00", "Z")
@@ -359,7 +359,7 @@ def test_a_failed_hosted_run_shows_its_strategy_sandbox_reason_and_logs(
 
 
 def test_the_slot_pool_hands_out_distinct_slots_and_reuses_released_ones(tmp_path):
-    from runtimes.hosted import SlotPool
+    from runtimes.hosting.hosted import SlotPool
 
     pool = SlotPool(tmp_path, size=2)
     (first, first_fd), (second, second_fd) = pool.acquire(), pool.acquire()

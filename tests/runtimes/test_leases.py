@@ -51,7 +51,7 @@ def _session_like(session, **fields):
 def test_the_reaper_fails_a_session_whose_lease_expired_with_the_batch_it_was_lost_at(
     lost_session,
 ):
-    from runtimes.leases import reap_lost_sessions
+    from runtimes.hosting.leases import reap_lost_sessions
     from runtimes.models import State
 
     held = _session_like(
@@ -81,8 +81,8 @@ def test_the_reaper_fails_a_session_whose_lease_expired_with_the_batch_it_was_lo
 
 
 def test_the_reaper_revokes_the_session_token_at_once_even_a_cached_one(lost_session):
-    from runtimes.authentication import authenticate_session_token, mint_session_token
-    from runtimes.leases import reap_lost_sessions
+    from runtimes.hosting.leases import reap_lost_sessions
+    from runtimes.transport.authentication import authenticate_session_token, mint_session_token
 
     raw = mint_session_token(session=lost_session, lifetime=timedelta(hours=1))
     assert authenticate_session_token(raw) is not None  # now cached
@@ -96,7 +96,7 @@ def test_the_reaper_revokes_the_session_token_at_once_even_a_cached_one(lost_ses
 def test_the_reaper_removes_the_temp_folders_of_ended_sessions_and_keeps_live_ones(
     lost_session, tmp_path, monkeypatch
 ):
-    from runtimes.leases import reap_lost_sessions
+    from runtimes.hosting.leases import reap_lost_sessions
     from runtimes.models import State
 
     tmp_path = tmp_path / "tmp"
@@ -125,7 +125,7 @@ def test_the_reaper_removes_the_temp_folders_of_ended_sessions_and_keeps_live_on
 
 
 def test_a_session_the_reaper_moved_on_from_is_not_ended_twice(lost_session):
-    from runtimes.leases import end_session_of_lost_host
+    from runtimes.hosting.leases import end_session_of_lost_host
     from runtimes.models import State
 
     stale = type(lost_session).objects.get(pk=lost_session.pk)
@@ -191,8 +191,8 @@ class _SilentEndpoint:
 def _host_with_lease(session, clock):
     from runtimes.core.datasets import load_market_data
     from runtimes.core.engine import BacktestEngine
-    from runtimes.host import SessionHost
-    from runtimes.leases import HostLease
+    from runtimes.hosting.host import SessionHost
+    from runtimes.hosting.leases import HostLease
 
     lease = HostLease.take(session, now=NOW)
     lease.monotonic, lease.renewed = (lambda: clock[0]), clock[0]
@@ -240,7 +240,7 @@ def test_a_host_renews_its_lease_every_few_seconds_with_its_progress(lost_sessio
 
 
 def test_a_host_whose_lease_was_taken_stops_and_writes_nothing_more(lost_session, short_leases):
-    from runtimes.leases import LeaseLost, end_session_of_lost_host
+    from runtimes.hosting.leases import LeaseLost, end_session_of_lost_host
     from runtimes.models import State
 
     session = _session_like(lost_session, state=State.QUEUED)  # a worker's claim takes its lease
@@ -297,9 +297,9 @@ def test_a_host_whose_first_lease_renewal_fails_ends_its_session_at_once(
 ):
     from django.db import OperationalError
 
-    from runtimes.bus import get_bus
-    from runtimes.host import run_session_host
-    from runtimes.leases import HostLease
+    from runtimes.hosting.bus import get_bus
+    from runtimes.hosting.host import run_session_host
+    from runtimes.hosting.leases import HostLease
     from runtimes.models import State
 
     session = _session_like(lost_session, state=State.QUEUED)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtimes.sandbox import probe_bubblewrap
+from runtimes.sandbox.runner import probe_bubblewrap
 
 ROOT = Path(__file__).resolve().parents[2]
 

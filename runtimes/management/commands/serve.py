@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand
 
 from config.celery import app as celery_app
 from config.embedded import start_embedded_services
+from runtimes.hosting.leases import reap_lost_sessions
 from runtimes.instance import follow_served_address
-from runtimes.leases import reap_lost_sessions
 
 
 class Command(BaseCommand):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from runtimes.sandbox import SessionTarget
-from runtimes.sandbox_relay import HANDOVER, SessionRelay
+from runtimes.sandbox.relay import HANDOVER, SessionRelay
+from runtimes.sandbox.runner import SessionTarget
 
 SESSION = "/sessions/3f1c2b9e-0000-4000-8000-000000000002/"
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from runtimes import sandbox
-from runtimes.sandbox import (
+from runtimes.sandbox import runner as sandbox
+from runtimes.sandbox.runner import (
     SandboxLimits,
     SandboxSpec,
     SandboxSupport,

@@ -210,8 +210,8 @@ async def teammates_session_token(start_backtest, teammate):
     """(session, token plaintext) of a session the teammate started, waiting for its strategy."""
     from django.utils import timezone
 
-    from runtimes.authentication import mint_session_token
     from runtimes.services import cancel_session
+    from runtimes.transport.authentication import mint_session_token
 
     def start():
         session = start_backtest(created_by=teammate)
@@ -245,7 +245,7 @@ async def test_a_hosted_runs_token_follows_its_starters_role(
 
 
 async def test_revoking_a_hosted_runs_tokens_closes_its_socket(daphne_url, teammates_session_token):
-    from runtimes.authentication import revoke_session_tokens
+    from runtimes.transport.authentication import revoke_session_tokens
 
     session, token = teammates_session_token
     reason, code, _ = await closed_after(

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from runtimes.bus import InProcessBus, Reply
+from runtimes.hosting.bus import InProcessBus, Reply
 
 
 def _host_taking(bus: InProcessBus, session: str, taken: list, *, accept: bool = True):
@@ -92,7 +92,7 @@ class _Endpoint:
 def host(db, owner, workspace, dataset):
     from runtimes.core.datasets import load_market_data
     from runtimes.core.engine import BacktestEngine
-    from runtimes.host import SessionHost
+    from runtimes.hosting.host import SessionHost
     from runtimes.models import TradingSession
 
     row = TradingSession.objects.create(workspace=workspace, created_by=owner, dataset=dataset,

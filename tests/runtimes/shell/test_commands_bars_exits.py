@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runtimes.commands import execute
 from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.market_data import MarketData
+from runtimes.hosting.commands import execute
 from tests.runtimes.core.scenario import D, bars
 
 T0 = datetime(2021, 4, 2, 0, 0, tzinfo=UTC)

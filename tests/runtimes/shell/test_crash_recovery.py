@@ -31,7 +31,7 @@ from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from runtimes.sandbox import probe_bubblewrap
+from runtimes.sandbox.runner import probe_bubblewrap
 from tests.plugins.celery_worker import _test_database_url
 from tests.runtimes.conftest import ROWS, ask_for_worker, new_backtest_session, wait_for_state
 from tests.runtimes.shell.test_distributed_topology import ROOT, DaphneProcess, start_daphne

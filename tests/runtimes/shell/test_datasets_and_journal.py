@@ -33,7 +33,7 @@ def test_a_bad_file_registers_nothing(workspace, tmp_path):
 def test_host_journal_writes_a_waiting_chunk_acked_or_not_and_later_acks_with_the_rest(
     start_backtest_row,
 ):
-    from runtimes.host import HostJournal
+    from runtimes.hosting.host import HostJournal
 
     journal = HostJournal()
     journal.append_events([{"event_id": f"evt-{n}", "type": "candle"} for n in range(1, 8)])
@@ -57,7 +57,7 @@ def start_backtest_row(owner, workspace, dataset):
 
 
 def test_in_process_bus_forgets_an_unhosted_session_after_a_timed_out_command():
-    from runtimes.bus import BusUnavailable, InProcessBus
+    from runtimes.hosting.bus import BusUnavailable, InProcessBus
 
     bus = InProcessBus()
     with pytest.raises(BusUnavailable):

@@ -146,7 +146,7 @@ def test_queued_sessions_show_their_place_in_line_round_robin_across_workspaces(
     monkeypatch,
 ):
     """No worker runs in this test: what a strategy's first request queues stays queued."""
-    from runtimes import trading_views
+    from runtimes.transport import views as trading_views
 
     monkeypatch.setattr(trading_views, "FIRST_CONTACT_WAIT_S", 0.0)
     first, second = (remote_session(workspace, owner, dataset) for _ in range(2))
@@ -195,7 +195,7 @@ def test_the_dashboard_shows_a_queued_sessions_place_in_line(
 def test_a_queued_sessions_rest_calls_answer_at_once_with_their_place_and_a_retry_after(
     owner_client, owner, workspace, dataset, monkeypatch
 ):
-    from runtimes import trading_views
+    from runtimes.transport import views as trading_views
 
     monkeypatch.setattr(trading_views, "FIRST_CONTACT_WAIT_S", 0.0)
     session = remote_session(workspace, owner, dataset)
@@ -220,7 +220,7 @@ def test_a_remote_session_no_strategy_contacts_fails_after_its_connect_timeout(
 ):
     from datetime import timedelta
 
-    from runtimes.dispatch import expire_uncontacted_sessions
+    from runtimes.hosting.dispatch import expire_uncontacted_sessions
 
     idle = remote_session(workspace, owner, dataset, connect_timeout_s=60)
     contacted = ask_for_worker(remote_session(workspace, owner, dataset, connect_timeout_s=60))
@@ -239,7 +239,7 @@ def test_the_sweep_sends_one_dispatch_task_while_sessions_are_queued(
 ):
     from django.utils import timezone
 
-    from runtimes.dispatch import sweep_sessions
+    from runtimes.hosting.dispatch import sweep_sessions
 
     session = remote_session(workspace, owner, dataset)
     with django_capture_on_commit_callbacks() as idle_sweep:
@@ -297,8 +297,8 @@ def test_idle_remote_sessions_do_not_hold_back_another_workspaces_hosted_backtes
     settings,
     monkeypatch,
 ):
-    from runtimes import sandbox
-    from runtimes.sandbox import SandboxSupport, StrategyRuntime
+    from runtimes.sandbox import runner as sandbox
+    from runtimes.sandbox.runner import SandboxSupport, StrategyRuntime
     from runtimes.services import create_hosted_backtest
     from strategies.services import upload_strategy_version
 
@@ -397,7 +397,7 @@ def test_concurrent_workers_claim_every_queued_session_exactly_once(
     from django.db import connection
     from django.utils import timezone
 
-    from runtimes.dispatch import claim_next_session
+    from runtimes.hosting.dispatch import claim_next_session
     from runtimes.models import TradingSession
 
     settings.QUOTA_REMOTE_BACKTESTS = 100

@@ -25,7 +25,7 @@ def _text(n: int) -> str:
 
 
 def test_a_flushed_prefix_leaves_memory_and_resume_reads_it_back(session_row):
-    from runtimes.host import HostJournal
+    from runtimes.hosting.host import HostJournal
 
     journal = HostJournal()
     journal.append_events(_frames(1, 6))
@@ -42,7 +42,7 @@ def test_a_flushed_prefix_leaves_memory_and_resume_reads_it_back(session_row):
 
 
 def test_acks_count_each_journaled_id_once(session_row):
-    from runtimes.host import HostJournal
+    from runtimes.hosting.host import HostJournal
 
     journal = HostJournal()
     journal.append_events(_frames(1, 3))
@@ -56,7 +56,7 @@ def test_acks_count_each_journaled_id_once(session_row):
 
 
 def test_every_frame_sent_is_written_within_a_second_acked_or_not(session_row):
-    from runtimes.host import JOURNAL_FLUSH_SECONDS, HostJournal
+    from runtimes.hosting.host import JOURNAL_FLUSH_SECONDS, HostJournal
 
     journal = HostJournal()
     journal.append_events(_frames(1, 111))
@@ -87,7 +87,7 @@ class _SilentEndpoint:
 def test_the_batch_count_reaches_the_row_every_few_seconds_while_it_runs(session_row):
     from runtimes.core.datasets import load_market_data
     from runtimes.core.engine import BacktestEngine
-    from runtimes.host import PROGRESS_WRITE_SECONDS, SessionHost
+    from runtimes.hosting.host import PROGRESS_WRITE_SECONDS, SessionHost
 
     files = {f.symbol: f.path for f in session_row.dataset.files.all()}
     engine = BacktestEngine(load_market_data(files), session_row.backtest_config())

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from runtimes.models import TradingSession
-from runtimes.sandbox import SandboxSupport, StrategyRuntime, probe_bubblewrap
+from runtimes.sandbox.runner import SandboxSupport, StrategyRuntime, probe_bubblewrap
 from tests.foreign_server import foreign_server
 from tests.runtimes.conftest import wait_for_state
 
@@ -187,7 +187,7 @@ def test_a_hosted_strategy_reaches_its_own_session_only(hosted, start_backtest):
 def test_unsandboxed_runs_when_development_allows_them_and_the_page_says_so(
     hosted, monkeypatch, settings, sign_in, owner, workspace
 ):
-    from runtimes import sandbox
+    from runtimes.sandbox import runner as sandbox
 
     monkeypatch.setitem(sandbox._probe_cache, StrategyRuntime.current(),
                         SandboxSupport(False, "bubblewrap is not installed (test)"))

@@ -58,8 +58,8 @@ def redis_url():
 
 @pytest.fixture
 def redis_bus(redis_url, monkeypatch):
-    from runtimes import bus
-    from runtimes.bus_redis import RedisBus
+    from runtimes.hosting import bus
+    from runtimes.hosting.bus_redis import RedisBus
 
     monkeypatch.setattr(bus, "_bus", RedisBus(redis_url))
     return bus._bus
@@ -77,7 +77,7 @@ async def test_sdk_backtest_completes_over_the_redis_bus(
 
 
 def test_a_command_nobody_answers_raises_bus_unavailable(redis_bus):
-    from runtimes.bus import BusUnavailable
+    from runtimes.hosting.bus import BusUnavailable
 
     with pytest.raises(BusUnavailable):
         redis_bus.request("no-such-session", {"op": "account"}, timeout=0.2)
@@ -112,7 +112,7 @@ async def test_a_batch_of_frames_reaches_the_socket_as_sent_then_the_close(redis
 
 
 async def test_an_async_request_gets_the_hosts_reply(redis_bus):
-    from runtimes.bus import Reply
+    from runtimes.hosting.bus import Reply
 
     session_id = _session_id()
     host = redis_bus.host(session_id)
@@ -134,7 +134,7 @@ async def test_an_async_request_gets_the_hosts_reply(redis_bus):
 
 
 def test_blocking_clients_never_time_out_before_their_blpop():
-    from runtimes.bus_redis import BLOCKING_CLIENT
+    from runtimes.hosting.bus_redis import BLOCKING_CLIENT
 
     assert BLOCKING_CLIENT["socket_timeout"] is None
 

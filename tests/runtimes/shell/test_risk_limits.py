@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runtimes.commands import execute
 from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.market_data import MarketData
+from runtimes.hosting.commands import execute
+from runtimes.hosting.risk import RiskGuard
 from runtimes.models import KillSwitch, SessionAudit, TradingSession
-from runtimes.risk import RiskGuard
 from tests.runtimes.core.scenario import D, bars
 
 pytestmark = pytest.mark.django_db

@@ -184,8 +184,8 @@ async def test_the_sync_client_moves_exits_and_reads_resampled_bars_from_a_threa
 async def test_risk_blocks_and_the_kill_switch_reach_the_sdk_as_order_rejected_errors(
     daphne_url, start_backtest, trader_key, owner
 ):
+    from runtimes.hosting.risk import RiskLimits
     from runtimes.models import SessionAudit
-    from runtimes.risk import RiskLimits
     from runtimes.services import kill_session
 
     session = await in_thread(start_backtest)(risk_limits=RiskLimits(max_order_quantity=D(1)))

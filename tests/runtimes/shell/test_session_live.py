@@ -191,7 +191,7 @@ async def test_an_observer_attaches_with_its_flag_and_its_redis_outbox_stays_bou
 ):
     import uuid
 
-    from runtimes.bus_redis import OBSERVER_BACKLOG, outbox_key
+    from runtimes.hosting.bus_redis import OBSERVER_BACKLOG, outbox_key
 
     session_id = f"test-{uuid.uuid4().hex}"
     connection = redis_bus.connect(session_id, lambda texts, code: None, last_event_id=None,

@@ -176,7 +176,7 @@ async def test_a_crashing_host_fails_the_session_and_releases_its_socket(
 ):
     import httpx
 
-    from runtimes import commands
+    from runtimes.hosting import commands
 
     def explode(*args):
         raise RuntimeError("boom")
@@ -204,11 +204,11 @@ async def test_a_socket_of_a_session_whose_host_died_closes_once_the_session_is_
 
     from django.utils import timezone
 
-    import runtimes.consumers
-    from runtimes.leases import reap_lost_sessions
+    import runtimes.transport.consumers
+    from runtimes.hosting.leases import reap_lost_sessions
     from runtimes.models import State, TradingSession
 
-    monkeypatch.setattr(runtimes.consumers, "ENDED_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr(runtimes.transport.consumers, "ENDED_CHECK_SECONDS", 0.2)
     session = await in_thread(TradingSession.objects.create)(
         workspace=workspace, created_by=owner, dataset=dataset, symbols=["BTCUSDT"],
         timeframe="1m", state=State.RUNNING, total_batches=300,

@@ -27,18 +27,18 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
-from runtimes import commands
-from runtimes.bus import HostEndpoint, Reply, SessionBus
 from runtimes.core import wire
 from runtimes.core.costs import Commission
 from runtimes.core.datasets import DatasetError, load_market_data
 from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.session import BacktestStream, JournalCounts, JsonDict, sequence_of
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
-from runtimes.hosted import HostedStrategy
-from runtimes.leases import HostLease, LeaseLost
+from runtimes.hosting import commands
+from runtimes.hosting.bus import HostEndpoint, Reply, SessionBus
+from runtimes.hosting.hosted import HostedStrategy
+from runtimes.hosting.leases import HostLease, LeaseLost
+from runtimes.hosting.risk import RiskGuard
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
-from runtimes.risk import RiskGuard
 
 logger = logging.getLogger(__name__)
 

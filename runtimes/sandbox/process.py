@@ -13,9 +13,9 @@ import subprocess
 import threading
 import time
 
-from runtimes.sandbox_host import _Workdir
-from runtimes.sandbox_relay import SessionRelay
-from runtimes.sandbox_spec import Outcome, SandboxLimits, SandboxResult
+from runtimes.sandbox.host import _Workdir
+from runtimes.sandbox.relay import SessionRelay
+from runtimes.sandbox.spec import Outcome, SandboxLimits, SandboxResult
 
 
 class SandboxProcess:

@@ -19,9 +19,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
 from accounts import keys
-from runtimes import access
-from runtimes.authentication import looks_like_session_token
-from runtimes.bus import get_bus
 from runtimes.core.errors import TradingError
 from runtimes.core.wire_parse import (
     EventAck,
@@ -29,8 +26,11 @@ from runtimes.core.wire_parse import (
     parse_client_message,
     parse_last_event_id,
 )
-from runtimes.dispatch import request_worker
+from runtimes.hosting.bus import get_bus
+from runtimes.hosting.dispatch import request_worker
 from runtimes.models import LIVE_STATES, State, TradingSession
+from runtimes.transport import access
+from runtimes.transport.authentication import looks_like_session_token
 
 # A socket with nothing to send for this long asks whether its session has ended without its host
 # (a worker that died: the reaper ended the session, and no host will ever close this socket).

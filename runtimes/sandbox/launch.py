@@ -11,10 +11,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from queue import SimpleQueue
 
-from runtimes.sandbox_host import _preexec, _Workdir
-from runtimes.sandbox_process import SandboxProcess, _OutputCollector
-from runtimes.sandbox_relay import SessionRelay
-from runtimes.sandbox_spec import (
+from runtimes.sandbox.host import _preexec, _Workdir
+from runtimes.sandbox.process import SandboxProcess, _OutputCollector
+from runtimes.sandbox.relay import SessionRelay
+from runtimes.sandbox.spec import (
     SandboxLimits,
     SandboxSpec,
     SessionTarget,
@@ -22,7 +22,7 @@ from runtimes.sandbox_spec import (
 )
 
 BWRAP = "/usr/bin/bwrap"
-FORWARDER_SOURCE = Path(__file__).with_name("sandbox_forwarder.py")
+FORWARDER_SOURCE = Path(__file__).with_name("forwarder.py")
 
 # Paths inside the sandbox.
 IN_TMP = "/tmp"  # noqa: S108 (the sandbox's own private tmpfs)

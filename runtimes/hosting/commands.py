@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from runtimes.bus import Reply
 from runtimes.core import wire
 from runtimes.core.bars import Bar, BarSeries, epoch_to_datetime
 from runtimes.core.datasets import resample
@@ -30,7 +29,8 @@ from runtimes.core.wire_parse import (
     parse_order_request,
     parse_status_filter,
 )
-from runtimes.risk import RiskGuard
+from runtimes.hosting.bus import Reply
+from runtimes.hosting.risk import RiskGuard
 
 JsonDict = dict[str, Any]
 PROVIDER = "backtest"

@@ -33,9 +33,9 @@ from accounts.api_permissions import key_scope_denial, scope_denial
 from accounts.models import SCOPE_TRADE_LIVE, SCOPE_TRADE_PAPER, ApiKey, Membership
 from accounts.services import authenticate_api_key
 from config.errors import ApiError
-from runtimes.authentication import authenticate_session_token, looks_like_session_token
 from runtimes.core.wire import connection_frame, encode_frame
 from runtimes.models import LIVE_STATES, SessionToken, TradingSession
+from runtimes.transport.authentication import authenticate_session_token, looks_like_session_token
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
-from runtimes.leases import HostLease
+from runtimes.hosting.leases import HostLease
 from runtimes.models import WORKER_STATES, Source, State, TradingSession
 
 CLAIM_CANDIDATES = 20  # fairest sessions tried before the order is read again (lost races)

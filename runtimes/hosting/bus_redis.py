@@ -23,7 +23,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from runtimes.bus import BusUnavailable, FrameSink, JsonDict, Reply
+from runtimes.hosting.bus import BusUnavailable, FrameSink, JsonDict, Reply
 
 PREFIX = "parity:bus"
 KEY_TTL_S = 3600

@@ -26,9 +26,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from runtimes.authentication import revoke_session_tokens
-from runtimes.bus import BusUnavailable, get_bus
+from runtimes.hosting.bus import BusUnavailable, get_bus
 from runtimes.models import State, TradingSession
+from runtimes.transport.authentication import revoke_session_tokens
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from runtimes.authentication import mint_session_token, revoke_session_tokens
 from runtimes.instance import PlatformNotFound, check_platform_url, internal_url
 from runtimes.models import Source, State, TradingSession
-from runtimes.sandbox import (
+from runtimes.sandbox.runner import (
     PROBE_SLOT,
     SLOT_UID_BASE,
     SandboxLimits,
@@ -38,6 +37,7 @@ from runtimes.sandbox import (
     start_sandboxed,
     strategy_env,
 )
+from runtimes.transport.authentication import mint_session_token, revoke_session_tokens
 from strategies.services import extract_strategy
 
 logger = logging.getLogger(__name__)

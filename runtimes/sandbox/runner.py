@@ -16,8 +16,8 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from runtimes.sandbox_host import _Workdir
-from runtimes.sandbox_launch import (
+from runtimes.sandbox.host import _Workdir
+from runtimes.sandbox.launch import (
     BWRAP,
     FORWARDER_SOURCE,
     IN_CODE,
@@ -29,15 +29,15 @@ from runtimes.sandbox_launch import (
     _start_bubblewrap,
     _start_unsandboxed,
 )
-from runtimes.sandbox_process import SandboxProcess, explain_exit
-from runtimes.sandbox_relay import (
+from runtimes.sandbox.process import SandboxProcess, explain_exit
+from runtimes.sandbox.relay import (
     MAX_HEAD_BYTES,
     SessionRelay,
     parse_request_head,
     path_allowed,
 )
-from runtimes.sandbox_relay import _BadRequest as _BadRequest  # re-exported for the tests
-from runtimes.sandbox_spec import (
+from runtimes.sandbox.relay import _BadRequest as _BadRequest  # re-exported for the tests
+from runtimes.sandbox.spec import (
     PROBE_SLOT,
     SLOT_COUNT,
     SLOT_UID_BASE,

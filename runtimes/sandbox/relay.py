@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from runtimes.sandbox_spec import SessionTarget
+from runtimes.sandbox.spec import SessionTarget
 
 
 class SessionRelay:

@@ -244,7 +244,7 @@ def get_bus() -> SessionBus:
             from django.conf import settings
 
             if settings.REDIS_URL:
-                from runtimes.bus_redis import RedisBus
+                from runtimes.hosting.bus_redis import RedisBus
 
                 _bus = RedisBus(settings.REDIS_URL)
             else:

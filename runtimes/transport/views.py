@@ -25,17 +25,17 @@ from accounts.api_permissions import request_api_key
 from accounts.authentication import ApiKeyAuthentication
 from config.errors import ApiError, error_body
 from config.parsers import JSONParser
-from runtimes.access import denial, find_session
-from runtimes.authentication import SessionTokenAuthentication, token_session
-from runtimes.bus import BusUnavailable, get_bus
 from runtimes.core.errors import TradingError
 from runtimes.core.wire_parse import (
     parse_close_position_request,
     parse_modify_request,
     parse_order_request,
 )
-from runtimes.dispatch import queue_position, request_worker
+from runtimes.hosting.bus import BusUnavailable, get_bus
+from runtimes.hosting.dispatch import queue_position, request_worker
 from runtimes.models import LIVE_STATES, State, TradingSession
+from runtimes.transport.access import denial, find_session
+from runtimes.transport.authentication import SessionTokenAuthentication, token_session
 
 COMMAND_TIMEOUT_S = 10.0
 # A view waiting holds asgiref's one sync thread (every sync view shares it): a strategy's first

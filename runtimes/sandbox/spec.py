@@ -1,5 +1,5 @@
 """What a sandboxed run is and what it yields: its spec, limits, runtime and session target, its
-result, and the refusal. Plain frozen values shared by the runtimes.sandbox* modules."""
+result, and the refusal. Plain frozen values shared by the modules of runtimes.sandbox."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtimes.sandbox_spec import SLOT_UID_BASE, SandboxLimits, SandboxSpec
+from runtimes.sandbox.spec import SLOT_UID_BASE, SandboxLimits, SandboxSpec
 
 
 @dataclass

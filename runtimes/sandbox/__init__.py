@@ -1,0 +1,1 @@
+"""The sandbox: a hosted strategy as its own process with one way out (framework-free)."""

@@ -1,0 +1,1 @@
+"""The Trading API transport: REST views, the WebSocket consumer, credentials and access."""
