@@ -37,6 +37,7 @@ from runtimes.core.exchange_snapshot import exchange_to_json, restore_exchange
 from runtimes.core.execution import BacktestConfig
 from runtimes.core.provider import JsonDict, Pacing, ProviderSettings, Wake
 from runtimes.core.timeframes import bucket_start
+from runtimes.core.wire import timestamp_str
 from runtimes.providers.mock.options import MockConfig, parse_options
 from runtimes.providers.mock.walk import (
     HISTORY_BARS,
@@ -173,9 +174,11 @@ class MockMarket:
         skipped = target - self._tick - self._max_catch_up
         if skipped > 0:
             self._jump(skipped)
-        while self._tick < target:
-            self._play_tick(quotes=self._tick + 1 == target)
-        self._clock.pinned = None
+        try:
+            while self._tick < target:
+                self._play_tick(quotes=self._tick + 1 == target)
+        finally:
+            self._clock.pinned = None  # between ticks, actions are stamped with the wall clock
 
     def _jump(self, ticks: int) -> None:
         sigma = self._sigma * ticks**0.5
@@ -185,10 +188,9 @@ class MockMarket:
 
     def _play_tick(self, *, quotes: bool) -> None:
         self._tick += 1
-        at_ms = self._origin_ms + self._tick * self._interval
-        stamp = datetime.fromtimestamp(at_ms / 1000, tz=UTC)
+        stamp = self._tick_time()
         self._clock.pinned = stamp
-        epoch = at_ms // 1000
+        epoch = (self._origin_ms + self._tick * self._interval) // 1000
         ex = self.exchange
         for sym in self._symbols.values():
             before = sym.mid
@@ -376,14 +378,13 @@ class MockMarket:
             raise SymbolNotFound(symbol)
         # half the spread, at least one cent each side, so bid < ask at any price
         half = max(1, -(-sym.mid * int(self.config.spread_bps * 100) // 2_000_000))
-        at_ms = self._origin_ms + self._tick * self._interval
         return Quote(
             symbol=symbol,
             provider=PLATFORM,
             bid=cents(sym.mid - half),
             ask=cents(sym.mid + half),
             last=cents(sym.mid),
-            timestamp=datetime.fromtimestamp(at_ms / 1000, tz=UTC),
+            timestamp=self._tick_time(),
         )
 
     def history(
@@ -419,9 +420,11 @@ class MockMarket:
         return dict(CAPABILITIES)
 
     def status(self) -> JsonDict:
-        at_ms = self._origin_ms + self._tick * self._interval
-        stamp = datetime.fromtimestamp(at_ms / 1000, tz=UTC)
-        return {"connected": not self._closed, "last_heartbeat": stamp.isoformat(), "latency_ms": 0}
+        return {
+            "connected": not self._closed,
+            "last_heartbeat": timestamp_str(self._tick_time()),
+            "latency_ms": 0,  # the market is in-process
+        }
 
     def circuit_breakers(self) -> JsonDict:
         return {
@@ -477,6 +480,10 @@ class MockMarket:
         restore_exchange(self.exchange, state["exchange"])
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _tick_time(self) -> datetime:
+        """When the last tick played happened (the origin before the first)."""
+        return EPOCH + (self._origin_ms + self._tick * self._interval) * ONE_MS
 
     def _last_price(self, symbol: str) -> Decimal | None:
         sym = self._symbols.get(symbol)

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side
+from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side, TrailingType
 from runtimes.core.errors import OrderNotModifiable, SymbolNotFound
 from runtimes.core.events import (
     AccountEvent,
@@ -292,3 +292,48 @@ def test_snapshot_restores_the_same_reads_and_the_same_next_prices(make_market, 
         restored.advance(clock())
         assert restored.drain_events() == market.drain_events()
     assert reads(restored) == reads(market)
+
+
+def test_an_oco_buy_filled_against_the_ask_cancels_its_sell_sibling_in_the_same_tick(
+    market: MockMarket, clock: FakeClock
+) -> None:
+    market.submit_order(buy())
+    ticks(market, clock)
+    entry = market.submit_order(
+        buy("1", order_type=OrderType.LIMIT, limit_price=D("200"), oco_group_id="g1")
+    )
+    exit_ = market.submit_order(
+        OrderRequest(
+            symbol="AAPL",
+            side=Side.SELL,
+            quantity=D(10),
+            order_type=OrderType.STOP,
+            stop_price=D("100"),
+            oco_group_id="g1",
+        )
+    )
+    ticks(market, clock)
+    assert market.order(entry.id).status is OrderStatus.FILLED
+    assert market.order(entry.id).average_fill_price == D("190.02")  # the ask, not the limit
+    assert market.order(exit_.id).status is OrderStatus.CANCELLED
+    assert market.position("AAPL").quantity == D(11)
+
+
+def test_a_sell_trailing_stop_trails_the_highest_bid(market: MockMarket, clock: FakeClock) -> None:
+    market.submit_order(buy())
+    ticks(market, clock)
+    stop = market.submit_order(
+        OrderRequest(
+            symbol="AAPL",
+            side=Side.SELL,
+            quantity=D(10),
+            order_type=OrderType.TRAILING_STOP,
+            trailing_distance=D("0.05"),
+            trailing_type=TrailingType.ABSOLUTE,
+        )
+    )
+    assert stop.stop_price == D("189.95")  # from the last price at placement (mid 190.00)
+    ticks(market, clock, 20)
+    assert market.quote("AAPL").bid == D("190.05")
+    trailing = market.order(stop.id)
+    assert (trailing.status, trailing.stop_price) == (OrderStatus.OPEN, D("190.00"))
