@@ -281,7 +281,7 @@ class SimulatedExchange:
             return Refusal(
                 "INVALID_SYMBOL",
                 RejectReason.SYMBOL_NOT_TRADEABLE,
-                f"symbol {request.symbol} is not in this backtest's data",
+                f"symbol {request.symbol} is not traded in this session",
             )
         held = self.held(request.symbol)
         if request.reduce_only:

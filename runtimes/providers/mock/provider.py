@@ -56,7 +56,7 @@ Clock = Callable[[], datetime]
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS: Final = timedelta(milliseconds=1)
 PLATFORM: Final = "mock"
-KEPT_BARS: Final = 1_000  # completed bars kept (and snapshotted) per symbol and timeframe
+KEPT_BARS: Final = 2_000  # completed 1m bars kept (and snapshotted) per symbol: 33 hours
 CATCH_UP_SECONDS: Final = 60  # after a stall, at most this much is replayed tick by tick
 SNAPSHOT_VERSION: Final = 1
 CAPABILITIES: Final[JsonDict] = {
@@ -108,9 +108,7 @@ class _Symbol:
         self.mid = self.level
         self.forming: Forming | None = None  # the 1m bar of the current minute
         self.aggregators = {tf: Aggregator(tf) for tf in timeframes if tf != "1m"}
-        self.bars: dict[str, deque[BarTuple]] = {
-            tf: deque(maxlen=KEPT_BARS) for tf in ("1m", *timeframes)
-        }
+        self.bars: deque[BarTuple] = deque(maxlen=KEPT_BARS)  # completed 1m bars
 
 
 class MockMarket:
@@ -127,7 +125,6 @@ class MockMarket:
         self._sigma = sigma_per_step(float(config.volatility), self._interval / 1000)
         self._pull = self._interval / 1000 / 86_400  # back to the level over about a day
         self._max_catch_up = max(1, CATCH_UP_SECONDS * 1000 // self._interval)
-        self._timeframe = config.timeframes[0]
         self._clock = _TickClock(clock)
         self.exchange = SimulatedExchange(
             symbols=config.symbols,
@@ -246,16 +243,15 @@ class MockMarket:
             forming.add(sym.mid, sym.mid, sym.mid, volume)
 
     def _complete_minute(self, sym: _Symbol, row: BarTuple, stamp: datetime | None) -> None:
-        self._keep(sym, "1m", [row], stamp)
+        """Keep a completed 1m bar, and stream it and the coarser bars it completes (`stamp`
+        None: history being seeded, nothing streams)."""
+        sym.bars.append(row)
+        self._stream(sym, "1m", [row], stamp)
         for tf, aggregator in sym.aggregators.items():
-            self._keep(sym, tf, aggregator.add(row), stamp)
+            self._stream(sym, tf, aggregator.add(row), stamp)
 
-    def _keep(self, sym: _Symbol, tf: str, rows: list[BarTuple], stamp: datetime | None) -> None:
-        kept = sym.bars.get(tf)
-        if kept is None:
-            return
-        kept.extend(rows)
-        if stamp is not None and tf in self.config.timeframes:
+    def _stream(self, sym: _Symbol, tf: str, rows: list[BarTuple], stamp: datetime | None) -> None:
+        if stamp is not None and rows and tf in self.config.timeframes:
             self._events.extend(CandleEvent(to_bar(sym.name, tf, r), stamp) for r in rows)
 
     def _seed_history(self) -> None:
@@ -394,21 +390,18 @@ class MockMarket:
         end: datetime | None = None,
         limit: int | None = None,
     ) -> list[Bar]:
-        """Completed bars of the session's first timeframe within [start, end], the last
-        `limit` of them (at most KEPT_BARS). Raises SymbolNotFound."""
+        """Completed 1m bars (the market's own; the host resamples them to any timeframe)
+        stamped within [start, end], the last `limit` of them, at most KEPT_BARS. Raises
+        SymbolNotFound."""
         sym = self._symbols.get(symbol)
         if sym is None:
             raise SymbolNotFound(symbol)
         lo = None if start is None else start.timestamp()
         hi = None if end is None else end.timestamp()
-        rows = [
-            r
-            for r in sym.bars[self._timeframe]
-            if (lo is None or r[0] >= lo) and (hi is None or r[0] <= hi)
-        ]
+        rows = [r for r in sym.bars if (lo is None or r[0] >= lo) and (hi is None or r[0] <= hi)]
         if limit is not None:
             rows = rows[-limit:] if limit > 0 else []
-        return [to_bar(symbol, self._timeframe, r) for r in rows]
+        return [to_bar(symbol, "1m", r) for r in rows]
 
     def drain_events(self) -> list[Event]:
         """Candles, quotes, orders, fills, positions and account changes since the last drain."""
@@ -454,7 +447,7 @@ class MockMarket:
                         tf: None if a.forming is None else list(a.forming.row())
                         for tf, a in s.aggregators.items()
                     },
-                    "bars": {tf: [list(r) for r in rows] for tf, rows in s.bars.items()},
+                    "bars": [list(r) for r in s.bars],
                 }
                 for s in self._symbols.values()
             },
@@ -475,8 +468,7 @@ class MockMarket:
             sym.forming = _forming(saved["forming"])
             for tf, aggregator in sym.aggregators.items():
                 aggregator.forming = _forming(saved["aggregating"].get(tf))
-            for tf, rows in sym.bars.items():
-                rows.extend(_row(r) for r in saved["bars"].get(tf, []))
+            sym.bars.extend(_row(r) for r in saved["bars"])
         restore_exchange(self.exchange, state["exchange"])
 
     # -- internals ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from runtimes.core.timeframes import bucket_start, timeframe_seconds
 
 KNOWN_LEVELS_CENTS: Final = {"AAPL": 190_00, "MSFT": 420_00, "BTCUSDT": 60_000_00}
 SECONDS_PER_YEAR: Final = 365 * 86_400
-HISTORY_BARS: Final = 600  # 1m bars generated backwards before the first tick
+HISTORY_BARS: Final = 1_000  # 1m bars generated backwards before the first tick
 MINUTE: Final = 60
 
 # One bar as integers: (open epoch seconds, open, high, low, close, volume); prices in cents.

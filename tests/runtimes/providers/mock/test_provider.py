@@ -75,11 +75,11 @@ def test_an_unknown_symbol_gets_a_level_from_its_name(make_market) -> None:
         market.quote("AAPL")
 
 
-def test_history_has_600_one_minute_bars_before_any_tick(market: MockMarket) -> None:
+def test_history_has_1000_one_minute_bars_before_any_tick(market: MockMarket) -> None:
     bars = market.history("AAPL")
-    assert len(bars) == 600
+    assert len(bars) == 1000
     assert bars[-1].timestamp == datetime(2026, 1, 5, 14, 29, tzinfo=UTC)
-    assert bars[0].timestamp == datetime(2026, 1, 5, 4, 30, tzinfo=UTC)
+    assert bars[0].timestamp == datetime(2026, 1, 4, 21, 50, tzinfo=UTC)
     assert all(b.timeframe == "1m" for b in bars)
     assert all(
         b.timestamp - a.timestamp == timedelta(minutes=1) for a, b in itertools.pairwise(bars)
@@ -88,10 +88,10 @@ def test_history_has_600_one_minute_bars_before_any_tick(market: MockMarket) -> 
     assert all(b.low <= min(b.open, b.close) and b.high >= max(b.open, b.close) for b in bars)
     assert bars[-1].close == D("190.00")
     assert (bars[0].open, bars[0].high, bars[0].low, bars[0].close) == (
-        D("192.55"),
-        D("192.75"),
-        D("192.37"),
-        D("192.44"),
+        D("190.76"),
+        D("190.83"),
+        D("190.69"),
+        D("190.81"),
     )
     assert [b.timestamp for b in market.history("AAPL", limit=2)] == [
         datetime(2026, 1, 5, 14, 28, tzinfo=UTC),
