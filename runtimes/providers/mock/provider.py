@@ -35,7 +35,7 @@ from runtimes.core.exchange_accounting import position_id
 from runtimes.core.exchange_fills import process_bar
 from runtimes.core.exchange_snapshot import exchange_to_json, restore_exchange
 from runtimes.core.execution import BacktestConfig
-from runtimes.core.provider import JsonDict, Pacing, ProviderSettings, Wake
+from runtimes.core.provider import JsonDict, Pacing, ProviderFactory, ProviderSettings, Wake
 from runtimes.core.timeframes import bucket_start
 from runtimes.core.wire import timestamp_str
 from runtimes.providers.mock.options import MockConfig, parse_options
@@ -506,3 +506,6 @@ def _row(raw: Any) -> BarTuple:
 
 def _forming(raw: Any) -> Forming | None:
     return None if raw is None else Forming(*_row(raw))
+
+
+_CHECKED: ProviderFactory = build  # mypy proves here that `build` makes a Provider
