@@ -139,6 +139,7 @@ class MockMarket:
         )
         self._symbols = {s: _Symbol(s, config.timeframes) for s in config.symbols}
         self._events: list[Event] = []
+        self._quotes_pending = False  # quote events wait in _events (bounds an undrained queue)
         self._rng = random.Random(config.seed)
         now_ms = _ms(clock())
         self._origin_ms = now_ms - now_ms % self._interval
@@ -195,7 +196,10 @@ class MockMarket:
             self._candles(sym, epoch, abs(sym.mid - before) + 1, stamp)
             ex.ledger.mark(sym.name, cents(sym.mid))
         if quotes:
+            if self._quotes_pending:  # nobody drained the last ones: a newer quote supersedes
+                self._events = [e for e in self._events if not isinstance(e, QuoteEvent)]
             self._events.extend(QuoteEvent(self.quote(s), stamp) for s in self._symbols)
+            self._quotes_pending = True
         for name in self._symbols:
             if ex.open_by_symbol.get(name):
                 self._match(name, epoch)
@@ -407,6 +411,7 @@ class MockMarket:
         """Candles, quotes, orders, fills, positions and account changes since the last drain."""
         self._take_exchange_events()
         events, self._events = self._events, []
+        self._quotes_pending = False
         return events
 
     def capabilities(self) -> JsonDict:
@@ -436,6 +441,7 @@ class MockMarket:
         rng_version, rng_state, gauss_next = self._rng.getstate()
         return {
             "version": SNAPSHOT_VERSION,
+            "quote_interval_ms": self._interval,
             "origin_ms": self._origin_ms,
             "tick": self._tick,
             "rng": [rng_version, list(rng_state), gauss_next],
@@ -459,6 +465,8 @@ class MockMarket:
             raise ValueError(f"mock snapshot version {state.get('version')!r} is not supported")
         if set(state["symbols"]) != set(self._symbols):
             raise ValueError("the snapshot's symbols are not this session's symbols")
+        if state["quote_interval_ms"] != self._interval:
+            raise ValueError("the snapshot's quote_interval_ms is not this session's")
         self._origin_ms, self._tick = int(state["origin_ms"]), int(state["tick"])
         version, rng_state, gauss_next = state["rng"]
         self._rng.setstate((version, tuple(rng_state), gauss_next))

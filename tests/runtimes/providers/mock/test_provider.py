@@ -337,3 +337,20 @@ def test_a_sell_trailing_stop_trails_the_highest_bid(market: MockMarket, clock: 
     assert market.quote("AAPL").bid == D("190.05")
     trailing = market.order(stop.id)
     assert (trailing.status, trailing.stop_price) == (OrderStatus.OPEN, D("190.00"))
+
+
+def test_quotes_nobody_drained_are_superseded_by_newer_ones(market, clock) -> None:
+    for _ in range(50):
+        ticks(market, clock)
+    events = market.drain_events()
+    quotes = [e for e in events if isinstance(e, QuoteEvent)]
+    assert [q.quote.symbol for q in quotes] == ["AAPL", "MSFT", "BTCUSDT"]
+    assert {q.timestamp for q in quotes} == {datetime(2026, 1, 5, 14, 30, 12, 500_000, tzinfo=UTC)}
+
+
+def test_a_snapshot_of_other_settings_is_refused(make_market) -> None:
+    saved = make_market().snapshot()
+    with pytest.raises(ValueError, match="symbols are not this session's"):
+        make_market(options={"seed": 7, "symbols": ["AAPL"]}, restored=saved)
+    with pytest.raises(ValueError, match="quote_interval_ms is not this session's"):
+        make_market(options={"seed": 7, "quote_interval_ms": 500}, restored=saved)
