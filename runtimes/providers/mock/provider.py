@@ -19,25 +19,19 @@ from typing import Any, Final
 from runtimes.core.bars import Bar
 from runtimes.core.costs import apply_slippage
 from runtimes.core.domain import (
-    Account,
-    Fill,
-    Order,
-    OrderRequest,
-    OrderType,
-    Position,
     Quote,
     Side,
 )
-from runtimes.core.errors import PositionNotFound, SymbolNotFound
+from runtimes.core.errors import SymbolNotFound
 from runtimes.core.events import CandleEvent, Event, QuoteEvent
 from runtimes.core.exchange import SimulatedExchange
-from runtimes.core.exchange_accounting import position_id
 from runtimes.core.exchange_fills import process_bar
 from runtimes.core.exchange_snapshot import exchange_to_json, restore_exchange
 from runtimes.core.execution import BacktestConfig
 from runtimes.core.provider import JsonDict, Pacing, ProviderFactory, ProviderSettings, Wake
 from runtimes.core.timeframes import bucket_start
 from runtimes.core.wire import timestamp_str
+from runtimes.providers.mock.book import ExchangeBook
 from runtimes.providers.mock.options import MockConfig, parse_options
 from runtimes.providers.mock.walk import (
     HISTORY_BARS,
@@ -111,7 +105,7 @@ class _Symbol:
         self.bars: deque[BarTuple] = deque(maxlen=KEPT_BARS)  # completed 1m bars
 
 
-class MockMarket:
+class MockMarket(ExchangeBook):
     """One session's mock market: the walk, the candles, and a SimulatedExchange as the book."""
 
     platform = PLATFORM
@@ -275,102 +269,6 @@ class MockMarket:
                 self._complete_minute(sym, row, None)
             sym.forming = Forming(first, sym.mid, sym.mid, sym.mid, sym.mid, 0)
 
-    # -- orders -------------------------------------------------------------------------------
-
-    def submit_order(self, request: OrderRequest) -> Order:
-        """Accept an order; it acts from the next tick. Raises OrderValidationError or
-        OrderRejected (the rejected order is recorded)."""
-        return self.exchange.submit(request)
-
-    def modify_order(
-        self,
-        order_id: str,
-        *,
-        quantity: Decimal | None = None,
-        limit_price: Decimal | None = None,
-        stop_price: Decimal | None = None,
-        stop_loss: Decimal | None = None,
-        take_profit: Decimal | None = None,
-        trailing_distance: Decimal | None = None,
-    ) -> tuple[Order, str | None]:
-        """In place (the id stays): (order, None)."""
-        order = self.exchange.modify(
-            order_id,
-            quantity=quantity,
-            limit_price=limit_price,
-            stop_price=stop_price,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            trailing_distance=trailing_distance,
-        )
-        return order, None
-
-    def cancel_order(self, order_id: str) -> Order:
-        return self.exchange.cancel(order_id)
-
-    def cancel_all(self, symbol: str | None = None) -> list[Order]:
-        return self.exchange.cancel_all(symbol)
-
-    def close_position(
-        self,
-        symbol_or_position_id: str,
-        quantity: Decimal | None = None,
-        order_type: str = "MARKET",
-        limit_price: Decimal | None = None,
-    ) -> Order:
-        """A reduce-only order closing (part of) a position. Raises PositionNotFound when flat."""
-        symbol = self._symbol_of_position(symbol_or_position_id)
-        held = self.exchange.held(symbol)
-        if not held:
-            raise PositionNotFound(symbol_or_position_id)
-        return self.exchange.submit(
-            OrderRequest(
-                symbol=symbol,
-                side=Side.SELL if held > 0 else Side.BUY,
-                quantity=abs(held) if quantity is None else quantity,
-                order_type=OrderType(order_type.upper()),
-                limit_price=limit_price,
-                reduce_only=True,
-            )
-        )
-
-    # -- reads --------------------------------------------------------------------------------
-
-    def orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[Order]:
-        found = self.exchange.open_orders() if open_only else self.all_orders()
-        return [o for o in found if symbol is None or o.symbol == symbol]
-
-    def all_orders(self) -> list[Order]:
-        return list(self.exchange.orders_by_id.values())
-
-    def order(self, order_id: str) -> Order:
-        return self.exchange.order(order_id)
-
-    def order_by_client_id(self, client_order_id: str) -> Order | None:
-        oid = self.exchange.by_client_id.get(client_order_id)
-        return None if oid is None else self.exchange.orders_by_id[oid]
-
-    def fills(self, *, symbol: str | None = None, order_id: str | None = None) -> list[Fill]:
-        return [
-            f
-            for f in self.exchange.fills
-            if (symbol is None or f.symbol == symbol)
-            and (order_id is None or f.order_id == order_id)
-        ]
-
-    def positions(self) -> list[Position]:
-        return self.exchange.positions()
-
-    def position(self, symbol_or_position_id: str) -> Position:
-        symbol = self._symbol_of_position(symbol_or_position_id)
-        found = self.exchange.position(symbol)
-        if found is None:
-            raise PositionNotFound(symbol_or_position_id)
-        return found
-
-    def account(self) -> Account:
-        return self.exchange.account()
-
     def quote(self, symbol: str) -> Quote:
         """The current top of book; bid < ask always. Raises SymbolNotFound."""
         sym = self._symbols.get(symbol)
@@ -493,12 +391,6 @@ class MockMarket:
         """Strategy actions since the last tick go out before the next tick's events."""
         if self.exchange.events or self.exchange.account_changed:
             self._events.extend(self.exchange.take_events())
-
-    def _symbol_of_position(self, symbol_or_position_id: str) -> str:
-        for symbol in self._symbols:
-            if symbol_or_position_id in (symbol, position_id(symbol)):
-                return symbol
-        raise PositionNotFound(symbol_or_position_id)
 
 
 def _ms(moment: datetime) -> int:
