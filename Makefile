@@ -26,7 +26,7 @@ test: venv
 
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) -m mypy runtimes/core
+	$(PY) -m mypy runtimes/core runtimes/providers
 	$(PY) manage.py makemigrations --check --dry-run
 
 format: venv

@@ -1,7 +1,8 @@
 """Events the backtest engine emits, each stamped with simulated time.
 
 One batch = the candles of one timestamp, then the order, trade, position and account events
-that the fills at that timestamp produced. The shell turns these into WebSocket frames.
+that the fills at that timestamp produced; wall-clock markets add quotes. The shell turns these
+into WebSocket frames.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from runtimes.core.bars import Bar
-from runtimes.core.domain import Account, Fill, Order, Position
+from runtimes.core.domain import Account, Fill, Order, Position, Quote
 from runtimes.core.exchange_accounting import PositionChange
 
 PositionEventKind = PositionChange
@@ -60,4 +61,12 @@ class AccountEvent:
     timestamp: datetime
 
 
-Event = CandleEvent | OrderEvent | TradeEvent | PositionEvent | AccountEvent
+@dataclass(frozen=True, slots=True)
+class QuoteEvent:
+    """Top of book of one symbol at one tick of a wall-clock market (never in a backtest)."""
+
+    quote: Quote
+    timestamp: datetime
+
+
+Event = CandleEvent | OrderEvent | TradeEvent | PositionEvent | AccountEvent | QuoteEvent

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from runtimes.core.domain import (
     ZERO,
     Account,
+    Clock,
     Fill,
     Order,
     OrderRequest,
@@ -24,7 +25,6 @@ from runtimes.core.domain import (
     Position,
     RejectReason,
     Side,
-    SimulatedClock,
 )
 from runtimes.core.errors import OrderNotFound, OrderNotModifiable, OrderRejected
 from runtimes.core.events import AccountEvent, Event, OrderEvent, OrderEventKind, PositionEvent
@@ -57,7 +57,7 @@ class SimulatedExchange:
         *,
         symbols: Sequence[str],
         config: BacktestConfig,
-        clock: SimulatedClock,
+        clock: Clock,
         last_price: PriceSource,
     ) -> None:
         self.config = config
@@ -281,7 +281,7 @@ class SimulatedExchange:
             return Refusal(
                 "INVALID_SYMBOL",
                 RejectReason.SYMBOL_NOT_TRADEABLE,
-                f"symbol {request.symbol} is not in this backtest's data",
+                f"symbol {request.symbol} is not traded in this session",
             )
         held = self.held(request.symbol)
         if request.reduce_only:

@@ -7,6 +7,7 @@ outcome never depends on dict order or chance.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
@@ -59,14 +60,19 @@ def process_bar(
     h: Decimal,
     low: Decimal,
     volume: Decimal,
+    side: Side | None = None,
 ) -> None:
-    """Match the open orders of `symbol` against one bar (events go to `ex.events`)."""
+    """Match the open orders of `symbol` against one bar (events go to `ex.events`).
+
+    `side` restricts the bar to the orders of one side: a quote-driven market (the `mock`
+    provider) matches buys against a bar of asks and sells against a bar of bids, one call each,
+    while OCO siblings and exit legs of either side stay on the one book."""
     book = ex.open_by_symbol.get(symbol)
     if not book:
         return
     share = ex.config.max_volume_share
     bar = BarContext(symbol, epoch, o, h, low, None if share is None else volume * share)
-    ids = list(book)
+    ids = list(book) if side is None else _of_side(ex, book, side)
     _expire_day_orders(ex, ids, bar)
     _match(ex, [oid for oid in ids if oid in ex.working], bar)
     for oid in ids:
@@ -74,7 +80,11 @@ def process_bar(
             _after_bar(ex, ex.orders_by_id[oid], bar)
     while bar.same_bar_legs:  # legs of entries filled at this bar's open act in this bar too
         legs, bar.same_bar_legs = bar.same_bar_legs, []
-        _match(ex, legs, bar)
+        _match(ex, legs if side is None else _of_side(ex, legs, side), bar)
+
+
+def _of_side(ex: SimulatedExchange, ids: Iterable[str], side: Side) -> list[str]:
+    return [oid for oid in ids if ex.orders_by_id[oid].side is side]
 
 
 def _expire_day_orders(ex: SimulatedExchange, ids: list[str], bar: BarContext) -> None:

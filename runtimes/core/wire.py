@@ -19,6 +19,7 @@ from runtimes.core.events import (
     Event,
     OrderEvent,
     PositionEvent,
+    QuoteEvent,
     TradeEvent,
 )
 
@@ -242,6 +243,8 @@ def _event_payload(event: Event, provider: str) -> JsonDict:
     if isinstance(event, PositionEvent):
         position = position_json(event.position)
         return {"type": "position", "event": event.kind.value, "position": position}
+    if isinstance(event, QuoteEvent):
+        return {"type": "quote", "quote": quote_json(event.quote)}
     if isinstance(event, AccountEvent):
         return {"type": "account", "event": ACCOUNT_EVENT, "account": account_json(event.account)}
     raise TypeError(f"not an engine event: {type(event).__name__}")

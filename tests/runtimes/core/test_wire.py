@@ -34,6 +34,7 @@ from runtimes.core.events import (
     OrderEventKind,
     PositionEvent,
     PositionEventKind,
+    QuoteEvent,
     TradeEvent,
 )
 from runtimes.core.wire import (
@@ -363,6 +364,27 @@ def test_candle_event_frame_is_an_sdk_candle_event() -> None:
     event = sdk_event(frame)
     assert isinstance(event, sdk.CandleEvent)
     assert (event.event_id, event.bar.close) == ("evt-1", "42050")
+
+
+def test_quote_event_frame_is_an_sdk_quote_event() -> None:
+    quote = Quote("AAPL", "mock", Decimal("189.98"), Decimal("190.02"), Decimal("190.00"), T0)
+    frame = event_frame(QuoteEvent(quote, T0), event_id="evt-2", provider="mock")
+    assert frame == {
+        "type": "quote",
+        "quote": {
+            "symbol": "AAPL",
+            "provider": "mock",
+            "bid": "189.98",
+            "ask": "190.02",
+            "last": "190",
+            "timestamp": "2025-01-15T10:30:00Z",
+        },
+        "timestamp": "2025-01-15T10:30:00Z",
+        "event_id": "evt-2",
+    }
+    event = sdk_event(frame)
+    assert isinstance(event, sdk.QuoteEvent)
+    assert (event.event_id, event.quote.bid, event.quote.ask) == ("evt-2", "189.98", "190.02")
 
 
 def test_order_event_frame_is_an_sdk_order_event() -> None:
