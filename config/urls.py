@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("strategies.api_urls")),
     path("", include("runtimes.urls")),
+    path("", include("runtimes.schedules.urls")),
     path("", include("strategies.urls")),
     path("admin/", admin.site.urls),
     path("app/", home.dashboard, name="dashboard"),

@@ -12,7 +12,7 @@ from django_celery_beat.models import PeriodicTask
 import runtimes.services
 from config.errors import ApiError
 from runtimes.models import TradingSession
-from strategies.models import BacktestSchedule
+from runtimes.schedules.models import BacktestSchedule
 from strategies.services import upload_strategy_version
 
 pytestmark = pytest.mark.django_db

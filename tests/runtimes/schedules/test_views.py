@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
-from strategies import schedules
-from strategies.models import BacktestSchedule, ScheduleRun
+from runtimes.schedules import services as schedules
+from runtimes.schedules.models import BacktestSchedule, ScheduleRun
 
 pytestmark = pytest.mark.django_db
 
