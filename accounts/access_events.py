@@ -200,7 +200,7 @@ def _subjects_of(instance: Any) -> list[str]:
     return []
 
 
-def _publisher(subjects_of: Callable[[Any], list[str]]) -> Callable[..., None]:
+def _receiver_publishing(subjects_of: Callable[[Any], list[str]]) -> Callable[..., None]:
     def on_change(sender: Any, instance: Any, **kwargs: Any) -> None:
         if kwargs.get("created"):
             return  # a new row takes nobody's access away
@@ -216,7 +216,7 @@ def publish_changes_of(model: Any, subjects_of: Callable[[Any], list[str]]) -> N
     `.update()` calls send no signal, so the services that use one publish themselves."""
     from django.db.models.signals import post_delete, post_save
 
-    receiver = _publisher(subjects_of)
+    receiver = _receiver_publishing(subjects_of)
     # weak=False: the receiver is a closure that nothing else holds.
     post_save.connect(receiver, sender=model, weak=False, dispatch_uid=f"access-{model.__name__}")
     post_delete.connect(receiver, sender=model, weak=False,
