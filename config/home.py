@@ -19,7 +19,7 @@ from strategies.models import Dataset, Strategy
 @workspace_page
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     workspace = membership.workspace
-    return render(request, "accounts/dashboard.html", {
+    return render(request, "home.html", {
         # Said on the first page, not after a user's first hosted run is refused.
         "sandbox": hosted_runs_support(),
         "allow_unsandboxed": settings.SANDBOX_ALLOW_UNSANDBOXED,

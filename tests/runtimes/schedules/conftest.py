@@ -53,5 +53,5 @@ def hosted_calls(monkeypatch, owner, workspace, daily_dataset):
                                              timeframe="1d")
 
     monkeypatch.setattr(runtimes.services, "create_hosted_backtest",
-                        fake_create_hosted_backtest, raising=False)
+                        fake_create_hosted_backtest)
     return calls

@@ -300,7 +300,7 @@ def test_a_refused_backtest_is_recorded_as_a_failed_run_with_its_message(
     def refuse(**kwargs):
         raise ApiError("SANDBOX_UNAVAILABLE", "Hosted runs are refused here: no bubblewrap.")
 
-    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", refuse, raising=False)
+    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", refuse)
     schedule = make_schedule()
 
     run = schedules.run_schedule_now(schedule=schedule, now=NOW)
@@ -314,7 +314,7 @@ def test_an_unexpected_error_is_recorded_as_a_failed_run_not_raised(make_schedul
     def crash(**kwargs):
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", crash, raising=False)
+    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", crash)
 
     run = schedules.run_schedule_now(schedule=make_schedule(), now=NOW)
 
