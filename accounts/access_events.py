@@ -4,14 +4,14 @@ A socket watches *subjects*: its API key (`key:<id>`), its creator in its worksp
 (`member:<workspace>:<user>`), the user (`user:<id>`), a hosted run's tokens
 (`session-tokens:<session>`). Services publish a subject when they change what it names, after
 the transaction commits; each watching socket then re-checks its credential against the
-database and closes if it may no longer act (runtimes/access.py decides, consumers relay).
+database and closes if it may no longer act (runtimes/transport/access.py decides, consumers relay).
 
 Embedded topology: watchers live in this process, published subjects are handed to their event
 loops directly. Distributed topology: subjects go out over one Redis pub/sub channel, and every
 process holding a watcher runs one listener thread that hands them on the same way, so a change
 made by any process or worker reaches the socket wherever it is. If the listener loses Redis it
 tells every local watcher to re-check once it is back (a message may have been missed).
-Sockets also re-check on a timer (runtimes/access.py), so nothing depends on this alone.
+Sockets also re-check on a timer (runtimes/transport/access.py), so nothing depends on this alone.
 """
 
 from __future__ import annotations
@@ -197,29 +197,38 @@ def _subjects_of(instance: Any) -> list[str]:
         return [member_subject(instance.workspace_id, instance.user_id)]
     if isinstance(instance, get_user_model()):
         return [user_subject(instance.pk)]
-    session_id = getattr(instance, "session_id", None)  # runtimes.SessionToken
-    return [session_tokens_subject(session_id)] if session_id is not None else []
+    return []
 
 
-def _on_change(sender: Any, instance: Any, **kwargs: Any) -> None:
-    if kwargs.get("created"):
-        return  # a new row takes nobody's access away
-    update_fields = kwargs.get("update_fields")
-    if update_fields is not None and set(update_fields) <= {"last_login", "last_used_at"}:
-        return
-    publish(*_subjects_of(instance))
+def _receiver_publishing(subjects_of: Callable[[Any], list[str]]) -> Callable[..., None]:
+    def on_change(sender: Any, instance: Any, **kwargs: Any) -> None:
+        if kwargs.get("created"):
+            return  # a new row takes nobody's access away
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and set(update_fields) <= {"last_login", "last_used_at"}:
+            return
+        publish(*subjects_of(instance))
+    return on_change
+
+
+def publish_changes_of(model: Any, subjects_of: Callable[[Any], list[str]]) -> None:
+    """Saves and deletes of `model` (the admin's too) publish `subjects_of(row)`; bulk
+    `.update()` calls send no signal, so the services that use one publish themselves."""
+    from django.db.models.signals import post_delete, post_save
+
+    receiver = _receiver_publishing(subjects_of)
+    # weak=False: the receiver is a closure that nothing else holds.
+    post_save.connect(receiver, sender=model, weak=False, dispatch_uid=f"access-{model.__name__}")
+    post_delete.connect(receiver, sender=model, weak=False,
+                        dispatch_uid=f"access-d-{model.__name__}")
 
 
 def connect_signals() -> None:
-    """Saves and deletes of keys, memberships, users and session tokens (the admin's too)
-    publish their subject; bulk `.update()` calls send no signal, so the services that use one
-    publish themselves."""
+    """Keys, memberships and users publish their subject when saved or deleted; the apps above
+    watch their own rows (runtimes: session tokens, in RuntimesConfig.ready)."""
     from django.contrib.auth import get_user_model
-    from django.db.models.signals import post_delete, post_save
 
     from accounts.models import ApiKey, Membership
-    from runtimes.models import SessionToken
 
-    for model in (ApiKey, Membership, get_user_model(), SessionToken):
-        post_save.connect(_on_change, sender=model, dispatch_uid=f"access-{model.__name__}")
-        post_delete.connect(_on_change, sender=model, dispatch_uid=f"access-d-{model.__name__}")
+    for model in (ApiKey, Membership, get_user_model()):
+        publish_changes_of(model, _subjects_of)

@@ -10,7 +10,8 @@ every process sees the same invalidations.
 Invalidation is global and immediate: every entry records the cache *epoch* read before its
 database check, and an entry is good only while the epoch is unchanged. Anything that may make a
 credential unusable (revoking a key or a session's tokens, a role change, a removed member, a
-saved or deleted key, membership, user or token; see `connect_signals`) sets a new random epoch.
+saved or deleted key, membership, user or token; see `invalidate_on_change`) sets a new random
+epoch.
 A missing epoch (evicted, or a cache flush) invalidates everything too. Expiry needs no epoch:
 callers check `is_usable(now)` on the cached object on every hit. Open sockets hear of the same
 changes through accounts/access_events.py (`current_epoch` tells them one may have slipped by).
@@ -93,21 +94,21 @@ def _on_change(sender: Any, **kwargs: Any) -> None:
     invalidate_all()
 
 
-def connect_signals() -> None:
-    """Saves and deletes of the rows a credential check reads invalidate the cache (bulk
-    `.update()` calls do not send signals: the services that use one call `invalidate_all`)."""
-    from django.contrib.auth import get_user_model
+def invalidate_on_change(*models: Any) -> None:
+    """Saves and deletes of `models` (rows a credential check reads) invalidate the cache. Bulk
+    `.update()` calls send no signal: the services that use one call `invalidate_all`."""
     from django.db.models.signals import post_delete, post_save
 
-    from accounts.models import ApiKey, Membership, Workspace
-
-    models: list[Any] = [ApiKey, Membership, Workspace, get_user_model()]
-    try:
-        from runtimes.models import SessionToken, TradingSession
-    except ImportError:  # pragma: no cover - runtimes is always installed
-        pass
-    else:
-        models += [SessionToken, TradingSession]
     for model in models:
         post_save.connect(_on_change, sender=model, dispatch_uid=f"auth-cache-{model.__name__}")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"auth-cache-d-{model.__name__}")
+
+
+def connect_signals() -> None:
+    """Watch the rows of this app that a credential check reads; the apps above watch their own
+    (runtimes: session tokens and sessions, in RuntimesConfig.ready)."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import ApiKey, Membership, Workspace
+
+    invalidate_on_change(ApiKey, Membership, Workspace, get_user_model())

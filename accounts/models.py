@@ -276,13 +276,6 @@ class ApiKey(models.Model):
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
-class Platform(models.TextChoices):
-    ALPACA_PAPER = "alpaca-paper", "Alpaca (paper)"
-    ALPACA_LIVE = "alpaca-live", "Alpaca (live)"
-    BINANCE_TESTNET = "binance-testnet", "Binance (testnet)"
-    BINANCE_LIVE = "binance-live", "Binance (live)"
-
-
 class BrokerCredentialQuerySet(models.QuerySet["BrokerCredential"]):
     def for_workspace(self, workspace: Workspace) -> BrokerCredentialQuerySet:
         return self.filter(workspace=workspace)
@@ -299,7 +292,9 @@ class BrokerCredential(models.Model):
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="broker_credentials"
     )
-    platform = models.CharField(max_length=20, choices=Platform.choices)
+    # An id of the one platform registry (runtimes/core/platforms.py), which this app cannot
+    # import: runtimes checks it where it stores credentials (runtimes/credentials.py).
+    platform = models.CharField(max_length=20)
     label = models.CharField(max_length=100)
     encrypted_payload = models.TextField(editable=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -314,6 +309,3 @@ class BrokerCredential(models.Model):
 
     def __repr__(self) -> str:
         return f"<BrokerCredential {self.id} {self.platform}>"
-
-    def is_live(self) -> bool:
-        return self.platform in (Platform.ALPACA_LIVE, Platform.BINANCE_LIVE)

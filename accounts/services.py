@@ -29,7 +29,6 @@ from accounts.models import (
     BrokerCredential,
     Invitation,
     Membership,
-    Platform,
     Role,
     User,
     Workspace,
@@ -352,10 +351,12 @@ def touch_api_key(key: ApiKey, *, now: datetime) -> bool:
 def store_broker_credential(
     *, workspace: Workspace, by: User, platform: str, label: str, secret: dict[str, Any]
 ) -> BrokerCredential:
-    """Encrypt and store broker credentials (owner only); the secret is bound to this row."""
+    """Encrypt and store broker credentials (owner only); the secret is bound to this row.
+
+    `platform` is an id the caller has checked against the platform registry, which this app
+    cannot import: store credentials through `runtimes.credentials.add_broker_credential`.
+    """
     _require_manager(workspace=workspace, user=by)
-    if platform not in Platform.values:
-        raise ValidationError({"platform": [f"Choose one of {', '.join(Platform.values)}."]})
     credential = BrokerCredential(workspace=workspace, platform=platform, label=label.strip())
     seal_credential(credential, secret)
     credential.save(force_insert=True)

@@ -12,7 +12,6 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/password/", views.PasswordChangeView.as_view(), name="password_change"),
-    path("app/", views.dashboard, name="dashboard"),
     path("app/workspaces/new/", views.workspace_create, name="workspace_create"),
     path("app/workspaces/switch/", views.workspace_switch, name="workspace_switch"),
     path("app/members/", views.members, name="workspace_members"),

@@ -1,4 +1,5 @@
-"""Dashboard pages of the accounts app: sign-up/login, workspaces, members, API keys.
+"""Dashboard pages of the accounts app: sign-up/login, workspaces, members, API keys (the
+workspace's home page, which draws on every app, is config/home.py).
 
 Each page acts on the *current* workspace (accounts/current.py), resolved through the user's
 memberships on every request; decisions are made by accounts.services.
@@ -9,16 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.messages.views import SuccessMessageMixin
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
@@ -31,10 +30,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from accounts import registration, services
 from accounts.current import current_membership, select_workspace
 from accounts.forms import ApiKeyForm, InviteForm, LoginForm, SignUpForm, WorkspaceForm
-from accounts.models import ApiKey, Invitation, Membership, Workspace
-
-if TYPE_CHECKING:
-    from strategies.models import Dataset
+from accounts.models import ApiKey, Invitation, Membership
 
 
 def _service_error(exc: APIException, form: forms.Form | None = None) -> str:
@@ -128,26 +124,6 @@ class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("dashboard")
     success_message = "Your password was changed."
-
-
-@workspace_page
-def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
-    from runtimes.models import TradingSession
-    from runtimes.services import hosted_runs_support
-    from strategies.models import Dataset, Strategy
-
-    workspace = membership.workspace
-    return render(request, "accounts/dashboard.html", {
-        # Said on the first page, not after a user's first hosted run is refused.
-        "sandbox": hosted_runs_support(),
-        "allow_unsandboxed": settings.SANDBOX_ALLOW_UNSANDBOXED,
-        "member_count": Membership.objects.for_workspace(workspace).count(),
-        "key_count": ApiKey.objects.for_workspace(workspace).usable(timezone.now()).count(),
-        "strategy_count": Strategy.objects.for_workspace(workspace).count(),
-        "dataset_count": Dataset.objects.for_workspace(workspace).count(),
-        "session_count": TradingSession.objects.for_workspace(workspace).count(),
-        "live_count": TradingSession.objects.for_workspace(workspace).live().count(),
-    })
 
 
 @login_required
@@ -244,17 +220,8 @@ def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse
             # Rendered, not redirected: the secret must not pass through the session or a URL.
             return render(request, "accounts/api_key_created.html", {
                 "key": key, "plaintext": plaintext,
-                "origin": f"{request.scheme}://{request.get_host()}",
-                "dataset": _example_dataset(membership.workspace)})
+                "origin": f"{request.scheme}://{request.get_host()}"})
     return render(request, "accounts/api_key_form.html", {"form": form})
-
-
-def _example_dataset(workspace: Workspace) -> Dataset | None:
-    """A dataset of the workspace for the laptop example: a one-symbol one, else any."""
-    from strategies.models import Dataset
-
-    datasets = Dataset.objects.for_workspace(workspace).annotate(symbols=Count("files"))
-    return datasets.order_by("symbols", "-created_at").first()
 
 
 @workspace_page

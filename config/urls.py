@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
-from config import health, site_files
+from config import health, home, site_files
 from config.api_routes import api_path
 from config.security_headers import with_policy
 
@@ -24,7 +24,9 @@ urlpatterns = [
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("strategies.api_urls")),
     path("", include("runtimes.urls")),
+    path("", include("runtimes.schedules.urls")),
     path("", include("strategies.urls")),
     path("admin/", admin.site.urls),
+    path("app/", home.dashboard, name="dashboard"),
     path("", include("accounts.urls")),
 ]

@@ -1,6 +1,7 @@
 """Management API (/api/v1/workspaces/{ws}/sessions...): create, list, show, cancel and kill
-sessions, read their results; the workspace's kill switch; and hosted backtests
-(/backtests: a strategy version run by the platform in the sandbox).
+sessions, read their results; the workspace's kill switch; hosted backtests (/backtests: a
+strategy version run by the platform in the sandbox) and finished ones side by side
+(/backtests/compare, read by `runtimes.comparison`).
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger gets 404), the
 serializer validates, `runtimes.services` decides.
@@ -14,7 +15,7 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -23,7 +24,7 @@ from rest_framework.response import Response
 from accounts.api_permissions import WorkspaceScopedMixin
 from config.api_schema import OBJECT_LIST
 from config.decimal_fields import DecimalField
-from runtimes import services
+from runtimes import comparison, services
 from runtimes.hosting import dispatch
 from runtimes.hosting.risk import RiskLimits
 from runtimes.models import KillSwitch, Source, TradingSession
@@ -308,3 +309,18 @@ class BacktestDetail(WorkspaceScopedMixin, generics.GenericAPIView):
             pk=session_id)
         return Response(services.backtest_json(session, origin=_origin(request),
                                                with_output=True))
+
+
+# -- comparing backtests -------------------------------------------------------------------------
+
+
+class BacktestCompare(WorkspaceScopedMixin, generics.GenericAPIView):
+    """`?ids=a,b,c` (2 to 8 finished backtests of the workspace): per run its id, label, metrics
+    and equity curve normalised to 1 at its start, at most 1,000 points."""
+
+    @extend_schema(parameters=[OpenApiParameter("ids", str, required=True)],
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, workspace_id: Any) -> Response:
+        ids = comparison.parse_ids(request.query_params.getlist("ids"))
+        sessions = comparison.compared_sessions(workspace=self.workspace, ids=ids)
+        return Response({"backtests": comparison.compare_json(sessions)})

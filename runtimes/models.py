@@ -2,6 +2,8 @@
 
 State moves by conditional updates only (`TradingSession.transition`); the per-event path never
 touches these rows: the host journals in memory and writes events and results in bulk.
+Backtest schedules have their own module, runtimes/schedules/models.py (imported below so that
+Django registers them with this app).
 """
 
 from __future__ import annotations
@@ -365,3 +367,8 @@ class WorkspaceQuota(models.Model):
 
     def __str__(self) -> str:
         return f"quota of {self.workspace_id}"
+
+
+# Last: Django registers an app's models from its models module; the schedules' models import
+# strategies and accounts only, never this module, so the order is free of cycles.
+import runtimes.schedules.models  # noqa: E402, F401

@@ -37,6 +37,7 @@ B = "app/backtests/"
 web_urlpatterns = [
     path(B, views.backtest_list, name="backtest_list"),
     path(B + "rows/", views.backtest_rows, name="backtest_rows"),
+    path(B + "compare/", views.backtest_compare, name="backtest_compare"),
     path(B + "new/<uuid:version_id>/", views.backtest_new, name="backtest_new"),
     path(B + "<uuid:session_id>/", views.backtest_detail, name="backtest_detail"),
     path(B + "<uuid:session_id>/progress/", views.backtest_progress, name="backtest_progress"),
@@ -61,6 +62,8 @@ urlpatterns = [
              name="api-session-trades"),
     api_path("api/v1/workspaces/<uuid:workspace_id>/backtests",
              api_views.BacktestListCreate.as_view(), name="api-backtests"),
+    api_path("api/v1/workspaces/<uuid:workspace_id>/backtests/compare",
+             api_views.BacktestCompare.as_view(), name="api-backtests-compare"),
     api_path("api/v1/workspaces/<uuid:workspace_id>/backtests/<uuid:session_id>",
              api_views.BacktestDetail.as_view(), name="api-backtest"),
     api_path("api/v1/workspaces/<uuid:workspace_id>/kill-switch",

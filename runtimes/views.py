@@ -1,8 +1,9 @@
-"""Dashboard pages of backtests: the workspace's sessions (refreshed while any runs) and a
-session's page: its progress while it runs, its results once it completed, CSV exports.
+"""Dashboard pages of backtests: the workspace's sessions (refreshed while any runs), a
+session's page: its progress while it runs, its results once it completed, CSV exports; and
+finished backtests compared side by side.
 
 Thin: sessions are reached through the current workspace (a foreign id is a 404); what a result
-page shows is read by `runtimes.result_pages`.
+page shows is read by `runtimes.result_pages`, a comparison by `runtimes.comparison`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.models import Membership
 from accounts.views import workspace_page
 from config.errors import ApiError
-from runtimes import result_pages, services
+from runtimes import comparison, result_pages, services
 from runtimes.core.datasets import DatasetError
 from runtimes.forms import HostedBacktestForm
 from runtimes.hosting import dispatch
@@ -161,3 +162,20 @@ def backtest_csv(request: HttpRequest, membership: Membership, session_id: uuid.
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="backtest-{session.pk}-{kind}.csv"'
     return response
+
+
+# -- comparing backtests -------------------------------------------------------------------------
+
+
+@workspace_page
+def backtest_compare(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Finished backtests (`?ids=a,b` or repeated `ids`, from the list's checkboxes) overlaid:
+    normalised equity curves and metrics side by side."""
+    try:
+        ids = comparison.parse_ids(request.GET.getlist("ids"))
+        sessions = comparison.compared_sessions(workspace=membership.workspace, ids=ids)
+    except ApiError as exc:
+        return render(request, "runtimes/backtest_compare.html", {"problem": exc.message},
+                      status=400)
+    return render(request, "runtimes/backtest_compare.html", {
+        "runs": comparison.chart_runs(sessions), "rows": comparison.metric_rows(sessions)})

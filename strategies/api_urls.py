@@ -7,7 +7,6 @@ W = "workspaces/<uuid:workspace_id>/"
 S = W + "strategies/<uuid:strategy_id>/"
 V = S + "versions/<int:number>/"
 D = W + "datasets/<uuid:dataset_id>/"
-SC = W + "schedules/<uuid:schedule_id>/"
 
 urlpatterns = [
     api_path(W + "strategies/", api_views.StrategyListCreate.as_view(), name="api-strategies"),
@@ -20,16 +19,4 @@ urlpatterns = [
     api_path(W + "datasets/", api_views.DatasetListUpload.as_view(), name="api-datasets"),
     api_path(D, api_views.DatasetDetail.as_view(), name="api-dataset"),
     api_path(D + "preview/", api_views.DatasetPreview.as_view(), name="api-dataset-preview"),
-    api_path(W + "schedules/", api_views.ScheduleListCreate.as_view(), name="api-schedules"),
-    api_path(SC, api_views.ScheduleDetail.as_view(), name="api-schedule"),
-    api_path(SC + "pause/", api_views.SchedulePause.as_view(paused=True),
-             name="api-schedule-pause"),
-    api_path(SC + "resume/", api_views.SchedulePause.as_view(paused=False),
-             name="api-schedule-resume"),
-    api_path(SC + "runs/", api_views.ScheduleRuns.as_view(), name="api-schedule-runs"),
-    api_path(SC + "run-now/", api_views.ScheduleRunNow.as_view(), name="api-schedule-run-now"),
-    # runtimes/urls.py has no /backtests API routes (sessions live under /sessions), so compare
-    # sits here; config/urls.py includes this module first should runtimes add some later.
-    api_path(W + "backtests/compare", api_views.BacktestCompare.as_view(),
-             name="api-backtests-compare"),
 ]

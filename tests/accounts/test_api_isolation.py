@@ -17,8 +17,9 @@ from accounts.api_permissions import WorkspaceScopedMixin
 from accounts.models import Invitation, Membership
 from accounts.services import invite_member
 from runtimes import urls as runtimes_urls
+from runtimes.schedules import urls as schedules_urls
+from runtimes.schedules.models import BacktestSchedule, ScheduleRun
 from strategies import api_urls as strategies_api_urls
-from strategies.models import BacktestSchedule, ScheduleRun
 
 BARS = b"timestamp,open,high,low,close,volume\n2021-04-02T00:00:00Z,1,2,0.5,1.5,10\n" \
        b"2021-04-02T00:01:00Z,1.5,2,1,1.75,12\n"
@@ -110,8 +111,8 @@ def acme(owner, workspace, teammate, viewer, stranger, make_api_key, settings):
     """Acme with one object of each kind: a member (teammate), an invitation, the owner's key,
     a strategy with one version, a dataset, an hourly backtest schedule, two finished backtests,
     a hosted backtest (never run here)."""
+    from runtimes.schedules.services import create_schedule
     from runtimes.services import create_hosted_backtest
-    from strategies.schedules import create_schedule
     from strategies.services import upload_dataset, upload_strategy_version
     from tests.runtimes.results import completed_session, synthetic_result
 
@@ -246,8 +247,8 @@ def test_a_key_of_one_workspace_cannot_reach_another_workspace_of_the_same_user(
 def test_the_isolation_matrix_covers_every_management_api_route():
     routes = {pattern.name for urls in (api_urls, strategies_api_urls)
               for pattern in urls.urlpatterns}
-    routes |= {p.name for p in runtimes_urls.urlpatterns if (p.name or "").startswith(
-        "api-backtest")}
+    routes |= {p.name for urls in (runtimes_urls, schedules_urls) for p in urls.urlpatterns
+               if (p.name or "").startswith(("api-backtest", "api-schedule"))}
     covered = {case[0] for case in CASES} | {"api-workspaces"}
     assert routes == covered
 

@@ -272,6 +272,29 @@ def test_api_key_page_shows_the_secret_once_with_the_sdk_example(client, owner):
     assert plaintext not in listing and plaintext[:17] in listing
 
 
+BARS = (b"timestamp,open,high,low,close,volume\n2021-01-01T00:00:00Z,10,11,9,10,5\n"
+        b"2021-01-02T00:00:00Z,10,12,9,11,5\n")
+
+
+def test_the_sdk_example_runs_on_a_one_symbol_dataset_of_the_current_workspace_only(
+        sign_in, owner, workspace, stranger, stranger_workspace):
+    from strategies.services import upload_dataset
+
+    single = upload_dataset(workspace=workspace, by=owner, name="SPY daily",
+                            files={"SPY": ("SPY.csv", BARS)})
+    upload_dataset(workspace=workspace, by=owner, name="Pair daily",
+                   files={"SPY": ("SPY.csv", BARS), "QQQ": ("QQQ.csv", BARS)})
+    theirs = upload_dataset(workspace=stranger_workspace, by=stranger, name="Their daily",
+                            files={"IWM": ("IWM.csv", BARS)})
+
+    text = sign_in(owner, workspace).post(
+        reverse("api_key_create"), {"name": "laptop", "scopes": ["read"]}).content.decode()
+
+    assert "on <strong>SPY daily</strong>" in text
+    assert f'{{"dataset": "{single.pk}"}}' in text
+    assert str(theirs.pk) not in text and "Their daily" not in text
+
+
 def test_api_key_form_keeps_input_on_error(client, viewer, workspace):
     client.force_login(viewer)
     client.post(reverse("workspace_switch"), {"workspace_id": str(workspace.pk)})

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.runtimes.results import completed_session, synthetic_result
-from tests.strategies.conftest import daily_bars
+from tests.runtimes.schedules.conftest import daily_bars
 
 # 15 valid or invalid requests to each of 48 operations: about 40 s on SQLite.
 EXAMPLES_PER_OPERATION = 15
@@ -78,7 +78,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     """One object of each kind in the owner's workspace, by the path parameter naming it: a
     version, a dataset, a schedule, a finished hosted backtest, a spare key, the teammate."""
     from runtimes.models import Source
-    from strategies.schedules import create_schedule
+    from runtimes.schedules.services import create_schedule
     from strategies.services import upload_dataset, upload_strategy_version
 
     version = upload_strategy_version(

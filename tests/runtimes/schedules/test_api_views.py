@@ -12,7 +12,7 @@ from django_celery_beat.models import PeriodicTask
 import runtimes.services
 from config.errors import ApiError
 from runtimes.models import TradingSession
-from strategies.models import BacktestSchedule
+from runtimes.schedules.models import BacktestSchedule
 from strategies.services import upload_strategy_version
 
 pytestmark = pytest.mark.django_db
@@ -183,7 +183,7 @@ def test_a_failed_run_now_is_a_recorded_failed_run(as_owner, url, body, monkeypa
     def refuse(**kwargs):
         raise ApiError("SANDBOX_UNAVAILABLE", "Hosted runs are refused here.")
 
-    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", refuse, raising=False)
+    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", refuse)
     schedule_url = url + as_owner.post(url, body, format="json").json()["id"] + "/"
 
     answer = as_owner.post(schedule_url + "run-now/").json()

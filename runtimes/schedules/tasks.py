@@ -1,4 +1,4 @@
-"""Celery tasks of the strategies app. Tasks take ids, load rows and call one service."""
+"""Celery beat's task for backtest schedules: takes an id, loads the row, calls one service."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from strategies.models import BacktestSchedule
-from strategies.schedules import run_schedule_now
+from runtimes.schedules.models import BacktestSchedule
+from runtimes.schedules.services import TASK_NAME, run_schedule_now
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="strategies.run_schedule")
+@shared_task(name=TASK_NAME)
 def run_schedule(schedule_id: str) -> str | None:
     """Beat's entry point for a backtest schedule: start one run (skipped while paused).
     Returns the run's status, or None when skipped or the schedule is gone."""

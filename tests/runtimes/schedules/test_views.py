@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
-from strategies import schedules
-from strategies.models import BacktestSchedule, ScheduleRun
+from runtimes.schedules import services as schedules
+from runtimes.schedules.models import BacktestSchedule, ScheduleRun
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def test_the_list_shows_cadence_window_next_run_and_highlights_a_failed_last_run
     def refuse(**kwargs):
         raise ApiError("SANDBOX_UNAVAILABLE", "no sandbox")
 
-    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", refuse, raising=False)
+    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", refuse)
     schedules.run_schedule_now(schedule=schedule, now=schedule.created_at)
 
     response = sign_in(owner, workspace).get(reverse("schedule_list"))

@@ -15,10 +15,10 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 import runtimes.services
 from config.errors import ApiError
 from runtimes.models import TradingSession
-from strategies import schedules
-from strategies.models import BacktestSchedule, ScheduleRun
-from strategies.tasks import run_schedule
-from tests.strategies.conftest import DAYS, FIRST_DAY
+from runtimes.schedules import services as schedules
+from runtimes.schedules.models import BacktestSchedule, ScheduleRun
+from runtimes.schedules.tasks import run_schedule
+from tests.runtimes.schedules.conftest import DAYS, FIRST_DAY
 
 LAST_DAY = FIRST_DAY + timedelta(days=DAYS - 1)
 NOW = datetime(2026, 3, 2, 6, 30, tzinfo=UTC)  # a Monday
@@ -54,7 +54,7 @@ def test_a_cron_schedule_gets_an_enabled_beat_entry_calling_run_schedule_with_it
     task = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
     assert schedule.cron_expression == "15 6 * * 1-5"
     assert (task.name, task.task, json.loads(task.kwargs), task.enabled) == (
-        f"strategies.run_schedule:{schedule.pk}", "strategies.run_schedule",
+        f"runtimes.run_schedule:{schedule.pk}", "runtimes.run_schedule",
         {"schedule_id": str(schedule.pk)}, True)
     crontab = task.crontab
     assert (crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year,
@@ -80,9 +80,9 @@ def test_the_beat_entry_is_what_the_database_scheduler_loads(make_schedule):
     scheduler = DatabaseScheduler(app=app, lazy=True)
 
     entries = scheduler.all_as_schedule()
-    entry = entries[f"strategies.run_schedule:{schedule.pk}"]
+    entry = entries[f"runtimes.run_schedule:{schedule.pk}"]
     assert isinstance(entry, ScheduleEntry)
-    assert (entry.task, entry.kwargs) == ("strategies.run_schedule",
+    assert (entry.task, entry.kwargs) == ("runtimes.run_schedule",
                                           {"schedule_id": str(schedule.pk)})
     assert entry.schedule.run_every == timedelta(minutes=30)
 
@@ -224,7 +224,7 @@ def test_deleting_a_schedule_deletes_its_beat_entry_and_history_but_not_its_back
 
     schedules.delete_schedule(schedule=schedule)
 
-    assert not PeriodicTask.objects.filter(name__startswith="strategies.run_schedule").exists()
+    assert not PeriodicTask.objects.filter(name__startswith="runtimes.run_schedule").exists()
     assert not ScheduleRun.objects.exists()
     assert TradingSession.objects.filter(pk=run.session_id).exists()
 
@@ -236,7 +236,7 @@ def test_deleting_the_version_takes_the_schedule_and_its_beat_entry_along(make_s
     version.strategy.delete()
 
     assert not BacktestSchedule.objects.exists()
-    assert not PeriodicTask.objects.filter(task="strategies.run_schedule").exists()
+    assert not PeriodicTask.objects.filter(task="runtimes.run_schedule").exists()
 
 
 # -- next run ------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_a_refused_backtest_is_recorded_as_a_failed_run_with_its_message(
     def refuse(**kwargs):
         raise ApiError("SANDBOX_UNAVAILABLE", "Hosted runs are refused here: no bubblewrap.")
 
-    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", refuse, raising=False)
+    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", refuse)
     schedule = make_schedule()
 
     run = schedules.run_schedule_now(schedule=schedule, now=NOW)
@@ -314,7 +314,7 @@ def test_an_unexpected_error_is_recorded_as_a_failed_run_not_raised(make_schedul
     def crash(**kwargs):
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", crash, raising=False)
+    monkeypatch.setattr(runtimes.services, "create_hosted_backtest", crash)
 
     run = schedules.run_schedule_now(schedule=make_schedule(), now=NOW)
 

@@ -26,19 +26,14 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from accounts.models import User, Workspace
 from config.errors import ApiError
+from runtimes import services as runtimes_services
 from runtimes.core.decimals import InvalidDecimal, parse_decimal
-from strategies.models import (
-    CRON_FIELDS,
-    BacktestSchedule,
-    Dataset,
-    RunStatus,
-    ScheduleRun,
-    StrategyVersion,
-)
+from runtimes.schedules.models import CRON_FIELDS, BacktestSchedule, RunStatus, ScheduleRun
+from strategies.models import Dataset, StrategyVersion
 
 logger = logging.getLogger(__name__)
 
-TASK_NAME = "strategies.run_schedule"
+TASK_NAME = "runtimes.run_schedule"  # migration 0008 renamed the beat entries of before
 MIN_INTERVAL_MINUTES = 5
 # Fields a PATCH may change; the version and dataset are chosen again by creating a schedule.
 EDITABLE_FIELDS = ("name", "symbols", "timeframe", "initial_cash", "commission", "slippage_bps",
@@ -330,10 +325,6 @@ def run_schedule_now(
     """
     if schedule.paused and not even_if_paused:
         return None
-    # Imported at call time: create_hosted_backtest is new in runtimes.services, and were it
-    # missing, a run must fail with that error rather than the whole module failing to import.
-    from runtimes import services as runtimes_services
-
     window: Window | None = None
     try:
         window = window_of(schedule)
