@@ -18,7 +18,12 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
-from rest_framework.exceptions import APIException, MethodNotAllowed, NotAuthenticated
+from rest_framework.exceptions import (
+    APIException,
+    MethodNotAllowed,
+    NotAuthenticated,
+    UnsupportedMediaType,
+)
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -92,6 +97,9 @@ class TradingApiView(APIView):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, TradingError):
             return Response(exc.as_dict(), status=exc.status)
+        if isinstance(exc, UnsupportedMediaType):
+            # The reference: a body that is not JSON is a 400 INVALID_REQUEST, not a 415.
+            exc = ApiError("INVALID_REQUEST", "Invalid JSON: the body must be application/json.")
         return super().handle_exception(exc)
 
     def operate(self, request: Request, path: dict[str, str]) -> Response:

@@ -91,6 +91,17 @@ def test_the_management_api_tells_a_bad_key_from_a_missing_one_too(workspace):
     assert (bad.status_code, bad.json()["details"]) == (401, {"code": "INVALID_API_KEY"})
 
 
+@pytest.mark.django_db
+def test_a_body_that_is_not_json_is_the_references_invalid_request(owner_client, owner,
+                                                                     workspace, dataset):
+    session = new_backtest_session(workspace, owner, dataset)
+    response = owner_client.post(f"/sessions/{session.id}/v1/orders", "symbol=BTCUSDT",
+                                 content_type="text/plain")
+    assert response.status_code == 400
+    assert response.json() == {"code": "INVALID_REQUEST", "details": {},
+                               "message": "Invalid JSON: the body must be application/json."}
+
+
 # -- 4. a queued session answers at once -----------------------------------------------------------
 
 
