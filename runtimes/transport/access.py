@@ -1,9 +1,10 @@
 """Whether a credential may use a session's Trading API now, and whether an open socket may stay.
 
 One rule for REST requests, socket handshakes and open sockets: the credential (an API key of the
-session's workspace, or the session token of its hosted run) must hold the scope the session's
-platform needs AND the person it acts for (the key's creator, the run's starter) must have a role
-in the workspace that allows that scope now (`accounts.models.ROLE_SCOPES`). Requests read the
+session's workspace, the session token of its hosted run, or a share link of the session) must
+hold the scope the session's platform needs (runtimes/core/platforms.py) AND the person it acts
+for (the key's creator, the run's starter, the link's maker) must have a role in the workspace
+that allows that scope now (`accounts.models.ROLE_SCOPES`). Requests read the
 role from the credential cache (accounts/auth_cache.py), so the check costs no query.
 
 An open socket is guarded (`guard`): it re-checks from the database when accounts/access_events.py
