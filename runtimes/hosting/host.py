@@ -501,8 +501,8 @@ class SessionHost:
 
     def _persist_result(self, *, complete: bool) -> None:
         """The result row, also of a session that failed or was cancelled: its final account,
-        positions, orders and trades stay readable through the Trading API (transport/ended.py);
-        equity and metrics only for a completed run (the reports read those)."""
+        positions, orders and trades stay readable through the Trading API
+        (transport/stored_state.py); equity and metrics only for a completed run (reports)."""
         final = {"account": commands.execute(self.engine, {"op": "account"}).body,
                  "positions": commands.execute(self.engine, {"op": "list_positions"}).body,
                  "session_info": self.session_info()}

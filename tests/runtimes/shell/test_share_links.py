@@ -335,3 +335,14 @@ async def test_revoking_a_link_closes_its_socket_and_refuses_its_calls(
         with pytest.raises(AuthenticationError) as refused:
             await gw.get_account()
     assert refused.value.details == {"code": "INVALID_API_KEY"}
+
+
+@pytest.mark.django_db
+def test_a_link_ignores_any_key_sent_with_it(owner_client, owner, workspace, dataset):
+    """A client configured with a stale key in its environment still reaches the session."""
+    session = new_backtest_session(workspace, owner, dataset)
+    url = share(owner_client, session).json()["url"].removeprefix("http://testserver")
+    for header, value in (("HTTP_AUTHORIZATION", "Bearer prt_abcdefghijkl_" + "x" * 40),
+                          ("HTTP_X_API_KEY", "stale")):
+        answer = APIClient().get(url + "/v1/account", **{header: value})
+        assert (answer.status_code, answer.json()["equity"]) == (200, "100000"), header
