@@ -80,11 +80,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     else:
         details: Any = exc.detail if isinstance(exc, exceptions.ValidationError) else {}
         if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
-            details = {
-                "code": "INVALID_API_KEY"
-                if isinstance(exc, exceptions.AuthenticationFailed)
-                else "MISSING_API_KEY"
-            }
+            # As the reference: a credential that was sent but not accepted (of no type of ours,
+            # or ours but wrong) is INVALID_API_KEY; MISSING_API_KEY only when none was sent.
+            presented = isinstance(
+                exc, exceptions.AuthenticationFailed
+            ) or _presents_credential(context.get("request"))
+            details = {"code": "INVALID_API_KEY" if presented else "MISSING_API_KEY"}
         body = error_body(_code_for(exc), _message_for(exc), details)
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         wait = max(1, int(exc.wait))
@@ -96,8 +97,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return Response(body, status=exc.status_code, headers=headers)
 
 
+def _presents_credential(request: Any) -> bool:
+    """Whether the request sent a credential header (`Authorization` or `X-API-Key`)."""
+    meta = getattr(request, "META", {})
+    return bool(meta.get("HTTP_AUTHORIZATION", "").strip() or
+                meta.get("HTTP_X_API_KEY", "").strip())
+
+
 # Machine clients live under these prefixes; everything else is a page a person reads.
-_API_PREFIXES = ("/api/", "/sessions/")
+_API_PREFIXES = ("/api/", "/sessions/", "/share/")
 # Error answers that come from Django rather than a DRF view, by status; others get the phrase.
 _CODES_BY_STATUS = {
     400: "INVALID_REQUEST",
@@ -116,7 +124,8 @@ _HEADERS_KEPT = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 class ApiErrorEnvelopeMiddleware:
-    """Under /api/ and /sessions/, turn every error answer that is not JSON into the envelope.
+    """Under /api/, /sessions/ and /share/, turn every error answer that is not JSON into the
+    envelope.
 
     Outermost in both middleware chains, so it also sees what Django makes without a view:
     the DEBUG pages (the 404 that lists every URL, the 500 traceback), an error of another

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-# API keys of ours, bearer tokens, and key=value pairs whose key names a secret.
+from daphne.access import AccessLogGenerator
+
+# API keys, session tokens and share links of ours (a share link sits in a URL's path, so the
+# access log line of each request holds one), bearer tokens, and key=value pairs whose key names
+# a secret.
 _PATTERNS = [
-    re.compile(r"\b(prt|pst)_[A-Za-z0-9]{6,}_[A-Za-z0-9_-]{16,}"),
+    re.compile(r"\b(prt|pst|psl)_[A-Za-z0-9]{6,}_[A-Za-z0-9_-]{16,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(
         r"(?i)((?:api[_-]?key|secret|password|token|pepper)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&]+"
@@ -29,3 +34,11 @@ class RedactSecretsFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+class RedactingAccessLog(AccessLogGenerator):  # type: ignore[misc]
+    """daphne's access log (`python -m config.web`, on at verbosity 1), with each line's request
+    scrubbed like any log record: a share link's URL carries its credential in the path."""
+
+    def write_entry(self, host: Any, date: Any, request: str, *args: Any, **kwargs: Any) -> None:
+        super().write_entry(host, date, redact(request), *args, **kwargs)

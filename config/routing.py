@@ -24,6 +24,8 @@ class NoSuchSocket(AsyncWebsocketConsumer):
 
 websocket_urlpatterns: list[URLPattern] = [
     path("sessions/<uuid:session_id>/v1/ws", SessionConsumer.as_asgi()),
+    # A share link's base URL carries the credential (runtimes/transport/share_links.py).
+    path("share/<str:share_token>/v1/ws", SessionConsumer.as_asgi()),
     path(
         "app/sessions/<uuid:session_id>/live",
         RequiredOriginValidator(AuthMiddlewareStack(SessionLiveConsumer.as_asgi())),

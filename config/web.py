@@ -24,8 +24,12 @@ def follow_served_address(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    import daphne.cli
     from daphne.cli import CommandLineInterface
 
+    from config.logging import RedactingAccessLog
+
+    daphne.cli.AccessLogGenerator = RedactingAccessLog  # the access log names no credential
     sys.argv[0] = "daphne"
     follow_served_address(sys.argv[1:])
     CommandLineInterface.entrypoint()

@@ -1,7 +1,8 @@
 """Management API (/api/v1/workspaces/{ws}/sessions...): create, list, show, cancel and kill
-sessions, read their results; the workspace's kill switch; hosted backtests (/backtests: a
-strategy version run by the platform in the sandbox) and finished ones side by side
-(/backtests/compare, read by `runtimes.comparison`).
+sessions, read their results, share them by a URL that carries its own credential; the
+workspace's kill switch; hosted backtests (/backtests: a strategy version run by the platform
+in the sandbox) and finished ones side by side (/backtests/compare, read by
+`runtimes.comparison`).
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger gets 404), the
 serializer validates, `runtimes.services` decides.
@@ -9,6 +10,7 @@ serializer validates, `runtimes.services` decides.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,13 +23,15 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api_permissions import WorkspaceScopedMixin
+from accounts.api_permissions import WorkspaceScopedMixin, request_api_key, require_role
+from accounts.models import SCOPE_TRADE_PAPER
 from config.api_schema import OBJECT_LIST
 from config.decimal_fields import DecimalField
 from runtimes import comparison, services
 from runtimes.hosting import dispatch
 from runtimes.hosting.risk import RiskLimits
-from runtimes.models import KillSwitch, Source, TradingSession
+from runtimes.models import KillSwitch, ShareLink, Source, TradingSession
+from runtimes.transport import share_links
 from strategies.models import Dataset, StrategyVersion
 
 
@@ -324,3 +328,60 @@ class BacktestCompare(WorkspaceScopedMixin, generics.GenericAPIView):
         ids = comparison.parse_ids(request.query_params.getlist("ids"))
         sessions = comparison.compared_sessions(workspace=self.workspace, ids=ids)
         return Response({"backtests": comparison.compare_json(sessions)})
+# -- share links: a session URL that carries its own credential (runtimes/transport/share_links) --
+
+
+class ShareLinkCreateSerializer(serializers.Serializer):
+    expires_in_s = serializers.IntegerField(
+        min_value=int(share_links.SHARE_LINK_MIN_LIFETIME.total_seconds()),
+        max_value=int(share_links.SHARE_LINK_MAX_LIFETIME.total_seconds()),
+        default=int(share_links.SHARE_LINK_DEFAULT_LIFETIME.total_seconds()),
+        help_text="How long the link works (default 24 h, at most 7 days).")
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class ShareLinkListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
+    """GET: the session's share links (never their URLs). POST: a new link to a `mock` or paper
+    session, acting with this key's (or member's) access; its URL is in this answer only."""
+
+    scoped_model = TradingSession
+    read_scope = write_scope = SCOPE_TRADE_PAPER
+    write_check = "can_trade"
+    serializer_class = ShareLinkCreateSerializer
+
+    @extend_schema(operation_id="sessions_share_links_list", responses={200: OBJECT_LIST})
+    def get(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        require_role(self.membership, "can_trade")
+        session = get_object_or_404(self.get_queryset(), pk=session_id)
+        links = ShareLink.objects.for_workspace(self.workspace).filter(session=session)
+        return Response([share_links.share_link_json(link, origin=_origin(request))
+                         for link in links])
+
+    @extend_schema(operation_id="sessions_share_links_create",
+                   responses={201: OpenApiTypes.OBJECT})
+    def post(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        session = get_object_or_404(self.get_queryset(), pk=session_id)
+        serializer = ShareLinkCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        link, raw = share_links.create_share_link(
+            session=session, created_by=request.user, api_key=request_api_key(request),
+            lifetime=timedelta(seconds=serializer.validated_data["expires_in_s"]),
+            label=serializer.validated_data["label"], now=timezone.now())
+        return Response(share_links.share_link_json(link, origin=_origin(request), raw=raw),
+                        status=status.HTTP_201_CREATED)
+
+
+class ShareLinkRevoke(WorkspaceScopedMixin, generics.GenericAPIView):
+    """DELETE: revoke a share link at once (its open sockets close within a second)."""
+
+    scoped_model = ShareLink
+    read_scope = write_scope = SCOPE_TRADE_PAPER
+    write_check = "can_trade"
+
+    @extend_schema(operation_id="sessions_share_links_revoke", request=None,
+                   responses={200: OpenApiTypes.OBJECT})
+    def delete(self, request: Request, workspace_id: Any, session_id: Any,
+               link_id: Any) -> Response:
+        link = get_object_or_404(self.get_queryset(), pk=link_id, session_id=session_id)
+        share_links.revoke_share_link(link=link, now=timezone.now())
+        return Response(share_links.share_link_json(link, origin=_origin(request)))

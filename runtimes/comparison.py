@@ -16,7 +16,7 @@ from accounts.models import Workspace
 from config.errors import ApiError
 from runtimes.core.metrics import downsample
 from runtimes.core.wire import decimal_str
-from runtimes.models import SessionResult, TradingSession
+from runtimes.models import SessionResult, State, TradingSession
 from runtimes.result_pages import METRIC_CARDS, metric_cards
 
 MIN_RUNS = 2
@@ -55,8 +55,8 @@ def compared_sessions(*, workspace: Workspace, ids: Sequence[uuid.UUID]) -> list
              .select_related("dataset")}
     if len(found) != len(ids):
         raise Http404("No such backtest.")
-    results = {r.session_id: r for r in SessionResult.objects.filter(session_id__in=ids)
-               .defer("orders", "trades")}
+    results = {r.session_id: r for r in SessionResult.objects.filter(
+        session_id__in=ids, session__state=State.COMPLETED).defer("orders", "trades")}
     unfinished = [str(i) for i in ids if i not in results]
     if unfinished:
         raise ApiError("VALIDATION_ERROR", "Only finished backtests with results can be "

@@ -292,7 +292,54 @@ class SessionResult(models.Model):
     trades = models.JSONField(default=list)
     equity = models.JSONField(default=list)  # [[iso timestamp, equity string], ...]
     metrics = models.JSONField(default=dict)
+    # The final state as the Trading API showed it when the session ended (completed, failed or
+    # cancelled alike): `/v1/account`, `/v1/positions` and `/v1/session` answer it afterwards.
+    account = models.JSONField(default=dict)
+    positions = models.JSONField(default=list)
+    session_info = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
+
+
+class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
+    def for_workspace(self, workspace: Workspace) -> ShareLinkQuerySet:
+        return self.filter(session__workspace=workspace)
+
+    def with_creator_role(self) -> ShareLinkQuerySet:
+        """Annotate `creator_role`: the role its creator has in the session's workspace now."""
+        return self.annotate(creator_role=role_of("session__workspace", "created_by"))
+
+
+class ShareLink(models.Model):
+    """A session URL that carries its own credential (`{origin}/share/psl_<12>_<40>`), for
+    clients that cannot send headers. Opt-in per session, never for a live platform; it acts
+    with the access of whoever made it (the API key, or the member when made from a login),
+    re-checked on every use. Only the keyed hash of the whole token is stored."""
+
+    session = models.ForeignKey(TradingSession, on_delete=models.CASCADE,
+                                related_name="share_links")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                   related_name="+")
+    # The key it was made with: revoking the key ends the link too. Null: made from a login.
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.CASCADE, null=True,
+                                blank=True, related_name="+")
+    label = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, unique=True)
+    hashed_secret = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+    creator_role: str | None = None  # set by with_creator_role()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"share link psl_{self.prefix}_… (session {self.session_id})"
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now
 
 
 class SessionAudit(models.Model):

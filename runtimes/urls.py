@@ -1,35 +1,49 @@
 """Routes of the runtimes app: the management API under /api/v1/, each session's Trading API
-under /sessions/{id}/ (symbols and ids may carry %2F, hence `path:`; history before {id}), and
+under /sessions/{id}/ and /share/{token}/ (symbols and ids may carry %2F, hence `path:`; history
+before {id}), and
 the dashboard's backtest pages under /app/backtests/."""
 
-from django.urls import path, re_path
+from django.urls import URLPattern, path, re_path
 
 from config.api_routes import api_path
 from runtimes import api_views, views
 from runtimes.transport.views import SessionHealth, operation, unknown_route
 
 S = "sessions/<uuid:session_id>/"
+# A share link's base URL (runtimes/transport/share_links.py): the same API, the URL as credential.
+SHARE = "share/<str:share_token>/"
+
+
+def trading_routes(base: str) -> list[URLPattern]:
+    """The Trading API under `base`: a session's own address, or a share link's."""
+    return [
+        path(base + "health", SessionHealth.as_view()),
+        path(base + "v1/account", operation(get="account")),
+        path(base + "v1/orders", operation(post="submit_order", get="list_orders",
+                                           delete="cancel_all_orders")),
+        path(base + "v1/orders/history", operation(get="order_history")),
+        path(base + "v1/orders/<path:order_id>", operation(
+            get="get_order", patch="modify_order", delete="cancel_order")),
+        path(base + "v1/positions", operation(get="list_positions",
+                                              delete="close_all_positions")),
+        path(base + "v1/positions/<path:position_id>", operation(
+            get="get_position", patch="modify_position", delete="close_position")),
+        path(base + "v1/trades", operation(get="list_trades")),
+        path(base + "v1/quotes/<path:symbol>", operation(get="quote")),
+        path(base + "v1/bars/<path:symbol>", operation(get="bars")),
+        path(base + "v1/capabilities", operation(get="capabilities")),
+        path(base + "v1/status", operation(get="status")),
+        path(base + "v1/circuit-breakers", operation(get="circuit_breakers")),
+        path(base + "v1/circuit-breakers/reset", operation(post="reset_circuit_breakers")),
+        path(base + "v1/session", operation(get="session")),
+    ]
+
 
 trading_urlpatterns = [
-    path(S + "health", SessionHealth.as_view(), name="session-health"),
-    path(S + "v1/account", operation(get="account")),
-    path(S + "v1/orders", operation(post="submit_order", get="list_orders",
-                                    delete="cancel_all_orders")),
-    path(S + "v1/orders/history", operation(get="order_history")),
-    path(S + "v1/orders/<path:order_id>", operation(get="get_order", patch="modify_order",
-                                                    delete="cancel_order")),
-    path(S + "v1/positions", operation(get="list_positions", delete="close_all_positions")),
-    path(S + "v1/positions/<path:position_id>", operation(
-        get="get_position", patch="modify_position", delete="close_position")),
-    path(S + "v1/trades", operation(get="list_trades")),
-    path(S + "v1/quotes/<path:symbol>", operation(get="quote")),
-    path(S + "v1/bars/<path:symbol>", operation(get="bars")),
-    path(S + "v1/capabilities", operation(get="capabilities")),
-    path(S + "v1/status", operation(get="status")),
-    path(S + "v1/circuit-breakers", operation(get="circuit_breakers")),
-    path(S + "v1/circuit-breakers/reset", operation(post="reset_circuit_breakers")),
-    path(S + "v1/session", operation(get="session")),
+    *trading_routes(S),
+    *trading_routes(SHARE),
     re_path(r"^sessions/", unknown_route),
+    re_path(r"^share/", unknown_route),
 ]
 
 B = "app/backtests/"
@@ -60,6 +74,10 @@ urlpatterns = [
              name="api-session-orders"),
     api_path(W + "/<uuid:session_id>/trades", api_views.SessionResultRows.as_view(rows="trades"),
              name="api-session-trades"),
+    api_path(W + "/<uuid:session_id>/share-links", api_views.ShareLinkListCreate.as_view(),
+             name="api-session-share-links"),
+    api_path(W + "/<uuid:session_id>/share-links/<int:link_id>",
+             api_views.ShareLinkRevoke.as_view(), name="api-session-share-link"),
     api_path("api/v1/workspaces/<uuid:workspace_id>/backtests",
              api_views.BacktestListCreate.as_view(), name="api-backtests"),
     api_path("api/v1/workspaces/<uuid:workspace_id>/backtests/compare",

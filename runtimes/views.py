@@ -24,7 +24,7 @@ from runtimes import comparison, result_pages, services
 from runtimes.core.datasets import DatasetError
 from runtimes.forms import HostedBacktestForm
 from runtimes.hosting import dispatch
-from runtimes.models import SessionResult, TradingSession
+from runtimes.models import SessionResult, State, TradingSession
 from strategies.models import Dataset, StrategyVersion
 from strategies.previews import period_candles
 
@@ -110,7 +110,9 @@ def _price_chart(session: TradingSession, result: SessionResult
 def backtest_detail(request: HttpRequest, membership: Membership,
                     session_id: uuid.UUID) -> HttpResponse:
     session = _session(membership, session_id)
-    result = SessionResult.objects.filter(session=session).first()
+    # A failed or cancelled run keeps a result row too (its final state, for the Trading API);
+    # its page stays the status page, with the reason.
+    result = SessionResult.objects.filter(session=session, session__state=State.COMPLETED).first()
     if result is None:
         return render(request, "runtimes/backtest_status.html", {"session": session})
     prices, unreadable = _price_chart(session, result)

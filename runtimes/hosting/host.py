@@ -475,8 +475,7 @@ class SessionHost:
             self._hold_lease()  # first: a host whose lease was taken writes nothing
             self.journal.flush(self.session, everything=True)
             self.guard.flush()
-            if state == State.COMPLETED:
-                self._persist_result()
+            self._persist_result(complete=state == State.COMPLETED)
             self.session.finish(to=state, now=self.now(), reason=reason,
                                 events_sent=counts.sent, events_acked=counts.acked,
                                 batches=self.stream.batches_emitted)
@@ -500,10 +499,22 @@ class SessionHost:
         if self.observers:
             self._fan_out(self.journal.last_texts(1))
 
-    def _persist_result(self) -> None:
+    def _persist_result(self, *, complete: bool) -> None:
+        """The result row, also of a session that failed or was cancelled: its final account,
+        positions, orders and trades stay readable through the Trading API
+        (transport/stored_state.py); equity and metrics only for a completed run (reports)."""
+        final = {"account": commands.execute(self.engine, {"op": "account"}).body,
+                 "positions": commands.execute(self.engine, {"op": "list_positions"}).body,
+                 "session_info": self.session_info()}
+        if not complete:
+            SessionResult.objects.create(
+                session=self.session, **final,
+                orders=[order_json(o) for o in self.engine.all_orders()],
+                trades=[fill_json(f) for f in self.engine.exchange.fills])
+            return
         result = self.engine.result()
         SessionResult.objects.create(
-            session=self.session,
+            session=self.session, **final,
             orders=[order_json(o) for o in result.orders],
             trades=[fill_json(f) for f in result.fills],
             equity=[[p.timestamp.isoformat(), str(p.equity)] for p in result.equity_curve],

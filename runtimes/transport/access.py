@@ -1,9 +1,10 @@
 """Whether a credential may use a session's Trading API now, and whether an open socket may stay.
 
 One rule for REST requests, socket handshakes and open sockets: the credential (an API key of the
-session's workspace, or the session token of its hosted run) must hold the scope the session's
-platform needs AND the person it acts for (the key's creator, the run's starter) must have a role
-in the workspace that allows that scope now (`accounts.models.ROLE_SCOPES`). Requests read the
+session's workspace, the session token of its hosted run, or a share link of the session) must
+hold the scope the session's platform needs (runtimes/core/platforms.py) AND the person it acts
+for (the key's creator, the run's starter, the link's maker) must have a role in the workspace
+that allows that scope now (`accounts.models.ROLE_SCOPES`). Requests read the
 role from the credential cache (accounts/auth_cache.py), so the check costs no query.
 
 An open socket is guarded (`guard`): it re-checks from the database when accounts/access_events.py
@@ -30,16 +31,17 @@ from django.utils import timezone
 
 from accounts import access_events, auth_cache
 from accounts.api_permissions import key_scope_denial, scope_denial
-from accounts.models import SCOPE_TRADE_LIVE, SCOPE_TRADE_PAPER, ApiKey, Membership
+from accounts.models import SCOPE_TRADE_LIVE, ApiKey, Membership
 from accounts.services import authenticate_api_key
 from config.errors import ApiError
+from runtimes.core.platforms import PLATFORMS
 from runtimes.core.wire import connection_frame, encode_frame
-from runtimes.models import LIVE_STATES, SessionToken, TradingSession
+from runtimes.models import LIVE_STATES, SessionToken, ShareLink, TradingSession
+from runtimes.transport import share_links
 from runtimes.transport.authentication import authenticate_session_token, looks_like_session_token
 
 logger = logging.getLogger(__name__)
 
-SCOPE_FOR_PLATFORM = {"backtest": SCOPE_TRADE_PAPER}
 FIND_SESSION_TTL_S = 2.0
 RECHECK_EVERY_S = 60.0  # backstop for a change nobody published (a bulk update, a lost message)
 RETRY_AFTER_ERROR_S = 1.0
@@ -47,17 +49,21 @@ EXPIRY_SLACK_S = 0.02  # re-check just after the expiry, when `expires_at > now`
 CLOSE_CREDENTIAL_INVALID = 4001
 CLOSE_FORBIDDEN = 4003
 
-Credential = ApiKey | SessionToken
+Credential = ApiKey | SessionToken | ShareLink
 
 
 def required_scope(session: TradingSession) -> str:
-    """The scope trading on `session` needs: paper platforms trade:paper, anything else live."""
-    return SCOPE_FOR_PLATFORM.get(session.platform, SCOPE_TRADE_LIVE)
+    """The scope trading on `session` needs (runtimes/core/platforms.py): paper platforms
+    trade:paper, live ones and any platform unknown here trade:live."""
+    spec = PLATFORMS.get(session.platform)
+    return spec.scope if spec is not None else SCOPE_TRADE_LIVE
 
 
 def denial(credential: Credential, session: TradingSession) -> ApiError | None:
     """The 403 for a credential that may not trade on `session` now, or None."""
     scope = required_scope(session)
+    if isinstance(credential, ShareLink):
+        return share_links.share_denial(credential, scope)
     if isinstance(credential, SessionToken):
         return scope_denial(
             scope=scope, granted=True, role=credential.creator_role, acting_for="The run's starter"
@@ -147,11 +153,44 @@ def socket_grant(raw: str | None, session_id: str) -> Grant | None:
     )
 
 
+def share_grant(raw_token: str) -> Grant | None:
+    """For a socket opened at `/share/<token>/v1/ws`: a usable link of a live session whose
+    creator (and key) may trade on it now, or None (the handshake is refused: 403)."""
+    epoch = auth_cache.current_epoch()
+    link = share_links.authenticate_share_link(raw_token)
+    if link is None:
+        return None
+    session = link.session
+    if session.state not in LIVE_STATES or denial(link, session) is not None:
+        return None
+    subjects = [share_links.share_link_subject(link.pk),
+                access_events.member_subject(session.workspace_id, link.created_by_id),
+                access_events.user_subject(link.created_by_id)]
+    if link.api_key_id is not None:
+        subjects.append(access_events.key_subject(link.api_key_id))
+    expiries = [link.expires_at] + ([link.api_key.expires_at] if link.api_key is not None
+                                    and link.api_key.expires_at is not None else [])
+    return Grant(session_id=str(session.pk), credential=link, subjects=tuple(subjects),
+                 expires_at=min(expiries), epoch=epoch)
+
+
+def _recheck_share_link(link_id: Any, now: datetime) -> Refusal | None:
+    link = (ShareLink.objects.select_related("session", "created_by", "api_key")
+            .with_creator_role().filter(pk=link_id).first())
+    if link is None:
+        return Refusal(CLOSE_CREDENTIAL_INVALID, "This share link was revoked.")
+    if (reason := share_links.unusable_reason(link, now)) is not None:
+        return Refusal(CLOSE_CREDENTIAL_INVALID, reason)
+    return _forbidden(link, link.session)
+
+
 def recheck(grant: Grant, now: datetime | None = None) -> Refusal | None:
     """Whether the socket's credential may still trade on its session, from the database (not
     the cache: this runs because something changed). None when it may."""
     now = now or timezone.now()
     credential = grant.credential
+    if isinstance(credential, ShareLink):
+        return _recheck_share_link(credential.pk, now)
     if isinstance(credential, SessionToken):
         token = (
             SessionToken.objects.select_related("session", "session__created_by")

@@ -1,4 +1,5 @@
-"""The strategy's WebSocket (`/sessions/{id}/v1/ws`): relays frames between socket and bus.
+"""The strategy's WebSocket (`/sessions/{id}/v1/ws`, or a share link's `/share/{token}/v1/ws`):
+relays frames between socket and bus.
 
 Authenticates from the upgrade headers before accepting (a refusal closes before accept, which
 daphne answers with 403: final for the SDK). No Origin check: the SDK sends none and the key is
@@ -54,13 +55,17 @@ def header_key(headers: dict[bytes, bytes]) -> str | None:
         accepts=lambda token: keys.looks_like_key(token) or looks_like_session_token(token))
 
 
-def admit(raw_key: str | None, session_id: str) -> access.Grant | None:
-    """The handshake: the access grant (runtimes/access.py); on a created session it is also the
+def admit(raw_key: str | None, route: dict[str, Any]) -> access.Grant | None:
+    """The handshake: the access grant (transport/access.py) of the key for the session the
+    route names, or of the share link the route carries; on a created session it is also the
     strategy's first contact, which asks for a worker. The socket is accepted either way: its
     attach waits on the bus, and the stream starts when the host does."""
-    grant = access.socket_grant(raw_key, session_id)
+    if "share_token" in route:
+        grant = access.share_grant(str(route["share_token"]))
+    else:
+        grant = access.socket_grant(raw_key, str(route["session_id"]))
     if grant is not None:
-        created = TradingSession.objects.filter(pk=session_id, state=State.CREATED).first()
+        created = TradingSession.objects.filter(pk=grant.session_id, state=State.CREATED).first()
         if created is not None:
             request_worker(session=created, now=timezone.now())
     return grant
@@ -88,7 +93,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await super().dispatch(message)
 
     async def connect(self) -> None:
-        self.session_id = str(self.scope["url_route"]["kwargs"]["session_id"])
+        route = self.scope["url_route"]["kwargs"]
         headers = dict(self.scope["headers"])
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         cursor_text = headers.get(b"last-event-id", b"").decode("latin-1") or (
@@ -98,10 +103,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         except TradingError:
             await self.close()  # before accept: a 403 handshake
             return
-        grant = await database_sync_to_async(admit)(header_key(headers), self.session_id)
+        grant = await database_sync_to_async(admit)(header_key(headers), route)
         if grant is None:
             await self.close()
             return
+        self.session_id = grant.session_id
         await self.accept()
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()

@@ -1,10 +1,12 @@
 """The Trading API of a session over HTTP (`/sessions/{id}/v1/...`, trading-api.md section 3).
 
 Each view authenticates (an API key of the session's workspace; a foreign key sees 404), checks
-the key's scope and its creator's current role (runtimes/access.py), parses
-with `wire_parse` so malformed input is answered here, and sends one command over the session bus
-to the host, which owns the engine. No CSRF (key-authenticated), no trailing slashes, JSON errors.
-A hosted run's session token (runtimes/authentication.py) is good for its own session only.
+the key's scope and its creator's current role (transport/access.py), parses with `wire_parse`
+so malformed input is answered here, and sends one command over the session bus to the host,
+which owns the engine. A session no host runs (queued, or ended) answers reads at once from its
+stored state (transport/stored_state.py). No CSRF (key-authenticated), no trailing slashes, JSON
+errors. A hosted run's session token (transport/authentication.py) is good for its own session
+only; a share link (transport/share_links.py) is a base URL `/share/<token>` that serves the same.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
-from rest_framework.exceptions import MethodNotAllowed, NotAuthenticated
+from rest_framework.exceptions import (
+    APIException,
+    MethodNotAllowed,
+    NotAuthenticated,
+    UnsupportedMediaType,
+)
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +32,7 @@ from accounts.api_permissions import request_api_key
 from accounts.authentication import ApiKeyAuthentication
 from config.errors import ApiError, error_body
 from config.parsers import JSONParser
+from runtimes.core import wire
 from runtimes.core.errors import TradingError
 from runtimes.core.wire_parse import (
     parse_close_position_request,
@@ -33,14 +41,19 @@ from runtimes.core.wire_parse import (
 )
 from runtimes.hosting.bus import BusUnavailable, get_bus
 from runtimes.hosting.dispatch import queue_position, request_worker
-from runtimes.models import LIVE_STATES, State, TradingSession
+from runtimes.models import TERMINAL_STATES, WORKER_STATES, State, TradingSession
 from runtimes.transport.access import denial, find_session
 from runtimes.transport.authentication import SessionTokenAuthentication, token_session
+from runtimes.transport.share_links import INVALID_LINK_MESSAGE, authenticate_share_link
+from runtimes.transport.stored_state import READABLE_OPS, FinalStateLost, stored_reply
 
+SESSION_ID = "session_id"  # the URL names the session: /sessions/<id>/...
+SHARE_TOKEN = "share_token"  # noqa: S105 (the URL carries the credential: /share/<token>/...)
 COMMAND_TIMEOUT_S = 10.0
 # A view waiting holds asgiref's one sync thread (every sync view shares it): a strategy's first
-# request queues its session and waits this long for a free worker to claim it; a queued session
-# is answered at once (503 with its place in line; the SDK retries GETs after Retry-After).
+# action queues its session and waits this long for a free worker to claim it (a read answers at
+# once from the configured state); an action on a queued session is answered at once (503 with
+# its place in line and a Retry-After).
 FIRST_CONTACT_WAIT_S = 1.0
 CLAIM_POLL_S = 0.02
 QUEUED_RETRY_AFTER_S = 1
@@ -53,7 +66,11 @@ VALIDATORS: dict[str, Callable[[object], object]] = {
 
 
 class TradingApiView(APIView):
-    """Base: resolves `self.session` for the key; core errors render as their envelope."""
+    """Base: resolves `self.session` for the credential; core errors render as their envelope.
+
+    Reached as `/sessions/<id>/...` with a key in the headers, or as `/share/<token>/...`
+    (runtimes/transport/share_links.py), where the URL is the credential and headers are not
+    read at all."""
 
     authentication_classes = [SessionTokenAuthentication, ApiKeyAuthentication]
     permission_classes: list[Any] = []
@@ -64,26 +81,25 @@ class TradingApiView(APIView):
     ops: dict[str, str] = {}
     session: TradingSession
 
+    def get_authenticators(self) -> list[Any]:
+        if SHARE_TOKEN in getattr(self, "kwargs", {}):
+            return []  # the link is the credential; a header must not make it fail
+        return super().get_authenticators()
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        # A hosted run's token reaches its own session only (else 404).
-        session = token_session(request, kwargs["session_id"])
-        if session is None:
-            key = request_api_key(request)
-            if key is None:
-                raise NotAuthenticated(
-                    "An API key is required (Authorization: Bearer or X-API-Key).")
-            session = find_session(key, kwargs["session_id"])
-            if session is None:
-                raise ApiError("NOT_FOUND", "No such session.", status_code=404)
-        # Scope AND the current role of the person the credential acts for (from the cache).
-        if (refused := denial(request.auth, session)) is not None:
+        session, credential = resolve_session(request, kwargs)
+        # Scope AND the current role of the person the credential acts for.
+        if (refused := denial(credential, session)) is not None:
             raise refused
         self.session = session
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, TradingError):
             return Response(exc.as_dict(), status=exc.status)
+        if isinstance(exc, UnsupportedMediaType):
+            # The reference: a body that is not JSON is a 400 INVALID_REQUEST, not a 415.
+            exc = ApiError("INVALID_REQUEST", "Invalid JSON: the body must be application/json.")
         return super().handle_exception(exc)
 
     def operate(self, request: Request, path: dict[str, str]) -> Response:
@@ -93,42 +109,102 @@ class TradingApiView(APIView):
         body = request.data or None  # JSON only; no body arrives as an empty mapping
         if op in VALIDATORS:
             VALIDATORS[op](body)
-        state = self.session.state
-        if state == State.CREATED:
-            state = first_contact(self.session)
-        if state == State.QUEUED:
-            return queued_answer(self.session, op)
-        if state not in LIVE_STATES:
-            raise ApiError("SHUTTING_DOWN", f"The session has {state}.",
-                           status_code=503, details={"state": state})
         query = {k: ",".join(v) if k == "status" else v[-1]
                  for k, v in request.query_params.lists()}
+        state = self.session.state
+        if state == State.CREATED:
+            # Reads answer at once from the configured state; an action waits briefly for a
+            # worker, so a strategy's first order is not refused for want of a second.
+            state = first_contact(self.session, wait=op not in READABLE_OPS)
+        if state not in WORKER_STATES:
+            return self.without_host(op, path, query, state)
         command = {"op": op, "path": path, "query": query, "body": body}
         try:
             reply = get_bus().request(str(self.session.id), command, timeout=COMMAND_TIMEOUT_S)
         except BusUnavailable:
+            # Ended between the state read and the request? Then the final state answers.
+            state = current_state(self.session)
+            if state in TERMINAL_STATES:
+                return self.without_host(op, path, query, state)
             raise ApiError("PROVIDER_UNAVAILABLE", "The session is not running.",
                            status_code=503) from None
         return Response(reply.body, status=reply.status)
 
-    def get(self, request: Request, session_id: Any, **path: str) -> Response:
-        return self.operate(request, path)
+    def without_host(self, op: str, path: dict[str, str], query: dict[str, str],
+                     state: str) -> Response:
+        """A session no host runs (queued, or ended): reads from its stored state, never a wait;
+        anything else is refused with why."""
+        self.session.state = state
+        ended = state in TERMINAL_STATES
+        if op in READABLE_OPS:
+            extra = ended_info(self.session) if ended else queue_info(self.session)
+            try:
+                return Response(stored_reply(self.session, op, path, query, extra_info=extra))
+            except FinalStateLost:
+                raise ApiError("SHUTTING_DOWN", f"The session has {state}; its final state was "
+                               "not recorded.", status_code=503, details={"state": state}) from None
+        if not ended:
+            return queued_answer(self.session)
+        raise ApiError("SHUTTING_DOWN", f"The session has {state}.",
+                       status_code=503, details={"state": state})
 
-    def post(self, request: Request, session_id: Any, **path: str) -> Response:
-        return self.operate(request, path)
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        return self.operate(request, route_path(kwargs))
 
-    def patch(self, request: Request, session_id: Any, **path: str) -> Response:
-        return self.operate(request, path)
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        return self.operate(request, route_path(kwargs))
 
-    def delete(self, request: Request, session_id: Any, **path: str) -> Response:
-        return self.operate(request, path)
+    def patch(self, request: Request, **kwargs: Any) -> Response:
+        return self.operate(request, route_path(kwargs))
+
+    def delete(self, request: Request, **kwargs: Any) -> Response:
+        return self.operate(request, route_path(kwargs))
+
+
+def route_path(kwargs: dict[str, Any]) -> dict[str, str]:
+    """The operation's path parameters: the route's, without what names the session."""
+    return {k: v for k, v in kwargs.items() if k not in (SESSION_ID, SHARE_TOKEN)}
+
+
+def resolve_session(request: Request, kwargs: dict[str, Any]) -> tuple[TradingSession, Any]:
+    """The session the request addresses and the credential it acts with. 401 for a missing,
+    bad, revoked or expired credential; 404 for a session the credential may not see."""
+    if SHARE_TOKEN in kwargs:
+        link = authenticate_share_link(kwargs[SHARE_TOKEN])
+        if link is None:
+            raise ApiError("UNAUTHORIZED", INVALID_LINK_MESSAGE, status_code=401,
+                           details={"code": "INVALID_API_KEY"})
+        return link.session, link
+    # A hosted run's token reaches its own session only (else 404).
+    session = token_session(request, kwargs[SESSION_ID])
+    if session is None:
+        key = request_api_key(request)
+        if key is None:
+            raise NotAuthenticated("An API key is required (Authorization: Bearer or X-API-Key).")
+        session = find_session(key, kwargs[SESSION_ID])
+        if session is None:
+            raise ApiError("NOT_FOUND", "No such session.", status_code=404)
+    return session, request.auth
 
 
 class SessionHealth(TradingApiView):
-    """`GET {base}/health`: answered from the session row, without the host."""
+    """`GET {base}/health`: answered from the session row, without the host. Open, as the
+    reference leaves it: without a usable credential, the status and nothing else (the fields
+    the SDK's model requires are there, empty)."""
 
-    def get(self, request: Request, session_id: Any, **path: str) -> Response:
-        up = self.session.state in (State.WAITING, State.RUNNING)
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().initial(request, *args, **kwargs)
+        except APIException:
+            self.session = None  # type: ignore[assignment]
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        if self.session is None:
+            state = (TradingSession.objects.filter(pk=kwargs[SESSION_ID])
+                     .values_list("state", flat=True).first() if SESSION_ID in kwargs else None)
+            return Response({"status": "connected" if state in WORKER_STATES else "degraded",
+                             "version": "", "git_sha": "", "providers": []})
+        up = self.session.state in WORKER_STATES
         return Response({
             "status": "connected" if up else "degraded",
             "version": settings.VERSION,
@@ -138,26 +214,39 @@ class SessionHealth(TradingApiView):
         })
 
 
-def first_contact(session: TradingSession) -> str:
-    """The strategy's first request: queue the session for a worker (runtimes/dispatch.py) and
-    wait briefly for one to claim it. Returns the state then (queued when every slot is busy)."""
+def current_state(session: TradingSession) -> str:
+    return str(TradingSession.objects.filter(pk=session.pk).values_list("state", flat=True).get())
+
+
+def first_contact(session: TradingSession, *, wait: bool) -> str:
+    """The strategy's first request: queue the session for a worker (runtimes/dispatch.py) and,
+    when `wait`, wait briefly for one to claim it. Returns the state then (queued when every
+    slot is busy)."""
     request_worker(session=session, now=timezone.now())
-    deadline = time.monotonic() + FIRST_CONTACT_WAIT_S
+    deadline = time.monotonic() + (FIRST_CONTACT_WAIT_S if wait else 0.0)
     while True:
-        state = TradingSession.objects.filter(pk=session.pk).values_list("state", flat=True).get()
-        if state != State.QUEUED or time.monotonic() > deadline:
-            return str(state)
+        state = current_state(session)
+        if state != State.QUEUED or time.monotonic() >= deadline:
+            return state
         time.sleep(CLAIM_POLL_S)
 
 
-def queued_answer(session: TradingSession, op: str) -> Response:
-    """A queued session's answer, never a silent wait: `/v1/session` shows its place in line;
-    anything else is 503 with that place and a Retry-After (nothing is run later)."""
-    position = queue_position(TradingSession(pk=session.pk, state=State.QUEUED))
-    if op == "session":
-        return Response({"id": str(session.pk), "platform": session.platform,
-                         "state": State.QUEUED, "queue_position": position,
-                         "symbols": list(session.symbols), "timeframe": session.timeframe})
+def queue_info(session: TradingSession) -> dict[str, Any]:
+    return {"queue_position": queue_position(TradingSession(pk=session.pk, state=State.QUEUED))}
+
+
+def ended_info(session: TradingSession) -> dict[str, Any]:
+    row = (TradingSession.objects.filter(pk=session.pk)
+           .values("failure_reason", "finished_at").first()) or {}
+    finished = row.get("finished_at")
+    return {"failure_reason": row.get("failure_reason", ""),
+            "finished_at": None if finished is None else wire.timestamp_str(finished)}
+
+
+def queued_answer(session: TradingSession) -> Response:
+    """What a queued session answers to anything that needs its host: 503 with its place in
+    line and a Retry-After (nothing is run later; the SDK retries GETs after Retry-After)."""
+    position = queue_info(session)["queue_position"]
     where = f" (number {position} in line)" if position else ""
     return Response(
         error_body("PROVIDER_UNAVAILABLE",

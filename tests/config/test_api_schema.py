@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.runtimes.results import completed_session, synthetic_result
 from tests.runtimes.schedules.conftest import daily_bars
 
-# 15 valid or invalid requests to each of 48 operations: about 40 s on SQLite.
+# 15 valid or invalid requests to each of 51 operations: about 40 s on SQLite.
 EXAMPLES_PER_OPERATION = 15
 CHECKS = [
     not_a_server_error,
@@ -79,6 +79,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     version, a dataset, a schedule, a finished hosted backtest, a spare key, the teammate."""
     from runtimes.models import Source
     from runtimes.schedules.services import create_schedule
+    from runtimes.transport.share_links import create_share_link
     from strategies.services import upload_dataset, upload_strategy_version
 
     version = upload_strategy_version(
@@ -108,6 +109,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
         strategy_version=version,
     )
     synthetic_result(session, trades=3)
+    link, _ = create_share_link(session=session, created_by=owner, api_key=None)
     spare_key, _ = make_api_key(owner, workspace, name="revoked by the fuzzer")
     return {
         "workspace_id": str(workspace.pk),
@@ -118,6 +120,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
         "session_id": str(session.pk),
         "key_id": str(spare_key.pk),
         "member_id": str(workspace.memberships.get(user=teammate).pk),
+        "link_id": str(link.pk),
     }
 
 
@@ -166,7 +169,7 @@ def test_every_operation_answers_what_the_schema_documents_and_never_a_5xx(
         for operation in operations
         for failure in failures_of(operation, ids=known_ids, headers=headers)
     ]
-    assert len(operations) == 48
+    assert len(operations) == 51
     assert failures == [], "\n".join(failures)
 
 

@@ -179,8 +179,8 @@ TRADING_API_MISTAKES = pytest.mark.parametrize(
             "post",
             "/v1/orders",
             "symbol=X",
-            415,
-            error_body("UNSUPPORTED_MEDIA_TYPE", 'Unsupported media type "text/plain" in request.'),
+            400,  # the reference's answer to a body that is not JSON
+            error_body("INVALID_REQUEST", "Invalid JSON: the body must be application/json."),
         ),
         ("get", "/v2/orders", None, 404, error_body("NOT_FOUND", "No such route.")),
     ],

@@ -116,14 +116,14 @@ def test_a_session_token_reaches_its_own_session_only(api_client, owner, workspa
 
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert api_client.get(f"/sessions/{own.id}/health").status_code == 200
-    assert api_client.get(f"/sessions/{other.id}/health").status_code == 404
+    assert api_client.get(f"/sessions/{other.id}/v1/session").status_code == 404
     api_client.credentials(HTTP_X_API_KEY=raw)
     assert api_client.get(f"/sessions/{other.id}/v1/account").status_code == 404
     raw_header = header_key({b"authorization": f"Bearer {raw}".encode()})
     assert (may_connect(raw_header, str(own.id)), may_connect(raw_header, str(other.id))) == (
         True, False)
     revoke_session_tokens(session=own)
-    assert api_client.get(f"/sessions/{own.id}/health").status_code == 401
+    assert api_client.get(f"/sessions/{own.id}/v1/session").status_code == 401
     assert may_connect(raw_header, str(own.id)) is False
 
 

@@ -247,3 +247,18 @@ def test_a_result_with_10000_trades_renders_one_page_with_few_queries(
     with capsys.disabled():
         print(f"\n10,000-trade result page: best {min(timings) * 1000:.0f} ms, "
               f"{len(queries)} queries, {len(page) // 1024} KiB")
+
+
+def test_a_cancelled_run_keeps_its_status_page_though_its_final_state_is_stored(
+        sign_in, owner, workspace, dataset):
+    # The host stores a cancelled run's final state on a result row, for the Trading API; the
+    # dashboard shows its status (and reason), not an empty report.
+    session = completed_session(workspace=workspace, by=owner, dataset=dataset)
+    TradingSession.objects.filter(pk=session.pk).update(state=State.CANCELLED,
+                                                        failure_reason="cancelled by test")
+    SessionResult.objects.create(session=session, orders=[], trades=[], equity=[], metrics={},
+                                 account={"equity": "100000"}, positions=[])
+
+    page = sign_in(owner, workspace).get(reverse("backtest_detail", args=[session.pk]))
+
+    assert page.templates[0].name == "runtimes/backtest_status.html"

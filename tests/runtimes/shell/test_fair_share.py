@@ -166,7 +166,9 @@ def test_queued_sessions_show_their_place_in_line_round_robin_across_workspaces(
         (str(first.id), "queued", 1),
     ]
     assert foreign_view.status_code == 200
-    assert foreign_view.json() == {
+    shown_info = foreign_view.json()
+    assert {k: shown_info[k] for k in ("id", "platform", "state", "queue_position", "symbols",
+                                       "timeframe")} == {
         "id": str(foreign.id),
         "platform": "backtest",
         "state": "queued",
@@ -201,9 +203,11 @@ def test_a_queued_sessions_rest_calls_answer_at_once_with_their_place_and_a_retr
     session = remote_session(workspace, owner, dataset)
 
     started = time.monotonic()
-    response = owner_client.get(f"/sessions/{session.id}/v1/account")
+    account = owner_client.get(f"/sessions/{session.id}/v1/account")  # read: the configured one
+    response = owner_client.get(f"/sessions/{session.id}/v1/quotes/BTCUSDT")  # needs its host
     elapsed = time.monotonic() - started
 
+    assert (account.status_code, account.json()["equity"]) == (200, "100000")
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
     assert response.json() == {

@@ -104,12 +104,16 @@ def test_unknown_routes_under_a_session_are_json_404s(owner_client, workspace, d
         assert response.json()["code"] == "NOT_FOUND"
 
 
-def test_an_ended_session_answers_shutting_down(owner_client, workspace, dataset):
+def test_an_ended_session_reads_its_final_state_and_refuses_to_act(
+    owner_client, workspace, dataset
+):
     created = create(owner_client, workspace, dataset).json()
     owner_client.post(f"{sessions_url(workspace)}/{created['id']}/cancel")
     response = owner_client.get(f"/sessions/{created['id']}/v1/account")
-    assert response.status_code == 503
-    assert response.json()["code"] == "SHUTTING_DOWN"
+    assert (response.status_code, response.json()["equity"]) == (200, "5000")
+    refused = owner_client.get(f"/sessions/{created['id']}/v1/quotes/BTCUSDT")
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "SHUTTING_DOWN"
 
 
 # -- risk limits, kill switches, results, admin ---------------------------------------------------
@@ -324,8 +328,8 @@ def test_a_cached_session_lookup_sees_the_session_end_at_once(owner_client, work
     assert session.finish(to=State.COMPLETED, now=timezone.now())
 
     assert owner_client.get(health).json()["status"] == "degraded"
-    response = owner_client.get(f"/sessions/{created['id']}/v1/account")
-    assert (response.status_code, response.json()["code"]) == (503, "SHUTTING_DOWN")
+    response = owner_client.get(f"/sessions/{created['id']}/v1/session")
+    assert (response.status_code, response.json()["state"]) == (200, "completed")
 
 
 def test_the_role_check_costs_no_query_and_a_demotion_is_seen_on_the_next_request(
@@ -345,6 +349,8 @@ def test_the_role_check_costs_no_query_and_a_demotion_is_seen_on_the_next_reques
     membership = Membership.objects.get(workspace=workspace, user=teammate)
     change_member_role(membership=membership, role=Role.VIEWER, by=owner)
 
-    refused = api_client.get(health)
+    # Health stays open (the status only); what needs the scope is refused.
+    assert api_client.get(health).json()["providers"] == []
+    refused = api_client.get(f"/sessions/{created['id']}/v1/account")
     assert (refused.status_code, refused.json()["details"]) == (
         403, {"required_scope": "trade:paper", "role": "viewer"})

@@ -188,7 +188,9 @@ async def test_a_crashing_host_fails_the_session_and_releases_its_socket(
         await next_frame(ws)
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {trader_key}"}) as http:
             answer = await http.get(f"{base}/v1/capabilities")
-        assert (answer.status_code, answer.json()["code"]) == (503, "PROVIDER_UNAVAILABLE")
+        # The host ends the session before it closes its mailbox: the answer says it ended.
+        assert (answer.status_code, answer.json()["code"], answer.json()["message"]) == (
+            503, "SHUTTING_DOWN", "The session has failed.")
         notice = await next_frame(ws)
         assert (notice["event"], notice["error"]) == ("DISCONNECTING", "internal error in the host")
         with pytest.raises(ConnectionClosed):
