@@ -27,6 +27,7 @@ test: venv
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy runtimes/core runtimes/providers
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 
 format: venv
