@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runtimes.core.engine import BacktestConfig, BacktestEngine
+from runtimes.core.engine import BacktestConfig
 from runtimes.core.market_data import MarketData
 from runtimes.hosting.commands import execute
+from runtimes.providers.backtest import BacktestProvider
 from tests.runtimes.core.scenario import D, bars
 
 T0 = datetime(2021, 4, 2, 0, 0, tzinfo=UTC)
@@ -18,9 +19,9 @@ T0 = datetime(2021, 4, 2, 0, 0, tzinfo=UTC)
 ROWS = [(100 + k, 100 + k + 0.5, 100 + k - 0.5, 100 + k + 0.25, k + 1) for k in range(150)]
 
 
-def engine_at(minute: int, rows=ROWS, minutes: int = 1) -> BacktestEngine:
+def engine_at(minute: int, rows=ROWS, minutes: int = 1) -> BacktestProvider:
     """An engine whose strategy has seen the bars up to `minute` (0-based) included."""
-    engine = BacktestEngine(MarketData.from_bars(bars(rows, "BTCUSDT", T0, minutes)),
+    engine = BacktestProvider(MarketData.from_bars(bars(rows, "BTCUSDT", T0, minutes)),
                             BacktestConfig(initial_cash=D(100_000)))
     for _ in range(minute + 1):
         engine.next_batch()

@@ -86,11 +86,11 @@ class _SilentEndpoint:
 
 def test_the_batch_count_reaches_the_row_every_few_seconds_while_it_runs(session_row):
     from runtimes.core.datasets import load_market_data
-    from runtimes.core.engine import BacktestEngine
     from runtimes.hosting.host import PROGRESS_WRITE_SECONDS, SessionHost
+    from runtimes.providers.backtest import BacktestProvider
 
     files = {f.symbol: f.path for f in session_row.dataset.files.all()}
-    engine = BacktestEngine(load_market_data(files), session_row.backtest_config())
+    engine = BacktestProvider(load_market_data(files), session_row.backtest_config())
     clock = [100.0]
     host = SessionHost(session_row, _SilentEndpoint(), engine, monotonic=lambda: clock[0])
     host.stream.start()
