@@ -290,8 +290,8 @@ class SessionHost:
             self.outcome = self.strategy.outcome()
         if self.outcome is None:
             self._sync()
-        if self.outcome is None and self.stream.started:
-            self.record_progress()
+        if self.outcome is None and self.stream.started and not self.wall_clock:
+            self.record_progress()  # a backtest's batches: the dashboard's progress bar
 
     def _tick(self) -> None:
         """A wall-clock market moves by itself: advance it when due, then stream whatever

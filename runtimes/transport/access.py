@@ -30,16 +30,16 @@ from django.utils import timezone
 
 from accounts import access_events, auth_cache
 from accounts.api_permissions import key_scope_denial, scope_denial
-from accounts.models import SCOPE_TRADE_LIVE, SCOPE_TRADE_PAPER, ApiKey, Membership
+from accounts.models import SCOPE_TRADE_LIVE, ApiKey, Membership
 from accounts.services import authenticate_api_key
 from config.errors import ApiError
+from runtimes.core.platforms import PLATFORMS
 from runtimes.core.wire import connection_frame, encode_frame
 from runtimes.models import LIVE_STATES, SessionToken, TradingSession
 from runtimes.transport.authentication import authenticate_session_token, looks_like_session_token
 
 logger = logging.getLogger(__name__)
 
-SCOPE_FOR_PLATFORM = {"backtest": SCOPE_TRADE_PAPER}
 FIND_SESSION_TTL_S = 2.0
 RECHECK_EVERY_S = 60.0  # backstop for a change nobody published (a bulk update, a lost message)
 RETRY_AFTER_ERROR_S = 1.0
@@ -51,8 +51,10 @@ Credential = ApiKey | SessionToken
 
 
 def required_scope(session: TradingSession) -> str:
-    """The scope trading on `session` needs: paper platforms trade:paper, anything else live."""
-    return SCOPE_FOR_PLATFORM.get(session.platform, SCOPE_TRADE_LIVE)
+    """The scope trading on `session` needs: the registry's for its platform (paper platforms
+    trade:paper, live ones trade:live); an unknown platform is taken as live."""
+    spec = PLATFORMS.get(session.platform)
+    return SCOPE_TRADE_LIVE if spec is None else spec.scope
 
 
 def denial(credential: Credential, session: TradingSession) -> ApiError | None:
