@@ -131,8 +131,10 @@ class LiveSessionCreateSerializer(SessionLimitsSerializer):
 
     platform = serializers.CharField(max_length=20)
     dataset = serializers.JSONField(required=False)
-    symbols = serializers.ListField(child=serializers.RegexField(r"^[A-Za-z0-9._/-]{1,32}$"),
-                                    allow_empty=False, max_length=50)
+    symbols = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Za-z0-9._/-]{1,32}$", error_messages={
+            "invalid": "A symbol has 1 to 32 letters, digits or . _ / -."}),
+        allow_empty=False, max_length=50)
     timeframe = _timeframe_field()
     timeframes = serializers.ListField(child=_timeframe_field(), required=False, max_length=10)
     initial_cash = DecimalField(max_digits=24, decimal_places=8, default=Decimal(100_000),
