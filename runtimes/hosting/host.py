@@ -75,9 +75,15 @@ class HostJournal:
     Frames are written in bulk, acked or not, once a chunk of them waits or a second after the
     last write (the host asks `flush_due` between messages; nothing per frame), and everything
     at the end. Acks of frames written unacked are written with the next flush.
+
+    `keep_unacked` False (a wall-clock session, where acks gate nothing and a client may never
+    ack): every written frame leaves memory, acked or not, so a session that runs for days
+    holds a second of frames; a reconnect without a cursor then gets the unacked frames of
+    that second only, and acks of frames already dropped are written with the next flush.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_unacked: bool = True) -> None:
+        self.keep_unacked = keep_unacked
         self.flushed = 0  # frames written to SessionEvent, acked, and dropped from memory
         self._ids: list[str] = []  # the tail, oldest first, parallel to _texts and _sequences
         self._texts: list[str] = []
@@ -103,16 +109,22 @@ class HostJournal:
             self._texts.append(encode_frame(frame))
 
     def record_ack(self, event_ids: Sequence[str], correlation_id: str) -> None:
-        # Flushed frames are acked already (only an acked prefix is flushed before the end).
-        first = self._sequences[0] if self._sequences else None
+        # Keeping unacked frames, flushed ones are acked already (only an acked prefix is
+        # flushed before the end). Sequences are contiguous: the tail starts after the flushed.
+        first = self._sequences[0] if self._sequences else self.flushed + 1
         for event_id in event_ids:
-            if event_id in self._acked or first is None:
+            if event_id in self._acked:
                 continue
             try:
                 position = sequence_of(event_id) - first
             except ValueError:
                 continue
-            if 0 <= position < len(self._ids) and self._ids[position] == event_id:
+            if position < 0 and not self.keep_unacked:
+                # Written and dropped already: its ack reaches the row with the next flush (a
+                # repeated ack of such a frame is counted twice: the tail no longer knows it).
+                self._late_acks.append(first + position)
+                self._acked_total += 1
+            elif 0 <= position < len(self._ids) and self._ids[position] == event_id:
                 self._acked.add(event_id)
                 self._acked_total += 1
                 if position < self._written:
@@ -189,7 +201,7 @@ class HostJournal:
         ids = self._ids
         while self._acked_prefix < len(ids) and ids[self._acked_prefix] in acked:
             self._acked_prefix += 1
-        self._drop(len(ids) if everything else self._acked_prefix)
+        self._drop(len(ids) if everything or not self.keep_unacked else self._acked_prefix)
 
     def _drop(self, end: int) -> None:
         for event_id in self._ids[:end]:
@@ -239,7 +251,7 @@ class SessionHost:
         self.wall_clock = provider.pacing == Pacing.WALL_CLOCK
         self.now, self.monotonic = now, monotonic
         self.lease = lease  # None: a host nobody reaps (unit tests of the host alone)
-        self.journal = HostJournal()
+        self.journal = HostJournal(keep_unacked=not self.wall_clock)
         self.guard = RiskGuard.for_session(session)  # risk limits and kill switches
         self.stream: BacktestStream | LiveStream = (
             LiveStream(provider, journal=self.journal, provider=provider.platform)
