@@ -20,7 +20,7 @@ from runtimes.core.datasets import load_market_data
 from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.market_data import MarketData
 from runtimes.core.platforms import BACKTEST
-from runtimes.core.provider import JsonDict, Pacing, Provider, Wake
+from runtimes.core.provider import JsonDict, Pacing, Provider, ProviderSettings, Wake
 
 CAPABILITIES: Final[JsonDict] = {
     "supported_asset_classes": ["CRYPTO", "STOCK"],
@@ -81,21 +81,22 @@ class BacktestProvider(BacktestEngine):
         """Nothing to release: the data is in memory."""
 
 
-def build(settings: Any, *, wake: Wake) -> Provider:
+def build(settings: ProviderSettings, *, wake: Wake) -> Provider:
     """The registry's factory (runtimes/providers/registry.py). Raises DatasetError, ValueError
     or OSError for data that cannot be read."""
     return build_backtest(settings)
 
 
-def build_backtest(settings: Any) -> BacktestProvider:
+def build_backtest(settings: ProviderSettings) -> BacktestProvider:
     """The engine over the dataset files in `settings.options["paths"]`, restricted to the
     session's symbols and its [start, end] period, in its first timeframe."""
     options = settings.options
     paths = {s: p for s, p in dict(options["paths"]).items() if s in settings.symbols}
     data: MarketData = load_market_data(paths, timeframe=settings.timeframes[0])
     data = data.slice(options.get("start"), options.get("end"))
-    commission = Commission(**{k: Decimal(v) for k, v in
-                               dict(options.get("commission") or {}).items()})
+    rates: dict[str, Any] = {k: Decimal(v) for k, v in
+                             dict(options.get("commission") or {}).items()}
+    commission = Commission(**rates)
     config = BacktestConfig(
         initial_cash=settings.initial_cash,
         commission=commission,

@@ -40,7 +40,8 @@ def factory(platform_id: str) -> ProviderFactory:
     try:
         module = import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is None or not module_name.startswith(exc.name):
+        if exc.name is None or not (module_name == exc.name
+                                    or module_name.startswith(exc.name + ".")):
             raise  # the provider's own import failed: a bug to see, not a missing provider
         raise ProviderUnavailable(f"the {platform_id} provider is not installed in this build "
                                   f"({module_name})") from None
