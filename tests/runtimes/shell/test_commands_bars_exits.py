@@ -53,6 +53,20 @@ def test_five_minute_bars_are_built_from_the_minutes_seen_and_omit_the_unfinishe
     assert body[0]["timeframe"] == "5m" and body[0]["provider"] == "backtest"
 
 
+def test_on_the_wall_clock_a_bucket_appears_once_the_minute_after_it_has_begun():
+    from tests.runtimes.providers.fake_market import FakeMarket
+
+    market = FakeMarket(("AAPL",), D(1000), wake=lambda: None, ticking=False)
+    for _ in range(10):  # the minutes 1..10 (closes 101..110); minute 10 is still forming
+        market.feed("AAPL")
+    status, body = call(market, "bars", {"symbol": "AAPL"}, {"timeframe": "5m"})
+    assert status == 200
+    assert [(b["timestamp"], b["open"], b["close"], b["volume"], b["provider"]) for b in body] == [
+        ("2026-12-06T12:00:00Z", "101", "104", "4", "mock"),
+        ("2026-12-06T12:05:00Z", "105", "109", "5", "mock"),
+    ]
+
+
 def test_a_bucket_appears_once_the_minute_that_closes_it_has_been_seen():
     status, body = get_bars(engine_at(9), timeframe="5m")
     assert status == 200
