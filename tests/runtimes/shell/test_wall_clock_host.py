@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from runtimes.hosting.bus import InProcessBus
@@ -170,3 +171,61 @@ def test_a_session_whose_provider_is_not_in_this_build_fails_at_start_saying_so(
     assert (session.state, session.failure_reason) == (
         "failed", "provider: the mock provider is not installed in this build "
                   "(runtimes.providers.not_here)")
+
+
+# -- over the real server: the management API, the Trading API, the unmodified SDK ---------------
+
+
+@pytest.fixture
+def sdk_owner(owner, workspace, make_api_key):
+    return make_api_key(owner, workspace, scopes=("read", "trade:paper"))[1]
+
+
+@pytest.mark.skipif(
+    not settings.CELERY_EMBEDDED_WORKER,
+    reason="needs the embedded worker (the fake provider is registered in-process)",
+)
+async def test_the_sdk_trades_a_wall_clock_session_created_through_the_management_api(
+    daphne_url, celery_worker, fake_registry, sdk_owner, workspace
+):
+    from decimal import Decimal
+
+    import httpx
+    from asgiref.sync import sync_to_async
+    from tektii import AsyncTradingGateway, CandleEvent, OrderEvent
+
+    from tests.runtimes.conftest import wait_for_state
+
+    headers = {"Authorization": f"Bearer {sdk_owner}"}
+    async with httpx.AsyncClient(headers=headers) as api:
+        created = await api.post(f"{daphne_url}/api/v1/workspaces/{workspace.id}/sessions",
+                                 json={"platform": "mock", "symbols": ["AAPL"],
+                                       "timeframe": "1m", "initial_cash": "1000"})
+        assert created.status_code == 201, created.json()
+        base = created.json()["base_url"].replace("http://testserver", daphne_url)
+        session_id = created.json()["id"]
+        candles, handle = 0, None
+        try:
+            async with AsyncTradingGateway(base_url=base, api_key=sdk_owner,
+                                           max_retries=0) as gw:
+                assert str((await gw.get_account()).balance) == "1000"
+                async with gw.stream() as events:
+                    async for event in events:  # acked by the SDK; nothing waits for that
+                        candles += isinstance(event, CandleEvent)
+                        if candles == 3 and handle is None:
+                            handle = await gw.submit_order("AAPL", "buy", "1")
+                        if isinstance(event, OrderEvent):
+                            break
+                assert (handle.id, event.order.id, event.order.status.value) == (
+                    "ord-1", "ord-1", "OPEN")
+                quote = await gw.get_quote("AAPL")
+                assert Decimal(quote.ask) - Decimal(quote.bid) == 2
+        finally:
+            cancelled = await api.post(
+                f"{daphne_url}/api/v1/workspaces/{workspace.id}/sessions/{session_id}/cancel")
+        assert cancelled.status_code in {200, 202}, cancelled.json()
+    session = await sync_to_async(TradingSession.objects.get, thread_sensitive=False)(
+        pk=session_id)
+    session = await sync_to_async(wait_for_state, thread_sensitive=False)(
+        session, {"cancelled", "failed"})
+    assert (session.state, session.provider_state["orders"]) == ("cancelled", ["ord-1"])
