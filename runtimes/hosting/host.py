@@ -275,13 +275,15 @@ class SessionHost:
     def run(self) -> str:
         connect_deadline = self.monotonic() + self.session.connect_timeout_s
         self.endpoint.serve_directly(self.take_now)
+        wait = POLL_SECONDS
         try:
             while self.outcome is None:
-                message = self.endpoint.receive(self._wait_seconds())
+                message = self.endpoint.receive(wait)
                 with self.lock:
                     if self.crashed is not None:
                         raise self.crashed  # as if it had happened here: the session fails
                     self._step(message, connect_deadline)
+                    wait = self._wait_seconds()  # under the lock: the provider is not shared
         finally:
             self.endpoint.serve_directly(None)
         with self.lock:
