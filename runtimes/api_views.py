@@ -10,6 +10,7 @@ serializer validates, `runtimes.services` decides.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,10 +28,14 @@ from accounts.api_permissions import WorkspaceScopedMixin, request_api_key, requ
 from accounts.models import SCOPE_TRADE_PAPER
 from config.api_schema import OBJECT_LIST
 from config.decimal_fields import DecimalField
+from config.errors import ApiError
 from runtimes import comparison, services
+from runtimes.core.platforms import PLATFORMS
+from runtimes.core.provider import Pacing
+from runtimes.core.timeframes import TIMEFRAMES
 from runtimes.hosting import dispatch
 from runtimes.hosting.risk import RiskLimits
-from runtimes.models import KillSwitch, ShareLink, Source, TradingSession
+from runtimes.models import KillSwitch, Platform, ShareLink, Source, TradingSession
 from runtimes.transport import share_links
 from strategies.models import Dataset, StrategyVersion
 
@@ -80,7 +85,9 @@ class BacktestRunSerializer(serializers.Serializer):
         return super().to_internal_value(_with_period_names(data))
 
 
-class BacktestSessionCreateSerializer(BacktestRunSerializer):
+class SessionLimitsSerializer(serializers.Serializer):
+    """Timeouts and risk limits, common to every session created through the API."""
+
     connect_timeout_s = serializers.IntegerField(min_value=1, max_value=3600, default=60)
     idle_timeout_s = serializers.IntegerField(min_value=1, max_value=86400, default=300)
     # Risk limits (trading-api.md section 5); absent or null: no limit.
@@ -107,12 +114,51 @@ class BacktestSessionCreateSerializer(BacktestRunSerializer):
         )
 
 
+class BacktestSessionCreateSerializer(BacktestRunSerializer, SessionLimitsSerializer):
+    """A remote strategy's backtest over one of the workspace's datasets."""
+
+
+MAX_OPTIONS_BYTES = 4096  # a session's `options` as JSON: settings, not data
+
+
+def _bounded_options(value: Any) -> None:
+    if len(json.dumps(value, separators=(",", ":"))) > MAX_OPTIONS_BYTES:
+        raise serializers.ValidationError(f"At most {MAX_OPTIONS_BYTES} bytes as JSON.")
+
+
+def _timeframe_field(**kwargs: Any) -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=list(TIMEFRAMES), **kwargs)
+
+
+class LiveSessionCreateSerializer(SessionLimitsSerializer):
+    """A remote strategy's session on a wall-clock platform (mock): symbols, the stream's
+    timeframes, the starting balance and the platform's options; no dataset."""
+
+    platform = serializers.CharField(max_length=20)
+    dataset = serializers.JSONField(required=False)
+    symbols = serializers.ListField(
+        child=serializers.RegexField(r"^[A-Za-z0-9._/-]{1,32}$", error_messages={
+            "invalid": "A symbol has 1 to 32 letters, digits or . _ / -."}),
+        allow_empty=False, max_length=50)
+    timeframe = _timeframe_field()
+    timeframes = serializers.ListField(child=_timeframe_field(), required=False, max_length=10)
+    initial_cash = DecimalField(max_digits=24, decimal_places=8, default=Decimal(100_000),
+                                validators=[_positive])
+    options = serializers.DictField(required=False, default=dict, validators=[_bounded_options])
+
+    def validate_dataset(self, value: Any) -> Any:
+        if value is not None:
+            raise serializers.ValidationError("A session on this platform takes no dataset.")
+        return value
+
+
 def _origin(request: Request) -> str:
     return f"{request.scheme}://{request.get_host()}"
 
 
 class SessionListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
-    """GET: the workspace's sessions, newest first. POST: create a backtest session."""
+    """GET: the workspace's sessions, newest first. POST: create a session: a backtest (the
+    default platform) over a dataset, or a session on a wall-clock platform (mock)."""
 
     scoped_model = TradingSession
     write_check = "can_trade"
@@ -127,6 +173,10 @@ class SessionListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
 
     @extend_schema(operation_id="sessions_create", responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, workspace_id: Any) -> Response:
+        platform = _platform_of(request.data)
+        services.check_platform(platform)
+        if PLATFORMS[platform].pacing == Pacing.WALL_CLOCK:
+            return self._create_live(request, platform)
         serializer = BacktestSessionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -142,6 +192,32 @@ class SessionListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
         )
         body = services.session_json(session, origin=_origin(request))
         return Response(body, status=status.HTTP_201_CREATED)
+
+    def _create_live(self, request: Request, platform: str) -> Response:
+        serializer = LiveSessionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        session = services.create_live_session(
+            workspace=self.workspace, created_by=request.user, platform=platform,
+            symbols=data["symbols"], timeframe=data["timeframe"],
+            timeframes=data.get("timeframes") or [], initial_cash=data["initial_cash"],
+            options=data["options"], connect_timeout_s=data["connect_timeout_s"],
+            risk_limits=serializer.risk_limits(),
+        )
+        body = services.session_json(session, origin=_origin(request))
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _platform_of(data: Any) -> str:
+    """The `platform` of a creation body (a backtest when absent). Raises ApiError
+    INVALID_VALUE for one that is not a string."""
+    if not hasattr(data, "get"):
+        return Platform.BACKTEST  # not an object: the serializer says so
+    platform = data.get("platform", Platform.BACKTEST)
+    if not isinstance(platform, str):
+        raise ApiError("INVALID_VALUE", "platform must be a string.",
+                       details={"field": "platform", "provided": platform})
+    return platform
 
 
 class SessionDetail(WorkspaceScopedMixin, generics.GenericAPIView):

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts import auth_cache
 from accounts.models import Workspace, role_of
+from runtimes.core import platforms
 from runtimes.core.costs import Commission
 from runtimes.core.execution import BacktestConfig
 
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
     from runtimes.hosting.risk import RiskLimits
 
 
-class Platform(models.TextChoices):
-    BACKTEST = "backtest", "Backtest"
+class Platform:
+    """Ids of the platforms code here names; every platform and its label is in the registry
+    (runtimes/core/platforms.py), which gives the field its choices."""
+
+    BACKTEST = platforms.BACKTEST
+    MOCK = platforms.MOCK
 
 
 class Source(models.TextChoices):
@@ -74,13 +79,20 @@ class TradingSession(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
-    platform = models.CharField(max_length=20, choices=Platform.choices, default=Platform.BACKTEST)
+    platform = models.CharField(max_length=20, choices=platforms.choices(),
+                                default=Platform.BACKTEST)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.REMOTE)
     dataset = models.ForeignKey(
         "strategies.Dataset", on_delete=models.PROTECT, null=True, related_name="sessions"
     )
     symbols = models.JSONField(default=list)
-    timeframe = models.CharField(max_length=8)
+    timeframe = models.CharField(max_length=8)  # the stream's (and a backtest's dataset's)
+    timeframes = models.JSONField(default=list, blank=True)  # more to stream (wall clock)
+    # Platform-specific settings given at creation (a bounded JSON object: e.g. mock's seed).
+    options = models.JSONField(default=dict, blank=True)
+    # The provider's snapshot (Provider.snapshot) as its host left it: what a host taking the
+    # session over restores, and a wall-clock session's final state once it ended.
+    provider_state = models.JSONField(null=True, blank=True)
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)
     initial_cash = models.DecimalField(max_digits=24, decimal_places=8, default=Decimal(100_000))

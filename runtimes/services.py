@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from accounts.models import User, Workspace
 from config.errors import ApiError
+from runtimes.core.platforms import PLATFORMS
+from runtimes.core.provider import Pacing
 from runtimes.core.wire import decimal_str
 from runtimes.hosting import dispatch, quotas
 from runtimes.hosting.bus import BusUnavailable, get_bus
@@ -32,6 +34,7 @@ from runtimes.models import (
     State,
     TradingSession,
 )
+from runtimes.providers import registry
 from runtimes.sandbox.runner import SandboxSupport, probe_bubblewrap
 from strategies.models import Dataset, DatasetFile, StrategyVersion
 
@@ -111,6 +114,66 @@ def create_hosted_backtest(
         connect_timeout_s=HOSTED_CONNECT_TIMEOUT_S, idle_timeout_s=HOSTED_IDLE_TIMEOUT_S,
         risk_limits=None, source=Source.HOSTED, strategy_version=version,
         params=dict(params or {}))
+
+
+def check_platform(platform: str) -> None:
+    """Raise ApiError INVALID_VALUE (400) {field: "platform"} for a platform this build has no
+    provider for (the registry, runtimes/providers/registry.py), naming the available ones."""
+    available = registry.available()
+    if platform not in available:
+        known = "an unknown platform" if platform not in PLATFORMS else "not available here"
+        raise ApiError("INVALID_VALUE", f"{platform!r} is {known}; available platforms: "
+                       f"{', '.join(available)}.",
+                       details={"field": "platform", "provided": platform,
+                                "available": available})
+
+
+def create_live_session(
+    *,
+    workspace: Workspace,
+    created_by: User,
+    platform: str,
+    symbols: list[str],
+    timeframe: str,
+    timeframes: list[str],
+    initial_cash: Decimal,
+    options: dict[str, Any],
+    connect_timeout_s: int,
+    risk_limits: RiskLimits | None = None,
+) -> TradingSession:
+    """Record a remote-strategy session on a wall-clock platform (e.g. `mock`): no dataset, the
+    market runs in real time until the session is stopped. It holds no worker until its
+    strategy's first request or socket queues it (runtimes/dispatch.py).
+
+    Raises ApiError INVALID_VALUE (400) for a platform without a provider here or a backtest
+    (which needs a dataset: create_backtest_session); VALIDATION_ERROR (400) for allowed
+    symbols outside the session's; QUOTA_EXCEEDED (429) as `create_backtest_session`.
+    """
+    check_platform(platform)
+    if PLATFORMS[platform].pacing != Pacing.WALL_CLOCK:
+        raise ApiError("INVALID_VALUE", f"A {platform} session needs a dataset.",
+                       details={"field": "dataset", "provided": None})
+    chosen = list(dict.fromkeys(symbols))
+    limits = _limits_for(risk_limits or RiskLimits(), chosen)
+    now = timezone.now()
+    with transaction.atomic():
+        quotas.lock_workspace(workspace)
+        quotas.check_quota(workspace=workspace,
+                           kind=quotas.kind_of(platform=platform, source=Source.REMOTE))
+        return TradingSession.objects.create(
+            workspace=workspace, created_by=created_by, platform=platform,
+            source=Source.REMOTE, state=State.CREATED, created_at=now, symbols=chosen,
+            timeframe=timeframe, timeframes=[t for t in dict.fromkeys(timeframes)
+                                             if t != timeframe],
+            initial_cash=initial_cash, options=options, connect_timeout_s=connect_timeout_s,
+            max_order_quantity=limits.max_order_quantity,
+            max_order_notional=limits.max_order_notional,
+            max_position_quantity=limits.max_position_quantity,
+            max_open_orders=limits.max_open_orders,
+            max_orders_per_minute=limits.max_orders_per_minute,
+            daily_loss_limit=limits.daily_loss_limit,
+            allowed_symbols=list(limits.allowed_symbols or ()),
+        )
 
 
 def hosted_runs_support() -> SandboxSupport:
@@ -350,6 +413,8 @@ def session_json(session: TradingSession, *, origin: str,
         "dataset": None if session.dataset_id is None else str(session.dataset_id),
         "symbols": session.symbols,
         "timeframe": session.timeframe,
+        "timeframes": [session.timeframe, *session.timeframes],
+        "options": session.options,
         "from": stamp(session.start),
         "to": stamp(session.end),
         "initial_cash": decimal_str(Decimal(session.initial_cash)),

@@ -148,9 +148,25 @@ class ProviderSettings(Protocol):
     """What a factory is given to build one session's provider (the host reads it from the
     session row; nothing here knows the row)."""
 
-    platform: str
-    symbols: tuple[str, ...]
-    timeframes: tuple[str, ...]
-    initial_cash: Decimal
-    options: Mapping[str, Any]  # platform-specific: seed, spreads, dataset paths, credentials
-    restored: JsonDict | None  # a previous host's snapshot when this host takes a session over
+    # Read-only members, so that a frozen dataclass (runtimes/hosting/provision.py) is one.
+
+    @property
+    def platform(self) -> str: ...
+
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+
+    @property
+    def timeframes(self) -> tuple[str, ...]:
+        """The stream's timeframes, the session's own first."""
+
+    @property
+    def initial_cash(self) -> Decimal: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Platform-specific: seed, spreads, dataset paths, credentials."""
+
+    @property
+    def restored(self) -> JsonDict | None:
+        """A previous host's snapshot when this host takes a session over."""

@@ -1,7 +1,9 @@
-"""The streaming session state machine: event ids, strict acks, the event journal, backtest pacing.
+"""The streaming session state machine: event ids, strict acks, the event journal, and the two
+pacings: BacktestStream (simulated time advances only when every id of the current batch is
+acked) and LiveStream (wall clock: events go out as they happen; acks are journaled only).
 
 No I/O and no asyncio: the shell feeds it acks and strategy actions and sends the frames it
-returns. In a backtest, simulated time advances only when every id of the current batch is acked.
+returns.
 """
 
 from __future__ import annotations
@@ -314,3 +316,85 @@ class BacktestStream:
         if frames:
             self.journal.append_events(frames)
             self.gate.register(frame["event_id"] for frame in frames)
+
+
+class LiveEngine(Protocol):
+    """What LiveStream needs of a wall-clock provider (runtimes/core/provider.py)."""
+
+    def drain_events(self) -> list[Event]: ...
+
+
+class LiveStream:
+    """Streams a wall-clock session's events as they happen: nothing waits for acks.
+
+    The shell calls `start()` once, then `pump()` whenever the provider may have news (after it
+    advanced, after a wake, after a strategy action: `on_strategy_action()` is the same) and
+    sends every frame returned, in order. Each frame is journaled before it is returned. Acks
+    are journaled and gate nothing; there is no `backtest_complete`: the session runs until it
+    is stopped. The same attributes as BacktestStream, so the host treats both alike.
+    """
+
+    batches_emitted: Final = 0  # no batches: the market is not stepped by the stream
+    simulated_time: Final = None
+    complete_sent: Final = False
+    completed: Final = False
+
+    def __init__(
+        self,
+        engine: LiveEngine,
+        *,
+        journal: SessionJournal,
+        provider: str,
+        sequencer: EventSequencer | None = None,
+    ) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.provider = provider
+        self.sequencer = sequencer or EventSequencer()
+        self._started = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    def start(self) -> list[JsonDict]:
+        """Begin streaming: the frames of whatever happened so far. Raises RuntimeError if
+        started."""
+        if self._started:
+            raise RuntimeError("the stream is already started")
+        self._started = True
+        return self.pump()
+
+    def pump(self) -> list[JsonDict]:
+        """Frames of every event drained since the last call (nothing before `start()`)."""
+        if not self._started:
+            return []
+        frames = [
+            event_frame(event, event_id=self.sequencer.next_id(), provider=self.provider)
+            for event in self.engine.drain_events()
+        ]
+        if frames:
+            self.journal.append_events(frames)
+        return frames
+
+    def on_strategy_action(self) -> list[JsonDict]:
+        return self.pump()
+
+    def on_ack(self, event_ids: Sequence[str], correlation_id: str = "") -> list[str]:
+        """Journal a client ack; it releases nothing (returns no ids)."""
+        self.journal.record_ack(event_ids, correlation_id)
+        return []
+
+    def emit_notice(self, build: Callable[[str], JsonDict]) -> JsonDict:
+        """An out-of-band frame (`error`, `connection`) with the next id, journaled."""
+        frame = build(self.sequencer.next_id())
+        self.journal.append_events([frame])
+        return frame
+
+    def frames_for_reconnect(self, last_event_id: str | None) -> list[JsonDict]:
+        if last_event_id is not None:
+            return self.journal.frames_after(last_event_id)
+        return self.journal.unacked_frames()
+
+    def counts(self) -> JournalCounts:
+        return self.journal.counts()

@@ -1,10 +1,10 @@
-"""Trading API commands executed by a session host against its engine, JSON in and JSON out.
+"""Trading API commands executed by a session host against its provider, JSON in and JSON out.
 
 A command is `{"op": ..., "path": {...}, "query": {...}, "body": ...}` exactly as the view received
 it; it is parsed here with `wire_parse` (the view has already parsed it once to answer 400s without
-a round trip) because only JSON crosses the bus. Runs in the host thread: the engine is
+a round trip) because only JSON crosses the bus. Runs in the host thread: a provider is
 single-threaded. Core errors become their envelope with their status. Orders pass the session's
-`RiskGuard` (risk limits, kill switches) before the engine sees them.
+`RiskGuard` (risk limits, kill switches) before the provider sees them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from runtimes.core import wire
 from runtimes.core.bars import Bar, BarSeries, epoch_to_datetime
 from runtimes.core.datasets import resample
 from runtimes.core.domain import Order, OrderStatus, OrderType, Side
-from runtimes.core.engine import BacktestEngine
 from runtimes.core.errors import OrderNotModifiable, OrderValidationError, TradingError
+from runtimes.core.provider import Pacing, Provider, Venue
 from runtimes.core.timeframes import TIMEFRAME_SECONDS, TIMEFRAMES, bucket_start
 from runtimes.core.wire_parse import (
     parse_close_position_request,
@@ -33,44 +33,32 @@ from runtimes.hosting.bus import Reply
 from runtimes.hosting.risk import RiskGuard
 
 JsonDict = dict[str, Any]
-PROVIDER = "backtest"
 DEFAULT_BARS: Final = 100  # the reference's adapters answer 100 bars when no limit is given
 EXIT_FIELDS: Final = ("stop_loss", "take_profit")
-
-CAPABILITIES: JsonDict = {
-    "supported_asset_classes": ["CRYPTO", "STOCK"],
-    "supported_order_types": ["MARKET", "LIMIT", "STOP", "STOP_LIMIT", "TRAILING_STOP"],
-    "position_mode": "NETTING",
-    "features": ["bracket_orders", "oco_orders", "client_order_id_idempotency", "event_ack"],
-    "max_leverage": "1",
-}
-CIRCUIT_BREAKERS: JsonDict = {
-    "adapter": {"state": "closed", "failure_count": 0},
-    "exit_order": {"state": "closed", "failure_count": 0},
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Call:
     """One command as a handler sees it. `guard` is None when the host runs without risk
-    controls (in-process tools and tests of the bare engine)."""
+    controls (in-process tools and tests of a bare provider)."""
 
-    engine: BacktestEngine
+    provider: Provider
     path: JsonDict
     query: JsonDict
     body: Any
     guard: RiskGuard | None = None
 
 
-def execute(engine: BacktestEngine, command: JsonDict, *, guard: RiskGuard | None = None) -> Reply:
+def execute(
+    provider: Provider, command: JsonDict, *, guard: RiskGuard | None = None
+) -> Reply:
     """Run one command; never raises for a client error (the reply carries the envelope).
     `session` is not here: the host answers it, since it knows the session rather than the
-    engine."""
+    provider."""
     handler = HANDLERS.get(command.get("op", ""))
     if handler is None:
         body = {"code": "INVALID_REQUEST", "message": "unknown operation", "details": {}}
         return Reply(404, body)
-    call = Call(engine, command.get("path") or {}, command.get("query") or {},
+    call = Call(provider, command.get("path") or {}, command.get("query") or {},
                 command.get("body"), guard)
     try:
         return handler(call)
@@ -117,42 +105,42 @@ def _within(moment: datetime, since: datetime | None, until: datetime | None) ->
 
 
 def _account(call: Call) -> Reply:
-    return Reply(200, wire.account_json(call.engine.account()))
+    return Reply(200, wire.account_json(call.provider.account()))
 
 
 def _submit(call: Call) -> Reply:
-    engine, request = call.engine, parse_order_request(call.body)
+    venue, request = call.provider, parse_order_request(call.body)
     # The exchange makes client_order_id idempotent: a repeat returns the first order, and is
     # not a new order for the risk limits either (an SDK retry must see the same answer).
-    known = engine.order_by_client_id(request.client_order_id or "")
+    known = venue.order_by_client_id(request.client_order_id or "")
     if known is not None:
         return Reply(201, wire.order_handle_json(known))
     if call.guard is not None:
-        call.guard.check_submit(engine, request, body=call.body)
-    return Reply(201, wire.order_handle_json(engine.submit_order(request)))
+        call.guard.check_submit(venue, request, body=call.body)
+    return Reply(201, wire.order_handle_json(venue.submit_order(request)))
 
 
 def _open_orders(call: Call) -> Reply:
-    orders = _order_filter(call.query)(call.engine.orders(open_only=True))
+    orders = _order_filter(call.query)(call.provider.orders(open_only=True))
     return Reply(200, [wire.order_json(o) for o in orders])
 
 
 def _history(call: Call) -> Reply:
-    terminal = [o for o in call.engine.all_orders() if o.status.is_terminal]
+    terminal = [o for o in call.provider.all_orders() if o.status.is_terminal]
     return Reply(200, [wire.order_json(o) for o in _order_filter(call.query)(terminal)])
 
 
 def _get_order(call: Call) -> Reply:
-    return Reply(200, wire.order_json(call.engine.order(call.path["order_id"])))
+    return Reply(200, wire.order_json(call.provider.order(call.path["order_id"])))
 
 
 def _modify_order(call: Call) -> Reply:
-    engine, order_id = call.engine, call.path["order_id"]
+    venue, order_id = call.provider, call.path["order_id"]
     changes = parse_modify_request(call.body).changes()
-    current = engine.order(order_id)
+    current = venue.order(order_id)
     if call.guard is not None and not current.status.is_terminal:
-        call.guard.check_modify(engine, current, changes, body=call.body)
-    order, previous = engine.modify_order(order_id, **changes)
+        call.guard.check_modify(venue, current, changes, body=call.body)
+    order, previous = venue.modify_order(order_id, **changes)
     answer: JsonDict = {"order": wire.order_json(order)}
     if previous is not None:
         answer["previous_order_id"] = previous
@@ -160,26 +148,26 @@ def _modify_order(call: Call) -> Reply:
 
 
 def _cancel_order(call: Call) -> Reply:
-    order = call.engine.cancel_order(call.path["order_id"])
+    order = call.provider.cancel_order(call.path["order_id"])
     return Reply(200, {"success": order.status == OrderStatus.CANCELLED,
                        "order": wire.order_json(order)})
 
 
 def _cancel_all(call: Call) -> Reply:
-    return Reply(200, _cancel_open_orders(call.engine, call.query.get("symbol")))
+    return Reply(200, _cancel_open_orders(call.provider, call.query.get("symbol")))
 
 
-def _cancel_open_orders(engine: BacktestEngine, symbol: str | None) -> JsonDict:
+def _cancel_open_orders(venue: Venue, symbol: str | None) -> JsonDict:
     """CancelAllResult of cancelling every open order (of `symbol`), one at a time so that an
     order that cannot be cancelled is counted rather than failing the rest."""
     cancelled, failed = 0, []
-    for order in engine.orders(open_only=True, symbol=symbol):
+    for order in venue.orders(open_only=True, symbol=symbol):
         try:
-            engine.cancel_order(order.id)
+            venue.cancel_order(order.id)
             cancelled += 1
         except TradingError:
             # Already gone with an earlier cancel (e.g. its OCO sibling): cancelled all the same.
-            if engine.order(order.id).status is OrderStatus.CANCELLED:
+            if venue.order(order.id).status is OrderStatus.CANCELLED:
                 cancelled += 1
             else:
                 failed.append(order.id)
@@ -189,12 +177,12 @@ def _cancel_open_orders(engine: BacktestEngine, symbol: str | None) -> JsonDict:
 
 def _positions(call: Call) -> Reply:
     symbol = call.query.get("symbol")
-    found = [p for p in call.engine.positions() if symbol is None or p.symbol == symbol]
+    found = [p for p in call.provider.positions() if symbol is None or p.symbol == symbol]
     return Reply(200, [wire.position_json(p) for p in found])
 
 
 def _get_position(call: Call) -> Reply:
-    return Reply(200, wire.position_json(call.engine.position(call.path["position_id"])))
+    return Reply(200, wire.position_json(call.provider.position(call.path["position_id"])))
 
 
 def _modify_position(call: Call) -> Reply:
@@ -202,9 +190,9 @@ def _modify_position(call: Call) -> Reply:
     price, the take-profit legs the new limit price; working entries of the symbol that carry
     a bracket get it too, so their later tranches are placed at the new levels. Not a risk
     check: moving protection never adds exposure."""
-    engine, moves = call.engine, _exit_moves(call.body)
-    position = engine.position(call.path["position_id"])
-    missing = [kind for kind in moves if not _exit_legs(engine, position.symbol, kind)]
+    venue, moves = call.provider, _exit_moves(call.body)
+    position = venue.position(call.path["position_id"])
+    missing = [kind for kind in moves if not _exit_legs(venue, position.symbol, kind)]
     if missing:
         error = OrderNotModifiable(position.id, reason=f"no live {' or '.join(missing)} exit "
                                                        f"legs to move for position")
@@ -212,14 +200,14 @@ def _modify_position(call: Call) -> Reply:
         raise error
     answer: JsonDict = {"position_id": position.id}
     for kind, price in moves.items():
-        for entry in engine.orders(open_only=True, symbol=position.symbol):
+        for entry in venue.orders(open_only=True, symbol=position.symbol):
             if entry.parent_order_id is None and getattr(entry, kind) not in (None, price):
-                engine.modify_order(entry.id, **{kind: price})  # also moves that entry's legs
-        legs = _exit_legs(engine, position.symbol, kind)
+                venue.modify_order(entry.id, **{kind: price})  # also moves that entry's legs
+        legs = _exit_legs(venue, position.symbol, kind)
         field = "stop_price" if kind == "stop_loss" else "limit_price"
         for leg in legs:
             if getattr(leg, field) != price:
-                engine.modify_order(leg.id, **{field: price})
+                venue.modify_order(leg.id, **{field: price})
         answer[kind] = {"order_ids": [leg.id for leg in legs],
                         "trigger_price": wire.decimal_str(price)}
     return Reply(200, answer)
@@ -235,29 +223,29 @@ def _exit_moves(body: Any) -> dict[str, Any]:
     return parse_modify_request(given).changes()  # a non-object body is INVALID_REQUEST there
 
 
-def _exit_legs(engine: BacktestEngine, symbol: str, kind: str) -> list[Order]:
+def _exit_legs(venue: Venue, symbol: str, kind: str) -> list[Order]:
     """Live exit legs of `symbol` (orders placed for a filled entry): stops or take-profits."""
     wanted = OrderType.STOP if kind == "stop_loss" else OrderType.LIMIT
-    return [o for o in engine.orders(open_only=True, symbol=symbol)
+    return [o for o in venue.orders(open_only=True, symbol=symbol)
             if o.parent_order_id is not None and o.order_type is wanted]
 
 
-def _closing_order(engine: BacktestEngine, symbol: str) -> Order | None:
+def _closing_order(venue: Venue, symbol: str) -> Order | None:
     """A working reduce-only market order on `symbol`: the position is already being closed.
     The SDK retries close DELETEs on timeouts and 5xx, so a repeat must not submit a second one.
     (Resting reduce-only limits and stops, e.g. a take-profit, do not count.)"""
-    return next((o for o in engine.orders(open_only=True, symbol=symbol)
+    return next((o for o in venue.orders(open_only=True, symbol=symbol)
                  if o.reduce_only and o.order_type == OrderType.MARKET), None)
 
 
 def _close_position(call: Call) -> Reply:
     # Deliberately outside the risk checks: flattening must work even with the kill switch on.
-    engine, request = call.engine, parse_close_position_request(call.body)
-    symbol = engine.position(call.path["position_id"]).symbol
-    closing = _closing_order(engine, symbol) if request.order_type == OrderType.MARKET else None
+    venue, request = call.provider, parse_close_position_request(call.body)
+    symbol = venue.position(call.path["position_id"]).symbol
+    closing = _closing_order(venue, symbol) if request.order_type == OrderType.MARKET else None
     if closing is not None:
         return Reply(200, wire.order_handle_json(closing))
-    order = engine.close_position(
+    order = venue.close_position(
         call.path["position_id"],
         quantity=request.quantity,
         order_type=request.order_type.value,
@@ -267,9 +255,9 @@ def _close_position(call: Call) -> Reply:
 
 
 def _close_all(call: Call) -> Reply:
-    engine, symbol = call.engine, call.query.get("symbol")
-    held = [p for p in engine.positions() if symbol is None or p.symbol == symbol]
-    orders = [_closing_order(engine, p.symbol) or engine.close_position(p.symbol) for p in held]
+    venue, symbol = call.provider, call.query.get("symbol")
+    held = [p for p in venue.positions() if symbol is None or p.symbol == symbol]
+    orders = [_closing_order(venue, p.symbol) or venue.close_position(p.symbol) for p in held]
     return Reply(200, [wire.order_handle_json(o) for o in orders])
 
 
@@ -279,7 +267,7 @@ def _trades(call: Call) -> Reply:
     until = parse_datetime_param("until", query.get("until"))
     limit = parse_limit(query.get("limit"))
     fills = [
-        f for f in call.engine.fills(symbol=query.get("symbol"), order_id=query.get("order_id"))
+        f for f in call.provider.fills(symbol=query.get("symbol"), order_id=query.get("order_id"))
         if _within(f.timestamp, since, until)
     ]
     if limit is not None:
@@ -288,7 +276,7 @@ def _trades(call: Call) -> Reply:
 
 
 def _quote(call: Call) -> Reply:
-    return Reply(200, wire.quote_json(call.engine.quote(call.path["symbol"])))
+    return Reply(200, wire.quote_json(call.provider.quote(call.path["symbol"])))
 
 
 def _bars(call: Call) -> Reply:
@@ -302,13 +290,13 @@ def _bars(call: Call) -> Reply:
     start = parse_datetime_param("start", query.get("start"))
     end = parse_datetime_param("end", query.get("end"))
     limit = parse_limit(query.get("limit"))
-    bars = bars_in_timeframe(call.engine, call.path["symbol"], timeframe, start=start, end=end,
+    bars = bars_in_timeframe(call.provider, call.path["symbol"], timeframe, start=start, end=end,
                              limit=DEFAULT_BARS if limit is None else limit)
-    return Reply(200, [wire.bar_json(b, PROVIDER) for b in bars])
+    return Reply(200, [wire.bar_json(b, call.provider.platform) for b in bars])
 
 
 def bars_in_timeframe(
-    engine: BacktestEngine,
+    venue: Venue,
     symbol: str,
     timeframe: str,
     *,
@@ -319,25 +307,24 @@ def bars_in_timeframe(
     """The last `limit` bars of `symbol` in `timeframe` stamped within [start, end], built from
     the bars seen so far (never a future one).
 
-    A coarser bucket is shown only once complete: when simulated time has reached its end, i.e.
-    the bar of the session's timeframe that closes it has been seen. Until then its partial
-    values are left out, so a bar never changes after a strategy has read it. Raises
+    A coarser bucket is shown only once complete: when the venue's time has reached its end,
+    i.e. the bar of the session's timeframe that closes it has been seen whole. Until then its
+    partial values are left out, so a bar never changes after a strategy has read it. Raises
     SymbolNotFound, or OrderValidationError INVALID_VALUE {field: "timeframe", provided} for a
     timeframe that is not a whole multiple of the session's.
     """
-    latest = engine.history(symbol, limit=1)
+    latest = venue.history(symbol, limit=1)
     if not latest:
         return []  # nothing of the symbol seen yet
     base = latest[0].timeframe
     base_s, target_s = TIMEFRAME_SECONDS[base], TIMEFRAME_SECONDS[timeframe]
     if target_s == base_s:
-        return engine.history(symbol, start=start, end=end, limit=limit)
+        return venue.history(symbol, start=start, end=end, limit=limit)
     if target_s < base_s or target_s % base_s:
         raise OrderValidationError.invalid(
             "timeframe", timeframe, f"must be {base} (the session's timeframe) or a whole "
                                     f"multiple of it")
-    # Buckets that start before `hi` have ended by the close of the bar at simulated now.
-    hi = bucket_start(_epoch(engine.now) + base_s, timeframe)
+    hi = bucket_start(_closed_until(venue, base_s), timeframe)
     if end is not None:
         hi = min(hi, bucket_start(_epoch(end), timeframe) + target_s)
     lo = None
@@ -349,7 +336,7 @@ def bars_in_timeframe(
     # Each bucket holds at most `factor` source bars, so this many source bars cover at least
     # limit + 1 buckets; when the fetch is cut by the count, its first bucket may be partial.
     fetch = (limit + 1) * (target_s // base_s)
-    source = engine.history(symbol, start=None if lo is None else epoch_to_datetime(lo),
+    source = venue.history(symbol, start=None if lo is None else epoch_to_datetime(lo),
                             end=epoch_to_datetime(hi - 1), limit=fetch)
     if not source:
         return []
@@ -359,22 +346,30 @@ def bars_in_timeframe(
     return buckets[-limit:]
 
 
+def _closed_until(venue: Venue, base_s: int) -> int:
+    """The epoch up to which bars of the session's timeframe are complete: in simulated time,
+    the close of the bar at `now` (it was seen whole); on the wall clock, the start of the bar
+    still forming at `now`."""
+    now = _epoch(venue.now)
+    if getattr(venue, "pacing", Pacing.SIMULATED) == Pacing.SIMULATED:
+        return now + base_s
+    return now - now % base_s
+
+
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
 def _status(call: Call) -> Reply:
-    # Simulated time is the backtest's heartbeat: it is what "now" means to the strategy.
-    return Reply(200, {"connected": True, "last_heartbeat": wire.timestamp_str(call.engine.now),
-                       "latency_ms": 0})
+    return Reply(200, call.provider.status())
 
 
 def _capabilities(call: Call) -> Reply:
-    return Reply(200, CAPABILITIES)
+    return Reply(200, call.provider.capabilities())
 
 
 def _circuit_breakers(call: Call) -> Reply:
-    return Reply(200, CIRCUIT_BREAKERS)
+    return Reply(200, call.provider.circuit_breakers())
 
 
 def _kill_switch(call: Call) -> Reply:
@@ -386,7 +381,7 @@ def _kill_switch(call: Call) -> Reply:
             call.guard.kill(str(body.get("reason") or ""))
         else:
             call.guard.forget_kill_state()
-    return Reply(200, _cancel_open_orders(call.engine, None))
+    return Reply(200, _cancel_open_orders(call.provider, None))
 
 
 Handler = Callable[[Call], Reply]

@@ -1,13 +1,19 @@
-"""The session host: runs one backtest session in a worker thread, in lock-step with its strategy.
+"""The session host: runs one session of any platform in a worker thread, against its provider.
 
-It owns the engine (single-threaded: every REST command runs here, via the bus), the stream state
-machine and the journal. The ORM is touched at the edges only: the state transitions, the journal
-(in bulk, at most a second behind), the lease (runtimes/leases.py) and the results at the end.
+It owns the provider (single-threaded: every REST command runs here, via the bus), the stream
+state machine and the journal. How time moves is the provider's pacing: a backtest's simulated
+time moves in lock-step with the strategy's acks (BacktestStream); a wall-clock provider's market
+moves by itself and the host streams what it drains (LiveStream), waking when the provider is
+due (`next_due`) or when a thread feeding it calls `wake`.
+
+The ORM is touched at the edges only: the state transitions, the journal (in bulk, at most a
+second behind), the lease (runtimes/leases.py) and the results at the end.
 Each journal write and the final writes happen in one transaction with a renewal of the lease:
 a host whose lease was taken (its process stalled, the reaper ended the session) writes nothing.
 
-Observers (the dashboard's live view) attach through the bus like the strategy's socket, with a
-flag: they receive a copy of every frame sent to the strategy, never ack, and never gate time.
+Every socket of the strategy gets every frame (a backtest's time moves once each event was acked
+by one of them). Observers (the dashboard's live view) attach through the bus like the strategy's
+sockets, with a flag: they receive a copy of every frame, never ack, and never gate time.
 With nobody observing, that costs one empty-set check per send.
 """
 
@@ -20,7 +26,6 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.db import connection as db_connection
@@ -28,17 +33,24 @@ from django.db import transaction
 from django.utils import timezone
 
 from runtimes.core import wire
-from runtimes.core.costs import Commission
-from runtimes.core.datasets import DatasetError, load_market_data
-from runtimes.core.engine import BacktestConfig, BacktestEngine
-from runtimes.core.session import BacktestStream, JournalCounts, JsonDict, sequence_of
+from runtimes.core.datasets import DatasetError
+from runtimes.core.provider import Pacing, Provider
+from runtimes.core.session import (
+    BacktestStream,
+    JournalCounts,
+    JsonDict,
+    LiveStream,
+    sequence_of,
+)
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
 from runtimes.hosting import commands
 from runtimes.hosting.bus import HostEndpoint, Reply, SessionBus
 from runtimes.hosting.hosted import HostedStrategy
 from runtimes.hosting.leases import HostLease, LeaseLost
+from runtimes.hosting.provision import build_provider
 from runtimes.hosting.risk import RiskGuard
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
+from runtimes.providers.registry import ProviderUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +75,15 @@ class HostJournal:
     Frames are written in bulk, acked or not, once a chunk of them waits or a second after the
     last write (the host asks `flush_due` between messages; nothing per frame), and everything
     at the end. Acks of frames written unacked are written with the next flush.
+
+    `keep_unacked` False (a wall-clock session, where acks gate nothing and a client may never
+    ack): every written frame leaves memory, acked or not, so a session that runs for days
+    holds a second of frames; a reconnect without a cursor then gets the unacked frames of
+    that second only, and acks of frames already dropped are written with the next flush.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_unacked: bool = True) -> None:
+        self.keep_unacked = keep_unacked
         self.flushed = 0  # frames written to SessionEvent, acked, and dropped from memory
         self._ids: list[str] = []  # the tail, oldest first, parallel to _texts and _sequences
         self._texts: list[str] = []
@@ -91,16 +109,22 @@ class HostJournal:
             self._texts.append(encode_frame(frame))
 
     def record_ack(self, event_ids: Sequence[str], correlation_id: str) -> None:
-        # Flushed frames are acked already (only an acked prefix is flushed before the end).
-        first = self._sequences[0] if self._sequences else None
+        # Keeping unacked frames, flushed ones are acked already (only an acked prefix is
+        # flushed before the end). Sequences are contiguous: the tail starts after the flushed.
+        first = self._sequences[0] if self._sequences else self.flushed + 1
         for event_id in event_ids:
-            if event_id in self._acked or first is None:
+            if event_id in self._acked:
                 continue
             try:
                 position = sequence_of(event_id) - first
             except ValueError:
                 continue
-            if 0 <= position < len(self._ids) and self._ids[position] == event_id:
+            if position < 0 and not self.keep_unacked:
+                # Written and dropped already: its ack reaches the row with the next flush (a
+                # repeated ack of such a frame is counted twice: the tail no longer knows it).
+                self._late_acks.append(first + position)
+                self._acked_total += 1
+            elif 0 <= position < len(self._ids) and self._ids[position] == event_id:
                 self._acked.add(event_id)
                 self._acked_total += 1
                 if position < self._written:
@@ -177,7 +201,7 @@ class HostJournal:
         ids = self._ids
         while self._acked_prefix < len(ids) and ids[self._acked_prefix] in acked:
             self._acked_prefix += 1
-        self._drop(len(ids) if everything else self._acked_prefix)
+        self._drop(len(ids) if everything or not self.keep_unacked else self._acked_prefix)
 
     def _drop(self, end: int) -> None:
         for event_id in self._ids[:end]:
@@ -210,20 +234,6 @@ def write_events(session: TradingSession, rows: list[tuple[int, str, str, bool]]
             copy.write_row((session.pk, sequence, event_id, frame, acked))
 
 
-def build_engine(session: TradingSession) -> BacktestEngine:
-    """The engine over the session's dataset, symbols and period. Raises DatasetError."""
-    assert session.dataset is not None
-    paths = {s: p for s, p in session.dataset.paths().items() if s in session.symbols}
-    data = load_market_data(paths, timeframe=session.timeframe).slice(session.start, session.end)
-    commission = Commission(**{k: Decimal(v) for k, v in (session.commission or {}).items()})
-    config = BacktestConfig(
-        initial_cash=session.initial_cash,
-        commission=commission,
-        slippage_bps=session.slippage_bps,
-    )
-    return BacktestEngine(data, config)
-
-
 class SessionHost:
     """One run: `run()` returns when the session has completed, failed or been cancelled."""
 
@@ -231,28 +241,32 @@ class SessionHost:
         self,
         session: TradingSession,
         endpoint: HostEndpoint,
-        engine: BacktestEngine,
+        provider: Provider,
         *,
         now: Callable[[], datetime] = timezone.now,
         monotonic: Callable[[], float] = time.monotonic,
         lease: HostLease | None = None,
     ) -> None:
-        self.session, self.endpoint, self.engine = session, endpoint, engine
+        self.session, self.endpoint, self.provider = session, endpoint, provider
+        self.wall_clock = provider.pacing == Pacing.WALL_CLOCK
         self.now, self.monotonic = now, monotonic
         self.lease = lease  # None: a host nobody reaps (unit tests of the host alone)
-        self.journal = HostJournal()
+        self.journal = HostJournal(keep_unacked=not self.wall_clock)
         self.guard = RiskGuard.for_session(session)  # risk limits and kill switches
-        self.stream = BacktestStream(engine, journal=self.journal, provider="backtest",
-                                     broker="backtest")
-        self.active: str | None = None  # the socket that receives new frames
-        self.connections: set[str] = set()
+        self.stream: BacktestStream | LiveStream = (
+            LiveStream(provider, journal=self.journal, provider=provider.platform)
+            if self.wall_clock else
+            BacktestStream(provider, journal=self.journal, provider=provider.platform,
+                           broker=provider.broker))
+        self.connections: dict[str, None] = {}  # the strategy's sockets, in attach order
         self.observers: set[str] = set()  # read-only sockets that get a copy of every frame
         self.outcome: tuple[str, str] | None = None  # (state, reason) once decided
         self.last_progress = monotonic()
         self.progress_written = monotonic()
         self.strategy: HostedStrategy | None = None  # a hosted session's sandboxed process
         # Held by whichever thread runs the session at the moment: the host's own, or a poster's
-        # taking a message directly (`take_now`). The engine and the stream are single-threaded.
+        # taking a message directly (`take_now`). The provider and the stream are
+        # single-threaded.
         self.lock = threading.Lock()
         self.crashed: Exception | None = None  # raised on another thread, re-raised on the host's
 
@@ -261,28 +275,45 @@ class SessionHost:
     def run(self) -> str:
         connect_deadline = self.monotonic() + self.session.connect_timeout_s
         self.endpoint.serve_directly(self.take_now)
+        wait = POLL_SECONDS
         try:
             while self.outcome is None:
-                message = self.endpoint.receive(POLL_SECONDS)
+                message = self.endpoint.receive(wait)
                 with self.lock:
                     if self.crashed is not None:
                         raise self.crashed  # as if it had happened here: the session fails
                     self._step(message, connect_deadline)
+                    wait = self._wait_seconds()  # under the lock: the provider is not shared
         finally:
             self.endpoint.serve_directly(None)
         with self.lock:
             return self._finish()
 
+    def _wait_seconds(self) -> float:
+        """How long to block on the inbox: POLL_SECONDS, or less when the provider is due."""
+        due = self.provider.next_due() if self.wall_clock else None
+        return POLL_SECONDS if due is None else max(0.0, min(POLL_SECONDS, due))
+
     def _step(self, message: JsonDict | None, connect_deadline: float) -> None:
         if message is not None:
             self.handle(message)
+        if self.wall_clock and self.outcome is None:
+            self._tick()
         self._check_timeouts(connect_deadline)
         if self.outcome is None and self.strategy is not None:
             self.outcome = self.strategy.outcome()
         if self.outcome is None:
             self._sync()
-        if self.outcome is None and self.stream.started:
-            self.record_progress()
+        if self.outcome is None and self.stream.started and not self.wall_clock:
+            self.record_progress()  # a backtest's batches: the dashboard's progress bar
+
+    def _tick(self) -> None:
+        """A wall-clock market moves by itself: advance it when due, then stream whatever
+        happened since the last drain (fed from another thread too: its `wake` got us here)."""
+        due = self.provider.next_due()
+        if due is not None and due <= 0:
+            self.provider.advance(self.now())
+        self._send(self.stream.pump())
 
     def _sync(self) -> None:
         """When due: renew the lease and write the journal's news, in one transaction, so that
@@ -341,7 +372,10 @@ class SessionHost:
         if not self.stream.started and moment > connect_deadline:
             self.outcome = (State.FAILED, f"no strategy connected within "
                                           f"{self.session.connect_timeout_s} s")
-        elif self.stream.started and moment - self.last_progress > self.session.idle_timeout_s:
+        elif (not self.wall_clock and self.stream.started
+              and moment - self.last_progress > self.session.idle_timeout_s):
+            # Only a backtest needs the strategy's acks to move on; a wall-clock session runs
+            # until it is stopped.
             self.outcome = (State.FAILED, f"strategy stopped acknowledging for "
                                           f"{self.session.idle_timeout_s} s")
 
@@ -356,39 +390,36 @@ class SessionHost:
         elif kind == "command":
             self._command(message)
         elif kind == "detach":
-            self.connections.discard(message["connection"])
+            self.connections.pop(message["connection"], None)
             self.observers.discard(message["connection"])
-            if self.active == message["connection"]:
-                self.active = None
         elif kind == "notice":
             self._notice(message)
         elif kind == "cancel":
             self.outcome = (State.CANCELLED, message.get("reason") or "cancelled")
 
     def _attach(self, connection: str, last_event_id: str | None) -> None:
-        # The newest socket wins: a reconnecting strategy replaces its dropped connection.
-        self.active = connection
-        self.connections.add(connection)
+        # Every socket gets every frame from now on; a reconnecting one first gets what it
+        # missed (after its cursor, or what it has not acked).
+        self.connections[connection] = None
         self.last_progress = self.monotonic()
         if self.stream.started:
-            if self.active is not None:
-                self.endpoint.send(self.active, self._reconnect_texts(last_event_id))
+            self.endpoint.send(connection, self._reconnect_texts(last_event_id))
             return
         self.session.transition(to=State.RUNNING, allowed_from={State.WAITING},
                                 started_at=self.now())
         self._send(self.stream.start())
 
     def _observe(self, connection: str) -> None:
-        """A new observer: first the engine's state as it is (account, positions, open orders),
-        then a copy of every frame from now on. It does not count as the strategy connecting."""
+        """A new observer: first the provider's state as it is (account, positions, open
+        orders), then a copy of every frame from now on. It does not count as the strategy
+        connecting."""
         self.observers.add(connection)
         state = {"type": "observer_state",
                  "state": self.session.state,
-                 "simulated_time": (wire.timestamp_str(self.engine.now)
-                                    if self.engine.steps_done else None)}
+                 "simulated_time": self._venue_time()}
         for op, key in (("account", "account"), ("list_positions", "positions"),
                         ("list_orders", "orders")):
-            reply = commands.execute(self.engine, {"op": op})
+            reply = commands.execute(self.provider, {"op": op})
             state[key] = reply.body if reply.status == 200 else None
         self.endpoint.send_observed(connection, [encode_frame(state)])
 
@@ -409,7 +440,7 @@ class SessionHost:
         if message.get("op") == "session":
             reply = Reply(200, self.session_info())
         else:
-            reply = commands.execute(self.engine, message, guard=self.guard)
+            reply = commands.execute(self.provider, message, guard=self.guard)
         self.endpoint.reply(message["request"], reply)
         if message.get("op") in commands.ACTIONS:
             self._send(self.stream.on_strategy_action())
@@ -417,7 +448,7 @@ class SessionHost:
     def _notice(self, message: JsonDict) -> None:
         def build(event_id: str) -> JsonDict:
             return error_frame(message["code"], message["message"], message.get("details"),
-                               timestamp=self.engine.now, event_id=event_id)
+                               timestamp=self.provider.now, event_id=event_id)
 
         self.stream.emit_notice(build)
         texts = self.journal.last_texts(1)
@@ -429,10 +460,11 @@ class SessionHost:
         # The journal encoded each frame once as it was published; those texts go out as-is.
         if not frames:
             return
-        if self.active is not None:
-            self.endpoint.send(self.active, self.journal.last_texts(len(frames)))
+        texts = self.journal.last_texts(len(frames))
+        for connection in self.connections:
+            self.endpoint.send(connection, texts)
         if self.observers:
-            self._fan_out(self.journal.last_texts(len(frames)))
+            self._fan_out(texts)
 
     def _reconnect_texts(self, last_event_id: str | None) -> list[str]:
         if last_event_id is not None:
@@ -448,15 +480,24 @@ class SessionHost:
             "symbols": list(self.session.symbols),
             "timeframe": self.session.timeframe,
             "subscriptions": {"symbols": list(self.session.symbols),
-                              "timeframes": [self.session.timeframe],
+                              "timeframes": list(self.stream_timeframes()),
                               "events": ["candle", "order", "trade", "position", "account"]},
             **self.guard.session_fields(),
             "events_sent": counts.sent,
             "events_acked": counts.acked,
             "batches": self.stream.batches_emitted,
-            "simulated_time": (wire.timestamp_str(self.engine.now)
-                               if self.engine.steps_done else None),
+            "simulated_time": self._venue_time(),
         }
+
+    def _venue_time(self) -> str | None:
+        """The provider's time, once there is one: a backtest's after its first batch."""
+        if not self.wall_clock and not getattr(self.provider, "steps_done", 0):
+            return None
+        return wire.timestamp_str(self.provider.now)
+
+    def stream_timeframes(self) -> tuple[str, ...]:
+        extra = (t for t in self.session.timeframes or () if t != self.session.timeframe)
+        return (self.session.timeframe, *extra)
 
     # -- the end --------------------------------------------------------------------------------
 
@@ -490,29 +531,35 @@ class SessionHost:
     def _announce_disconnect(self, reason: str) -> None:
         # The SDK reconnects at once on a normal close; DISCONNECTING first says why, and the
         # reconnect is then refused (403) because the session has ended.
-        if self.active is None or not self.stream.started:
+        if not self.connections or not self.stream.started:
             return
         self.stream.emit_notice(lambda event_id: connection_frame(
-            "DISCONNECTING", timestamp=self.engine.now, event_id=event_id, broker="backtest",
-            error=reason))
-        self.endpoint.send(self.active, self.journal.last_texts(1))
+            "DISCONNECTING", timestamp=self.provider.now, event_id=event_id,
+            broker=self.provider.broker, error=reason))
+        for connection in self.connections:
+            self.endpoint.send(connection, self.journal.last_texts(1))
         if self.observers:
             self._fan_out(self.journal.last_texts(1))
 
     def _persist_result(self, *, complete: bool) -> None:
-        """The result row, also of a session that failed or was cancelled: its final account,
-        positions, orders and trades stay readable through the Trading API
-        (transport/stored_state.py); equity and metrics only for a completed run (reports)."""
-        final = {"account": commands.execute(self.engine, {"op": "account"}).body,
-                 "positions": commands.execute(self.engine, {"op": "list_positions"}).body,
+        """The result row, also of a session that failed, was cancelled or was stopped: its
+        final account, positions, orders and trades stay readable through the Trading API
+        (transport/stored_state.py); equity and metrics only for a completed backtest (reports).
+        A wall-clock session also leaves the provider's snapshot on its row."""
+        provider = self.provider
+        final = {"account": commands.execute(provider, {"op": "account"}).body,
+                 "positions": commands.execute(provider, {"op": "list_positions"}).body,
                  "session_info": self.session_info()}
+        if self.wall_clock:
+            self.session.provider_state = provider.snapshot()
+            self.session.save(update_fields=["provider_state"])
         if not complete:
             SessionResult.objects.create(
                 session=self.session, **final,
-                orders=[order_json(o) for o in self.engine.all_orders()],
-                trades=[fill_json(f) for f in self.engine.exchange.fills])
+                orders=[order_json(o) for o in provider.all_orders()],
+                trades=[fill_json(f) for f in provider.fills()])
             return
-        result = self.engine.result()
+        result = provider.result()  # type: ignore[attr-defined]  # a completed backtest
         SessionResult.objects.create(
             session=self.session, **final,
             orders=[order_json(o) for o in result.orders],
@@ -539,13 +586,30 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
         endpoint.close()
         return None
     try:
-        engine = build_engine(session)
+        provider = build_provider(session, wake=endpoint.wake)
+    except ProviderUnavailable as exc:
+        endpoint.close()
+        session.finish(to=State.FAILED, now=timezone.now(), reason=f"provider: {exc}")
+        return State.FAILED
     except (DatasetError, ValueError, OSError) as exc:
         endpoint.close()
-        session.finish(to=State.FAILED, now=timezone.now(), reason=f"dataset: {exc}")
+        reason = f"dataset: {exc}" if session.dataset is not None else f"provider: {exc}"
+        session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
         return State.FAILED
     try:
-        still_ours = lease.renew(now=timezone.now(), total_batches=engine.steps_total)
+        return _host(session, endpoint, provider, lease)
+    finally:
+        provider.close()
+
+
+def _host(
+    session: TradingSession, endpoint: HostEndpoint, provider: Provider, lease: HostLease
+) -> str | None:
+    """Run `session` on its built `provider` under `lease` (run_session_host's second half)."""
+    total = getattr(provider, "steps_total", None)  # a backtest knows its batches up front
+    try:
+        still_ours = lease.renew(now=timezone.now(),
+                                 **({} if total is None else {"total_batches": total}))
     except Exception:
         # The database refused the write: nothing has run yet, so end the session now rather
         # than leave it to the reaper once its lease runs out.
@@ -556,7 +620,7 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
     if not still_ours:
         endpoint.close()
         return None
-    host = SessionHost(session, endpoint, engine, lease=lease)
+    host = SessionHost(session, endpoint, provider, lease=lease)
     host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
     try:
         return host.run()

@@ -7,7 +7,7 @@ the admin) or the platform default (settings QUOTA_*). Refusals name the limit a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 
@@ -47,7 +47,13 @@ KINDS = (REMOTE_BACKTEST, HOSTED_BACKTEST)
 
 
 def kind_of(*, platform: str, source: str) -> SessionKind:
-    return next(k for k in KINDS if (k.platform, k.source) == (platform, source))
+    """The quota kind of a session. A platform without kinds of its own yet (mock) gets the
+    limit of its source's backtests, counted among its own platform's sessions."""
+    known = next((k for k in KINDS if (k.platform, k.source) == (platform, source)), None)
+    if known is not None:
+        return known
+    borrowed = next(k for k in KINDS if k.source == source)
+    return replace(borrowed, label=f"{source} {platform} sessions", platform=platform)
 
 
 def quota_limit(*, workspace: Workspace, kind: SessionKind) -> int:

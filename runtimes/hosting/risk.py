@@ -21,9 +21,10 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from runtimes.core.domain import ZERO, Order, OrderRequest, Side
-from runtimes.core.engine import BacktestEngine
-from runtimes.core.errors import OrderRejected
+from runtimes.core.engine import BacktestConfig
+from runtimes.core.errors import OrderRejected, TradingError
 from runtimes.core.exchange_risk import reference_price
+from runtimes.core.provider import Venue
 from runtimes.core.wire import decimal_str
 from runtimes.models import KillSwitch, SessionAudit, TradingSession
 
@@ -31,6 +32,7 @@ KILL_SWITCH_TTL_S: Final = 1.0  # the kill flags are read from the database at m
 AUDIT_FLUSH_S: Final = 1.0  # buffered audit rows are written at most this long after the first
 AUDIT_FLUSH_ROWS: Final = 500
 RATE_WINDOW: Final = timedelta(minutes=1)
+DEFAULT_CONFIG: Final = BacktestConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,7 @@ class RiskGuard:
 
     # -- the order path -------------------------------------------------------------------------
 
-    def check_submit(self, engine: BacktestEngine, request: OrderRequest, *, body: Any) -> None:
+    def check_submit(self, engine: Venue, request: OrderRequest, *, body: Any) -> None:
         """Raise RiskBlocked (and buffer its audit row) when `request` may not be submitted;
         otherwise count it against the rate limit."""
         try:
@@ -123,12 +125,12 @@ class RiskGuard:
         self._sent.append(engine.now)
 
     def check_modify(
-        self, engine: BacktestEngine, order: Order, changes: dict[str, Decimal], *, body: Any
+        self, engine: Venue, order: Order, changes: dict[str, Decimal], *, body: Any
     ) -> None:
         """Raise RiskBlocked when the modification of open `order` grows it past a limit. A
         modify that shrinks or keeps size and notional is never blocked (it reduces risk)."""
         quantity = changes.get("quantity") or order.quantity
-        last = engine.last_close(order.symbol)
+        last = last_price(engine, order.symbol)
         before = _notional(order.order_type, order.limit_price, order.stop_price, last,
                            order.quantity)
         after = _notional(order.order_type, changes.get("limit_price") or order.limit_price,
@@ -174,7 +176,7 @@ class RiskGuard:
 
     # -- checks ---------------------------------------------------------------------------------
 
-    def _check_new(self, engine: BacktestEngine, request: OrderRequest) -> None:
+    def _check_new(self, engine: Venue, request: OrderRequest) -> None:
         limits = self.limits
         self._check_kill_and_loss(engine)
         allowed = limits.allowed_symbols
@@ -183,7 +185,7 @@ class RiskGuard:
                               f"of the allowed symbols {', '.join(allowed)}",
                               limit=list(allowed), value=request.symbol)
         notional = _notional(request.order_type, request.limit_price, request.stop_price,
-                             engine.last_close(request.symbol), request.quantity)
+                             last_price(engine, request.symbol), request.quantity)
         self._check_size(engine, request.symbol, request.side, request.quantity, notional,
                          growth=request.quantity, reduce_only=request.reduce_only)
         open_orders = len(engine.orders(open_only=True))
@@ -199,7 +201,7 @@ class RiskGuard:
                                   f"orders in the last simulated minute, the limit is "
                                   f"{per_minute}", limit=per_minute, value=sent)
 
-    def _check_kill_and_loss(self, engine: BacktestEngine) -> None:
+    def _check_kill_and_loss(self, engine: Venue) -> None:
         kill = self.kill_state()
         if kill.active:
             raise RiskBlocked("KILL_SWITCH", f"KILL_SWITCH: the {kill.scope} kill switch is on"
@@ -217,7 +219,7 @@ class RiskGuard:
 
     def _check_size(
         self,
-        engine: BacktestEngine,
+        engine: Venue,
         symbol: str,
         side: Side,
         quantity: Decimal,
@@ -254,10 +256,10 @@ class RiskGuard:
             self._sent.popleft()
         return len(self._sent)
 
-    def _day_start(self, engine: BacktestEngine) -> Decimal:
+    def _day_start(self, engine: Venue) -> Decimal:
         """Equity at the start of the current simulated day (in the session's timezone),
         rebuilt from the fills and closes before that instant, once per day."""
-        zone = ZoneInfo(engine.config.session_timezone)
+        zone = ZoneInfo(config_of(engine).session_timezone)
         day = engine.now.astimezone(zone).date()
         if day != self._day:
             start = datetime.combine(day, day_time.min, zone).astimezone(UTC)
@@ -281,7 +283,7 @@ class RiskGuard:
         return KillState()
 
     def _record_block(
-        self, engine: BacktestEngine, op: str, body: Any, blocked: RiskBlocked
+        self, engine: Venue, op: str, body: Any, blocked: RiskBlocked
     ) -> None:
         details = {"op": op, "request": body, **blocked.details}
         self._audit.append(SessionAudit(
@@ -296,10 +298,30 @@ class RiskGuard:
             self.flush()
 
 
-def equity_at(engine: BacktestEngine, moment: datetime) -> Decimal:
+def config_of(venue: Venue) -> BacktestConfig:
+    """The execution settings of `venue`: the engine's own in a backtest; the defaults (UTC
+    days) for a provider that has none."""
+    config = getattr(venue, "config", None)
+    return config if isinstance(config, BacktestConfig) else DEFAULT_CONFIG
+
+
+def last_price(venue: Venue, symbol: str) -> Decimal | None:
+    """The last price of `symbol` seen (None before any): the engine's last close in a
+    backtest (no quote built on the order path), the last trade of a quote elsewhere."""
+    last_close = getattr(venue, "last_close", None)
+    if last_close is not None:
+        value: Decimal | None = last_close(symbol)
+        return value
+    try:
+        return venue.quote(symbol).last
+    except TradingError:
+        return None
+
+
+def equity_at(engine: Venue, moment: datetime) -> Decimal:
     """Account equity just before `moment`: the initial cash moved by every earlier fill, plus
     the positions then held marked at the last close before `moment`."""
-    cash = engine.config.initial_cash
+    cash = config_of(engine).initial_cash
     held: dict[str, Decimal] = {}
     for fill in engine.fills():
         if fill.timestamp >= moment:
@@ -322,7 +344,7 @@ def _notional(
     return None if price is None else quantity * price
 
 
-def _worst_position(engine: BacktestEngine, symbol: str, extra: Decimal) -> Decimal:
+def _worst_position(engine: Venue, symbol: str, extra: Decimal) -> Decimal:
     """The largest absolute position `symbol` could reach if every working order that can add
     to it filled, plus `extra` (signed). Reduce-only orders (exit legs) only shrink it."""
     held = next((p.signed_quantity for p in engine.positions() if p.symbol == symbol), ZERO)

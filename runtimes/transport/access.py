@@ -53,10 +53,10 @@ Credential = ApiKey | SessionToken | ShareLink
 
 
 def required_scope(session: TradingSession) -> str:
-    """The scope trading on `session` needs (runtimes/core/platforms.py): paper platforms
-    trade:paper, live ones and any platform unknown here trade:live."""
+    """The scope trading on `session` needs: the registry's for its platform (paper platforms
+    trade:paper, live ones trade:live); an unknown platform is taken as live."""
     spec = PLATFORMS.get(session.platform)
-    return spec.scope if spec is not None else SCOPE_TRADE_LIVE
+    return SCOPE_TRADE_LIVE if spec is None else spec.scope
 
 
 def denial(credential: Credential, session: TradingSession) -> ApiError | None:

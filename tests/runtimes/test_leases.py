@@ -190,14 +190,14 @@ class _SilentEndpoint:
 
 def _host_with_lease(session, clock):
     from runtimes.core.datasets import load_market_data
-    from runtimes.core.engine import BacktestEngine
     from runtimes.hosting.host import SessionHost
     from runtimes.hosting.leases import HostLease
+    from runtimes.providers.backtest import BacktestProvider
 
     lease = HostLease.take(session, now=NOW)
     lease.monotonic, lease.renewed = (lambda: clock[0]), clock[0]
     files = {f.symbol: f.path for f in session.dataset.files.all()}
-    engine = BacktestEngine(load_market_data(files), session.backtest_config())
+    engine = BacktestProvider(load_market_data(files), session.backtest_config())
     return SessionHost(
         session,
         _SilentEndpoint(),

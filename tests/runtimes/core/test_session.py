@@ -1,4 +1,5 @@
-"""Session state machine: event ids, strict acks, journal and resume, backtest pacing by batches."""
+"""Session state machine: event ids, strict acks, journal and resume, backtest pacing by batches,
+and the wall-clock stream (LiveStream)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from runtimes.core.events import CandleEvent, Event, OrderEvent, OrderEventKind
 from runtimes.core.market_data import MarketData
 from runtimes.core.session import (
     AckGate,
+    AckRecord,
     BacktestStream,
     EventSequencer,
     InMemoryJournal,
     JournalCounts,
+    LiveStream,
     event_id_of,
     sequence_of,
 )
@@ -464,3 +467,79 @@ def test_account_events_carry_simulated_time() -> None:
     ]
     assert accounts
     assert all(a.timestamp.year == 2025 for a in accounts)
+
+
+# -- LiveStream: wall-clock pacing -------------------------------------------------------------
+
+
+class _Market:
+    """A wall-clock provider as LiveStream sees it: events queued by the test, drained once."""
+
+    def __init__(self) -> None:
+        self.pending: list[Event] = []
+
+    def drain_events(self) -> list[Event]:
+        drained, self.pending = self.pending, []
+        return drained
+
+
+def live_stream() -> tuple[LiveStream, _Market, InMemoryJournal]:
+    market, journal = _Market(), InMemoryJournal()
+    return LiveStream(market, journal=journal, provider="mock"), market, journal
+
+
+def test_live_stream_sends_nothing_before_start_and_the_backlog_at_start():
+    stream, market, journal = live_stream()
+    market.pending = [candle("AAPL", 0)]
+    assert stream.pump() == []
+    assert market.pending == [candle("AAPL", 0)]  # not drained: nothing is lost before start
+    frames = stream.start()
+    assert [(f["type"], f["event_id"]) for f in frames] == [("candle", "evt-1")]
+    assert journal.frames == frames
+    with pytest.raises(RuntimeError):
+        stream.start()
+
+
+def test_live_stream_sends_every_drained_event_at_once_without_waiting_for_acks():
+    stream, market, journal = live_stream()
+    stream.start()
+    market.pending = [candle("AAPL", 0), candle("MSFT", 0)]
+    first = stream.pump()
+    market.pending = [order_created("o-1", 1)]
+    second = stream.on_strategy_action()
+    assert [f["event_id"] for f in first] == ["evt-1", "evt-2"]
+    assert [(f["type"], f["event_id"]) for f in second] == [("order", "evt-3")]
+    assert stream.pump() == []  # each event once
+    assert journal.counts() == JournalCounts(sent=3, acked=0)
+
+
+def test_live_stream_journals_acks_and_releases_nothing():
+    stream, market, journal = live_stream()
+    stream.start()
+    market.pending = [candle("AAPL", 0), candle("AAPL", 1)]
+    stream.pump()
+    assert stream.on_ack(["evt-2"], "c-1") == []
+    assert journal.acks[-1] == AckRecord("c-1", ("evt-2",))
+    assert [f["event_id"] for f in stream.frames_for_reconnect(None)] == ["evt-1"]
+    assert [f["event_id"] for f in stream.frames_for_reconnect("evt-1")] == ["evt-2"]
+    assert journal.counts() == JournalCounts(sent=2, acked=1)
+
+
+def test_live_stream_never_completes_and_counts_no_batches():
+    stream, market, _ = live_stream()
+    stream.start()
+    market.pending = [candle("AAPL", minute) for minute in range(5)]
+    stream.pump()
+    assert (stream.completed, stream.complete_sent, stream.batches_emitted) == (False, False, 0)
+    assert stream.simulated_time is None
+
+
+def test_live_stream_notices_take_the_next_id_and_are_journaled():
+    stream, market, journal = live_stream()
+    stream.start()
+    market.pending = [candle("AAPL", 0)]
+    stream.pump()
+    notice = stream.emit_notice(lambda event_id: error_frame(
+        "RATE_LIMITED", "slow down", None, timestamp=T0, event_id=event_id))
+    assert notice["event_id"] == "evt-2"
+    assert journal.frames[-1] is notice

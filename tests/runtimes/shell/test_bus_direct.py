@@ -91,16 +91,16 @@ class _Endpoint:
 @pytest.fixture
 def host(db, owner, workspace, dataset):
     from runtimes.core.datasets import load_market_data
-    from runtimes.core.engine import BacktestEngine
     from runtimes.hosting.host import SessionHost
     from runtimes.models import TradingSession
+    from runtimes.providers.backtest import BacktestProvider
 
     row = TradingSession.objects.create(workspace=workspace, created_by=owner, dataset=dataset,
                                         symbols=["BTCUSDT"], timeframe="1m")
     files = {f.symbol: f.path for f in dataset.files.all()}
-    engine = BacktestEngine(load_market_data(files), row.backtest_config())
+    engine = BacktestProvider(load_market_data(files), row.backtest_config())
     host = SessionHost(row, _Endpoint(), engine)
-    host.active = "conn-1"
+    host.connections["conn-1"] = None
     host.stream.start()
     return host
 

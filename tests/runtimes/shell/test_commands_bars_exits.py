@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runtimes.core.engine import BacktestConfig, BacktestEngine
+from runtimes.core.engine import BacktestConfig
 from runtimes.core.market_data import MarketData
 from runtimes.hosting.commands import execute
+from runtimes.providers.backtest import BacktestProvider
 from tests.runtimes.core.scenario import D, bars
 
 T0 = datetime(2021, 4, 2, 0, 0, tzinfo=UTC)
@@ -18,9 +19,9 @@ T0 = datetime(2021, 4, 2, 0, 0, tzinfo=UTC)
 ROWS = [(100 + k, 100 + k + 0.5, 100 + k - 0.5, 100 + k + 0.25, k + 1) for k in range(150)]
 
 
-def engine_at(minute: int, rows=ROWS, minutes: int = 1) -> BacktestEngine:
+def engine_at(minute: int, rows=ROWS, minutes: int = 1) -> BacktestProvider:
     """An engine whose strategy has seen the bars up to `minute` (0-based) included."""
-    engine = BacktestEngine(MarketData.from_bars(bars(rows, "BTCUSDT", T0, minutes)),
+    engine = BacktestProvider(MarketData.from_bars(bars(rows, "BTCUSDT", T0, minutes)),
                             BacktestConfig(initial_cash=D(100_000)))
     for _ in range(minute + 1):
         engine.next_batch()
@@ -50,6 +51,20 @@ def test_five_minute_bars_are_built_from_the_minutes_seen_and_omit_the_unfinishe
         ("2021-04-02T00:00:00Z", "100", "104.5", "99.5", "104.25", "15"),
     ]
     assert body[0]["timeframe"] == "5m" and body[0]["provider"] == "backtest"
+
+
+def test_on_the_wall_clock_a_bucket_appears_once_the_minute_after_it_has_begun():
+    from tests.runtimes.providers.fake_market import FakeMarket
+
+    market = FakeMarket(("AAPL",), D(1000), wake=lambda: None, ticking=False)
+    for _ in range(10):  # the minutes 1..10 (closes 101..110); minute 10 is still forming
+        market.feed("AAPL")
+    status, body = call(market, "bars", {"symbol": "AAPL"}, {"timeframe": "5m"})
+    assert status == 200
+    assert [(b["timestamp"], b["open"], b["close"], b["volume"], b["provider"]) for b in body] == [
+        ("2026-12-06T12:00:00Z", "101", "104", "4", "mock"),
+        ("2026-12-06T12:05:00Z", "105", "109", "5", "mock"),
+    ]
 
 
 def test_a_bucket_appears_once_the_minute_that_closes_it_has_been_seen():

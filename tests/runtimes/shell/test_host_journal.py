@@ -77,6 +77,26 @@ def test_every_frame_sent_is_written_within_a_second_acked_or_not(session_row):
     assert journal.unacked_texts() == [_text(n) for n in range(112, 121)]
 
 
+def test_a_wall_clock_journal_drops_what_it_wrote_acked_or_not_and_writes_later_acks(
+    session_row,
+):
+    from runtimes.hosting.host import HostJournal
+
+    journal = HostJournal(keep_unacked=False)
+    journal.append_events(_frames(1, 5))
+    journal.record_ack(["evt-2"], "c")
+    journal.flush(session_row, everything=False, chunk=3)
+    assert (journal.flushed, journal.unacked_texts()) == (5, [])
+    journal.record_ack(["evt-4", "evt-9"], "c")  # evt-4 was dropped; evt-9 was never sent
+    journal.append_events(_frames(6, 6))
+    assert journal.texts_after("evt-3") == [_text(n) for n in range(4, 7)]
+    journal.flush(session_row, everything=True)
+
+    assert (journal.counts().sent, journal.counts().acked) == (6, 2)
+    assert list(session_row.events.filter(acked=True).values_list("event_id", flat=True)
+                .order_by("sequence")) == ["evt-2", "evt-4"]
+
+
 class _SilentEndpoint:
     """A host endpoint nobody talks to."""
 
@@ -86,11 +106,11 @@ class _SilentEndpoint:
 
 def test_the_batch_count_reaches_the_row_every_few_seconds_while_it_runs(session_row):
     from runtimes.core.datasets import load_market_data
-    from runtimes.core.engine import BacktestEngine
     from runtimes.hosting.host import PROGRESS_WRITE_SECONDS, SessionHost
+    from runtimes.providers.backtest import BacktestProvider
 
     files = {f.symbol: f.path for f in session_row.dataset.files.all()}
-    engine = BacktestEngine(load_market_data(files), session_row.backtest_config())
+    engine = BacktestProvider(load_market_data(files), session_row.backtest_config())
     clock = [100.0]
     host = SessionHost(session_row, _SilentEndpoint(), engine, monotonic=lambda: clock[0])
     host.stream.start()

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runtimes.core.engine import BacktestConfig, BacktestEngine
+from runtimes.core.engine import BacktestConfig
 from runtimes.core.market_data import MarketData
 from runtimes.hosting.commands import execute
 from runtimes.hosting.risk import RiskGuard
 from runtimes.models import KillSwitch, SessionAudit, TradingSession
+from runtimes.providers.backtest import BacktestProvider
 from tests.runtimes.core.scenario import D, bars
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,7 @@ def setup(workspace, clock):
 
     def make(rows=FLAT, symbols=("BTCUSDT",), start=T0, **limits):
         data = MarketData.from_bars([b for s in symbols for b in bars(rows, s, start)])
-        engine = BacktestEngine(data, BacktestConfig(initial_cash=D(100_000)))
+        engine = BacktestProvider(data, BacktestConfig(initial_cash=D(100_000)))
         engine.next_batch()
         session = TradingSession.objects.create(workspace=workspace, symbols=list(symbols),
                                                 timeframe="1m", **limits)

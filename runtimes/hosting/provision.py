@@ -1,0 +1,52 @@
+"""A session's provider, built from its row: the settings a factory of the registry
+(runtimes/providers/registry.py) is given, read from the TradingSession and its dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from runtimes.core.provider import JsonDict, Provider, Wake
+from runtimes.models import TradingSession
+from runtimes.providers import registry
+
+
+@dataclass(frozen=True, slots=True)
+class SessionProviderSettings:
+    """A ProviderSettings (runtimes/core/provider.py) read from one session row."""
+
+    platform: str
+    symbols: tuple[str, ...]
+    timeframes: tuple[str, ...]
+    initial_cash: Decimal
+    options: Mapping[str, Any] = field(default_factory=dict)
+    restored: JsonDict | None = None
+
+
+def settings_for(session: TradingSession) -> SessionProviderSettings:
+    """The provider settings of `session`. A backtest's options carry its dataset's file paths,
+    its period and its costs; other platforms get the session's own `options`."""
+    options: dict[str, Any] = dict(session.options or {})
+    if session.dataset is not None:
+        options.update(
+            paths=session.dataset.paths(), start=session.start, end=session.end,
+            commission=dict(session.commission or {}), slippage_bps=str(session.slippage_bps))
+    timeframes = [session.timeframe,
+                  *(t for t in session.timeframes or () if t != session.timeframe)]
+    return SessionProviderSettings(
+        platform=session.platform,
+        symbols=tuple(session.symbols),
+        timeframes=tuple(timeframes),
+        initial_cash=Decimal(session.initial_cash),
+        options=options,
+        restored=session.provider_state,
+    )
+
+
+def build_provider(session: TradingSession, *, wake: Wake) -> Provider:
+    """The provider of `session`'s platform. Raises registry.ProviderUnavailable when this build
+    has none; whatever the factory raises for settings it cannot use (DatasetError, ValueError,
+    OSError for a backtest's data)."""
+    return registry.factory(session.platform)(settings_for(session), wake=wake)

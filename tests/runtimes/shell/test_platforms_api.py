@@ -1,0 +1,129 @@
+"""Sessions on other platforms through the management API: every platform of the registry is
+either created (a provider exists in this build) or refused with the INVALID_VALUE envelope
+naming the available ones; mock sessions take symbols, timeframes, a balance and bounded
+options, and no dataset."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtimes.core.platforms import PLATFORMS
+from runtimes.providers import registry
+
+pytestmark = pytest.mark.django_db
+
+
+def sessions_url(workspace) -> str:
+    return f"/api/v1/workspaces/{workspace.id}/sessions"
+
+
+def create_mock(client, workspace, **extra):
+    body = {"platform": "mock", "symbols": ["AAPL", "BTCUSDT"], "timeframe": "1m",
+            "initial_cash": "25000", **extra}
+    return client.post(sessions_url(workspace), body, format="json")
+
+
+REFUSED = [p for p in PLATFORMS if p not in registry.available()]
+
+
+def test_the_platforms_with_a_provider_here_are_backtest_and_mock():
+    assert registry.available() == ["backtest", "mock"]
+    assert REFUSED == ["alpaca-paper", "alpaca-live", "binance-testnet", "binance-live"]
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_every_platform_is_created_or_refused_with_the_envelope(
+    owner_client, workspace, dataset, platform
+):
+    body = ({"dataset": str(dataset.id)} if platform == "backtest"
+            else {"symbols": ["AAPL"], "timeframe": "1m"})
+    response = owner_client.post(sessions_url(workspace), {"platform": platform, **body},
+                                 format="json")
+    if platform in REFUSED:
+        assert response.status_code == 400
+        assert response.json() == {
+            "code": "INVALID_VALUE",
+            "message": f"{platform!r} is not available here; available platforms: "
+                       f"backtest, mock.",
+            "details": {"field": "platform", "provided": platform,
+                        "available": ["backtest", "mock"]},
+        }
+    else:
+        assert response.status_code == 201, response.json()
+        assert response.json()["platform"] == platform
+
+
+def test_a_provider_of_the_registry_is_built_or_said_to_be_missing_from_this_build():
+    assert registry.factory("backtest").__module__ == "runtimes.providers.backtest"
+    try:
+        built = registry.factory("mock")
+    except registry.ProviderUnavailable as missing:  # until the mock provider is merged
+        assert str(missing) == ("the mock provider is not installed in this build "
+                                "(runtimes.providers.mock)")
+    else:
+        assert callable(built)
+    with pytest.raises(registry.ProviderUnavailable) as refused:
+        registry.factory("alpaca-live")
+    assert str(refused.value) == ("no provider for platform 'alpaca-live' in this build; "
+                                  "available: backtest, mock")
+
+
+def test_an_unknown_platform_is_refused_naming_the_available_ones(owner_client, workspace):
+    response = create_mock(owner_client, workspace, platform="nyse")
+    assert response.status_code == 400
+    assert response.json()["message"] == ("'nyse' is an unknown platform; available platforms: "
+                                          "backtest, mock.")
+
+
+def test_a_platform_that_is_not_a_string_is_refused(owner_client, workspace):
+    response = create_mock(owner_client, workspace, platform=["mock"])
+    assert response.json() == {"code": "INVALID_VALUE", "message": "platform must be a string.",
+                               "details": {"field": "platform", "provided": ["mock"]}}
+
+
+def test_a_mock_session_is_created_with_its_symbols_timeframes_balance_and_options(
+    owner_client, workspace
+):
+    response = create_mock(owner_client, workspace, timeframes=["5m", "1m", "5m"],
+                           options={"seed": 7}, max_order_quantity="10")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["platform"], body["state"], body["dataset"]) == ("mock", "created", None)
+    assert (body["symbols"], body["timeframe"], body["timeframes"]) == (
+        ["AAPL", "BTCUSDT"], "1m", ["1m", "5m"])
+    assert (body["initial_cash"], body["options"]) == ("25000", {"seed": 7})
+    assert body["risk_limits"]["allowed_symbols"] == ["AAPL", "BTCUSDT"]
+    assert body["risk_limits"]["max_order_quantity"] == "10"
+
+
+@pytest.mark.parametrize(("change", "details"), [
+    ({"symbols": []}, {"symbols": ["This list may not be empty."]}),
+    ({"symbols": ["no spaces"]},
+     {"symbols": {"0": ["A symbol has 1 to 32 letters, digits or . _ / -."]}}),
+    ({"timeframe": "7m"}, {"timeframe": ['"7m" is not a valid choice.']}),
+    ({"timeframes": ["1m", "7m"]}, {"timeframes": {"1": ['"7m" is not a valid choice.']}}),
+    ({"initial_cash": "0"}, {"initial_cash": ["Must be a positive number."]}),
+    ({"options": ["seed"]}, {"options": ['Expected a dictionary of items but got type "list".']}),
+    ({"options": {"blob": "x" * 5000}}, {"options": ["At most 4096 bytes as JSON."]}),
+    ({"dataset": "3f2b6a5e-0000-4000-8000-000000000000"},
+     {"dataset": ["A session on this platform takes no dataset."]}),
+])
+def test_a_mock_session_with_a_bad_field_is_a_400_naming_it(owner_client, workspace, change,
+                                                             details):
+    response = create_mock(owner_client, workspace, **change)
+    assert response.status_code == 400
+    assert response.json() == {"code": "VALIDATION_ERROR",
+                               "message": "The request has invalid fields; see details.",
+                               "details": details}
+
+
+def test_a_mock_session_needs_symbols_and_a_timeframe(owner_client, workspace):
+    response = owner_client.post(sessions_url(workspace), {"platform": "mock"}, format="json")
+    assert response.status_code == 400
+    assert sorted(response.json()["details"]) == ["symbols", "timeframe"]
+
+
+def test_a_mock_session_of_a_stranger_is_invisible(owner_client, stranger_client, workspace):
+    created = create_mock(owner_client, workspace).json()
+    answer = stranger_client.get(f"{sessions_url(workspace)}/{created['id']}")
+    assert answer.status_code in {403, 404}
