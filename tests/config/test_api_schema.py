@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.runtimes.results import completed_session, synthetic_result
 from tests.strategies.conftest import daily_bars
 
-# 15 valid or invalid requests to each of 48 operations: about 40 s on SQLite.
+# 15 valid or invalid requests to each of 56 operations: about 40 s on SQLite.
 EXAMPLES_PER_OPERATION = 15
 CHECKS = [
     not_a_server_error,
@@ -76,7 +76,9 @@ def owner_key(owner, workspace, make_api_key) -> str:
 @pytest.fixture
 def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     """One object of each kind in the owner's workspace, by the path parameter naming it: a
-    version, a dataset, a schedule, a finished hosted backtest, a spare key, the teammate."""
+    version, a dataset, a schedule, a finished hosted backtest, a spare key, the teammate, a
+    deployment."""
+    from runtimes.deployments import create_deployment
     from runtimes.models import Source
     from strategies.schedules import create_schedule
     from strategies.services import upload_dataset, upload_strategy_version
@@ -109,6 +111,9 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     )
     synthetic_result(session, trades=3)
     spare_key, _ = make_api_key(owner, workspace, name="revoked by the fuzzer")
+    deployment = create_deployment(
+        workspace=workspace, created_by=owner, role="owner", name="paper", platform="mock",
+        version=version, symbols=["SPY"], timeframes=["1d"])
     return {
         "workspace_id": str(workspace.pk),
         "strategy_id": str(version.strategy_id),
@@ -118,6 +123,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
         "session_id": str(session.pk),
         "key_id": str(spare_key.pk),
         "member_id": str(workspace.memberships.get(user=teammate).pk),
+        "deployment_id": str(deployment.pk),
     }
 
 
@@ -166,7 +172,7 @@ def test_every_operation_answers_what_the_schema_documents_and_never_a_5xx(
         for operation in operations
         for failure in failures_of(operation, ids=known_ids, headers=headers)
     ]
-    assert len(operations) == 48
+    assert len(operations) == 56
     assert failures == [], "\n".join(failures)
 
 
