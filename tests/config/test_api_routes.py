@@ -17,6 +17,7 @@ SAMPLE_KWARGS = {
     "dataset_id": uuid.UUID(int=6),
     "schedule_id": uuid.UUID(int=7),
     "session_id": uuid.UUID(int=8),
+    "deployment_id": uuid.UUID(int=9),
 }
 
 
