@@ -52,25 +52,25 @@ async def test_a_mock_deployment_runs_pauses_resumes_and_stops(
     deployment, session = await in_thread(start_mock_deployment)(owner, workspace)
     base_url = f"{daphne_url}/sessions/{session.id}"
 
-    async with AsyncTradingGateway(base_url=base_url, api_key=trader_key, max_retries=0) as gw:
-        async with gw.stream():
-            running = await in_thread(wait_for_deployment)(deployment.pk, {"running"})
-            assert (running.state, running.current_session_id) == ("running", session.id)
-            first = await gw.submit_order("AAPL", "buy", "1")
-            assert first.symbol == "AAPL"
+    gateway = AsyncTradingGateway(base_url=base_url, api_key=trader_key, max_retries=0)
+    async with gateway as gw, gw.stream():
+        running = await in_thread(wait_for_deployment)(deployment.pk, {"running"})
+        assert (running.state, running.current_session_id) == ("running", session.id)
+        first = await gw.submit_order("AAPL", "buy", "1")
+        assert first.symbol == "AAPL"
 
-            await in_thread(deployments.pause_deployment)(deployment=running)
-            with pytest.raises(OrderRejectedError) as refused:
-                await gw.submit_order("AAPL", "buy", "1")
-            assert refused.value.details["reject_code"] == "DEPLOYMENT_PAUSED"
+        await in_thread(deployments.pause_deployment)(deployment=running)
+        with pytest.raises(OrderRejectedError) as refused:
+            await gw.submit_order("AAPL", "buy", "1")
+        assert refused.value.details["reject_code"] == "DEPLOYMENT_PAUSED"
 
-            await in_thread(deployments.resume_deployment)(deployment=running, role="owner")
-            again = await gw.submit_order("AAPL", "buy", "1")
-            assert again.id != first.id
+        await in_thread(deployments.resume_deployment)(deployment=running, role="owner")
+        again = await gw.submit_order("AAPL", "buy", "1")
+        assert again.id != first.id
 
-            await in_thread(deployments.stop_deployment)(deployment=running,
-                                                         now=timezone.now())
-            stopped = await in_thread(wait_for_deployment)(deployment.pk, {"stopped", "failed"})
+        await in_thread(deployments.stop_deployment)(deployment=running,
+                                                     now=timezone.now())
+        stopped = await in_thread(wait_for_deployment)(deployment.pk, {"stopped", "failed"})
 
     assert (stopped.state, stopped.failure_reason) == ("stopped", "")
     await in_thread(session.refresh_from_db)()
