@@ -84,7 +84,7 @@ class DeploymentListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
     serializer_class = DeploymentCreateSerializer
 
     def get_queryset(self) -> Any:
-        return super().get_queryset().select_related("strategy_version", "current_session")
+        return deployments.listed(super().get_queryset())
 
     @extend_schema(operation_id="deployments_list", responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
@@ -116,9 +116,7 @@ class DeploymentScoped(WorkspaceScopedMixin, generics.GenericAPIView):
     write_check = "can_trade"
 
     def deployment(self, deployment_id: Any) -> Deployment:
-        found = get_object_or_404(
-            self.get_queryset().select_related("strategy_version", "current_session"),
-            pk=deployment_id)
+        found = get_object_or_404(deployments.listed(self.get_queryset()), pk=deployment_id)
         return deployments.sync_with_session(found)
 
     def answer(self, request: Request, deployment: Deployment) -> Response:

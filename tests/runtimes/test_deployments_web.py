@@ -192,3 +192,25 @@ def test_another_workspaces_deployment_is_404(sign_in, owner, workspace, strange
     assert client.post(act(deployment, "start")).status_code == 404
     assert client.post(reverse("deployment_delete", args=[deployment.pk])).status_code == 404
     assert Deployment.objects.get().state == "stopped"
+
+
+def test_a_failed_hosted_deployment_shows_why_and_its_output(sign_in, owner, workspace,
+                                                              version, monkeypatch):
+    from runtimes.sandbox import runner as sandbox
+    from runtimes.sandbox.runner import SandboxSupport, StrategyRuntime
+
+    monkeypatch.setitem(sandbox._probe_cache, StrategyRuntime.current(),
+                        SandboxSupport(True, "bubblewrap sandbox works"))
+    deployment = deploy(workspace, owner, version=version)
+    session = deployments.start_deployment(deployment=deployment, started_by=owner,
+                                           role="owner", now=deployment.created_at)
+    TradingSession.objects.filter(pk=session.pk).update(
+        output="Traceback: boom\n", output_tail="Traceback: boom\n", sandboxed=True)
+    session.finish(to=State.FAILED, now=deployment.created_at, reason="the strategy exited 1")
+
+    page = sign_in(owner, workspace).get(detail(deployment)).content.decode()
+
+    assert "Failed: the strategy exited 1" in page
+    assert "Traceback: boom" in page and "data-live-url" not in page
+    assert '>Start again</button>' in page
+    assert Deployment.objects.get().state == "failed"
