@@ -253,7 +253,10 @@ def start_deployment(*, deployment: Deployment, started_by: User, role: str | No
 
 def _open_session(deployment: Deployment, *, created_by: User, now: datetime) -> TradingSession:
     """The deployment's next session, queued for a worker if hosted (a remote one asks for a
-    worker at its strategy's first request, as every remote session does)."""
+    worker at its strategy's first request, as every remote session does).
+
+    Merge note: with the seam, the session also takes `timeframes` (all of the deployment's),
+    and the workspace quota applies (`quotas.check_quota` with `kind_of(platform, source)`)."""
     hosted = deployment.source == Source.HOSTED
     limits = services._limits_for(risk_limits_of(deployment), list(deployment.symbols))
     quotas.lock_workspace(deployment.workspace)
