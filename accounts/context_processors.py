@@ -13,7 +13,7 @@ from accounts.current import current_membership, user_memberships
 NAV_SECTIONS = (
     ("strategy_", "strategies"), ("version_", "strategies"), ("example", "strategies"),
     ("dataset_", "datasets"), ("backtest", "backtests"), ("schedule", "schedules"),
-    ("api_key", "keys"), ("dashboard", "dashboard"),
+    ("api_key", "keys"), ("dashboard", "dashboard"), ("deployment", "deployments"),
 )
 
 

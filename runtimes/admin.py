@@ -1,4 +1,5 @@
-"""Admin for runtimes: read-only views of sessions, their journals, results and kill switches.
+"""Admin for runtimes: read-only views of sessions, their journals, results, kill switches and
+deployments.
 
 Fields are listed explicitly (never `__all__`), so a secret added to a model later (a session
 token, a key) stays out of the admin until someone decides otherwise. Changes go through
@@ -13,6 +14,7 @@ from typing import Any
 from django.contrib import admin
 
 from runtimes.models import (
+    Deployment,
     KillSwitch,
     SessionAudit,
     SessionEvent,
@@ -50,6 +52,18 @@ class TradingSessionAdmin(ReadOnlyAdmin):
         "max_position_quantity", "max_open_orders", "max_orders_per_minute", "daily_loss_limit",
         "allowed_symbols", "kill_switch_active", "kill_switch_reason", "kill_switch_set_by",
         "kill_switch_set_at",
+    ]
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(ReadOnlyAdmin):
+    list_display = ["name", "workspace", "platform", "source", "state", "created_at"]
+    list_filter = ["platform", "state"]
+    search_fields = ["id", "name", "workspace__name"]
+    fields = readonly_fields = [
+        "id", "workspace", "name", "created_by", "source", "strategy_version", "platform",
+        "symbols", "timeframes", "params", "risk_limits", "initial_cash", "state",
+        "failure_reason", "current_session", "created_at", "state_changed_at",
     ]
 
 

@@ -1,5 +1,6 @@
-"""The dashboard's "Run a backtest" form: a strategy version on one of the workspace's datasets.
-It checks the shape of the input; `runtimes.services.create_hosted_backtest` checks the rest."""
+"""The dashboard's forms of the runtimes app: "Run a backtest" (a strategy version on one of the
+workspace's datasets) and "New deployment". They check the shape of the input; the services
+(`create_hosted_backtest`, `runtimes.deployments`) check the rest."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from django import forms
 
 from config.decimal_fields import FormDecimalField
 from config.parsers import JSONDecoder
-from strategies.models import Dataset
+from runtimes.core.platforms import PLATFORMS
+from runtimes.hosting.risk import RiskLimits
+from runtimes.models import deployable_platforms
+from strategies.models import Dataset, StrategyVersion
 
 
 class HostedBacktestForm(forms.Form):
@@ -44,14 +48,7 @@ class HostedBacktestForm(forms.Form):
         return symbols or None
 
     def clean_params(self) -> dict[str, Any]:
-        text = self.cleaned_data["params"].strip() or "{}"
-        try:
-            params = json.loads(text, cls=JSONDecoder)
-        except json.JSONDecodeError as error:
-            raise forms.ValidationError(f"Not valid JSON: {error.msg}.") from None
-        if not isinstance(params, dict):
-            raise forms.ValidationError("Must be a JSON object, like {\"fast\": 10}.")
-        return params
+        return _json_object(self.cleaned_data["params"])
 
     def service_arguments(self) -> dict[str, Any]:
         """The keyword arguments of create_hosted_backtest this form decides."""
@@ -63,3 +60,99 @@ class HostedBacktestForm(forms.Form):
             "initial_cash": data["initial_cash"], "slippage_bps": data["slippage_bps"],
             "commission": {"percent": percent} if percent else {}, "params": data["params"],
         }
+
+
+class DeploymentForm(forms.Form):
+    """The dashboard's "New deployment" form: what to run, where, and its limits. A live
+    platform needs its name typed again (`confirm_name`); the services check the rest."""
+
+    name = forms.CharField(max_length=100)
+    version = forms.ModelChoiceField(
+        queryset=StrategyVersion.objects.none(), required=False, label="Strategy version",
+        empty_label="Remote strategy (connects with an API key)")
+    platform = forms.ChoiceField(choices=())
+    symbols = forms.CharField(max_length=2000, help_text="Comma-separated, e.g. AAPL, MSFT.")
+    timeframes = forms.CharField(max_length=200, initial="1m",
+                                 help_text="Comma-separated, e.g. 1m, 5m.")
+    initial_cash = FormDecimalField(min_value=Decimal("0.01"), max_digits=24, decimal_places=8,
+                                    initial=Decimal(100_000), label="Initial cash (mock)")
+    params = forms.CharField(required=False, initial="{}", label="Parameters (JSON object)",
+                             widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Given to the strategy as PARITY_STRATEGY_PARAMS.")
+    max_order_quantity = FormDecimalField(required=False, min_value=Decimal("0.000000000001"),
+                                          max_digits=30, decimal_places=12)
+    max_order_notional = FormDecimalField(required=False, min_value=Decimal("0.000000000001"),
+                                          max_digits=30, decimal_places=12)
+    max_position_quantity = FormDecimalField(required=False,
+                                             min_value=Decimal("0.000000000001"),
+                                             max_digits=30, decimal_places=12)
+    max_open_orders = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    max_orders_per_minute = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    daily_loss_limit = FormDecimalField(required=False, min_value=Decimal("0.000000000001"),
+                                        max_digits=30, decimal_places=12)
+    start_now = forms.BooleanField(required=False, initial=True, label="Start it now")
+    confirm_name = forms.CharField(
+        required=False, max_length=100, label="Type the deployment's name to confirm",
+        help_text="Only for a live platform: real money is at stake.")
+
+    def __init__(self, *args: Any, versions: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["version"].queryset = versions
+        self.fields["version"].label_from_instance = (
+            lambda v: f"{v.strategy.name} v{v.number}")
+        self.fields["platform"].choices = deployable_platforms()
+
+    def clean_symbols(self) -> list[str]:
+        symbols = [s.strip() for s in self.cleaned_data["symbols"].split(",") if s.strip()]
+        if not symbols:
+            raise forms.ValidationError("At least one symbol.")
+        return symbols
+
+    def clean_timeframes(self) -> list[str]:
+        timeframes = [t.strip() for t in self.cleaned_data["timeframes"].split(",") if t.strip()]
+        if not timeframes:
+            raise forms.ValidationError("At least one timeframe.")
+        return timeframes
+
+    def clean_params(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["params"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        spec = PLATFORMS.get(data.get("platform") or "")
+        name = (data.get("name") or "").strip()
+        if spec is not None and spec.live and (data.get("confirm_name") or "").strip() != name:
+            self.add_error("confirm_name", f"{spec.label} trades real money: type the "
+                                           f"deployment's name, {name!r}, to confirm.")
+        return data
+
+    def risk_limits(self) -> RiskLimits:
+        data = self.cleaned_data
+        return RiskLimits(**{name: data.get(name) for name in (
+            "max_order_quantity", "max_order_notional", "max_position_quantity",
+            "max_open_orders", "max_orders_per_minute", "daily_loss_limit")})
+
+    def service_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of create_deployment this form decides."""
+        data = self.cleaned_data
+        return {"name": data["name"], "platform": data["platform"], "version": data["version"],
+                "symbols": data["symbols"], "timeframes": data["timeframes"],
+                "params": data["params"], "initial_cash": data["initial_cash"],
+                "risk_limits": self.risk_limits()}
+
+
+class ConfirmForm(forms.Form):
+    """A deployment's start or resume on a live platform: its name typed again."""
+
+    confirm_name = forms.CharField(required=False, max_length=100)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    text = text.strip() or "{}"
+    try:
+        value = json.loads(text, cls=JSONDecoder)
+    except json.JSONDecodeError as error:
+        raise forms.ValidationError(f"Not valid JSON: {error.msg}.") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError("Must be a JSON object, like {\"fast\": 10}.")
+    return value

@@ -22,6 +22,8 @@ from accounts.models import Workspace, role_of
 from runtimes.core import platforms
 from runtimes.core.costs import Commission
 from runtimes.core.execution import BacktestConfig
+from runtimes.core.platforms import BACKTEST as BACKTEST_PLATFORM
+from runtimes.core.platforms import choices as platform_choices
 
 if TYPE_CHECKING:
     from runtimes.hosting.risk import RiskLimits
@@ -426,6 +428,96 @@ class WorkspaceQuota(models.Model):
 
     def __str__(self) -> str:
         return f"quota of {self.workspace_id}"
+
+
+class DeploymentState(models.TextChoices):
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused (no new orders)"
+    STOPPING = "stopping", "Stopping"
+    STOPPED = "stopped", "Stopped"
+    FAILED = "failed", "Failed"
+
+
+# A deployment in one of these has a session that is (or is about to be) live.
+ACTIVE_DEPLOYMENT_STATES = frozenset({DeploymentState.STARTING, DeploymentState.RUNNING,
+                                      DeploymentState.PAUSED, DeploymentState.STOPPING})
+
+
+def deployable_platforms() -> list[tuple[str, str]]:
+    """Every platform of the registry but `backtest` (a backtest is not deployed)."""
+    return [(pid, label) for pid, label in platform_choices() if pid != BACKTEST_PLATFORM]
+
+
+class DeploymentQuerySet(models.QuerySet["Deployment"]):
+    def for_workspace(self, workspace: Workspace) -> DeploymentQuerySet:
+        return self.filter(workspace=workspace)
+
+    def active(self) -> DeploymentQuerySet:
+        return self.filter(state__in=ACTIVE_DEPLOYMENT_STATES)
+
+
+class Deployment(models.Model):
+    """A strategy put to trade on a paper or live platform: a hosted version (run in the
+    sandbox) or a remote strategy (API key). Each start opens a new session (`sessions`, the
+    history; `current_session`, the latest); the state follows it (runtimes/deployments.py)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="deployments")
+    name = models.CharField(max_length=100)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    strategy_version = models.ForeignKey(
+        "strategies.StrategyVersion", on_delete=models.PROTECT, null=True, blank=True,
+        related_name="deployments",
+    )
+    platform = models.CharField(max_length=20, choices=deployable_platforms())
+    symbols = models.JSONField(default=list)
+    timeframes = models.JSONField(default=list)
+    params = models.JSONField(default=dict, blank=True)
+    # RiskLimits.as_json(): decimals as strings, counts as ints, None for "no limit".
+    risk_limits = models.JSONField(default=dict, blank=True)
+    initial_cash = models.DecimalField(max_digits=24, decimal_places=8, default=Decimal(100_000))
+    state = models.CharField(max_length=10, choices=DeploymentState.choices,
+                             default=DeploymentState.STOPPED)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    current_session = models.ForeignKey(
+        TradingSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sessions = models.ManyToManyField(TradingSession, blank=True, related_name="deployments")
+    created_at = models.DateTimeField(default=timezone.now)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+
+    objects = DeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"],
+                                               name="deployment_name_unique")]
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"deployment {self.name} on {self.platform} ({self.state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_DEPLOYMENT_STATES
+
+    def transition(
+        self, *, to: str, allowed_from: frozenset[str] | set[str], **fields: Any
+    ) -> bool:
+        """Move to `to` only if the row is still in one of `allowed_from` (a conditional UPDATE);
+        also writes `fields`. Returns whether this call made the move; the instance follows."""
+        fields.setdefault("state_changed_at", timezone.now())
+        updated = Deployment.objects.filter(pk=self.pk, state__in=allowed_from).update(
+            state=to, **fields)
+        if updated:
+            self.state = to
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return updated == 1
 
 
 # Last: Django registers an app's models from its models module; the schedules' models import

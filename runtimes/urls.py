@@ -1,12 +1,12 @@
 """Routes of the runtimes app: the management API under /api/v1/, each session's Trading API
 under /sessions/{id}/ and /share/{token}/ (symbols and ids may carry %2F, hence `path:`; history
-before {id}), and
-the dashboard's backtest pages under /app/backtests/."""
+before {id}), and the dashboard's backtest and deployment pages under /app/backtests/ and
+/app/deployments/."""
 
 from django.urls import URLPattern, path, re_path
 
 from config.api_routes import api_path
-from runtimes import api_views, views
+from runtimes import api_views, deployment_api, deployment_views, views
 from runtimes.transport.views import SessionHealth, operation, unknown_route
 
 S = "sessions/<uuid:session_id>/"
@@ -47,6 +47,7 @@ trading_urlpatterns = [
 ]
 
 B = "app/backtests/"
+D = "app/deployments/"
 
 web_urlpatterns = [
     path(B, views.backtest_list, name="backtest_list"),
@@ -57,9 +58,18 @@ web_urlpatterns = [
     path(B + "<uuid:session_id>/progress/", views.backtest_progress, name="backtest_progress"),
     path(B + "<uuid:session_id>/live/", views.backtest_live, name="backtest_live"),
     path(B + "<uuid:session_id>/<str:kind>.csv", views.backtest_csv, name="backtest_csv"),
+    path(D, deployment_views.deployment_list, name="deployment_list"),
+    path(D + "new/", deployment_views.deployment_new, name="deployment_new"),
+    path(D + "<uuid:deployment_id>/", deployment_views.deployment_detail,
+         name="deployment_detail"),
+    path(D + "<uuid:deployment_id>/delete/", deployment_views.deployment_delete,
+         name="deployment_delete"),
+    path(D + "<uuid:deployment_id>/<str:action>/", deployment_views.deployment_action,
+         name="deployment_action"),
 ]
 
 W = "api/v1/workspaces/<uuid:workspace_id>/sessions"
+DW = "api/v1/workspaces/<uuid:workspace_id>/deployments"
 
 urlpatterns = [
     api_path(W, api_views.SessionListCreate.as_view(), name="api-sessions"),
@@ -86,6 +96,13 @@ urlpatterns = [
              api_views.BacktestDetail.as_view(), name="api-backtest"),
     api_path("api/v1/workspaces/<uuid:workspace_id>/kill-switch",
              api_views.WorkspaceKillSwitchView.as_view(), name="api-workspace-kill-switch"),
+    api_path(DW, deployment_api.DeploymentListCreate.as_view(), name="api-deployments"),
+    api_path(DW + "/<uuid:deployment_id>", deployment_api.DeploymentDetail.as_view(),
+             name="api-deployment"),
+    *(api_path(DW + f"/<uuid:deployment_id>/{action}",
+               deployment_api.DeploymentAction.as_view(action_name=action),
+               name=f"api-deployment-{action}")
+      for action in ("start", "stop", "pause", "resume")),
     *web_urlpatterns,
     *trading_urlpatterns,
 ]

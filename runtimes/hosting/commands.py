@@ -384,6 +384,14 @@ def _kill_switch(call: Call) -> Reply:
     return Reply(200, _cancel_open_orders(call.provider, None))
 
 
+def _risk_changed(call: Call) -> Reply:
+    """Posted by the management API when a deployment is paused or resumed: read the kill and
+    pause flags again at the next order (nothing is cancelled: a pause keeps open orders)."""
+    if call.guard is not None:
+        call.guard.forget_kill_state()
+    return Reply(200, {})
+
+
 Handler = Callable[[Call], Reply]
 HANDLERS: dict[str, Handler] = {
     "account": _account,
@@ -407,6 +415,7 @@ HANDLERS: dict[str, Handler] = {
     "circuit_breakers": _circuit_breakers,
     "reset_circuit_breakers": _circuit_breakers,
     "kill_switch": _kill_switch,
+    "risk_changed": _risk_changed,
 }
 # Commands that can create events (orders, fills): the host streams those events after them.
 ACTIONS = frozenset({

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from runtimes.core.domain import ZERO, Order, OrderRequest, Side
@@ -26,13 +26,20 @@ from runtimes.core.errors import OrderRejected, TradingError
 from runtimes.core.exchange_risk import reference_price
 from runtimes.core.provider import Venue
 from runtimes.core.wire import decimal_str
-from runtimes.models import KillSwitch, SessionAudit, TradingSession
+from runtimes.models import (
+    Deployment,
+    DeploymentState,
+    KillSwitch,
+    SessionAudit,
+    TradingSession,
+)
 
 KILL_SWITCH_TTL_S: Final = 1.0  # the kill flags are read from the database at most this often
 AUDIT_FLUSH_S: Final = 1.0  # buffered audit rows are written at most this long after the first
 AUDIT_FLUSH_ROWS: Final = 500
 RATE_WINDOW: Final = timedelta(minutes=1)
 DEFAULT_CONFIG: Final = BacktestConfig()
+PAUSED_SCOPE: Final = "deployment"  # the kill state of a paused deployment's session
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +78,7 @@ class RiskBlocked(OrderRejected):
 @dataclass(frozen=True, slots=True)
 class KillState:
     active: bool = False
-    scope: str | None = None  # "session" or "workspace"
+    scope: str | None = None  # "session", "workspace" or "deployment" (paused)
     reason: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -203,6 +210,10 @@ class RiskGuard:
 
     def _check_kill_and_loss(self, engine: Venue) -> None:
         kill = self.kill_state()
+        if kill.scope == PAUSED_SCOPE:
+            raise RiskBlocked("DEPLOYMENT_PAUSED", "DEPLOYMENT_PAUSED: the deployment is paused; "
+                              "new orders are refused until it is resumed (open orders stay)",
+                              scope=kill.scope, reason=kill.reason)
         if kill.active:
             raise RiskBlocked("KILL_SWITCH", f"KILL_SWITCH: the {kill.scope} kill switch is on"
                               + (f" ({kill.reason})" if kill.reason else ""),
@@ -271,15 +282,20 @@ class RiskGuard:
     def _read_kill_state(self) -> KillState:
         workspace_reason = KillSwitch.objects.filter(
             workspace_id=OuterRef("workspace_id"), active=True).values("reason")[:1]
+        paused = Deployment.objects.filter(current_session_id=OuterRef("pk"),
+                                           state=DeploymentState.PAUSED)
         row = (TradingSession.objects.filter(pk=self.session_id)
-               .annotate(workspace_reason=Subquery(workspace_reason))
-               .values("kill_switch_active", "kill_switch_reason", "workspace_reason").first())
+               .annotate(workspace_reason=Subquery(workspace_reason), paused=Exists(paused))
+               .values("kill_switch_active", "kill_switch_reason", "workspace_reason", "paused")
+               .first())
         if row is None:
             return KillState()
         if row["kill_switch_active"]:
             return KillState(True, "session", row["kill_switch_reason"])
         if row["workspace_reason"] is not None:
             return KillState(True, "workspace", row["workspace_reason"])
+        if row["paused"]:  # a pause refuses new orders like a switch but cancels nothing
+            return KillState(True, PAUSED_SCOPE, "deployment paused")
         return KillState()
 
     def _record_block(

@@ -13,6 +13,9 @@
   const ordersBody = root.querySelector("[data-live-orders]");
   const positionsBody = root.querySelector("[data-live-positions]");
   const accountList = root.querySelector("[data-live-account]");
+  // Optional parts (a deployment's page has them; a backtest's live view does not).
+  const fillsBody = root.querySelector("[data-live-fills]");
+  const equityCell = root.ownerDocument.querySelector("[data-live-equity]");
   const field = (name) => root.querySelector(`[data-live-field="${name}"]`);
   const orders = new Map();
   const positions = new Map();
@@ -47,6 +50,7 @@
     p.symbol, p.side, p.quantity, p.average_entry_price, p.unrealized_pnl], 5);
   const drawAccount = (account) => {
     if (!account) return;
+    if (equityCell) equityCell.textContent = `${account.equity} ${account.currency || ""}`.trim();
     accountList.replaceChildren();
     for (const [label, key] of [["Equity", "equity"], ["Balance", "balance"],
       ["Unrealized P&L", "unrealized_pnl"], ["Margin used", "margin_used"],
@@ -105,11 +109,28 @@
     while (eventsBody.children.length > MAX_EVENTS) eventsBody.lastElementChild.remove();
     seen += 1;
     field("seen").textContent = seen;
+    if (frame.type === "trade" && fillsBody) {
+      if (!fillsBody.querySelector("[data-type]")) fillsBody.replaceChildren();
+      const t = frame.trade;
+      const fill = row([t.timestamp || frame.timestamp, t.symbol, t.side, t.quantity, t.price,
+        t.commission]);
+      fill.dataset.type = "trade";
+      fillsBody.prepend(fill);
+      while (fillsBody.children.length > MAX_EVENTS) fillsBody.lastElementChild.remove();
+    }
+    if (frame.type === "connection" && field("connection")) {
+      field("connection").textContent = frame.event;
+    }
     if (frame.timestamp) field("time").textContent = frame.timestamp;
   };
 
+  const CONNECTION = {created: "strategy not connected yet", queued: "waiting for a worker",
+    waiting: "waiting for the strategy", running: "strategy connected"};
   const onSnapshot = (session) => {
     field("state").textContent = session.state;
+    if (field("connection")) {
+      field("connection").textContent = CONNECTION[session.state] || "session ended";
+    }
     const badge = root.ownerDocument.querySelector("[data-live-badge] .state");
     if (badge) {
       badge.className = `state state-${session.state}`;

@@ -18,6 +18,7 @@ SAMPLE_KWARGS = {
     "schedule_id": uuid.UUID(int=7),
     "session_id": uuid.UUID(int=8),
     "link_id": 9,
+    "deployment_id": uuid.UUID(int=9),
 }
 
 

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.runtimes.results import completed_session, synthetic_result
 from tests.runtimes.schedules.conftest import daily_bars
 
-# 15 valid or invalid requests to each of 51 operations: about 40 s on SQLite.
+# 15 valid or invalid requests to each of 59 operations: about 45 s on SQLite.
 EXAMPLES_PER_OPERATION = 15
 CHECKS = [
     not_a_server_error,
@@ -76,7 +76,9 @@ def owner_key(owner, workspace, make_api_key) -> str:
 @pytest.fixture
 def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     """One object of each kind in the owner's workspace, by the path parameter naming it: a
-    version, a dataset, a schedule, a finished hosted backtest, a spare key, the teammate."""
+    version, a dataset, a schedule, a finished hosted backtest, a spare key, the teammate, a
+    deployment."""
+    from runtimes.deployments import create_deployment
     from runtimes.models import Source
     from runtimes.schedules.services import create_schedule
     from runtimes.transport.share_links import create_share_link
@@ -111,6 +113,9 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     synthetic_result(session, trades=3)
     link, _ = create_share_link(session=session, created_by=owner, api_key=None)
     spare_key, _ = make_api_key(owner, workspace, name="revoked by the fuzzer")
+    deployment = create_deployment(
+        workspace=workspace, created_by=owner, role="owner", name="paper", platform="mock",
+        version=version, symbols=["SPY"], timeframes=["1d"])
     return {
         "workspace_id": str(workspace.pk),
         "strategy_id": str(version.strategy_id),
@@ -121,6 +126,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
         "key_id": str(spare_key.pk),
         "member_id": str(workspace.memberships.get(user=teammate).pk),
         "link_id": str(link.pk),
+        "deployment_id": str(deployment.pk),
     }
 
 
@@ -169,7 +175,7 @@ def test_every_operation_answers_what_the_schema_documents_and_never_a_5xx(
         for operation in operations
         for failure in failures_of(operation, ids=known_ids, headers=headers)
     ]
-    assert len(operations) == 51
+    assert len(operations) == 59
     assert failures == [], "\n".join(failures)
 
 
