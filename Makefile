@@ -19,6 +19,7 @@ venv: $(STAMP)
 run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_demo --url http://$(HOST):$(PORT)
+	$(PY) manage.py bootstrap_demo_deployment
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 test: venv

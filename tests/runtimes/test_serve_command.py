@@ -90,6 +90,9 @@ def test_serve_answers_livez_and_the_signup_page_with_the_demo_ready(
     manage(embedded_env, "migrate", "--noinput", timeout=180)
     demo = manage(embedded_env, "bootstrap_demo")
     assert "as demo@parity.local with password parity-demo-2026" in demo
+    tried = manage(embedded_env, "bootstrap_demo_deployment")
+    assert tried == "Added demo deployment: Try it now: SMA crossover on the mock market\n"
+    assert manage(embedded_env, "bootstrap_demo_deployment") == ""  # idempotent
     with serving(embedded_env, free_port()) as url:
         assert wait_for(f"{url}/livez", 10) == b'{"status": "ok"}'
         signup = wait_for(f"{url}/signup", 10).decode()

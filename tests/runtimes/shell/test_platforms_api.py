@@ -55,13 +55,7 @@ def test_every_platform_is_created_or_refused_with_the_envelope(
 
 def test_a_provider_of_the_registry_is_built_or_said_to_be_missing_from_this_build():
     assert registry.factory("backtest").__module__ == "runtimes.providers.backtest"
-    try:
-        built = registry.factory("mock")
-    except registry.ProviderUnavailable as missing:  # until the mock provider is merged
-        assert str(missing) == ("the mock provider is not installed in this build "
-                                "(runtimes.providers.mock)")
-    else:
-        assert callable(built)
+    assert registry.factory("mock").__module__ == "runtimes.providers.mock.provider"
     with pytest.raises(registry.ProviderUnavailable) as refused:
         registry.factory("alpaca-live")
     assert str(refused.value) == ("no provider for platform 'alpaca-live' in this build; "
