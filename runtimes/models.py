@@ -24,6 +24,7 @@ from runtimes.core.costs import Commission
 from runtimes.core.execution import BacktestConfig
 from runtimes.core.platforms import BACKTEST as BACKTEST_PLATFORM
 from runtimes.core.platforms import choices as platform_choices
+from runtimes.core.provider import Pacing
 
 if TYPE_CHECKING:
     from runtimes.hosting.risk import RiskLimits
@@ -213,6 +214,20 @@ class TradingSession(models.Model):
             self.lease_fence += 1
             self.lease_holder, self.lease_expires_at = "", None
         return updated == 1
+
+    def stream_timeframes(self) -> tuple[str, ...]:
+        """The timeframes whose candles stream: the session's, then any more it asked for."""
+        extra = (t for t in self.timeframes or () if t != self.timeframe)
+        return (self.timeframe, *extra)
+
+    def subscriptions(self) -> dict[str, list[str]]:
+        """What the stream carries (`subscriptions` of GET /v1/session): a wall-clock market
+        streams quotes too; a backtest streams candles only."""
+        spec = platforms.PLATFORMS.get(self.platform)
+        quotes = spec is not None and spec.pacing == Pacing.WALL_CLOCK
+        return {"symbols": list(self.symbols), "timeframes": list(self.stream_timeframes()),
+                "events": ["candle", *(["quote"] if quotes else []), "order", "trade",
+                           "position", "account"]}
 
     def risk_limits(self) -> RiskLimits:
         """The limits the host enforces, as the framework-free value the checks read."""

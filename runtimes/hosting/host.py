@@ -479,9 +479,7 @@ class SessionHost:
             "state": self.session.state,
             "symbols": list(self.session.symbols),
             "timeframe": self.session.timeframe,
-            "subscriptions": {"symbols": list(self.session.symbols),
-                              "timeframes": list(self.stream_timeframes()),
-                              "events": ["candle", "order", "trade", "position", "account"]},
+            "subscriptions": self.session.subscriptions(),
             **self.guard.session_fields(),
             "events_sent": counts.sent,
             "events_acked": counts.acked,
@@ -494,10 +492,6 @@ class SessionHost:
         if not self.wall_clock and not getattr(self.provider, "steps_done", 0):
             return None
         return wire.timestamp_str(self.provider.now)
-
-    def stream_timeframes(self) -> tuple[str, ...]:
-        extra = (t for t in self.session.timeframes or () if t != self.session.timeframe)
-        return (self.session.timeframe, *extra)
 
     # -- the end --------------------------------------------------------------------------------
 

@@ -84,9 +84,7 @@ def _configured_state(session: TradingSession) -> JsonDict:
         "session_info": {
             "id": str(session.pk), "platform": session.platform,
             "symbols": list(session.symbols), "timeframe": session.timeframe,
-            "subscriptions": {"symbols": list(session.symbols),
-                              "timeframes": [session.timeframe],
-                              "events": ["candle", "order", "trade", "position", "account"]},
+            "subscriptions": session.subscriptions(),
             **RiskGuard.for_session(session).session_fields(),
             "events_sent": session.events_sent, "events_acked": session.events_acked,
             "batches": session.batches, "simulated_time": None,

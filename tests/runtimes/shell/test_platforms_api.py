@@ -121,3 +121,29 @@ def test_a_mock_session_of_a_stranger_is_invisible(owner_client, stranger_client
     created = create_mock(owner_client, workspace).json()
     answer = stranger_client.get(f"{sessions_url(workspace)}/{created['id']}")
     assert answer.status_code in {403, 404}
+
+
+def test_a_mock_session_subscribes_to_quotes_and_every_timeframe_it_asked_for(
+    owner_client, workspace
+):
+    from runtimes.models import TradingSession
+
+    response = create_mock(owner_client, workspace, timeframes=["1m", "5m"])
+    session = TradingSession.objects.get(pk=response.json()["id"])
+
+    assert session.subscriptions() == {
+        "symbols": ["AAPL", "BTCUSDT"], "timeframes": ["1m", "5m"],
+        "events": ["candle", "quote", "order", "trade", "position", "account"]}
+
+
+def test_a_backtest_session_streams_candles_without_quotes(owner_client, workspace, dataset):
+    from runtimes.models import TradingSession
+
+    response = owner_client.post(sessions_url(workspace),
+                                 {"platform": "backtest", "dataset": str(dataset.id)},
+                                 format="json")
+    session = TradingSession.objects.get(pk=response.json()["id"])
+
+    assert session.subscriptions()["events"] == [
+        "candle", "order", "trade", "position", "account"]
+    assert session.subscriptions()["timeframes"] == [session.timeframe]
