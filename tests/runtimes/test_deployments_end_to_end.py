@@ -57,7 +57,7 @@ async def test_a_mock_deployment_runs_pauses_resumes_and_stops(
         running = await in_thread(wait_for_deployment)(deployment.pk, {"running"})
         assert (running.state, running.current_session_id) == ("running", session.id)
         first = await gw.submit_order("AAPL", "buy", "1")
-        assert first.symbol == "AAPL"
+        assert (await gw.get_order(first.id)).symbol == "AAPL"
 
         await in_thread(deployments.pause_deployment)(deployment=running)
         with pytest.raises(OrderRejectedError) as refused:
