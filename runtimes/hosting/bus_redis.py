@@ -15,7 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
+import itertools
 import json
+import threading
+import time
 import uuid
 import weakref
 from typing import Any
@@ -37,6 +41,11 @@ CLOSE_PREFIX = "close:"  # an outbox element asking to close the socket; frames 
 # surfaced as "Timeout reading from ...". Connecting still times out.
 BLOCKING_CLIENT = {"socket_timeout": None, "socket_connect_timeout": 5,
                    "socket_keepalive": True}
+# A host's BLPOP gets this much beyond its own deadline: the alarm (below) wakes it on time, this
+# only bounds the wait should a wake-up ever be lost.
+ALARM_BACKSTOP_S = 1.0
+WAKE = '{"kind":"wake"}'  # pushed to end a host's wait: its receive returns None
+WAKE_BYTES = WAKE.encode()
 
 
 def inbox_key(session_id: str) -> str:
@@ -81,6 +90,56 @@ def _reply_of(raw: bytes) -> Reply:
     return Reply(answer["status"], answer["body"])
 
 
+class _Alarms:
+    """Wakes hosts blocked on their inbox at a given moment, by pushing a wake into it.
+
+    BLPOP's own timeout is only as precise as the Redis server's timer: 1/hz, 100 ms at the
+    default hz of 10 (measured: a 10 ms BLPOP returns after 100 ms, and a timeout of 0 blocks
+    forever). A wall-clock market ticking every 50-250 ms needs its host woken on time, so each
+    host's wait is ended by a push at its deadline, which BLPOP answers at once. One thread per
+    process serves every host in it; a cancelled alarm is dropped when it comes due."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, RedisHost]] = []
+        self._cancelled: set[int] = set()
+        self._numbers = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def set(self, moment: float, host: RedisHost) -> int:
+        """Wake `host` at `moment` (time.monotonic()); returns the alarm's number."""
+        number = next(self._numbers)
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="bus-alarms")
+                self._thread.start()
+            heapq.heappush(self._due, (moment, number, host))
+            if self._due[0][1] == number:
+                self._changed.notify()
+        return number
+
+    def cancel(self, number: int) -> None:
+        with self._changed:
+            self._cancelled.add(number)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, number, host = heapq.heappop(self._due)
+                if number in self._cancelled:
+                    self._cancelled.discard(number)
+                    continue
+            # Redis away: the host's BLPOP fails, or times out by itself.
+            with contextlib.suppress(redis.exceptions.RedisError):
+                host.wake()
+
+
+_ALARMS = _Alarms()
+
+
 class RedisHost:
     """The host's side: its own connection, since BLPOP holds it."""
 
@@ -90,8 +149,17 @@ class RedisHost:
         self._inbox = inbox_key(session_id)
 
     def receive(self, timeout: float) -> JsonDict | None:
-        item = self._client.blpop([self._inbox], timeout=timeout)
-        return None if item is None else json.loads(item[1])
+        """The next message, or None once `timeout` has passed or the host was woken."""
+        if timeout <= 0:  # BLPOP would take 0 as "forever"
+            raw: Any = self._client.lpop(self._inbox)
+        else:
+            alarm = _ALARMS.set(time.monotonic() + timeout, self)
+            try:
+                item: Any = self._client.blpop([self._inbox], timeout=timeout + ALARM_BACKSTOP_S)
+            finally:
+                _ALARMS.cancel(alarm)  # a wake pushed already costs the host one more turn
+            raw = None if item is None else item[1]
+        return None if raw is None or raw == WAKE_BYTES else dict(json.loads(raw))
 
     def send(self, connection_id: str, texts: list[str]) -> None:
         if texts:
@@ -116,7 +184,7 @@ class RedisHost:
               _dumps({"status": reply.status, "body": reply.body}), REPLY_TTL_S)
 
     def wake(self) -> None:
-        _push(self._client, self._inbox, _dumps({"kind": "wake"}))
+        _push(self._client, self._inbox, WAKE)
 
     def serve_directly(self, handler: Any) -> None:
         """Web processes reach this host through Redis only: nothing to offer."""
