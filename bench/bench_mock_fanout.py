@@ -9,17 +9,18 @@ the figure includes the host's wake-up lateness, and is what a strategy sees: ho
 is when it arrives. Server and clients share this machine's clock (time.time() on both sides).
 
 Figures: events/s delivered to all clients, p50/p99/max quote latency in ms against the target
-(p99 <= 50 ms), and the CPU of the platform's processes over the window. Embedded only (the
-worker is in the bench's own process there): where a quote's time goes, the host's wake-up
-lateness (tick due -> `advance` called) and the rest (host -> bus -> consumer -> daphne ->
-socket).
+(p99 <= 50 ms), and the CPU of the platform's processes over the window. Where a quote's time
+goes, from the process hosting the sessions (instrument_hosts): tick due -> the host's turn
+(wake-up), tick due -> frames handed to the bus; the rest of the total is the bus, the consumer,
+daphne and the socket. And how long the hosts' journal and lease writes hold their loops.
 
 The clients run in a process of their own (raw `websockets`, acking every frame as the SDK
 does), as remote strategies would.
 
 Knobs: BENCH_MOCK_SESSIONS (50), BENCH_MOCK_SECONDS (20), BENCH_MOCK_INTERVAL_MS (250),
 BENCH_TOPOLOGIES ("embedded,distributed"), BENCH_REDIS_URL, BENCH_POSTGRES_URL (as
-bench_trading_api).
+bench_trading_api); BENCH_MOCK_SPREAD=1 measures a what-if: every session's ticks on a phase of
+their own rather than all on the same instants (see _spread_ticks).
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ def _interval_ms() -> int:
 
 
 def main() -> None:
+    spread = ("; ticks spread over the interval (what-if)"
+              if _env("BENCH_MOCK_SPREAD", "0") == "1" else "")
     print(f"{_sessions()} mock sessions x {len(SYMBOLS)} symbols, a quote every "
-          f"{_interval_ms()} ms, {_seconds():.0f} s window; target p99 <= {TARGET_P99_MS:.0f} ms")
+          f"{_interval_ms()} ms, {_seconds():.0f} s window; target p99 <= {TARGET_P99_MS:.0f} ms"
+          f"{spread}")
     for topology in _env("BENCH_TOPOLOGIES", "embedded,distributed").split(","):
         topology = topology.strip()
         env = _child_env()
@@ -100,17 +104,22 @@ def report(topology: str, result: dict[str, Any]) -> None:
     print(f"  platform CPU: {cpu['server_s'] / cpu['wall_s'] * 100:.0f}% of one core "
           f"({cpu['server_s']:.1f} s in {cpu['wall_s']:.1f} s; clients "
           f"{cpu['clients_s'] / cpu['wall_s'] * 100:.0f}%)")
-    wake = result.get("wake_ms")
-    if wake:
-        print(f"  where it goes: host wake-up lateness (tick due -> advance) p50 "
-              f"{wake['p50']:.1f} ms, p99 {wake['p99']:.1f} ms, max {wake['max']:.1f} ms over "
-              f"{wake['count']:,} ticks; the rest (host -> bus -> consumer -> daphne -> socket) "
-              f"is the difference")
+    for name, what in (("wake_ms", "tick due -> the host's turn (wake-up)"),
+                       ("handed_ms", "tick due -> its frames handed to the bus")):
+        if result.get(name, {}).get("count"):
+            part = result[name]
+            print(f"  where it goes: {what}: p50 {part['p50']:.1f} ms, p99 "
+                  f"{part['p99']:.1f} ms, max {part['max']:.1f} ms over {part['count']:,} ticks")
     writes = result.get("writes_ms")
-    if writes:
+    if writes and writes["count"]:
         print(f"  the hosts' journal and lease writes (each holds its host's loop): p50 "
               f"{writes['p50']:.1f} ms, p99 {writes['p99']:.1f} ms, max {writes['max']:.1f} ms "
               f"over {writes['count']:,} writes")
+    collections = result.get("gc_ms")
+    if collections:
+        print(f"  garbage collections over 1 ms in the hosting process (every thread waits): "
+              f"{collections['count']}, {collections['total']:.0f} ms in all, the longest "
+              f"{collections['max']:.0f} ms")
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -149,60 +158,155 @@ def _run(topology: str, tmp: Path) -> dict[str, Any]:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    wake = _record_wake_lateness() if topology == "embedded" else None
-    writes = _record_host_writes() if topology == "embedded" else None
+    timing = tmp / "host-timing.txt"
     # A worker slot per session host, plus a few for the dispatch tasks.
-    stop, pids = _start_platform(topology, tmp, concurrency=_sessions() + 4)
+    slots = _sessions() + 4
+    if topology == "embedded":
+        instrument_hosts(timing)
+        stop, pids = _start_platform(topology, tmp, concurrency=slots)
+    else:
+        stop, pids = _start_distributed(timing, slots)
     sessions: list[Any] = []
     try:
         key, sessions = _mock_sessions(_sessions())
         base = f"ws://127.0.0.1:{os.environ['BENCH_PORT']}/sessions"
         clients = _run_clients(base, key, [str(s.id) for s in sessions], pids)
-        result: dict[str, Any] = {"clients": clients["answer"], "cpu": clients["cpu"]}
-        if wake is not None and writes is not None:
-            result["wake_ms"], result["writes_ms"] = _summary(wake), _summary(writes)
-        return result
+        answer = clients["answer"]
+        return {"clients": answer, "cpu": clients["cpu"],
+                **_host_timing(timing, answer["window"])}
     finally:
         _cancel(sessions)
         stop()
 
 
-def _record_wake_lateness() -> list[float]:
-    """Wrap MockMarket.advance (this process hosts the sessions when embedded): how late, in
-    ms, each tick was played after it was due."""
-    from runtimes.providers.mock.provider import MockMarket, _ms
+def _start_distributed(timing: Path, slots: int) -> tuple[Any, tuple[int, ...]]:
+    """As bench_trading_api's distributed topology (a daphne process, a threads-pool Celery
+    worker process over Redis and PostgreSQL), the worker instrumented (`run_worker`)."""
+    from bench.bench_trading_api import _free_port, _wait_for_port
 
-    lateness: list[float] = []
-    advance = MockMarket.advance
+    port = _free_port()
+    os.environ["BENCH_PORT"] = str(port)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    web = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port)], cwd=ROOT,
+                           env=env, stdout=subprocess.DEVNULL)
+    worker = subprocess.Popen([sys.executable, "-m", "bench.bench_mock_fanout", "worker",
+                               str(timing), str(slots)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL)
+    _wait_for_port(port)
 
-    def timed(self: Any, now: datetime) -> None:
-        moment = _ms(now)
-        due = moment - (moment - self._origin_ms) % self._interval
-        if due > self._origin_ms + self._tick * self._interval:  # a tick is due: it plays now
-            lateness.append(time.time() * 1000 - due)
-        advance(self, now)
+    def stop() -> None:
+        for process in (web, worker):
+            process.terminate()
+        for process in (web, worker):
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()  # a warm shutdown waits for the sessions; none matter now
+                process.wait()
 
-    MockMarket.advance = timed  # type: ignore[method-assign]
-    return lateness
+    return stop, (web.pid, worker.pid)
 
 
-def _record_host_writes() -> list[float]:
-    """Wrap SessionHost._sync: how long, in ms, each host's journal and lease writes hold its
-    loop (a host writing is not ticking)."""
+def run_worker(timing: str, slots: str) -> None:
+    """The distributed topology's worker process, its session hosts instrumented."""
+    import django
+
+    django.setup()
+    instrument_hosts(Path(timing))
+    from config.celery import app
+
+    app.worker_main(["worker", "--pool", "threads", "--concurrency", slots, "--loglevel",
+                     "WARNING", "--without-gossip", "--without-mingle",
+                     "--hostname", f"bench-mock-{os.getpid()}@localhost"])
+
+
+def instrument_hosts(timing: Path) -> None:
+    """Wrap the session host of this process (the one hosting the sessions) to append, a line
+    each to `timing`: per tick played, `tick DUE_MS STARTED_LATE_MS HANDED_LATE_MS` (how late
+    after the tick was due the host started it, and had handed its frames to the bus); per
+    journal or lease write, `write AT_MS DURATION_MS` (time the host was not ticking); per
+    garbage collection over 1 ms, `gc AT_MS DURATION_MS GENERATION`. Same clock as the clients:
+    time.time()."""
+    import gc
+    import threading
+
     from runtimes.hosting.host import SessionHost
 
-    durations: list[float] = []
-    sync = SessionHost._sync
+    out = timing.open("a", buffering=1)
+    lock = threading.Lock()
+    tick, sync = SessionHost._tick, SessionHost._sync
 
-    def timed(self: Any) -> None:
-        started = time.perf_counter()
+    def timed_tick(self: Any) -> None:
+        market = self.provider
+        moment = time.time() * 1000
+        due = moment - (moment - market._origin_ms) % market._interval
+        playing = due > market._origin_ms + market._tick * market._interval
+        tick(self)
+        if playing:
+            line = f"tick {due:.0f} {moment - due:.3f} {time.time() * 1000 - due:.3f}\n"
+            with lock:
+                out.write(line)
+
+    def timed_sync(self: Any) -> None:
+        started = time.time() * 1000
         sync(self)
-        spent = (time.perf_counter() - started) * 1000
+        spent = time.time() * 1000 - started
         if spent > 0.2:  # it wrote (a call with nothing due costs microseconds)
-            durations.append(spent)
+            with lock:
+                out.write(f"write {started:.0f} {spent:.3f}\n")
 
-    SessionHost._sync = timed  # type: ignore[method-assign]
-    return durations
+    collecting: dict[str, float] = {}
+
+    def timed_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting["at"] = time.time() * 1000
+            return
+        spent = time.time() * 1000 - collecting.get("at", time.time() * 1000)
+        if spent > 1.0:  # the GIL is held throughout: every thread of the process waits
+            with lock:
+                out.write(f"gc {collecting['at']:.0f} {spent:.3f} {info['generation']}\n")
+
+    SessionHost._tick = timed_tick  # type: ignore[method-assign]
+    SessionHost._sync = timed_sync  # type: ignore[method-assign]
+    gc.callbacks.append(timed_collection)
+    if _env("BENCH_MOCK_SPREAD", "0") == "1":
+        _spread_ticks()
+
+
+def _spread_ticks() -> None:
+    """What if (BENCH_MOCK_SPREAD=1): each market's ticks shifted by a phase of its own (seed
+    n of N: n/N of the interval) instead of every session ticking on the same multiples of the
+    interval since the epoch, so the hosts' work is spread over the interval, not one burst."""
+    from runtimes.providers.mock.provider import MockMarket
+
+    init = MockMarket.__init__
+
+    def shifted(self: Any, config: Any, **kwargs: Any) -> None:
+        init(self, config, **kwargs)
+        self._origin_ms += config.seed % _sessions() * self._interval // _sessions()
+
+    MockMarket.__init__ = shifted  # type: ignore[method-assign]
+
+
+def _host_timing(timing: Path, window: list[float]) -> dict[str, Any]:
+    """The instrumented hosts' figures inside the clients' measuring window (epoch ms)."""
+    started: list[float] = []
+    handed: list[float] = []
+    writes: list[float] = []
+    collections: list[float] = []
+    for line in timing.read_text().splitlines() if timing.exists() else ():
+        kind, at, *values = line.split()
+        if not window[0] <= float(at) <= window[1]:
+            continue
+        if kind == "tick":
+            started.append(float(values[0]))
+            handed.append(float(values[1]))
+        else:
+            (writes if kind == "write" else collections).append(float(values[0]))
+    return {"wake_ms": _summary(started), "handed_ms": _summary(handed),
+            "writes_ms": _summary(writes),
+            "gc_ms": {"count": len(collections), "total": sum(collections),
+                      "max": max(collections, default=0.0)}}
 
 
 def _mock_sessions(count: int) -> tuple[str, list[Any]]:
@@ -295,15 +399,16 @@ async def run_clients(base: str, key: str, seconds: float,
     tasks = [asyncio.create_task(client(n, s)) for n, s in enumerate(session_ids)]
     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in first_frame)), 120)
     window["open"] = True
-    started = time.perf_counter()
+    started, opened_at = time.perf_counter(), time.time() * 1000
     await asyncio.sleep(seconds)  # the measured window: wall-clock time is what is measured
     window["open"] = False
-    elapsed = time.perf_counter() - started
+    elapsed, closed_at = time.perf_counter() - started, time.time() * 1000
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return {"events": counts["events"], "quotes": counts["quotes"], "elapsed": elapsed,
-            "connected": len(session_ids), "latency_ms": _summary(latencies)}
+            "connected": len(session_ids), "latency_ms": _summary(latencies),
+            "window": [opened_at, closed_at]}
 
 
 def _parse_stamp(text: str) -> float:
@@ -311,7 +416,9 @@ def _parse_stamp(text: str) -> float:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "clients":
+    if sys.argv[1] == "worker":
+        run_worker(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "clients":
         answer = asyncio.run(run_clients(sys.argv[2], sys.argv[3], float(sys.argv[4]),
                                          sys.argv[5:]))
         print(json.dumps(answer), flush=True)
