@@ -18,6 +18,7 @@ import hashlib
 import heapq
 import itertools
 import json
+import math
 import threading
 import time
 import uuid
@@ -97,8 +98,8 @@ class _Alarms:
     default hz of 10 (measured: a 10 ms BLPOP returns after 100 ms, and a timeout of 0 blocks
     forever). A wall-clock market ticking every 50-250 ms needs its host woken on time, so each
     host's wait is ended by a push at its deadline, which BLPOP answers at once. One thread per
-    process serves every host in it, waking all those due at once in one round trip; a
-    cancelled alarm is dropped when it comes due."""
+    process serves every host in it, waking all those due at once in one round trip. Most
+    alarms are cancelled (the host got a message first): the thread is not woken for them."""
 
     def __init__(self) -> None:
         self._due: list[tuple[float, int, RedisHost]] = []
@@ -107,6 +108,7 @@ class _Alarms:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._clients: dict[str, redis.Redis] = {}  # used by the alarms' thread only
+        self._sleeping_until = -math.inf  # the deadline the thread waits for (inf: none)
 
     def set(self, moment: float, host: RedisHost) -> int:
         """Wake `host` at `moment` (time.monotonic()); returns the alarm's number."""
@@ -117,13 +119,17 @@ class _Alarms:
                                                 name="bus-alarms")
                 self._thread.start()
             heapq.heappush(self._due, (moment, number, host))
-            if self._due[0][1] == number:
+            if moment < self._sleeping_until:  # else the thread wakes in time anyway
                 self._changed.notify()
         return number
 
     def cancel(self, number: int) -> None:
+        """Drop an alarm (its host got a message first): at once when it is the next one due,
+        else when it comes due."""
         with self._changed:
             self._cancelled.add(number)
+            while self._due and self._due[0][1] in self._cancelled:
+                self._cancelled.discard(heapq.heappop(self._due)[1])
 
     def _run(self) -> None:
         while True:
@@ -146,7 +152,10 @@ class _Alarms:
         with self._changed:
             while not wakes:
                 while not self._due or self._due[0][0] > time.monotonic():
-                    self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                    self._sleeping_until = self._due[0][0] if self._due else math.inf
+                    self._changed.wait(self._sleeping_until - time.monotonic()
+                                       if self._due else None)
+                    self._sleeping_until = -math.inf  # awake: it looks at the heap again
                 while self._due and self._due[0][0] <= time.monotonic():
                     _, number, host = heapq.heappop(self._due)
                     if number in self._cancelled:
