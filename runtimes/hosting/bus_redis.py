@@ -183,14 +183,19 @@ class RedisHost:
         self._inbox = inbox_key(session_id)
         self.url, self.inbox = url, self._inbox  # where the alarms' thread wakes it
 
-    def receive(self, timeout: float) -> JsonDict | None:
-        """The next message, or None once `timeout` has passed or the host was woken."""
+    def receive(self, timeout: float, *, precise: bool = False) -> JsonDict | None:
+        """The next message, or None once `timeout` has passed or the host was woken. Only a
+        `precise` wait is ended by an alarm: a backtest's host (acked within a millisecond)
+        does not pay for one on every receive (measured: 12% of its bars/s)."""
         if timeout <= 0:  # BLPOP would take 0 as "forever"
             raw: Any = self._client.lpop(self._inbox)
+        elif not precise:
+            item: Any = self._client.blpop([self._inbox], timeout=timeout)
+            raw = None if item is None else item[1]
         else:
             alarm = _ALARMS.set(time.monotonic() + timeout, self)
             try:
-                item: Any = self._client.blpop([self._inbox], timeout=timeout + ALARM_BACKSTOP_S)
+                item = self._client.blpop([self._inbox], timeout=timeout + ALARM_BACKSTOP_S)
             finally:
                 _ALARMS.cancel(alarm)  # a wake pushed already costs the host one more turn
             raw = None if item is None else item[1]
