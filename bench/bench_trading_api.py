@@ -217,18 +217,22 @@ def _run_scenarios(topology: str, tmp: Path) -> dict[str, Any]:
         stop()
 
 
-def _start_platform(topology: str, tmp: Path) -> tuple[Any, tuple[int, ...]]:
-    """Serve the platform; returns a function that stops it and the platform's process ids."""
+def _start_platform(
+    topology: str, tmp: Path, *, concurrency: int | None = None
+) -> tuple[Any, tuple[int, ...]]:
+    """Serve the platform; returns a function that stops it and the platform's process ids.
+    `concurrency`: the worker's session slots (default 2 embedded, 4 distributed)."""
     port = _free_port()
     os.environ["BENCH_PORT"] = str(port)
     if topology == "embedded":
-        return _start_embedded(port), (os.getpid(),)
+        return _start_embedded(port, concurrency or 2), (os.getpid(),)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     web = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port)], cwd=ROOT,
                            env=env, stdout=subprocess.DEVNULL)
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
-         "--concurrency", "4", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+         "--concurrency", str(concurrency or 4), "--loglevel", "WARNING", "--without-gossip",
+         "--without-mingle",
          "--hostname", f"bench-{os.getpid()}@localhost"], cwd=ROOT, env=env)
     _wait_for_port(port)
 
@@ -245,7 +249,7 @@ def _start_platform(topology: str, tmp: Path) -> tuple[Any, tuple[int, ...]]:
     return stop, (web.pid, worker.pid)
 
 
-def _start_embedded(port: int) -> Any:
+def _start_embedded(port: int, concurrency: int) -> Any:
     import threading
 
     from daphne.endpoints import build_endpoint_description_strings
@@ -258,7 +262,7 @@ def _start_embedded(port: int) -> Any:
     server = Server(application=application, signal_handlers=False, verbosity=0,
                     endpoints=build_endpoint_description_strings(host="127.0.0.1", port=port))
     threading.Thread(target=server.run, daemon=True, name="bench-daphne").start()
-    services = start_embedded_services(app, concurrency=2, with_beat=False)
+    services = start_embedded_services(app, concurrency=concurrency, with_beat=False)
     _wait_for_port(port)
 
     def stop() -> None:

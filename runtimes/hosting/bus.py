@@ -48,8 +48,10 @@ class Reply:
 class HostEndpoint(Protocol):
     """The host's side of one session's bus."""
 
-    def receive(self, timeout: float) -> JsonDict | None:
-        """The next web -> host message, or None after `timeout` seconds."""
+    def receive(self, timeout: float, *, precise: bool = False) -> JsonDict | None:
+        """The next web -> host message, or None after `timeout` seconds. `precise`: the host
+        must wake at `timeout`, not merely within a poll interval of it (a wall-clock market's
+        next tick); a backend whose own blocking timeout is coarse then makes the effort."""
 
     def send(self, connection_id: str, texts: list[str]) -> None:
         """Frames for one socket, in order."""
@@ -191,8 +193,8 @@ class _InProcessHost:
     def __init__(self, bus: InProcessBus, session_id: str, box: _Mailbox) -> None:
         self._bus, self._session_id, self._box = bus, session_id, box
 
-    def receive(self, timeout: float) -> JsonDict | None:
-        try:
+    def receive(self, timeout: float, *, precise: bool = False) -> JsonDict | None:
+        try:  # a queue's timeout is precise already
             return self._box.inbox.get(timeout=timeout)
         except queue.Empty:
             return None

@@ -278,7 +278,10 @@ class SessionHost:
         wait = POLL_SECONDS
         try:
             while self.outcome is None:
-                message = self.endpoint.receive(wait)
+                # A wall-clock market's next tick needs the host awake on time; a backtest's
+                # wait only bounds how soon a cancel or a timeout is seen.
+                message = (self.endpoint.receive(wait, precise=True) if self.wall_clock
+                           else self.endpoint.receive(wait))
                 with self.lock:
                     if self.crashed is not None:
                         raise self.crashed  # as if it had happened here: the session fails

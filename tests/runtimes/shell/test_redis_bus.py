@@ -154,3 +154,19 @@ async def test_messages_posted_on_an_event_loop_reach_the_host_in_order(redis_bu
         await redis_bus.aclose()
     assert [(m["kind"], m.get("events")) for m in received] == [
         ("attach", None), ("ack", ["evt-1"]), ("ack", ["evt-2"]), ("detach", None)]
+
+
+def test_a_hosts_wait_ends_at_its_deadline_not_at_the_servers_next_timer_tick(redis_bus):
+    # Redis ends a BLPOP on its own timer (100 ms at the default hz of 10) and takes 0 as
+    # "forever": a host due in 20 ms would tick up to 100 ms late, one due now never.
+    host = redis_bus.host(_session_id())
+    try:
+        started = time.monotonic()
+        assert host.receive(0) is None
+        assert host.receive(0.02, precise=True) is None
+        waited = time.monotonic() - started
+        redis_bus.post(host._session_id, {"kind": "cancel", "reason": ""})
+        assert host.receive(0.02, precise=True) == {"kind": "cancel", "reason": ""}
+    finally:
+        host.close()
+    assert 0.02 <= waited < 0.09
