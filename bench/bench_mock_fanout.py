@@ -19,8 +19,8 @@ does), as remote strategies would.
 
 Knobs: BENCH_MOCK_SESSIONS (50), BENCH_MOCK_SECONDS (20), BENCH_MOCK_INTERVAL_MS (250),
 BENCH_TOPOLOGIES ("embedded,distributed"), BENCH_REDIS_URL, BENCH_POSTGRES_URL (as
-bench_trading_api); BENCH_MOCK_SPREAD=1 measures a what-if: every session's ticks on a phase of
-their own rather than all on the same instants (see _spread_ticks).
+bench_trading_api). Each session ticks at a phase of its own within the interval (the mock
+market's default, from its session id), as sessions do in production.
 """
 
 from __future__ import annotations
@@ -68,11 +68,8 @@ def _interval_ms() -> int:
 
 
 def main() -> None:
-    spread = ("; ticks spread over the interval (what-if)"
-              if _env("BENCH_MOCK_SPREAD", "0") == "1" else "")
     print(f"{_sessions()} mock sessions x {len(SYMBOLS)} symbols, a quote every "
-          f"{_interval_ms()} ms, {_seconds():.0f} s window; target p99 <= {TARGET_P99_MS:.0f} ms"
-          f"{spread}")
+          f"{_interval_ms()} ms, {_seconds():.0f} s window; target p99 <= {TARGET_P99_MS:.0f} ms")
     for topology in _env("BENCH_TOPOLOGIES", "embedded,distributed").split(","):
         topology = topology.strip()
         env = _child_env()
@@ -269,23 +266,6 @@ def instrument_hosts(timing: Path) -> None:
     SessionHost._tick = timed_tick  # type: ignore[method-assign]
     SessionHost._sync = timed_sync  # type: ignore[method-assign]
     gc.callbacks.append(timed_collection)
-    if _env("BENCH_MOCK_SPREAD", "0") == "1":
-        _spread_ticks()
-
-
-def _spread_ticks() -> None:
-    """What if (BENCH_MOCK_SPREAD=1): each market's ticks shifted by a phase of its own (seed
-    n of N: n/N of the interval) instead of every session ticking on the same multiples of the
-    interval since the epoch, so the hosts' work is spread over the interval, not one burst."""
-    from runtimes.providers.mock.provider import MockMarket
-
-    init = MockMarket.__init__
-
-    def shifted(self: Any, config: Any, **kwargs: Any) -> None:
-        init(self, config, **kwargs)
-        self._origin_ms += config.seed % _sessions() * self._interval // _sessions()
-
-    MockMarket.__init__ = shifted  # type: ignore[method-assign]
 
 
 def _host_timing(timing: Path, window: list[float]) -> dict[str, Any]:

@@ -170,3 +170,8 @@ class ProviderSettings(Protocol):
     @property
     def restored(self) -> JsonDict | None:
         """A previous host's snapshot when this host takes a session over."""
+
+    @property
+    def session_id(self) -> str:
+        """A stable id of the session ("" when there is none, as in tests): a provider may
+        derive defaults from it that differ between sessions (the mock market's tick phase)."""

@@ -23,6 +23,7 @@ class SessionProviderSettings:
     initial_cash: Decimal
     options: Mapping[str, Any] = field(default_factory=dict)
     restored: JsonDict | None = None
+    session_id: str = ""
 
 
 def settings_for(session: TradingSession) -> SessionProviderSettings:
@@ -42,6 +43,7 @@ def settings_for(session: TradingSession) -> SessionProviderSettings:
         initial_cash=Decimal(session.initial_cash),
         options=options,
         restored=session.provider_state,
+        session_id=str(session.id),
     )
 
 

@@ -47,6 +47,7 @@ class BacktestSettings:
     options: Mapping[str, Any] = field(default_factory=dict)
     restored: JsonDict | None = None
     platform: str = BACKTEST
+    session_id: str = ""
 
 
 class BacktestProvider(BacktestEngine):

@@ -31,6 +31,7 @@ KNOWN_OPTIONS: Final = frozenset(
         "seed",
         "symbols",
         "quote_interval_ms",
+        "tick_phase_ms",
         "spread_bps",
         "slippage_bps",
         "commission",
@@ -49,6 +50,9 @@ class MockConfig:
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     quote_interval_ms: int = 250
+    # Where in each interval the ticks fall (ms after a multiple of the interval since the
+    # epoch): markets on one host tick at different instants rather than all in one burst.
+    tick_phase_ms: int = 0
     spread_bps: Decimal = Decimal(2)
     slippage_bps: Decimal = Decimal(0)
     commission: Commission = field(default_factory=Commission)
@@ -81,6 +85,8 @@ def parse_options(
         quote_interval_ms=_int(
             "quote_interval_ms", options.get("quote_interval_ms", 250), *QUOTE_INTERVAL_MS
         ),
+        tick_phase_ms=_int("tick_phase_ms", options.get("tick_phase_ms", 0), 0,
+                           QUOTE_INTERVAL_MS[1] - 1),
         spread_bps=_decimal("spread_bps", options.get("spread_bps", 2), MAX_SPREAD_BPS, zero=False),
         slippage_bps=_decimal("slippage_bps", options.get("slippage_bps", 0), MAX_SLIPPAGE_BPS),
         commission=_commission(options.get("commission")),

@@ -9,9 +9,11 @@ it. Same seed, same clock readings, same orders: same prices and fills.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -68,14 +70,26 @@ def system_clock() -> datetime:
 
 
 def build(settings: ProviderSettings, *, wake: Wake, clock: Clock = system_clock) -> MockMarket:
-    """The provider factory of the `mock` platform. Raises ValueError naming a bad option."""
+    """The provider factory of the `mock` platform. Raises ValueError naming a bad option.
+    Without a `tick_phase_ms` option, a session's ticks fall at a phase derived from its id, so
+    that the markets one host serves do not all tick at the same instant."""
     config = parse_options(
         settings.options,
         symbols=settings.symbols,
         timeframes=settings.timeframes,
         initial_cash=settings.initial_cash,
     )
+    if "tick_phase_ms" not in settings.options and settings.session_id:
+        config = replace(config, tick_phase_ms=phase_of(settings.session_id,
+                                                        config.quote_interval_ms))
     return MockMarket(config, clock=clock, restored=settings.restored)
+
+
+def phase_of(session_id: str, interval_ms: int) -> int:
+    """A stable phase in [0, interval_ms) from a session id: the same on every host (a session
+    taken over keeps its ticks), spread evenly across sessions."""
+    digest = hashlib.sha256(session_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % interval_ms
 
 
 class _TickClock:
@@ -136,7 +150,8 @@ class MockMarket(ExchangeBook):
         self._quotes_pending = False  # quote events wait in _events (bounds an undrained queue)
         self._rng = random.Random(config.seed)
         now_ms = _ms(clock())
-        self._origin_ms = now_ms - now_ms % self._interval
+        phase = config.tick_phase_ms % self._interval
+        self._origin_ms = now_ms - (now_ms - phase) % self._interval  # a tick instant, <= now
         self._tick = 0  # ticks done since the origin
         self._closed = False
         if restored is None:

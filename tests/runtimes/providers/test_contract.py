@@ -84,6 +84,7 @@ class MockHarness:
             initial_cash=CASH,
             options={"seed": 11, "commission": "binance", "slippage_bps": "1"},
             restored=None,
+            session_id="",
         )
         self.venue: MockMarket = build(settings, wake=lambda: None, clock=self.clock)
 

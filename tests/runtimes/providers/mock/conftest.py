@@ -23,6 +23,7 @@ class Settings:
     initial_cash: Decimal = Decimal(100_000)
     restored: dict[str, Any] | None = None
     platform: str = "mock"
+    session_id: str = ""
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from runtimes.core.events import (
 )
 from runtimes.core.provider import Pacing, Provider
 from runtimes.providers.mock import MockMarket
+from runtimes.providers.mock.provider import phase_of
 from tests.runtimes.providers.clock import FakeClock
 
 D = Decimal
@@ -354,3 +355,32 @@ def test_a_snapshot_of_other_settings_is_refused(make_market) -> None:
         make_market(options={"seed": 7, "symbols": ["AAPL"]}, restored=saved)
     with pytest.raises(ValueError, match="quote_interval_ms is not this session's"):
         make_market(options={"seed": 7, "quote_interval_ms": 500}, restored=saved)
+
+
+def test_a_tick_phase_moves_the_ticks_within_the_interval(make_market, clock) -> None:
+    # 14:30:00.100 with ticks at 40 ms past each 250 ms: the next one is 14:30:00.290.
+    market = make_market(options={"seed": 7, "tick_phase_ms": 40})
+    assert market.next_due() == 0.19
+    clock.advance(ms=190)
+    market.advance(clock())
+    assert market.quote("AAPL").timestamp == datetime(2026, 1, 5, 14, 30, 0, 290_000, tzinfo=UTC)
+    assert market.next_due() == 0.25
+
+
+def test_without_a_phase_option_each_session_ticks_at_a_phase_of_its_own_id(
+    make_market, clock
+) -> None:
+    first = make_market(session_id="7d1c2b1e-0000-4000-8000-000000000001")
+    again = make_market(session_id="7d1c2b1e-0000-4000-8000-000000000001")
+    other = make_market(session_id="7d1c2b1e-0000-4000-8000-000000000002")
+
+    assert phase_of("7d1c2b1e-0000-4000-8000-000000000001", 250) == 202
+    assert phase_of("7d1c2b1e-0000-4000-8000-000000000002", 250) == 68
+    # 14:30:00.100: the next tick at .202 for the first session, at .318 for the other
+    assert first.next_due() == again.next_due() == 0.102
+    assert other.next_due() == 0.218
+
+
+def test_phases_of_many_sessions_spread_over_the_interval() -> None:
+    phases = {phase_of(f"session-{n}", 250) // 25 for n in range(200)}
+    assert phases == set(range(10))  # every tenth of the interval has some session's ticks

@@ -36,6 +36,7 @@ def test_any_walk_keeps_bid_below_ask_and_bars_consistent(seed, symbols, volatil
         initial_cash=Decimal(1000),
         restored=None,
         platform="mock",
+        session_id="",
     )
     market = build(settings_, wake=lambda: None, clock=clock)
     for _ in range(3):
