@@ -121,9 +121,11 @@ class RedisHost:
     def serve_directly(self, handler: Any) -> None:
         """Web processes reach this host through Redis only: nothing to offer."""
 
-    def close(self) -> None:
-        # Commands still queued get no reply; their views time out and answer 503.
-        self._client.delete(self._inbox)
+    def close(self, *, keep_inbox: bool = False) -> None:
+        # Commands still queued get no reply; their views time out and answer 503. A session
+        # moving to another host keeps its inbox: that host reads it.
+        if not keep_inbox:
+            self._client.delete(self._inbox)
         self._client.close()
 
 

@@ -42,6 +42,7 @@ from runtimes.core.session import (
     LiveStream,
     sequence_of,
 )
+from runtimes.core.takeover import reconcile, takeover_frame
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
 from runtimes.hosting import commands
 from runtimes.hosting.bus import HostEndpoint, Reply, SessionBus
@@ -49,6 +50,12 @@ from runtimes.hosting.hosted import HostedStrategy
 from runtimes.hosting.leases import HostLease, LeaseLost
 from runtimes.hosting.provision import build_provider
 from runtimes.hosting.risk import RiskGuard
+from runtimes.hosting.survival import (
+    RUNNING_HOSTS,
+    Predecessor,
+    ReservingSequencer,
+    predecessor_of,
+)
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
 from runtimes.providers.registry import ProviderUnavailable
 
@@ -65,6 +72,9 @@ PROGRESS_WRITE_SECONDS = 2.0  # how often the batch count reaches the row (the d
 JOURNAL_CHUNK = 5000  # frames are written to SessionEvent at least this many at a time...
 JOURNAL_FLUSH_SECONDS = 1.0  # ...or at least this often: what a crash may lose of the journal
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # a drained host's sockets: the SDK reconnects at once, to the next host
+RELEASED = "released"  # the outcome of a host that handed its session back to the queue
+TAKEOVER_REASON = "the worker hosting this session stopped; another worker took it over"
 
 
 class HostJournal:
@@ -85,6 +95,7 @@ class HostJournal:
     def __init__(self, *, keep_unacked: bool = True) -> None:
         self.keep_unacked = keep_unacked
         self.flushed = 0  # frames written to SessionEvent, acked, and dropped from memory
+        self.last_dropped = 0  # the sequence of the last frame dropped from memory
         self._ids: list[str] = []  # the tail, oldest first, parallel to _texts and _sequences
         self._texts: list[str] = []
         self._sequences: list[int] = []
@@ -110,8 +121,9 @@ class HostJournal:
 
     def record_ack(self, event_ids: Sequence[str], correlation_id: str) -> None:
         # Keeping unacked frames, flushed ones are acked already (only an acked prefix is
-        # flushed before the end). Sequences are contiguous: the tail starts after the flushed.
-        first = self._sequences[0] if self._sequences else self.flushed + 1
+        # flushed before the end). Sequences are contiguous within one host: the tail starts
+        # after the last dropped (a host that took the session over starts after a gap).
+        first = self._sequences[0] if self._sequences else self.last_dropped + 1
         for event_id in event_ids:
             if event_id in self._acked:
                 continue
@@ -129,6 +141,12 @@ class HostJournal:
                 self._acked_total += 1
                 if position < self._written:
                     self._late_acks.append(first + position)
+
+    def resume(self, session: TradingSession, *, journaled: int, last_sequence: int) -> None:
+        """A host taking `session` over: `journaled` frames are in SessionEvent already, and
+        this host's first frame comes after `last_sequence` (what its predecessor reserved)."""
+        self._session = session
+        self.flushed, self.last_dropped = journaled, last_sequence
 
     def frames_after(self, event_id: str) -> list[JsonDict]:
         return [json.loads(text) for text in self.texts_after(event_id)]
@@ -206,6 +224,8 @@ class HostJournal:
     def _drop(self, end: int) -> None:
         for event_id in self._ids[:end]:
             self._acked.discard(event_id)
+        if end:
+            self.last_dropped = self._sequences[end - 1]
         del self._ids[:end], self._sequences[:end], self._texts[:end]
         self._acked_prefix -= min(end, self._acked_prefix)
         self._written -= end
@@ -246,6 +266,7 @@ class SessionHost:
         now: Callable[[], datetime] = timezone.now,
         monotonic: Callable[[], float] = time.monotonic,
         lease: HostLease | None = None,
+        predecessor: Predecessor | None = None,
     ) -> None:
         self.session, self.endpoint, self.provider = session, endpoint, provider
         self.wall_clock = provider.pacing == Pacing.WALL_CLOCK
@@ -253,8 +274,11 @@ class SessionHost:
         self.lease = lease  # None: a host nobody reaps (unit tests of the host alone)
         self.journal = HostJournal(keep_unacked=not self.wall_clock)
         self.guard = RiskGuard.for_session(session)  # risk limits and kill switches
+        self.predecessor = predecessor
+        self.draining: str | None = None  # why, once this host was told to hand the session on
         self.stream: BacktestStream | LiveStream = (
-            LiveStream(provider, journal=self.journal, provider=provider.platform)
+            LiveStream(provider, journal=self.journal, provider=provider.platform,
+                       sequencer=self._sequencer())
             if self.wall_clock else
             BacktestStream(provider, journal=self.journal, provider=provider.platform,
                            broker=provider.broker))
@@ -269,6 +293,89 @@ class SessionHost:
         # single-threaded.
         self.lock = threading.Lock()
         self.crashed: Exception | None = None  # raised on another thread, re-raised on the host's
+
+    # -- surviving the worker (docs/session-lifecycle.md, "Takeover") ------------------------------
+
+    def _sequencer(self) -> ReservingSequencer | None:
+        """A wall-clock host under a lease hands out ids within a reservation on the row, so
+        that a host taking over after it never reuses one; it starts after its predecessor's."""
+        if self.lease is None:
+            return None
+        last = 0 if self.predecessor is None else self.predecessor.last_sequence
+        return ReservingSequencer(last, reserved=last, reserve=self._reserve_event_ids)
+
+    def _reserve_event_ids(self, upto: int) -> None:
+        self._hold_lease(event_ids_reserved=upto)
+
+    def take_over(self) -> None:
+        """Carry on where the predecessor stopped: the provider was restored from its snapshot;
+        reconcile with it, stream again (the strategy's sockets reconnect and attach), and tell
+        the strategy with a `connection` frame, the first of this host."""
+        predecessor = self.predecessor
+        assert predecessor is not None and self.wall_clock
+        self.journal.resume(self.session, journaled=predecessor.journaled,
+                            last_sequence=predecessor.last_sequence)
+        found = reconcile(self.provider, last_journaled_fill_id=predecessor.last_fill_id)
+        now = self.now()
+        last_seen = predecessor.last_seen
+        gap_ms = 0 if last_seen is None else int((now - last_seen).total_seconds() * 1000)
+        self.stream.start()
+        self.stream.emit_notice(lambda event_id: takeover_frame(
+            found, broker=self.provider.broker, reason=TAKEOVER_REASON, gap_ms=gap_ms,
+            timestamp=now, event_id=event_id))
+        self.session.transition(to=State.RUNNING, allowed_from={State.WAITING})
+        logger.warning("session %s taken over: %s", self.session.pk, found.as_json())
+
+    def drain(self, reason: str) -> None:
+        """From another thread (a worker told to stop): refuse orders from now on and hand the
+        session back to the queue within a poll interval (`_hand_over`). A backtest is not
+        drained: it cannot move (its worker's warm shutdown waits for it to complete)."""
+        if not self.wall_clock or self.lease is None:
+            return
+        self.draining = reason
+        self.endpoint.wake()
+
+    def _fenced_action(self, message: JsonDict) -> Reply | None:
+        """An order action of a wall-clock host: refused while draining; dropped when its
+        caller gave up waiting (an order must not leave after its 503); else sent to the
+        provider only while this host still holds its lease (one conditional UPDATE), and its
+        effect persisted (the provider's snapshot, under the fence) before the reply."""
+        if self.draining is not None:
+            return _unavailable("This worker is stopping; the session moves to another. Retry.")
+        expires = message.get("expires_at")
+        # The caller's real wait (time.time() in the view), not the venue's clock.
+        if expires is not None and time.time() > float(expires):
+            return None
+        assert self.lease is not None
+        if not self.lease.renew(now=self.now()):
+            self.endpoint.reply(message["request"], _unavailable(
+                "The session moved to another worker. Retry."))
+            raise LeaseLost(f"the lease of session {self.session.pk} was taken")
+        reply = commands.execute(self.provider, message, guard=self.guard)
+        try:
+            with transaction.atomic():
+                self._hold_lease(provider_state=self.provider.snapshot())
+        except LeaseLost:
+            self.endpoint.reply(message["request"], _unavailable(
+                "The session moved to another worker. Retry."))
+            raise
+        return reply
+
+    def _hand_over(self) -> None:
+        """Drain: tell the sockets, write the journal and the snapshot under the fence, release
+        the lease (the session is queued again at once), close the sockets (they reconnect)."""
+        reason = self.draining or "draining"
+        if self.stream.started:
+            self._announce_disconnect(reason)
+        with transaction.atomic():
+            self._hold_lease(provider_state=self.provider.snapshot())
+            self.journal.flush(self.session, everything=True)
+            self.guard.flush()
+        assert self.lease is not None
+        self.lease.release(now=self.now())
+        for connection in [*self.connections, *self.observers]:
+            self.endpoint.close_connection(connection, CLOSE_GOING_AWAY)
+        self.outcome = (RELEASED, reason)
 
     # -- main loop ------------------------------------------------------------------------------
 
@@ -286,6 +393,8 @@ class SessionHost:
                     wait = self._wait_seconds()  # under the lock: the provider is not shared
         finally:
             self.endpoint.serve_directly(None)
+        if self.outcome[0] == RELEASED:
+            return RELEASED
         with self.lock:
             return self._finish()
 
@@ -297,6 +406,9 @@ class SessionHost:
     def _step(self, message: JsonDict | None, connect_deadline: float) -> None:
         if message is not None:
             self.handle(message)
+        if self.draining is not None and self.outcome is None:
+            self._hand_over()
+            return
         if self.wall_clock and self.outcome is None:
             self._tick()
         self._check_timeouts(connect_deadline)
@@ -322,16 +434,21 @@ class SessionHost:
         journal_due = self.stream.started and self.journal.flush_due(moment)
         if not journal_due and (self.lease is None or not self.lease.due(moment)):
             return
+        # A wall-clock host persists its provider's snapshot with each journal write: a host
+        # taking over restores the market as the journal left it.
+        snapshot = ({"provider_state": self.provider.snapshot()}
+                    if journal_due and self.wall_clock else {})
         with transaction.atomic():
-            self._hold_lease()
+            self._hold_lease(**snapshot)
             if journal_due:
                 self.journal.flush(self.session, everything=False, moment=moment)
 
-    def _hold_lease(self) -> None:
+    def _hold_lease(self, **fields: Any) -> None:
+        """Renew the lease (writing `fields` with it) or raise LeaseLost."""
         if self.lease is None:
             return
         progress = {"batches": self.stream.batches_emitted} if self.stream.started else {}
-        if not self.lease.renew(now=self.now(), **progress):
+        if not self.lease.renew(now=self.now(), **progress, **fields):
             raise LeaseLost(f"the lease of session {self.session.pk} was taken")
 
     def take_now(self, message: JsonDict, blocking: bool) -> bool:
@@ -437,8 +554,13 @@ class SessionHost:
         self._send(self.stream.pump())
 
     def _command(self, message: JsonDict) -> None:
-        if message.get("op") == "session":
-            reply = Reply(200, self.session_info())
+        op = message.get("op")
+        if op == "session":
+            reply: Reply | None = Reply(200, self.session_info())
+        elif op in commands.ACTIONS and self.wall_clock and self.lease is not None:
+            reply = self._fenced_action(message)
+            if reply is None:
+                return  # nobody waits for it any more
         else:
             reply = commands.execute(self.provider, message, guard=self.guard)
         self.endpoint.reply(message["request"], reply)
@@ -569,6 +691,11 @@ class SessionHost:
         )
 
 
+def _unavailable(message: str) -> Reply:
+    """503 PROVIDER_UNAVAILABLE: the SDK retries it, and the retry reaches the next host."""
+    return Reply(503, {"code": "PROVIDER_UNAVAILABLE", "message": message, "details": {}})
+
+
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v if v is None or isinstance(v, int | str) else str(v) for k, v in values.items()}
 
@@ -618,14 +745,23 @@ def _host(
         session.finish(to=State.FAILED, now=timezone.now(), reason="internal error in the host")
         return State.FAILED
     if not still_ours:
-        endpoint.close()
+        endpoint.close(keep_inbox=True)
         return None
-    host = SessionHost(session, endpoint, provider, lease=lease)
+    wall_clock = provider.pacing == Pacing.WALL_CLOCK
+    predecessor = predecessor_of(session) if wall_clock else None
+    host = SessionHost(session, endpoint, provider, lease=lease, predecessor=predecessor)
     host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
+    RUNNING_HOSTS.add(host)
+    keep_inbox = False  # what is posted meanwhile is for the next host of a session moving on
     try:
-        return host.run()
+        if predecessor is not None:
+            host.take_over()
+        outcome = host.run()
+        keep_inbox = outcome == RELEASED
+        return outcome
     except LeaseLost:
         logger.warning("session host %s stops: its lease was taken", session.id)
+        keep_inbox = True
         host.abandon("the session was ended in place of its host")
         if host.strategy is not None:
             host.strategy.discard()
@@ -639,6 +775,7 @@ def _host(
             session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
         return State.FAILED
     finally:
+        RUNNING_HOSTS.discard(host)
         if host.strategy is not None:  # after a crash; stopping twice is harmless
             host.strategy.stop(state=State.FAILED)
-        endpoint.close()
+        endpoint.close(keep_inbox=keep_inbox)
