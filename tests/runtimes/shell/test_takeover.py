@@ -82,7 +82,7 @@ def host_next():
 
 
 def test_a_host_that_lost_its_lease_refuses_the_order_with_503_before_its_provider_sees_it(
-    owner, workspace, fake_registry, host_in_thread
+    owner, workspace, fake_registry, host_in_thread  # noqa: F811 (the imported fixtures)
 ):
     session = mock_session(owner, workspace)
     bus = InProcessBus()
