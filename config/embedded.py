@@ -98,6 +98,9 @@ def start_embedded_services(
 ) -> EmbeddedServices:
     """Start a thread-pool worker (and beat and the session reaper) in this process; returns
     once the worker is ready."""
+    from runtimes.hosting.survival import RUNNING_HOSTS
+
+    RUNNING_HOSTS.stopping = None  # a process that stopped its services before may host again
     worker = _ReadyWorkController(
         app=app,
         concurrency=concurrency,

@@ -38,7 +38,13 @@ def run_next_session() -> str | None:
     from runtimes.hosting.bus import get_bus
     from runtimes.hosting.dispatch import claim_next_session
     from runtimes.hosting.host import run_session_host
+    from runtimes.hosting.survival import RUNNING_HOSTS
 
+    if RUNNING_HOSTS.stopping is not None:
+        # This worker drains: a session it handed back must go to another one, so the task
+        # goes back to the broker for a worker that is not stopping.
+        run_next_session.delay()
+        return None
     lease = claim_next_session(now=timezone.now())
     if lease is None:
         return None  # its session was cancelled, or claimed by a worker that freed up first

@@ -30,6 +30,7 @@ KEY_TTL_S = 3600
 REPLY_TTL_S = 60
 RELAY_BLOCK_S = 5  # a relay's BLPOP returns at least this often (it loops; cheap)
 FRAME_SEPARATOR = "\n"
+MIN_BLOCK_S = 0.001  # BLPOP's resolution: a shorter timeout is 0, which blocks for ever
 OBSERVER_BACKLOG = 256  # an observer's outbox keeps at most this many batches (oldest dropped)
 CLOSE_PREFIX = "close:"  # an outbox element asking to close the socket; frames start with "{"
 # Blocking reads (BLPOP) carry their own server-side timeout, so the client's socket timeout must
@@ -90,6 +91,11 @@ class RedisHost:
         self._inbox = inbox_key(session_id)
 
     def receive(self, timeout: float) -> JsonDict | None:
+        # Redis counts a BLPOP timeout in milliseconds and blocks for ever on 0: a host whose
+        # provider is due now (a market catching up) polls without blocking instead.
+        if timeout < MIN_BLOCK_S:
+            raw = self._client.lpop(self._inbox)
+            return None if raw is None else json.loads(raw)
         item = self._client.blpop([self._inbox], timeout=timeout)
         return None if item is None else json.loads(item[1])
 

@@ -72,7 +72,6 @@ PROGRESS_WRITE_SECONDS = 2.0  # how often the batch count reaches the row (the d
 JOURNAL_CHUNK = 5000  # frames are written to SessionEvent at least this many at a time...
 JOURNAL_FLUSH_SECONDS = 1.0  # ...or at least this often: what a crash may lose of the journal
 CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001  # a drained host's sockets: the SDK reconnects at once, to the next host
 RELEASED = "released"  # the outcome of a host that handed its session back to the queue
 TAKEOVER_REASON = "the worker hosting this session stopped; another worker took it over"
 
@@ -374,7 +373,8 @@ class SessionHost:
         assert self.lease is not None
         self.lease.release(now=self.now())
         for connection in [*self.connections, *self.observers]:
-            self.endpoint.close_connection(connection, CLOSE_GOING_AWAY)
+            # A clean close: the SDK reconnects at once, and its attach waits for the next host.
+            self.endpoint.close_connection(connection, CLOSE_NORMAL)
         self.outcome = (RELEASED, reason)
 
     # -- main loop ------------------------------------------------------------------------------

@@ -85,10 +85,14 @@ class RunningHosts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hosts: set[Any] = set()
+        self.stopping: str | None = None  # why, once this process drains: it claims nothing more
 
     def add(self, host: Drainable) -> None:
         with self._lock:
             self._hosts.add(host)
+            stopping = self.stopping
+        if stopping is not None:  # started as the process began to stop: hand it on too
+            host.drain(stopping)
 
     def discard(self, host: Drainable) -> None:
         with self._lock:
@@ -98,6 +102,7 @@ class RunningHosts:
         """Ask every running host to drain; returns how many were asked. Each drains on its
         own thread, within a poll interval (runtimes/hosting/host.py)."""
         with self._lock:
+            self.stopping = reason
             hosts = list(self._hosts)
         for host in hosts:
             host.drain(reason)

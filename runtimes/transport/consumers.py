@@ -37,8 +37,10 @@ from runtimes.transport.authentication import looks_like_session_token
 # (a worker that died: the reaper ended the session, and no host will ever close this socket), or
 # has moved to another host (the reaper requeued it, or its worker drained it).
 ENDED_CHECK_SECONDS = 5.0
-CLOSE_NORMAL = 1000  # as the host closes: the SDK reconnects, and the ended session refuses it
-CLOSE_GOING_AWAY = 1001  # the session moved: the SDK reconnects at once, and reaches the next host
+# As the host closes, for both: the SDK reconnects at once on a clean close; an ended session
+# refuses it (403), a moved one accepts it and its attach reaches the next host. (Daphne, through
+# autobahn, can send no other code below 3000: 1001 was silently never sent.)
+CLOSE_NORMAL = 1000
 MOVED_REASON = "the session moved to another worker"
 
 
@@ -187,8 +189,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 # The reason (at most 123 bytes) for servers that pass it on; daphne drops it.
                 # Ended, the SDK's reconnect is then refused (403); moved, it reaches the next
                 # host, which resumes the stream after the socket's Last-Event-ID.
-                code = CLOSE_GOING_AWAY if reason == MOVED_REASON else CLOSE_NORMAL
-                await self.close(code=code, reason=reason.encode()[:123].decode(errors="ignore"))
+                await self.close(code=CLOSE_NORMAL,
+                                 reason=reason.encode()[:123].decode(errors="ignore"))
                 return
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
