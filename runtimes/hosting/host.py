@@ -275,6 +275,9 @@ class SessionHost:
         self.guard = RiskGuard.for_session(session)  # risk limits and kill switches
         self.predecessor = predecessor
         self.draining: str | None = None  # why, once this host was told to hand the session on
+        # The takeover's `connection` frame until a strategy socket got it: a client that
+        # reconnects without a cursor (the SDK) gets it first, however long ago it was journaled.
+        self.takeover_text: str | None = None
         self.stream: BacktestStream | LiveStream = (
             LiveStream(provider, journal=self.journal, provider=provider.platform,
                        sequencer=self._sequencer())
@@ -322,6 +325,7 @@ class SessionHost:
         self.stream.emit_notice(lambda event_id: takeover_frame(
             found, broker=self.provider.broker, reason=TAKEOVER_REASON, gap_ms=gap_ms,
             timestamp=now, event_id=event_id))
+        self.takeover_text = self.journal.last_texts(1)[0]
         self.session.transition(to=State.RUNNING, allowed_from={State.WAITING})
         logger.warning("session %s taken over: %s", self.session.pk, found.as_json())
 
@@ -520,7 +524,12 @@ class SessionHost:
         self.connections[connection] = None
         self.last_progress = self.monotonic()
         if self.stream.started:
-            self.endpoint.send(connection, self._reconnect_texts(last_event_id))
+            texts = self._reconnect_texts(last_event_id)
+            if self.takeover_text is not None:
+                if last_event_id is None and self.takeover_text not in texts:
+                    texts.insert(0, self.takeover_text)  # the oldest frame of this host
+                self.takeover_text = None
+            self.endpoint.send(connection, texts)
             return
         self.session.transition(to=State.RUNNING, allowed_from={State.WAITING},
                                 started_at=self.now())
