@@ -74,6 +74,12 @@ JOURNAL_FLUSH_SECONDS = 1.0  # ...or at least this often: what a crash may lose 
 CLOSE_NORMAL = 1000
 RELEASED = "released"  # the outcome of a host that handed its session back to the queue
 TAKEOVER_REASON = "the worker hosting this session stopped; another worker took it over"
+# What changes the book (orders, fills, positions, cash): a journal write carrying one of these
+# persists the provider's snapshot with it; otherwise (quotes, candles: only the market moved)
+# at most every SNAPSHOT_REFRESH_SECONDS, since a market's snapshot is large (mock: ~160 KB and
+# ~4 ms with three symbols' bar history).
+BOOK_EVENTS = frozenset({"order", "trade", "position", "account"})
+SNAPSHOT_REFRESH_SECONDS = 10.0
 
 
 class HostJournal:
@@ -278,6 +284,8 @@ class SessionHost:
         # The takeover's `connection` frame until a strategy socket got it: a client that
         # reconnects without a cursor (the SDK) gets it first, however long ago it was journaled.
         self.takeover_text: str | None = None
+        self.book_changed = False  # a book event was sent since the last persisted snapshot
+        self.snapshot_written = monotonic()
         self.stream: BacktestStream | LiveStream = (
             LiveStream(provider, journal=self.journal, provider=provider.platform,
                        sequencer=self._sequencer())
@@ -438,14 +446,22 @@ class SessionHost:
         journal_due = self.stream.started and self.journal.flush_due(moment)
         if not journal_due and (self.lease is None or not self.lease.due(moment)):
             return
-        # A wall-clock host persists its provider's snapshot with each journal write: a host
-        # taking over restores the market as the journal left it.
+        # A wall-clock host persists its provider's snapshot with the journal write that carries
+        # a change of the book: a host taking over restores the book as the journal left it.
         snapshot = ({"provider_state": self.provider.snapshot()}
-                    if journal_due and self.wall_clock else {})
+                    if journal_due and self._snapshot_due(moment) else {})
         with transaction.atomic():
             self._hold_lease(**snapshot)
             if journal_due:
                 self.journal.flush(self.session, everything=False, moment=moment)
+
+    def _snapshot_due(self, moment: float) -> bool:
+        if not self.wall_clock or self.lease is None:
+            return False
+        if not self.book_changed and moment - self.snapshot_written < SNAPSHOT_REFRESH_SECONDS:
+            return False
+        self.book_changed, self.snapshot_written = False, moment
+        return True
 
     def _hold_lease(self, **fields: Any) -> None:
         """Renew the lease (writing `fields` with it) or raise LeaseLost."""
@@ -596,6 +612,8 @@ class SessionHost:
             self.endpoint.send(connection, texts)
         if self.observers:
             self._fan_out(texts)
+        if self.wall_clock and not self.book_changed:  # one lookup per frame, until it changed
+            self.book_changed = any(frame["type"] in BOOK_EVENTS for frame in frames)
 
     def _reconnect_texts(self, last_event_id: str | None) -> list[str]:
         if last_event_id is not None:
