@@ -55,3 +55,21 @@ def test_draining_asks_every_running_host_once():
 
     assert hosts.drain_all("stopping") == 2
     assert (first.told, second.told, gone.told) == (["stopping"], ["stopping"], [])
+
+
+def test_the_hosting_task_is_acknowledged_when_taken_so_a_redelivery_never_runs_it_twice():
+    from runtimes.tasks import run_next_session
+
+    assert (run_next_session.acks_late, run_next_session.reject_on_worker_lost) == (False, False)
+
+
+def test_a_stopping_worker_sends_the_dispatch_on_rather_than_claim(monkeypatch):
+    import runtimes.tasks
+    from runtimes.hosting.survival import RUNNING_HOSTS
+
+    sent = []
+    monkeypatch.setattr(runtimes.tasks.run_next_session, "delay", lambda: sent.append(1))
+    monkeypatch.setattr(RUNNING_HOSTS, "stopping", "the worker is stopping")
+
+    assert runtimes.tasks.run_next_session.run() is None  # no database touched
+    assert sent == [1]

@@ -32,6 +32,13 @@ from tests.runtimes.shell.test_wall_clock_host import (  # noqa: F401 (fixtures)
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
+@pytest.fixture(autouse=True)
+def no_dispatch(monkeypatch):
+    """The tests play the next worker themselves (`host_next`): the reaper's and a release's
+    dispatch task must not reach the suite's worker, which would claim the session first."""
+    monkeypatch.setattr("runtimes.hosting.leases.ask_for_a_worker", lambda: None)
+
+
 @pytest.fixture
 def short_leases(settings):
     settings.SESSION_LEASE_SECONDS = 2
