@@ -194,7 +194,7 @@ async def test_kill_9_of_the_worker_of_a_mock_session_continues_on_another_with_
     orders = await trader.every_order()
     assert Counter(o["client_order_id"] for o in orders) == Counter(list(trader.acknowledged))
     assert {o["client_order_id"]: o["id"] for o in orders} == trader.acknowledged
-    print(f"\ntakeover after kill -9: {taken_over_in:.1f} s (leases of 3 s, reaper every 1 s)")
+    print(f"\ntakeover after kill -9: {taken_over_in:.1f} s")
 
 
 async def test_sigterm_of_a_worker_hands_its_mock_session_to_another_at_once(
