@@ -78,6 +78,12 @@ class EmbeddedServices:
     reaper: PeriodicThread | None = None
 
     def stop(self, timeout: float = 10.0) -> None:
+        # Wall-clock sessions hosted here go back to the queue at once, their journal and
+        # snapshot written (the next start, or another worker, takes them over); backtests run
+        # on until the worker's warm shutdown, below, has waited for them.
+        from runtimes.hosting.survival import RUNNING_HOSTS
+
+        RUNNING_HOSTS.drain_all("the server is stopping")
         if self.reaper is not None:
             self.reaper.stop(timeout)
         if self.beat is not None:
@@ -92,6 +98,9 @@ def start_embedded_services(
 ) -> EmbeddedServices:
     """Start a thread-pool worker (and beat and the session reaper) in this process; returns
     once the worker is ready."""
+    from runtimes.hosting.survival import RUNNING_HOSTS
+
+    RUNNING_HOSTS.stopping = None  # a process that stopped its services before may host again
     worker = _ReadyWorkController(
         app=app,
         concurrency=concurrency,

@@ -165,7 +165,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- session leases (runtimes/leases.py) -----------------------------------------------------
 # A session's host renews its lease every RENEW seconds; a lease not renewed for LEASE seconds
-# means its host is gone, and the reaper (every REAPER_INTERVAL seconds) ends the session.
+# means its host is gone, and the reaper (every REAPER_INTERVAL seconds) fails a backtest, or puts
+# a paper/live session back in the queue for another worker to take over
+# (docs/session-lifecycle.md, "Takeover").
 SESSION_LEASE_SECONDS = env.int("SESSION_LEASE_SECONDS", 15, minimum=2)
 SESSION_LEASE_RENEW_SECONDS = env.int("SESSION_LEASE_RENEW_SECONDS", 3, minimum=1)
 SESSION_REAPER_INTERVAL_SECONDS = env.int("SESSION_REAPER_INTERVAL_SECONDS", 5, minimum=1)

@@ -9,7 +9,10 @@ case "$role" in
     exec python -m config.web --bind 0.0.0.0 --port "${PORT:-8000}" --proxy-headers config.asgi:application
     ;;
   worker)
-    exec celery -A config worker --loglevel "${LOG_LEVEL:-INFO}" --concurrency "${WORKER_CONCURRENCY:-2}"
+    # Threads: each session host holds one for its whole run (docs/session-lifecycle.md), under
+    # no task time limit; SIGTERM drains the paper and live sessions to another worker at once.
+    exec celery -A config worker --pool threads --loglevel "${LOG_LEVEL:-INFO}" \
+      --concurrency "${WORKER_CONCURRENCY:-2}"
     ;;
   beat)
     exec celery -A config beat --loglevel "${LOG_LEVEL:-INFO}" \

@@ -115,6 +115,10 @@ class TradingSession(models.Model):
     lease_holder = models.CharField(max_length=120, blank=True)
     lease_fence = models.PositiveBigIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Event ids a host may hand out without asking (a wall-clock host reserves them in blocks,
+    # under its fence): a host taking the session over starts after them, never reusing an id
+    # its predecessor may have sent but not journaled (docs/session-lifecycle.md).
+    event_ids_reserved = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     # When it asked for a worker (queued), and when a worker claimed it (runtimes/dispatch.py).
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -228,6 +232,21 @@ class TradingSession(models.Model):
         return {"symbols": list(self.symbols), "timeframes": list(self.stream_timeframes()),
                 "events": ["candle", *(["quote"] if quotes else []), "order", "trade",
                            "position", "account"]}
+    def requeue_for_lost_host(self, *, now: datetime) -> bool:
+        """Put a wall-clock session whose host is gone back in the queue for another worker,
+        only while the lease is still the one read (`lease_fence`), moving the fence on so that
+        the old host, were it alive after all, writes nothing more and sends no order. False if
+        anything moved first."""
+        updated = TradingSession.objects.filter(
+            pk=self.pk, state__in=WORKER_STATES, lease_fence=self.lease_fence,
+        ).update(state=State.QUEUED, queued_at=now, lease_fence=models.F("lease_fence") + 1,
+                 lease_holder="", lease_expires_at=None)
+        if updated:
+            auth_cache.invalidate_all()
+            self.state, self.queued_at = State.QUEUED, now
+            self.lease_fence += 1
+            self.lease_holder, self.lease_expires_at = "", None
+        return updated == 1
 
     def risk_limits(self) -> RiskLimits:
         """The limits the host enforces, as the framework-free value the checks read."""

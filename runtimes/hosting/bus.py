@@ -70,8 +70,10 @@ class HostEndpoint(Protocol):
         """Offer `handler` for messages posted in this process (None withdraws it). A backend
         whose web side lives in other processes ignores it."""
 
-    def close(self) -> None:
-        """The host is gone: fail pending commands, forget the session."""
+    def close(self, *, keep_inbox: bool = False) -> None:
+        """The host is gone: fail pending commands, forget the session. `keep_inbox`: the
+        session moves to another host (drained, or its lease taken), which reads what was posted
+        meanwhile (a reconnecting socket's attach, a retried order)."""
 
 
 class SessionBus(Protocol):
@@ -224,8 +226,10 @@ class _InProcessHost:
     def serve_directly(self, handler: DirectHandler | None) -> None:
         self._box.direct = handler
 
-    def close(self) -> None:
+    def close(self, *, keep_inbox: bool = False) -> None:
         self._box.direct = None
+        if keep_inbox:  # the next host of this process takes this mailbox as it is
+            return
         self._box.closed = True
         self._bus._forget(self._session_id, self._box)
         for future in list(self._box.pending.values()):

@@ -35,6 +35,7 @@ KEY_TTL_S = 3600
 REPLY_TTL_S = 60
 RELAY_BLOCK_S = 5  # a relay's BLPOP returns at least this often (it loops; cheap)
 FRAME_SEPARATOR = "\n"
+MIN_BLOCK_S = 0.001  # BLPOP's resolution: a shorter timeout is 0, which blocks for ever
 OBSERVER_BACKLOG = 256  # an observer's outbox keeps at most this many batches (oldest dropped)
 CLOSE_PREFIX = "close:"  # an outbox element asking to close the socket; frames start with "{"
 # Blocking reads (BLPOP) carry their own server-side timeout, so the client's socket timeout must
@@ -187,7 +188,9 @@ class RedisHost:
         """The next message, or None once `timeout` has passed or the host was woken. Only a
         `precise` wait is ended by an alarm: a backtest's host (acked within a millisecond)
         does not pay for one on every receive (measured: 12% of its bars/s)."""
-        if timeout <= 0:  # BLPOP would take 0 as "forever"
+        # Redis counts a BLPOP timeout in milliseconds and blocks for ever on 0: a host whose
+        # provider is due now (a market catching up) polls without blocking instead.
+        if timeout < MIN_BLOCK_S:
             raw: Any = self._client.lpop(self._inbox)
         elif not precise:
             item: Any = self._client.blpop([self._inbox], timeout=timeout)
@@ -229,9 +232,11 @@ class RedisHost:
     def serve_directly(self, handler: Any) -> None:
         """Web processes reach this host through Redis only: nothing to offer."""
 
-    def close(self) -> None:
-        # Commands still queued get no reply; their views time out and answer 503.
-        self._client.delete(self._inbox)
+    def close(self, *, keep_inbox: bool = False) -> None:
+        # Commands still queued get no reply; their views time out and answer 503. A session
+        # moving to another host keeps its inbox: that host reads it.
+        if not keep_inbox:
+            self._client.delete(self._inbox)
         self._client.close()
 
 

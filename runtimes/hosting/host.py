@@ -42,6 +42,7 @@ from runtimes.core.session import (
     LiveStream,
     sequence_of,
 )
+from runtimes.core.takeover import reconcile, takeover_frame
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
 from runtimes.hosting import commands
 from runtimes.hosting.bus import HostEndpoint, Reply, SessionBus
@@ -49,6 +50,12 @@ from runtimes.hosting.hosted import HostedStrategy
 from runtimes.hosting.leases import HostLease, LeaseLost
 from runtimes.hosting.provision import build_provider
 from runtimes.hosting.risk import RiskGuard
+from runtimes.hosting.survival import (
+    RUNNING_HOSTS,
+    Predecessor,
+    ReservingSequencer,
+    predecessor_of,
+)
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
 from runtimes.providers.registry import ProviderUnavailable
 
@@ -65,6 +72,14 @@ PROGRESS_WRITE_SECONDS = 2.0  # how often the batch count reaches the row (the d
 JOURNAL_CHUNK = 5000  # frames are written to SessionEvent at least this many at a time...
 JOURNAL_FLUSH_SECONDS = 1.0  # ...or at least this often: what a crash may lose of the journal
 CLOSE_NORMAL = 1000
+RELEASED = "released"  # the outcome of a host that handed its session back to the queue
+TAKEOVER_REASON = "the worker hosting this session stopped; another worker took it over"
+# What changes the book (orders, fills, positions, cash): a journal write carrying one of these
+# persists the provider's snapshot with it; otherwise (quotes, candles: only the market moved)
+# at most every SNAPSHOT_REFRESH_SECONDS, since a market's snapshot is large (mock: ~160 KB and
+# ~4 ms with three symbols' bar history).
+BOOK_EVENTS = frozenset({"order", "trade", "position", "account"})
+SNAPSHOT_REFRESH_SECONDS = 10.0
 
 
 class HostJournal:
@@ -85,6 +100,7 @@ class HostJournal:
     def __init__(self, *, keep_unacked: bool = True) -> None:
         self.keep_unacked = keep_unacked
         self.flushed = 0  # frames written to SessionEvent, acked, and dropped from memory
+        self.last_dropped = 0  # the sequence of the last frame dropped from memory
         self._ids: list[str] = []  # the tail, oldest first, parallel to _texts and _sequences
         self._texts: list[str] = []
         self._sequences: list[int] = []
@@ -110,8 +126,9 @@ class HostJournal:
 
     def record_ack(self, event_ids: Sequence[str], correlation_id: str) -> None:
         # Keeping unacked frames, flushed ones are acked already (only an acked prefix is
-        # flushed before the end). Sequences are contiguous: the tail starts after the flushed.
-        first = self._sequences[0] if self._sequences else self.flushed + 1
+        # flushed before the end). Sequences are contiguous within one host: the tail starts
+        # after the last dropped (a host that took the session over starts after a gap).
+        first = self._sequences[0] if self._sequences else self.last_dropped + 1
         for event_id in event_ids:
             if event_id in self._acked:
                 continue
@@ -129,6 +146,12 @@ class HostJournal:
                 self._acked_total += 1
                 if position < self._written:
                     self._late_acks.append(first + position)
+
+    def resume(self, session: TradingSession, *, journaled: int, last_sequence: int) -> None:
+        """A host taking `session` over: `journaled` frames are in SessionEvent already, and
+        this host's first frame comes after `last_sequence` (what its predecessor reserved)."""
+        self._session = session
+        self.flushed, self.last_dropped = journaled, last_sequence
 
     def frames_after(self, event_id: str) -> list[JsonDict]:
         return [json.loads(text) for text in self.texts_after(event_id)]
@@ -206,6 +229,8 @@ class HostJournal:
     def _drop(self, end: int) -> None:
         for event_id in self._ids[:end]:
             self._acked.discard(event_id)
+        if end:
+            self.last_dropped = self._sequences[end - 1]
         del self._ids[:end], self._sequences[:end], self._texts[:end]
         self._acked_prefix -= min(end, self._acked_prefix)
         self._written -= end
@@ -246,6 +271,7 @@ class SessionHost:
         now: Callable[[], datetime] = timezone.now,
         monotonic: Callable[[], float] = time.monotonic,
         lease: HostLease | None = None,
+        predecessor: Predecessor | None = None,
     ) -> None:
         self.session, self.endpoint, self.provider = session, endpoint, provider
         self.wall_clock = provider.pacing == Pacing.WALL_CLOCK
@@ -253,8 +279,16 @@ class SessionHost:
         self.lease = lease  # None: a host nobody reaps (unit tests of the host alone)
         self.journal = HostJournal(keep_unacked=not self.wall_clock)
         self.guard = RiskGuard.for_session(session)  # risk limits and kill switches
+        self.predecessor = predecessor
+        self.draining: str | None = None  # why, once this host was told to hand the session on
+        # The takeover's `connection` frame until a strategy socket got it: a client that
+        # reconnects without a cursor (the SDK) gets it first, however long ago it was journaled.
+        self.takeover_text: str | None = None
+        self.book_changed = False  # a book event was sent since the last persisted snapshot
+        self.snapshot_written = monotonic()
         self.stream: BacktestStream | LiveStream = (
-            LiveStream(provider, journal=self.journal, provider=provider.platform)
+            LiveStream(provider, journal=self.journal, provider=provider.platform,
+                       sequencer=self._sequencer())
             if self.wall_clock else
             BacktestStream(provider, journal=self.journal, provider=provider.platform,
                            broker=provider.broker))
@@ -269,6 +303,91 @@ class SessionHost:
         # single-threaded.
         self.lock = threading.Lock()
         self.crashed: Exception | None = None  # raised on another thread, re-raised on the host's
+
+    # -- surviving the worker (docs/session-lifecycle.md, "Takeover") ------------------------------
+
+    def _sequencer(self) -> ReservingSequencer | None:
+        """A wall-clock host under a lease hands out ids within a reservation on the row, so
+        that a host taking over after it never reuses one; it starts after its predecessor's."""
+        if self.lease is None:
+            return None
+        last = 0 if self.predecessor is None else self.predecessor.last_sequence
+        return ReservingSequencer(last, reserved=last, reserve=self._reserve_event_ids)
+
+    def _reserve_event_ids(self, upto: int) -> None:
+        self._hold_lease(event_ids_reserved=upto)
+
+    def take_over(self) -> None:
+        """Carry on where the predecessor stopped: the provider was restored from its snapshot;
+        reconcile with it, stream again (the strategy's sockets reconnect and attach), and tell
+        the strategy with a `connection` frame, the first of this host."""
+        predecessor = self.predecessor
+        assert predecessor is not None and self.wall_clock
+        self.journal.resume(self.session, journaled=predecessor.journaled,
+                            last_sequence=predecessor.last_sequence)
+        found = reconcile(self.provider, last_journaled_fill_id=predecessor.last_fill_id)
+        now = self.now()
+        last_seen = predecessor.last_seen
+        gap_ms = 0 if last_seen is None else int((now - last_seen).total_seconds() * 1000)
+        self.stream.start()
+        self.stream.emit_notice(lambda event_id: takeover_frame(
+            found, broker=self.provider.broker, reason=TAKEOVER_REASON, gap_ms=gap_ms,
+            timestamp=now, event_id=event_id))
+        self.takeover_text = self.journal.last_texts(1)[0]
+        self.session.transition(to=State.RUNNING, allowed_from={State.WAITING})
+        logger.warning("session %s taken over: %s", self.session.pk, found.as_json())
+
+    def drain(self, reason: str) -> None:
+        """From another thread (a worker told to stop): refuse orders from now on and hand the
+        session back to the queue within a poll interval (`_hand_over`). A backtest is not
+        drained: it cannot move (its worker's warm shutdown waits for it to complete)."""
+        if not self.wall_clock or self.lease is None:
+            return
+        self.draining = reason
+        self.endpoint.wake()
+
+    def _fenced_action(self, message: JsonDict) -> Reply | None:
+        """An order action of a wall-clock host: refused while draining; dropped when its
+        caller gave up waiting (an order must not leave after its 503); else sent to the
+        provider only while this host still holds its lease (one conditional UPDATE), and its
+        effect persisted (the provider's snapshot, under the fence) before the reply."""
+        if self.draining is not None:
+            return _unavailable("This worker is stopping; the session moves to another. Retry.")
+        expires = message.get("expires_at")
+        # The caller's real wait (time.time() in the view), not the venue's clock.
+        if expires is not None and time.time() > float(expires):
+            return None
+        assert self.lease is not None
+        if not self.lease.renew(now=self.now()):
+            self.endpoint.reply(message["request"], _unavailable(
+                "The session moved to another worker. Retry."))
+            raise LeaseLost(f"the lease of session {self.session.pk} was taken")
+        reply = commands.execute(self.provider, message, guard=self.guard)
+        try:
+            with transaction.atomic():
+                self._hold_lease(provider_state=self.provider.snapshot())
+        except LeaseLost:
+            self.endpoint.reply(message["request"], _unavailable(
+                "The session moved to another worker. Retry."))
+            raise
+        return reply
+
+    def _hand_over(self) -> None:
+        """Drain: tell the sockets, write the journal and the snapshot under the fence, release
+        the lease (the session is queued again at once), close the sockets (they reconnect)."""
+        reason = self.draining or "draining"
+        if self.stream.started:
+            self._announce_disconnect(reason)
+        with transaction.atomic():
+            self._hold_lease(provider_state=self.provider.snapshot())
+            self.journal.flush(self.session, everything=True)
+            self.guard.flush()
+        assert self.lease is not None
+        self.lease.release(now=self.now())
+        for connection in [*self.connections, *self.observers]:
+            # A clean close: the SDK reconnects at once, and its attach waits for the next host.
+            self.endpoint.close_connection(connection, CLOSE_NORMAL)
+        self.outcome = (RELEASED, reason)
 
     # -- main loop ------------------------------------------------------------------------------
 
@@ -289,6 +408,8 @@ class SessionHost:
                     wait = self._wait_seconds()  # under the lock: the provider is not shared
         finally:
             self.endpoint.serve_directly(None)
+        if self.outcome[0] == RELEASED:
+            return RELEASED
         with self.lock:
             return self._finish()
 
@@ -300,6 +421,9 @@ class SessionHost:
     def _step(self, message: JsonDict | None, connect_deadline: float) -> None:
         if message is not None:
             self.handle(message)
+        if self.draining is not None and self.outcome is None:
+            self._hand_over()
+            return
         if self.wall_clock and self.outcome is None:
             self._tick()
         self._check_timeouts(connect_deadline)
@@ -325,16 +449,29 @@ class SessionHost:
         journal_due = self.stream.started and self.journal.flush_due(moment)
         if not journal_due and (self.lease is None or not self.lease.due(moment)):
             return
+        # A wall-clock host persists its provider's snapshot with the journal write that carries
+        # a change of the book: a host taking over restores the book as the journal left it.
+        snapshot = ({"provider_state": self.provider.snapshot()}
+                    if journal_due and self._snapshot_due(moment) else {})
         with transaction.atomic():
-            self._hold_lease()
+            self._hold_lease(**snapshot)
             if journal_due:
                 self.journal.flush(self.session, everything=False, moment=moment)
 
-    def _hold_lease(self) -> None:
+    def _snapshot_due(self, moment: float) -> bool:
+        if not self.wall_clock or self.lease is None:
+            return False
+        if not self.book_changed and moment - self.snapshot_written < SNAPSHOT_REFRESH_SECONDS:
+            return False
+        self.book_changed, self.snapshot_written = False, moment
+        return True
+
+    def _hold_lease(self, **fields: Any) -> None:
+        """Renew the lease (writing `fields` with it) or raise LeaseLost."""
         if self.lease is None:
             return
         progress = {"batches": self.stream.batches_emitted} if self.stream.started else {}
-        if not self.lease.renew(now=self.now(), **progress):
+        if not self.lease.renew(now=self.now(), **progress, **fields):
             raise LeaseLost(f"the lease of session {self.session.pk} was taken")
 
     def take_now(self, message: JsonDict, blocking: bool) -> bool:
@@ -406,7 +543,12 @@ class SessionHost:
         self.connections[connection] = None
         self.last_progress = self.monotonic()
         if self.stream.started:
-            self.endpoint.send(connection, self._reconnect_texts(last_event_id))
+            texts = self._reconnect_texts(last_event_id)
+            if self.takeover_text is not None:
+                if last_event_id is None and self.takeover_text not in texts:
+                    texts.insert(0, self.takeover_text)  # the oldest frame of this host
+                self.takeover_text = None
+            self.endpoint.send(connection, texts)
             return
         self.session.transition(to=State.RUNNING, allowed_from={State.WAITING},
                                 started_at=self.now())
@@ -440,8 +582,13 @@ class SessionHost:
         self._send(self.stream.pump())
 
     def _command(self, message: JsonDict) -> None:
-        if message.get("op") == "session":
-            reply = Reply(200, self.session_info())
+        op = message.get("op")
+        if op == "session":
+            reply: Reply | None = Reply(200, self.session_info())
+        elif op in commands.ACTIONS and self.wall_clock and self.lease is not None:
+            reply = self._fenced_action(message)
+            if reply is None:
+                return  # nobody waits for it any more
         else:
             reply = commands.execute(self.provider, message, guard=self.guard)
         self.endpoint.reply(message["request"], reply)
@@ -468,6 +615,8 @@ class SessionHost:
             self.endpoint.send(connection, texts)
         if self.observers:
             self._fan_out(texts)
+        if self.wall_clock and not self.book_changed:  # one lookup per frame, until it changed
+            self.book_changed = any(frame["type"] in BOOK_EVENTS for frame in frames)
 
     def _reconnect_texts(self, last_event_id: str | None) -> list[str]:
         if last_event_id is not None:
@@ -566,6 +715,11 @@ class SessionHost:
         )
 
 
+def _unavailable(message: str) -> Reply:
+    """503 PROVIDER_UNAVAILABLE: the SDK retries it, and the retry reaches the next host."""
+    return Reply(503, {"code": "PROVIDER_UNAVAILABLE", "message": message, "details": {}})
+
+
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v if v is None or isinstance(v, int | str) else str(v) for k, v in values.items()}
 
@@ -615,14 +769,23 @@ def _host(
         session.finish(to=State.FAILED, now=timezone.now(), reason="internal error in the host")
         return State.FAILED
     if not still_ours:
-        endpoint.close()
+        endpoint.close(keep_inbox=True)
         return None
-    host = SessionHost(session, endpoint, provider, lease=lease)
+    wall_clock = provider.pacing == Pacing.WALL_CLOCK
+    predecessor = predecessor_of(session) if wall_clock else None
+    host = SessionHost(session, endpoint, provider, lease=lease, predecessor=predecessor)
     host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
+    RUNNING_HOSTS.add(host)
+    keep_inbox = False  # what is posted meanwhile is for the next host of a session moving on
     try:
-        return host.run()
+        if predecessor is not None:
+            host.take_over()
+        outcome = host.run()
+        keep_inbox = outcome == RELEASED
+        return outcome
     except LeaseLost:
         logger.warning("session host %s stops: its lease was taken", session.id)
+        keep_inbox = True
         host.abandon("the session was ended in place of its host")
         if host.strategy is not None:
             host.strategy.discard()
@@ -636,6 +799,7 @@ def _host(
             session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
         return State.FAILED
     finally:
+        RUNNING_HOSTS.discard(host)
         if host.strategy is not None:  # after a crash; stopping twice is harmless
             host.strategy.stop(state=State.FAILED)
-        endpoint.close()
+        endpoint.close(keep_inbox=keep_inbox)

@@ -2,9 +2,11 @@
 
 The host running a session holds a lease on its row (holder, expiry, fencing number) and renews
 it every few seconds (SESSION_LEASE_RENEW_SECONDS). A lease left to expire (SESSION_LEASE_SECONDS)
-means the process died: the reaper fails the session, revokes its tokens and removes its sandbox
-leftovers. Whoever ends a session in place of its host moves the fencing number on, so a host that
-was only stalled finds its lease taken at its next renewal, and stops without writing anything.
+means the process died: the reaper fails a backtest (revoking its tokens, removing its sandbox
+leftovers) and puts a wall-clock session back in the queue for another worker to take over.
+Whoever ends or requeues a session in place of its host moves the fencing number on, so a host that
+was only stalled finds its lease taken at its next renewal (or its next order), and stops without
+writing anything.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from runtimes.core.platforms import PLATFORMS
+from runtimes.core.provider import Pacing
 from runtimes.hosting.bus import BusUnavailable, get_bus
 from runtimes.models import State, TradingSession
 from runtimes.transport.authentication import revoke_session_tokens
@@ -37,6 +41,10 @@ HOST_PROBE_TIMEOUT_S = 1.0  # a live host answers a session command within a pol
 # Temp folders of a hosted run: the strategy's code (runtimes/hosted.py) and the sandbox's work
 # directory (runtimes/sandbox_host.py), both named after the session.
 LEFTOVER_NAME = re.compile(r"^parity-(?:strategy|sandbox)-([0-9a-f]{8}-[0-9a-f-]{27})-")
+
+
+REQUEUE = "requeue"  # what the reaper does with a lost session: another worker takes it over
+FAIL = "fail"  # ...or it ends it, failed, with where it was lost
 
 
 class LeaseLost(Exception):
@@ -84,6 +92,19 @@ class HostLease:
     def due(self, moment: float) -> bool:
         return moment - self.renewed >= settings.SESSION_LEASE_RENEW_SECONDS
 
+    def release(self, *, now: datetime) -> bool:
+        """Hand the session back to the queue at once (a worker told to stop drains its hosts):
+        the fence moves on, so this host can write nothing more; another worker's dispatch task
+        takes it over. False when the lease was no longer ours."""
+        released = TradingSession.objects.filter(
+            pk=self.session_id, lease_fence=self.fence, state__in=HOSTED_STATES,
+        ).update(state=State.QUEUED, queued_at=now, lease_fence=F("lease_fence") + 1,
+                 lease_holder="", lease_expires_at=None)
+        if released:
+            self.fence += 1  # no longer ours: any renewal from here is refused
+            ask_for_a_worker()
+        return released == 1
+
     def renew(self, *, now: datetime, **fields: object) -> bool:
         """Extend the lease (and write `fields`) if it is still ours; False once it was taken.
         In a transaction, the row stays locked until it commits: a reaper waits for it."""
@@ -120,21 +141,56 @@ def end_session_of_lost_host(
     return True
 
 
+def fate_of_lost_session(platform_id: str) -> str:
+    """What the reaper does with a session whose host is gone: a wall-clock session (mock,
+    brokers: the market went on without it) is REQUEUEd for another worker to take over from its
+    snapshot; a backtest (or a platform this build does not know) is FAILed (see
+    docs/session-lifecycle.md, "Why a lost backtest is failed, not resumed")."""
+    spec = PLATFORMS.get(platform_id)
+    return REQUEUE if spec is not None and spec.pacing == Pacing.WALL_CLOCK else FAIL
+
+
 def reap_lost_sessions(*, now: datetime | None = None) -> list[str]:
-    """Fail every session whose lease expired (see `end_session_of_lost_host`), and remove
-    the sandbox leftovers of ended sessions on this machine. Returns the ids of those failed."""
+    """Deal with every session whose lease expired: requeue it or fail it
+    (`fate_of_lost_session`), and remove the sandbox leftovers of ended sessions on this
+    machine. Returns the ids of the sessions reaped either way."""
     now = now or timezone.now()
     reaped = [
         str(session.pk)
         for session in TradingSession.objects.filter(
             state__in=HOSTED_STATES, lease_expires_at__lt=now
         )
-        if end_session_of_lost_host(
-            session=session, to=State.FAILED, reason=lost_reason(session), now=now
-        )
+        if reap_one(session, now=now)
     ]
     remove_sandbox_leftovers()
     return reaped
+
+
+def reap_one(session: TradingSession, *, now: datetime) -> bool:
+    """Requeue or fail one session whose lease expired; False when its row moved first."""
+    if fate_of_lost_session(session.platform) == REQUEUE:
+        return requeue_session_of_lost_host(session=session, now=now)
+    return end_session_of_lost_host(
+        session=session, to=State.FAILED, reason=lost_reason(session), now=now
+    )
+
+
+def requeue_session_of_lost_host(*, session: TradingSession, now: datetime) -> bool:
+    """Put the session back in the queue under a moved fence and ask for a worker; its tokens
+    stay valid (the strategy carries on with the next host). False when the row moved first."""
+    if not session.requeue_for_lost_host(now=now):
+        return False
+    logger.warning("session %s requeued: its host is gone, another worker takes it over",
+                   session.pk)
+    ask_for_a_worker()
+    return True
+
+
+def ask_for_a_worker() -> None:
+    """One dispatch task (after commit, when in a transaction): a worker claims the session."""
+    from runtimes.hosting.dispatch import enqueue_dispatch  # dispatch imports this module
+
+    enqueue_dispatch()
 
 
 def host_is_gone(session: TradingSession, *, now: datetime) -> bool:

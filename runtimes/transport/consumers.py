@@ -34,17 +34,42 @@ from runtimes.transport import access
 from runtimes.transport.authentication import looks_like_session_token
 
 # A socket with nothing to send for this long asks whether its session has ended without its host
-# (a worker that died: the reaper ended the session, and no host will ever close this socket).
+# (a worker that died: the reaper ended the session, and no host will ever close this socket), or
+# has moved to another host (the reaper requeued it, or its worker drained it).
 ENDED_CHECK_SECONDS = 5.0
-CLOSE_NORMAL = 1000  # as the host closes: the SDK reconnects, and the ended session refuses it
+# As the host closes, for both: the SDK reconnects at once on a clean close; an ended session
+# refuses it (403), a moved one accepts it and its attach reaches the next host. (Daphne, through
+# autobahn, can send no other code below 3000: 1001 was silently never sent.)
+CLOSE_NORMAL = 1000
+MOVED_REASON = "the session moved to another worker"
 
 
-def ended_reason(session_id: str) -> str | None:
-    """The failure reason (or state) of a session that has ended; None while it is live."""
-    row = TradingSession.objects.filter(pk=session_id).values("state", "failure_reason").first()
-    if row is not None and row["state"] in LIVE_STATES:
+def host_generation(session_id: str) -> int | None:
+    """The fencing number of the host that serves a socket attaching now: the current one's
+    while a host holds the session, the next claim's (one more) while it waits for one."""
+    row = TradingSession.objects.filter(pk=session_id).values("state", "lease_fence").first()
+    if row is None:
         return None
-    return (row["failure_reason"] or row["state"]) if row is not None else "session not found"
+    hosted = row["state"] in (State.WAITING, State.RUNNING)
+    return row["lease_fence"] if hosted else row["lease_fence"] + 1
+
+
+def ended_reason(session_id: str, generation: int | None = None) -> str | None:
+    """The failure reason (or state) of a session that has ended, or MOVED_REASON once the host
+    of `generation` (`host_generation` at attach) is gone: the fence moved past it. None while
+    the socket's host may still serve it."""
+    row = TradingSession.objects.filter(pk=session_id).values(
+        "state", "failure_reason", "lease_fence").first()
+    if row is None:
+        return "session not found"
+    if row["state"] not in LIVE_STATES:
+        return row["failure_reason"] or row["state"]
+    if generation is not None and row["lease_fence"] > generation:
+        return MOVED_REASON
+    hosted = row["state"] in (State.WAITING, State.RUNNING)
+    if generation is not None and hosted and row["lease_fence"] != generation:
+        return MOVED_REASON
+    return None
 
 
 def header_key(headers: dict[bytes, bytes]) -> str | None:
@@ -81,6 +106,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
     guard: asyncio.Task[None] | None = None
     close_reason: str | None = None
     watchdog: asyncio.Task[None] | None = None
+    generation: int | None = None  # the fencing number of the host serving this socket
     batches_out = 0  # what the writer handed on: the watchdog's sign of life, one add per batch
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -108,6 +134,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         self.session_id = grant.session_id
+        self.generation = await database_sync_to_async(host_generation)(self.session_id)
         await self.accept()
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
@@ -154,12 +181,14 @@ class SessionConsumer(AsyncWebsocketConsumer):
             if self.batches_out != seen:
                 seen = self.batches_out
                 continue
-            reason = await database_sync_to_async(ended_reason)(self.session_id)
+            reason = await database_sync_to_async(ended_reason)(self.session_id,
+                                                                self.generation)
             if reason is not None:
                 if self.writer is not None:
                     self.writer.cancel()
-                # The reason (at most 123 bytes) for servers that pass it on; daphne drops it,
-                # and the SDK's reconnect is then refused (403) because the session has ended.
+                # The reason (at most 123 bytes) for servers that pass it on; daphne drops it.
+                # Ended, the SDK's reconnect is then refused (403); moved, it reaches the next
+                # host, which resumes the stream after the socket's Last-Event-ID.
                 await self.close(code=CLOSE_NORMAL,
                                  reason=reason.encode()[:123].decode(errors="ignore"))
                 return

@@ -118,7 +118,10 @@ class TradingApiView(APIView):
             state = first_contact(self.session, wait=op not in READABLE_OPS)
         if state not in WORKER_STATES:
             return self.without_host(op, path, query, state)
-        command = {"op": op, "path": path, "query": query, "body": body}
+        # An action carries when its wait ends: a host that reads it later (the session moved
+        # to another worker meanwhile) drops it rather than act after its caller got a 503.
+        command = {"op": op, "path": path, "query": query, "body": body,
+                   "expires_at": time.time() + COMMAND_TIMEOUT_S}
         try:
             reply = get_bus().request(str(self.session.id), command, timeout=COMMAND_TIMEOUT_S)
         except BusUnavailable:

@@ -80,6 +80,61 @@ def test_the_reaper_fails_a_session_whose_lease_expired_with_the_batch_it_was_lo
     assert (held.state, queued.state) == ("running", "created")
 
 
+@pytest.mark.parametrize(("platform", "fate"), [
+    ("backtest", "fail"), ("mock", "requeue"), ("alpaca-paper", "requeue"),
+    ("alpaca-live", "requeue"), ("binance-testnet", "requeue"), ("binance-live", "requeue"),
+    ("no-such-platform", "fail"),
+])
+def test_the_reaper_requeues_wall_clock_platforms_and_fails_the_rest(platform, fate):
+    from runtimes.hosting.leases import fate_of_lost_session
+
+    assert fate_of_lost_session(platform) == fate
+
+
+def test_the_reaper_requeues_a_lost_mock_session_under_a_new_fence_and_keeps_its_token(
+    lost_session, django_capture_on_commit_callbacks, monkeypatch
+):
+    import runtimes.tasks
+    from runtimes.hosting.leases import reap_lost_sessions
+    from runtimes.models import State
+    from runtimes.transport.authentication import authenticate_session_token, mint_session_token
+
+    dispatched = []
+    monkeypatch.setattr(runtimes.tasks.run_next_session, "delay", lambda: dispatched.append(1))
+    mock = _session_like(lost_session, platform="mock", state=State.RUNNING,
+                         lease_fence=4, lease_expires_at=NOW - timedelta(seconds=1),
+                         provider_state={"version": 1})
+    raw = mint_session_token(session=mock, lifetime=timedelta(hours=1))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reaped = reap_lost_sessions(now=NOW)
+
+    assert sorted(reaped) == sorted([str(lost_session.pk), str(mock.pk)])
+    mock.refresh_from_db()
+    lost_session.refresh_from_db()
+    assert (mock.state, mock.queued_at, mock.finished_at, mock.failure_reason) == (
+        "queued", NOW, None, "")
+    assert (mock.lease_fence, mock.lease_holder, mock.lease_expires_at) == (5, "", None)
+    assert mock.provider_state == {"version": 1}  # what the next host restores
+    assert dispatched == [1]  # a worker is asked for at once
+    assert authenticate_session_token(raw) is not None  # the strategy carries on
+    assert lost_session.state == "failed"  # a backtest still fails
+
+
+def test_a_requeue_loses_to_a_host_that_renewed_first(lost_session):
+    from runtimes.hosting.leases import requeue_session_of_lost_host
+    from runtimes.models import State
+
+    mock = _session_like(lost_session, platform="mock", state=State.RUNNING,
+                         lease_fence=4, lease_expires_at=NOW - timedelta(seconds=1))
+    stale = type(mock).objects.get(pk=mock.pk)
+    type(mock).objects.filter(pk=mock.pk).update(lease_fence=5)  # taken meanwhile
+
+    assert not requeue_session_of_lost_host(session=stale, now=NOW)
+    mock.refresh_from_db()
+    assert (mock.state, mock.lease_fence) == ("running", 5)
+
+
 def test_the_reaper_revokes_the_session_token_at_once_even_a_cached_one(lost_session):
     from runtimes.hosting.leases import reap_lost_sessions
     from runtimes.transport.authentication import authenticate_session_token, mint_session_token
