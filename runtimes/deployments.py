@@ -268,13 +268,7 @@ def _open_session(deployment: Deployment, *, created_by: User, now: datetime) ->
         connect_timeout_s=(services.HOSTED_CONNECT_TIMEOUT_S if hosted
                            else REMOTE_CONNECT_TIMEOUT_S),
         idle_timeout_s=DEPLOYMENT_IDLE_TIMEOUT_S,
-        max_order_quantity=limits.max_order_quantity,
-        max_order_notional=limits.max_order_notional,
-        max_position_quantity=limits.max_position_quantity,
-        max_open_orders=limits.max_open_orders,
-        max_orders_per_minute=limits.max_orders_per_minute,
-        daily_loss_limit=limits.daily_loss_limit,
-        allowed_symbols=list(limits.allowed_symbols or ()),
+        **limits.as_columns(),
         strategy_version=deployment.strategy_version, params=dict(deployment.params or {}))
     if hosted:
         dispatch.enqueue_dispatch()

@@ -166,13 +166,7 @@ def create_live_session(
             timeframe=timeframe, timeframes=[t for t in dict.fromkeys(timeframes)
                                              if t != timeframe],
             initial_cash=initial_cash, options=options, connect_timeout_s=connect_timeout_s,
-            max_order_quantity=limits.max_order_quantity,
-            max_order_notional=limits.max_order_notional,
-            max_position_quantity=limits.max_position_quantity,
-            max_open_orders=limits.max_open_orders,
-            max_orders_per_minute=limits.max_orders_per_minute,
-            daily_loss_limit=limits.daily_loss_limit,
-            allowed_symbols=list(limits.allowed_symbols or ()),
+            **limits.as_columns(),
         )
 
 
@@ -239,13 +233,7 @@ def _create_session(
         slippage_bps=slippage_bps,
         connect_timeout_s=connect_timeout_s,
         idle_timeout_s=idle_timeout_s,
-        max_order_quantity=limits.max_order_quantity,
-        max_order_notional=limits.max_order_notional,
-        max_position_quantity=limits.max_position_quantity,
-        max_open_orders=limits.max_open_orders,
-        max_orders_per_minute=limits.max_orders_per_minute,
-        daily_loss_limit=limits.daily_loss_limit,
-        allowed_symbols=list(limits.allowed_symbols or ()),
+        **limits.as_columns(),
         **hosted,
     )
 

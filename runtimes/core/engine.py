@@ -13,22 +13,15 @@ from decimal import Decimal
 
 from runtimes.core.bars import Bar
 from runtimes.core.domain import (
-    Account,
-    Fill,
-    Order,
-    OrderRequest,
-    OrderType,
-    Position,
     Quote,
-    Side,
     SimulatedClock,
     utc_from_epoch,
 )
 from runtimes.core.engine_result import BacktestResult, Holdings, build_result
-from runtimes.core.errors import PositionNotFound, SymbolNotFound
+from runtimes.core.errors import SymbolNotFound
 from runtimes.core.events import CandleEvent, Event
 from runtimes.core.exchange import SimulatedExchange
-from runtimes.core.exchange_accounting import position_id
+from runtimes.core.exchange_book import ExchangeBook
 from runtimes.core.exchange_fills import process_bar
 from runtimes.core.execution import BacktestConfig
 from runtimes.core.market_data import MarketData
@@ -70,7 +63,7 @@ class Batch:
         return f"Batch(step={self.step}, timestamp={self.timestamp.isoformat()})"
 
 
-class BacktestEngine:
+class BacktestEngine(ExchangeBook):
     """One backtest: market data, a simulated exchange and account, and a simulated clock."""
 
     def __init__(self, market_data: MarketData, config: BacktestConfig | None = None) -> None:
@@ -155,68 +148,7 @@ class BacktestEngine:
             pos = self._position_of[symbol]
             state.last_price = self._series[pos].close_at(self._last_index[pos])
 
-    # -- strategy actions ---------------------------------------------------------------------
-
-    def submit_order(self, request: OrderRequest) -> Order:
-        """Place an order while looking at the current batch; it acts from the next bar.
-        Raises OrderValidationError or OrderRejected (the rejected order is recorded)."""
-        return self.exchange.submit(request)
-
-    def cancel_order(self, order_id: str) -> Order:
-        """Raises OrderNotFound or OrderNotModifiable."""
-        return self.exchange.cancel(order_id)
-
-    def modify_order(
-        self,
-        order_id: str,
-        *,
-        quantity: Decimal | None = None,
-        limit_price: Decimal | None = None,
-        stop_price: Decimal | None = None,
-        stop_loss: Decimal | None = None,
-        take_profit: Decimal | None = None,
-        trailing_distance: Decimal | None = None,
-    ) -> tuple[Order, str | None]:
-        """Modify in place; returns (order, previous_order_id) with previous_order_id None
-        because the id does not change. Raises OrderNotFound, OrderNotModifiable,
-        OrderValidationError."""
-        order = self.exchange.modify(
-            order_id,
-            quantity=quantity,
-            limit_price=limit_price,
-            stop_price=stop_price,
-            stop_loss=stop_loss,
-            take_profit=take_profit,
-            trailing_distance=trailing_distance,
-        )
-        return order, None
-
-    def cancel_all(self, symbol: str | None = None) -> list[Order]:
-        """Cancel every open order (of `symbol`); returns the cancelled orders."""
-        return self.exchange.cancel_all(symbol)
-
-    def close_position(
-        self,
-        symbol_or_position_id: str,
-        quantity: Decimal | None = None,
-        order_type: str = "MARKET",
-        limit_price: Decimal | None = None,
-    ) -> Order:
-        """Submit a reduce-only order that closes (part of) a position. Raises
-        PositionNotFound when flat, OrderValidationError / OrderRejected like submit_order."""
-        symbol = self._symbol_of_position(symbol_or_position_id)
-        held = self.exchange.held(symbol)
-        if not held:
-            raise PositionNotFound(symbol_or_position_id)
-        request = OrderRequest(
-            symbol=symbol,
-            side=Side.SELL if held > 0 else Side.BUY,
-            quantity=abs(held) if quantity is None else quantity,
-            order_type=OrderType(order_type.upper()),
-            limit_price=limit_price,
-            reduce_only=True,
-        )
-        return self.exchange.submit(request)
+    # -- strategy actions (the rest: ExchangeBook) ---------------------------------------------
 
     def drain_events(self) -> list[Event]:
         """Events of strategy actions since the last drain, stamped with the current time."""
@@ -224,44 +156,7 @@ class BacktestEngine:
         self._action_events = []
         return events
 
-    # -- reads --------------------------------------------------------------------------------
-
-    def orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[Order]:
-        found = self.exchange.open_orders() if open_only else self.all_orders()
-        return [o for o in found if symbol is None or o.symbol == symbol]
-
-    def all_orders(self) -> list[Order]:
-        return list(self.exchange.orders_by_id.values())
-
-    def order(self, order_id: str) -> Order:
-        """Raises OrderNotFound."""
-        return self.exchange.order(order_id)
-
-    def order_by_client_id(self, client_order_id: str) -> Order | None:
-        oid = self.exchange.by_client_id.get(client_order_id)
-        return None if oid is None else self.exchange.orders_by_id[oid]
-
-    def fills(self, *, symbol: str | None = None, order_id: str | None = None) -> list[Fill]:
-        return [
-            f
-            for f in self.exchange.fills
-            if (symbol is None or f.symbol == symbol)
-            and (order_id is None or f.order_id == order_id)
-        ]
-
-    def positions(self) -> list[Position]:
-        return self.exchange.positions()
-
-    def position(self, symbol_or_position_id: str) -> Position:
-        """Raises PositionNotFound when there is no open position."""
-        symbol = self._symbol_of_position(symbol_or_position_id)
-        found = self.exchange.position(symbol)
-        if found is None:
-            raise PositionNotFound(symbol_or_position_id)
-        return found
-
-    def account(self) -> Account:
-        return self.exchange.account()
+    # -- reads (orders, fills, positions, account: ExchangeBook) ------------------------------
 
     def last_close(self, symbol: str) -> Decimal | None:
         """The close of the last bar of `symbol` seen so far (None before its first bar)."""
@@ -320,12 +215,6 @@ class BacktestEngine:
             fills=self.exchange.fills,
             account=self.account(),
         )
-
-    def _symbol_of_position(self, symbol_or_position_id: str) -> str:
-        for symbol in self._symbols:
-            if symbol_or_position_id in (symbol, position_id(symbol)):
-                return symbol
-        raise PositionNotFound(symbol_or_position_id)
 
 
 BatchCallback = Callable[[BacktestEngine, Batch], None]

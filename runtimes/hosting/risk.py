@@ -67,6 +67,13 @@ class RiskLimits:
             out[field.name] = value
         return out
 
+    def as_columns(self) -> dict[str, Any]:
+        """The TradingSession columns these limits are stored in (one per limit; every symbol
+        is allowed when `allowed_symbols` is None)."""
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
+        values["allowed_symbols"] = list(self.allowed_symbols or ())
+        return values
+
 
 class RiskBlocked(OrderRejected):
     """An order a risk limit or kill switch refuses (422 ORDER_REJECTED, reject_code = limit)."""

@@ -27,13 +27,13 @@ from runtimes.core.domain import (
 from runtimes.core.errors import SymbolNotFound
 from runtimes.core.events import CandleEvent, Event, QuoteEvent
 from runtimes.core.exchange import SimulatedExchange
+from runtimes.core.exchange_book import ExchangeBook
 from runtimes.core.exchange_fills import process_bar
 from runtimes.core.exchange_snapshot import exchange_to_json, restore_exchange
 from runtimes.core.execution import BacktestConfig
 from runtimes.core.provider import JsonDict, Pacing, ProviderFactory, ProviderSettings, Wake
 from runtimes.core.timeframes import bucket_start
 from runtimes.core.wire import timestamp_str
-from runtimes.providers.mock.book import ExchangeBook
 from runtimes.providers.mock.options import MockConfig, parse_options
 from runtimes.providers.mock.walk import (
     HISTORY_BARS,

@@ -1,7 +1,7 @@
-"""Orders, positions and the account of a market whose book is the engine's SimulatedExchange.
+"""Orders, positions and the account of a market whose book is a SimulatedExchange.
 
-The Venue methods that only read or act on the exchange, so a wall-clock market built on the
-exchange (the `mock` market) has the same answers as the backtest engine for the same book.
+The Venue methods (runtimes/core/provider.py) that only read or act on the exchange, written
+once for the backtest engine and the `mock` market, so that both answer alike for the same book.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class ExchangeBook:
     # -- orders ---------------------------------------------------------------------------------
 
     def submit_order(self, request: OrderRequest) -> Order:
-        """Accept an order; it acts from the next tick. Raises OrderValidationError or
+        """Accept an order; it acts from the next bar or tick. Raises OrderValidationError or
         OrderRejected (the rejected order is recorded)."""
         return self.exchange.submit(request)
 
@@ -42,7 +42,8 @@ class ExchangeBook:
         take_profit: Decimal | None = None,
         trailing_distance: Decimal | None = None,
     ) -> tuple[Order, str | None]:
-        """In place (the id stays): (order, None)."""
+        """In place (the id stays): (order, None). Raises OrderNotFound, OrderNotModifiable,
+        OrderValidationError."""
         order = self.exchange.modify(
             order_id,
             quantity=quantity,
@@ -55,9 +56,11 @@ class ExchangeBook:
         return order, None
 
     def cancel_order(self, order_id: str) -> Order:
+        """Raises OrderNotFound or OrderNotModifiable."""
         return self.exchange.cancel(order_id)
 
     def cancel_all(self, symbol: str | None = None) -> list[Order]:
+        """Cancel every open order (of `symbol`); returns the cancelled orders."""
         return self.exchange.cancel_all(symbol)
 
     def close_position(
@@ -93,6 +96,7 @@ class ExchangeBook:
         return list(self.exchange.orders_by_id.values())
 
     def order(self, order_id: str) -> Order:
+        """Raises OrderNotFound."""
         return self.exchange.order(order_id)
 
     def order_by_client_id(self, client_order_id: str) -> Order | None:
@@ -111,6 +115,7 @@ class ExchangeBook:
         return self.exchange.positions()
 
     def position(self, symbol_or_position_id: str) -> Position:
+        """Raises PositionNotFound when there is no open position."""
         symbol = self._symbol_of_position(symbol_or_position_id)
         found = self.exchange.position(symbol)
         if found is None:
