@@ -53,9 +53,11 @@ class Predecessor:
 
 
 def predecessor_of(session: TradingSession) -> Predecessor | None:
-    """The previous host of `session`, or None when this is its first host (nothing journaled
-    and nothing reserved)."""
-    if not session.event_ids_reserved and session.provider_state is None:
+    """The previous host of `session`, or None when this is its first host (nothing journaled,
+    nothing reserved, no snapshot). A session journaled by a host that reserved nothing (one
+    started before ids were reserved) still has a predecessor: ids go on after its journal."""
+    if (not session.event_ids_reserved and session.provider_state is None
+            and not session.events.exists()):
         return None
     events = session.events.order_by("-sequence")
     last = events.values_list("frame", flat=True).first()

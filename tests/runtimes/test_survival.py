@@ -73,3 +73,22 @@ def test_a_stopping_worker_sends_the_dispatch_on_rather_than_claim(monkeypatch):
 
     assert runtimes.tasks.run_next_session.run() is None  # no database touched
     assert sent == [1]
+
+
+@pytest.mark.django_db
+def test_a_session_journaled_before_ids_were_reserved_goes_on_after_its_journal(owner, workspace):
+    from runtimes.hosting.survival import predecessor_of
+    from runtimes.models import SessionEvent, TradingSession
+
+    session = TradingSession.objects.create(
+        workspace=workspace, created_by=owner, platform="mock", symbols=["AAPL"], timeframe="1m")
+    assert predecessor_of(session) is None  # a first host
+    SessionEvent.objects.bulk_create([
+        SessionEvent(session=session, sequence=n, event_id=f"evt-{n}", acked=True,
+                     frame='{"type":"quote","timestamp":"2026-12-06T23:20:00.250Z"}')
+        for n in (1, 2, 3)])
+
+    found = predecessor_of(session)
+
+    assert found is not None
+    assert (found.journaled, found.last_sequence, found.last_fill_id) == (3, 3, None)
