@@ -82,6 +82,10 @@
         const o = frame.order;
         return `${frame.event} ${o.side} ${o.quantity} ${o.symbol} ${o.order_type} (${o.status})`;
       }
+      case "quote": {
+        const q = frame.quote;
+        return `${q.symbol} bid ${q.bid} ask ${q.ask} last ${q.last}`;
+      }
       case "trade": {
         const t = frame.trade;
         return `${t.side || ""} ${t.quantity} ${t.symbol} @ ${t.price}`.trim();
@@ -93,7 +97,8 @@
       case "account":
         return `equity ${frame.account.equity} ${frame.account.currency || ""}`.trim();
       case "connection":
-        return `${frame.event}${frame.error ? ": " + frame.error : ""}`;
+        return `${frame.event}${frame.error ? ": " + frame.error : ""}` +
+          `${frame.reason ? ": " + frame.reason : ""}`;
       case "error":
         return `${frame.code}: ${frame.message}`;
       case "backtest_complete":
