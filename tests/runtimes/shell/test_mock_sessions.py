@@ -1,7 +1,7 @@
 """The `mock` platform end to end, over the real server: each example strategy runs unchanged on
 a backtest session and on a mock session with no error event; the unmodified SDK, async and
 sync, makes every REST call against a mock session, and its stream carries quotes, candles, and
-a market order's order, trade, position and account events.
+a market order's order, trade, position and account events; and given only a share URL (no key).
 
 Mock sessions are created through the management API and run the real mock market on a fast
 clock (tests/runtimes/providers/fast_mock.py: a 1m candle every second), registered in-process:
@@ -332,3 +332,35 @@ def test_the_sync_sdk_streams_a_mock_session_and_makes_every_call(
     assert watch.filled[:3] == ["order", "trade", "position"]
     assert session.state == "cancelled"
     assert journaled(session_id, "error") == 0
+
+
+async def test_the_sdk_given_only_a_mock_sessions_share_url_streams_and_makes_every_call(
+    daphne_url, celery_worker, fast_mock_registry, trader_key, workspace, monkeypatch
+):
+    for name in ("TEKTII_TRADING_GATEWAY_API_KEY", "TRADING_GATEWAY_API_KEY",
+                 "TEKTII_TRADING_GATEWAY_URL", "TRADING_GATEWAY_URL"):
+        monkeypatch.delenv(name, raising=False)  # the URL alone: no key from anywhere
+    session_id = await in_thread(create_mock)(daphne_url, trader_key, workspace, [AAPL])
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {trader_key}"}) as manage:
+        made = await manage.post(f"{daphne_url}/api/v1/workspaces/{workspace.id}/sessions/"
+                                 f"{session_id}/share-links", json={})
+    assert made.status_code == 201, made.json()
+    url = made.json()["url"]
+    assert url.startswith(f"{daphne_url}/share/psl_")
+    watch = FillWatch()
+    try:
+        async with AsyncTradingGateway(base_url=url, max_retries=0) as gw:
+            async with gw.stream() as events:
+                async for event in events:
+                    watch.see(event)
+                    if watch.time_to_buy:
+                        watch.order_id = (await gw.submit_order(AAPL, "buy", "2")).id
+                    if watch.done:
+                        break
+            await check_every_rest_call(gw, awaited, base=url, key=trader_key,
+                                        bought=watch.order_id)
+    finally:
+        session = await in_thread(cancel)(daphne_url, trader_key, workspace, session_id)
+    assert watch.filled[:3] == ["order", "trade", "position"]
+    assert session.state == "cancelled"
+    assert await in_thread(journaled)(session_id, "error") == 0
