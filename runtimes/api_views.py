@@ -85,12 +85,10 @@ class BacktestRunSerializer(serializers.Serializer):
         return super().to_internal_value(_with_period_names(data))
 
 
-class SessionLimitsSerializer(serializers.Serializer):
-    """Timeouts and risk limits, common to every session created through the API."""
+class RiskLimitsSerializer(serializers.Serializer):
+    """Risk limits (trading-api.md section 5), of a session or a deployment; absent or null: no
+    limit."""
 
-    connect_timeout_s = serializers.IntegerField(min_value=1, max_value=3600, default=60)
-    idle_timeout_s = serializers.IntegerField(min_value=1, max_value=86400, default=300)
-    # Risk limits (trading-api.md section 5); absent or null: no limit.
     max_order_quantity = _limit_field()
     max_order_notional = _limit_field()
     max_position_quantity = _limit_field()
@@ -112,6 +110,13 @@ class SessionLimitsSerializer(serializers.Serializer):
             daily_loss_limit=data.get("daily_loss_limit"),
             allowed_symbols=None if allowed is None else tuple(allowed),
         )
+
+
+class SessionLimitsSerializer(RiskLimitsSerializer):
+    """Timeouts and risk limits, common to every session created through the API."""
+
+    connect_timeout_s = serializers.IntegerField(min_value=1, max_value=3600, default=60)
+    idle_timeout_s = serializers.IntegerField(min_value=1, max_value=86400, default=300)
 
 
 class BacktestSessionCreateSerializer(BacktestRunSerializer, SessionLimitsSerializer):

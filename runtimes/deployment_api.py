@@ -23,16 +23,15 @@ from accounts.api_permissions import WorkspaceScopedMixin, require_scope
 from config.api_schema import OBJECT_LIST, error_response
 from config.decimal_fields import DecimalField
 from runtimes import deployments
-from runtimes.api_views import _count_field, _limit_field, _origin
+from runtimes.api_views import RiskLimitsSerializer, _origin
 from runtimes.core.platforms import PLATFORMS
-from runtimes.hosting.risk import RiskLimits
 from runtimes.models import Deployment
 from strategies.models import StrategyVersion
 
 CONFLICT = error_response("The deployment's state does not allow this (INVALID_TRANSITION).")
 
 
-class DeploymentCreateSerializer(serializers.Serializer):
+class DeploymentCreateSerializer(RiskLimitsSerializer):
     name = serializers.CharField(max_length=100)
     platform = serializers.CharField(max_length=20, help_text="A platform id but backtest.")
     version = serializers.UUIDField(required=False, allow_null=True,
@@ -46,27 +45,6 @@ class DeploymentCreateSerializer(serializers.Serializer):
                                    help_text="Passed to the strategy as PARITY_STRATEGY_PARAMS.")
     initial_cash = DecimalField(max_digits=24, decimal_places=8, min_value=Decimal("0.01"),
                                 default=Decimal(100_000))
-    max_order_quantity = _limit_field()
-    max_order_notional = _limit_field()
-    max_position_quantity = _limit_field()
-    max_open_orders = _count_field()
-    max_orders_per_minute = _count_field()
-    daily_loss_limit = _limit_field()
-    allowed_symbols = serializers.ListField(child=serializers.CharField(max_length=32),
-                                            required=False, allow_empty=False)
-
-    def risk_limits(self) -> RiskLimits:
-        data = self.validated_data
-        allowed = data.get("allowed_symbols")
-        return RiskLimits(
-            max_order_quantity=data.get("max_order_quantity"),
-            max_order_notional=data.get("max_order_notional"),
-            max_position_quantity=data.get("max_position_quantity"),
-            max_open_orders=data.get("max_open_orders"),
-            max_orders_per_minute=data.get("max_orders_per_minute"),
-            daily_loss_limit=data.get("daily_loss_limit"),
-            allowed_symbols=None if allowed is None else tuple(allowed),
-        )
 
 
 def _require_platform_scope(request: Request, platform_id: str) -> None:
