@@ -11,55 +11,28 @@ from functools import partial
 import pytest
 from asgiref.sync import sync_to_async
 from tektii import AsyncTradingGateway, CandleEvent
-from websockets.asyncio.client import connect
 
 from tests.runtimes.conftest import ROWS, wait_for_state
+from tests.runtimes.shell.test_session_websocket import (  # noqa: F401 (the fixture)
+    ack,
+    live_session,
+    nothing_arrives,
+    open_socket,
+    ws_url,
+)
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-def ws_url(daphne_url: str, session, cursor: str | None = None) -> str:
-    url = f"{daphne_url.replace('http', 'ws', 1)}/sessions/{session.id}/v1/ws"
-    return url if cursor is None else f"{url}?last_event_id={cursor}"
-
-
-def open_socket(url: str, key: str):
-    return connect(url, additional_headers={"Authorization": f"Bearer {key}"}, open_timeout=5)
-
-
-def ack(*ids: str) -> str:
-    return json.dumps({"type": "event_ack", "correlation_id": "c", "events_processed": list(ids),
-                       "timestamp": 0})
 
 
 async def ids_of_next(ws, count: int) -> list[str]:
     return [json.loads(await asyncio.wait_for(ws.recv(), 5))["event_id"] for _ in range(count)]
 
 
-async def nothing_arrives(ws, seconds: float = 0.3) -> bool:
-    try:
-        await asyncio.wait_for(ws.recv(), seconds)
-    except TimeoutError:
-        return True
-    return False
-
-
-@pytest.fixture
-async def session(start_backtest):
-    from django.utils import timezone
-
-    from runtimes.services import cancel_session
-
-    started = await in_thread(start_backtest)()
-    yield started
-    await in_thread(lambda: cancel_session(session=started, now=timezone.now()))()
-    await in_thread(wait_for_state)(started, {"cancelled", "completed", "failed"})
-
-
 async def test_two_raw_clients_both_get_every_event_and_one_ack_moves_time(
-    daphne_url, session, trader_key
+    daphne_url, live_session, trader_key  # noqa: F811 (the imported fixture)
 ):
+    session = live_session
     url = ws_url(daphne_url, session)
     async with open_socket(url, trader_key) as first:
         assert await ids_of_next(first, 1) == ["evt-1"]

@@ -19,8 +19,9 @@ in_thread = partial(sync_to_async, thread_sensitive=False)
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
-def ws_url(daphne_url: str, session) -> str:
-    return f"{daphne_url.replace('http', 'ws', 1)}/sessions/{session.id}/v1/ws"
+def ws_url(daphne_url: str, session, cursor: str | None = None) -> str:
+    url = f"{daphne_url.replace('http', 'ws', 1)}/sessions/{session.id}/v1/ws"
+    return url if cursor is None else f"{url}?last_event_id={cursor}"
 
 
 def open_socket(url: str, key: str | None, **headers: str):
