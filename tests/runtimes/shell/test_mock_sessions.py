@@ -285,14 +285,14 @@ async def awaited(fn, *args, **kwargs):
     return await fn(*args, **kwargs)
 
 
-async def test_the_async_sdk_streams_a_mock_session_and_makes_every_call(
-    daphne_url, celery_worker, fast_mock_registry, trader_key, workspace
-):
-    session_id = await in_thread(create_mock)(daphne_url, trader_key, workspace, [AAPL])
-    base = f"{daphne_url}/sessions/{session_id}"
+async def trade_with_the_async_sdk(
+    gw: AsyncTradingGateway, *, base: str, daphne_url: str, key: str, workspace, session_id: str
+) -> None:
+    """Stream the session until a buy of 2 AAPL has filled, make every REST call, cancel the
+    session; the stream showed the fill and the journal holds no error."""
     watch = FillWatch()
     try:
-        async with AsyncTradingGateway(base_url=base, api_key=trader_key, max_retries=0) as gw:
+        async with gw:
             async with gw.stream() as events:
                 async for event in events:
                     watch.see(event)
@@ -300,13 +300,22 @@ async def test_the_async_sdk_streams_a_mock_session_and_makes_every_call(
                         watch.order_id = (await gw.submit_order(AAPL, "buy", "2")).id
                     if watch.done:
                         break
-            await check_every_rest_call(gw, awaited, base=base, key=trader_key,
-                                        bought=watch.order_id)
+            await check_every_rest_call(gw, awaited, base=base, key=key, bought=watch.order_id)
     finally:
-        session = await in_thread(cancel)(daphne_url, trader_key, workspace, session_id)
+        session = await in_thread(cancel)(daphne_url, key, workspace, session_id)
     assert watch.filled[:3] == ["order", "trade", "position"]
     assert session.state == "cancelled"
     assert await in_thread(journaled)(session_id, "error") == 0
+
+
+async def test_the_async_sdk_streams_a_mock_session_and_makes_every_call(
+    daphne_url, celery_worker, fast_mock_registry, trader_key, workspace
+):
+    session_id = await in_thread(create_mock)(daphne_url, trader_key, workspace, [AAPL])
+    base = f"{daphne_url}/sessions/{session_id}"
+    gw = AsyncTradingGateway(base_url=base, api_key=trader_key, max_retries=0)
+    await trade_with_the_async_sdk(gw, base=base, daphne_url=daphne_url, key=trader_key,
+                                   workspace=workspace, session_id=session_id)
 
 
 def test_the_sync_sdk_streams_a_mock_session_and_makes_every_call(
@@ -347,20 +356,6 @@ async def test_the_sdk_given_only_a_mock_sessions_share_url_streams_and_makes_ev
     assert made.status_code == 201, made.json()
     url = made.json()["url"]
     assert url.startswith(f"{daphne_url}/share/psl_")
-    watch = FillWatch()
-    try:
-        async with AsyncTradingGateway(base_url=url, max_retries=0) as gw:
-            async with gw.stream() as events:
-                async for event in events:
-                    watch.see(event)
-                    if watch.time_to_buy:
-                        watch.order_id = (await gw.submit_order(AAPL, "buy", "2")).id
-                    if watch.done:
-                        break
-            await check_every_rest_call(gw, awaited, base=url, key=trader_key,
-                                        bought=watch.order_id)
-    finally:
-        session = await in_thread(cancel)(daphne_url, trader_key, workspace, session_id)
-    assert watch.filled[:3] == ["order", "trade", "position"]
-    assert session.state == "cancelled"
-    assert await in_thread(journaled)(session_id, "error") == 0
+    gw = AsyncTradingGateway(base_url=url, max_retries=0)  # no key: the URL carries it
+    await trade_with_the_async_sdk(gw, base=url, daphne_url=daphne_url, key=trader_key,
+                                   workspace=workspace, session_id=session_id)
