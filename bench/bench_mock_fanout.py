@@ -179,7 +179,7 @@ def _run(topology: str, tmp: Path) -> dict[str, Any]:
 def _start_distributed(timing: Path, slots: int) -> tuple[Any, tuple[int, ...]]:
     """As bench_trading_api's distributed topology (a daphne process, a threads-pool Celery
     worker process over Redis and PostgreSQL), the worker instrumented (`run_worker`)."""
-    from bench.bench_trading_api import _free_port, _wait_for_port
+    from bench.bench_trading_api import _free_port, _wait_for_port, stopper
 
     port = _free_port()
     os.environ["BENCH_PORT"] = str(port)
@@ -190,18 +190,7 @@ def _start_distributed(timing: Path, slots: int) -> tuple[Any, tuple[int, ...]]:
                                str(timing), str(slots)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL)
     _wait_for_port(port)
-
-    def stop() -> None:
-        for process in (web, worker):
-            process.terminate()
-        for process in (web, worker):
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()  # a warm shutdown waits for the sessions; none matter now
-                process.wait()
-
-    return stop, (web.pid, worker.pid)
+    return stopper(web, worker), (web.pid, worker.pid)
 
 
 def run_worker(timing: str, slots: str) -> None:

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -235,18 +236,24 @@ def _start_platform(
          "--without-mingle",
          "--hostname", f"bench-{os.getpid()}@localhost"], cwd=ROOT, env=env)
     _wait_for_port(port)
+    return stopper(web, worker), (web.pid, worker.pid)
+
+
+def stopper(*processes: subprocess.Popen[Any]) -> Callable[[], None]:
+    """Stops `processes`: terminated together, killed after 15 s (a worker's warm shutdown
+    waits for its running sessions; none matter once a benchmark is done)."""
 
     def stop() -> None:
-        for process in (web, worker):
+        for process in processes:
             process.terminate()
-        for process in (web, worker):
+        for process in processes:
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:
-                process.kill()  # a warm shutdown waits for running sessions; none matter now
+                process.kill()
                 process.wait()
 
-    return stop, (web.pid, worker.pid)
+    return stop
 
 
 def _start_embedded(port: int, concurrency: int) -> Any:
