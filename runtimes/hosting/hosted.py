@@ -186,6 +186,10 @@ class HostedStrategy:
         self._store_output()  # before the host ends the session: its page shows the logs at once
         return State.FAILED, f"strategy: {self.result.reason}"
 
+    def output_so_far(self) -> str:
+        """What the strategy has printed until now (empty before it started)."""
+        return "" if self._run is None else self._run.process.output_so_far()
+
     def stop(self, *, state: str) -> None:
         """After the session ended in `state`: let a completed run's strategy exit on its own
         for a moment, kill it otherwise; store its output on the session, revoke its token.

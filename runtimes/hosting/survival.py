@@ -96,6 +96,11 @@ class RunningHosts:
         if stopping is not None:  # started as the process began to stop: hand it on too
             host.drain(stopping)
 
+    def hosting(self, session_id: object) -> Any | None:
+        """The host of this process running session `session_id`, if any."""
+        with self._lock:
+            return next((h for h in self._hosts if h.session.pk == session_id), None)
+
     def discard(self, host: Drainable) -> None:
         with self._lock:
             self._hosts.discard(host)

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from django.conf import settings as django_settings
 
-from runtimes.models import TradingSession
 from runtimes.sandbox.runner import SandboxSupport, StrategyRuntime, probe_bubblewrap
 from tests.foreign_server import foreign_server
 from tests.runtimes.conftest import wait_for_state
@@ -201,6 +200,15 @@ def test_unsandboxed_runs_when_development_allows_them_and_the_page_says_so(
     assert "Hosted <strong>unsandboxed</strong> (development only)" in page
 
 
+def printed(session, text: str) -> bool:
+    """Whether the sandboxed strategy of `session` has printed `text` by now."""
+    from runtimes.hosting.survival import RUNNING_HOSTS
+
+    host = RUNNING_HOSTS.hosting(session.pk)
+    return (host is not None and host.strategy is not None and host.session.sandboxed
+            and host.strategy.output_so_far() == text)
+
+
 @needs_bubblewrap
 def test_cancelling_a_hosted_backtest_stops_its_strategy_and_keeps_its_output(hosted):
     from django.utils import timezone
@@ -209,9 +217,10 @@ def test_cancelling_a_hosted_backtest_stops_its_strategy_and_keeps_its_output(ho
     from runtimes.services import cancel_session
 
     session = wait_for_state(hosted(SLEEPS_FOREVER), {"waiting"}, timeout=10)
-    while not TradingSession.objects.filter(pk=session.pk, sandboxed=True).exists():
+    deadline = time.monotonic() + 10
+    while not printed(session, "sleeping\n"):  # the embedded worker hosts it in this process
+        assert time.monotonic() < deadline, "the strategy printed nothing"
         time.sleep(0.05)
-    time.sleep(0.5)  # let it print
 
     assert cancel_session(session=session, now=timezone.now(), reason="changed my mind")
     session = wait_for_state(session, ENDED, timeout=10)

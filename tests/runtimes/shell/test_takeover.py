@@ -22,6 +22,7 @@ from runtimes.hosting.leases import reap_lost_sessions
 from runtimes.hosting.survival import EVENT_ID_BLOCK, RUNNING_HOSTS
 from runtimes.models import State, TradingSession
 from tests.runtimes.providers import fake_market
+from tests.runtimes.shell.test_crash_recovery import poll
 from tests.runtimes.shell.test_wall_clock_host import (  # noqa: F401 (fixtures)
     Socket,
     fake_registry,
@@ -50,15 +51,6 @@ def order(bus, session, client_order_id, side="BUY"):
         "op": "submit_order", "expires_at": time.time() + 5,
         "body": {"symbol": "AAPL", "side": side, "quantity": "1", "order_type": "MARKET",
                  "client_order_id": client_order_id}}, timeout=5)
-
-
-def poll(condition, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.02)
-    return value
 
 
 def journaled_trades(session) -> int:
