@@ -57,6 +57,16 @@ async def messages_until_close(ws, timeout: float = 30) -> list[dict]:
     return received
 
 
+async def until_attached(ws, timeout: float = 5) -> list[dict]:
+    """The messages up to the host's `observer_state`: its answer to the observer's attach, after
+    which the observer gets a copy of every frame."""
+    received: list[dict] = []
+    async with asyncio.timeout(timeout):
+        while not received or received[-1]["type"] != "observer_state":
+            received.append(json.loads(await ws.recv()))
+    return received
+
+
 @pytest.fixture
 async def live_session(start_backtest):
     """A session waiting for its strategy; cancelled afterwards unless it ended."""
@@ -102,10 +112,10 @@ async def test_a_member_watches_an_sdk_backtest_stream_to_its_end(
     cookie = await in_thread(login_cookie)(owner)
     async with open_live(live_url(daphne_url, live_session), cookie=cookie,
                          origin=daphne_url) as ws:
+        first = await until_attached(ws)  # attached before the strategy: it sees every frame
         watched = asyncio.ensure_future(messages_until_close(ws))
-        await asyncio.sleep(0.3)  # attached before the strategy, so it sees every frame
         seen = await sma_cross(f"{daphne_url}/sessions/{live_session.id}", trader_key)
-        messages = await watched
+        messages = first + await watched
     session = await in_thread(wait_for_state)(live_session, {"completed", "failed"})
     assert session.state == "completed" and seen["orders"]
     kinds = [m["type"] for m in messages]
@@ -124,8 +134,8 @@ async def test_an_observer_that_never_reads_does_not_gate_the_session(
     cookie = await in_thread(login_cookie)(owner)
     # A one-message queue: the client stops reading from the socket at once (TCP backpressure).
     async with open_live(live_url(daphne_url, live_session), cookie=cookie, origin=daphne_url,
-                         max_queue=1):
-        await asyncio.sleep(0.3)
+                         max_queue=1) as ws:
+        await until_attached(ws)  # then it reads no more
         seen = await sma_cross(f"{daphne_url}/sessions/{live_session.id}", trader_key)
         session = await in_thread(wait_for_state)(live_session, {"completed", "failed"})
     assert (session.state, seen["candles"]) == ("completed", ROWS)
@@ -165,10 +175,10 @@ async def test_observers_get_copies_of_frames_over_the_redis_bus(
     cookie = await in_thread(login_cookie)(owner)
     async with open_live(live_url(daphne_url, live_session), cookie=cookie,
                          origin=daphne_url) as ws:
+        first = await until_attached(ws)
         watched = asyncio.ensure_future(messages_until_close(ws))
-        await asyncio.sleep(0.3)
         await sma_cross(f"{daphne_url}/sessions/{live_session.id}", trader_key)
-        messages = await watched
+        messages = first + await watched
     frames = [m for m in messages if "event_id" in m]
     assert sum(f["type"] == "candle" for f in frames) == ROWS
     assert messages[-1]["session"]["state"] == "completed"
