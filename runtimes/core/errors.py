@@ -158,3 +158,30 @@ def format_decimal(value: Any) -> str:
         return str(d.quantize(Decimal(1)))
     text = format(d.normalize(), "f")
     return text
+
+
+class RateLimited(TradingError):
+    """The broker's request budget of the session's connection is spent (429): retry after
+    `retry_after_seconds` (also sent as the Retry-After header)."""
+
+    code = "RATE_LIMITED"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message, details={"retry_after_seconds": retry_after_seconds})
+        self.retry_after_seconds = retry_after_seconds
+
+
+class BrokerUnavailable(TradingError):
+    """The broker cannot be reached, or its circuit breaker is open (503): retry later. The
+    message says what happened in a plain sentence and never carries a secret."""
+
+    code = "PROVIDER_UNAVAILABLE"
+    status = 503
+
+    def __init__(self, message: str, *, broker: str, retry_after_seconds: int | None = None,
+                 ) -> None:
+        details: dict[str, Any] = {"broker": broker}
+        if retry_after_seconds is not None:
+            details["retry_after_seconds"] = retry_after_seconds
+        super().__init__(message, details=details)

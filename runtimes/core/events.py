@@ -69,4 +69,43 @@ class QuoteEvent:
     timestamp: datetime
 
 
-Event = CandleEvent | OrderEvent | TradeEvent | PositionEvent | AccountEvent | QuoteEvent
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """The broker connection changed (reference: `connection`): BROKER_DISCONNECTED when a broker
+    stream dropped, BROKER_RECONNECTED (with the gap, and what was reconciled) once it is back
+    and reconciled, BROKER_CONNECTION_FAILED when the provider gave up or the keys were refused.
+    `error` is a plain sentence that never carries a secret."""
+
+    event: str
+    broker: str
+    timestamp: datetime
+    error: str | None = None
+    gap_duration_ms: int | None = None
+    reconciled: dict[str, list[str]] | None = None  # as takeover.Reconciliation.as_json()
+
+
+@dataclass(frozen=True, slots=True)
+class StalenessEvent:
+    """No market data for `symbols` for longer than the session allows (STALE, with the time of
+    the last data), or data again (FRESH)."""
+
+    event: str  # STALE | FRESH
+    symbols: tuple[str, ...]
+    broker: str
+    timestamp: datetime
+    stale_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitEvent:
+    """The broker's request budget shared by the session's connection is nearly spent
+    (RATE_LIMIT_WARNING) or spent (RATE_LIMIT_HIT: requests are refused until `reset_at`)."""
+
+    event: str  # RATE_LIMIT_WARNING | RATE_LIMIT_HIT
+    requests_remaining: int
+    reset_at: datetime
+    timestamp: datetime
+
+
+Event = (CandleEvent | OrderEvent | TradeEvent | PositionEvent | AccountEvent | QuoteEvent
+         | ConnectionEvent | StalenessEvent | RateLimitEvent)

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from runtimes.core.bars import Bar
+from runtimes.core.connection import BrokerAccess
 from runtimes.core.domain import Account, Fill, Order, OrderRequest, Position, Quote
 from runtimes.core.events import Event
 
@@ -170,6 +171,11 @@ class ProviderSettings(Protocol):
     @property
     def restored(self) -> JsonDict | None:
         """A previous host's snapshot when this host takes a session over."""
+
+    @property
+    def broker_access(self) -> BrokerAccess | None:
+        """A broker platform's connection (keys, URLs), shared request budget and health sink;
+        None for platforms without a broker (backtest, mock)."""
 
     @property
     def session_id(self) -> str:

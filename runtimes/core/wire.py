@@ -16,10 +16,13 @@ from runtimes.core.domain import Account, Fill, Order, Position, Quote
 from runtimes.core.events import (
     AccountEvent,
     CandleEvent,
+    ConnectionEvent,
     Event,
     OrderEvent,
     PositionEvent,
     QuoteEvent,
+    RateLimitEvent,
+    StalenessEvent,
     TradeEvent,
 )
 
@@ -247,6 +250,19 @@ def _event_payload(event: Event, provider: str) -> JsonDict:
         return {"type": "quote", "quote": quote_json(event.quote)}
     if isinstance(event, AccountEvent):
         return {"type": "account", "event": ACCOUNT_EVENT, "account": account_json(event.account)}
+    if isinstance(event, ConnectionEvent):
+        return _compact({"type": "connection", "event": event.event, "broker": event.broker,
+                         "error": event.error, "gap_duration_ms": event.gap_duration_ms,
+                         "reconciled": event.reconciled})
+    if isinstance(event, StalenessEvent):
+        since = None if event.stale_since is None else timestamp_str(event.stale_since)
+        return _compact({"type": "data_staleness", "event": event.event,
+                         "symbols": list(event.symbols), "stale_since": since,
+                         "broker": event.broker})
+    if isinstance(event, RateLimitEvent):
+        return {"type": "rate_limit", "event": event.event,
+                "requests_remaining": event.requests_remaining,
+                "reset_at": timestamp_str(event.reset_at)}
     raise TypeError(f"not an engine event: {type(event).__name__}")
 
 

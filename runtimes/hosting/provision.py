@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from runtimes.core.connection import BrokerAccess
 from runtimes.core.provider import JsonDict, Provider, Wake
 from runtimes.models import TradingSession
 from runtimes.providers import registry
@@ -24,6 +25,7 @@ class SessionProviderSettings:
     options: Mapping[str, Any] = field(default_factory=dict)
     restored: JsonDict | None = None
     session_id: str = ""
+    broker_access: BrokerAccess | None = None
 
 
 def settings_for(session: TradingSession) -> SessionProviderSettings:

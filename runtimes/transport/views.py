@@ -39,7 +39,7 @@ from runtimes.core.wire_parse import (
     parse_modify_request,
     parse_order_request,
 )
-from runtimes.hosting.bus import BusUnavailable, get_bus
+from runtimes.hosting.bus import BusUnavailable, Reply, get_bus
 from runtimes.hosting.dispatch import queue_position, request_worker
 from runtimes.models import TERMINAL_STATES, WORKER_STATES, State, TradingSession
 from runtimes.transport.access import denial, find_session
@@ -131,7 +131,7 @@ class TradingApiView(APIView):
                 return self.without_host(op, path, query, state)
             raise ApiError("PROVIDER_UNAVAILABLE", "The session is not running.",
                            status_code=503) from None
-        return Response(reply.body, status=reply.status)
+        return Response(reply.body, status=reply.status, headers=retry_after_of(reply))
 
     def without_host(self, op: str, path: dict[str, str], query: dict[str, str],
                      state: str) -> Response:
@@ -215,6 +215,15 @@ class SessionHealth(TradingApiView):
             "providers": [{"platform": self.session.platform, "connected": up,
                            "stale_instruments": []}],
         })
+
+
+def retry_after_of(reply: Reply) -> dict[str, str] | None:
+    """A Retry-After header for a 429 or 503 whose envelope says when to retry (a broker's
+    rate limit, an open circuit breaker): the SDK waits that long before it retries."""
+    if reply.status not in (429, 503) or not isinstance(reply.body, dict):
+        return None
+    wait = (reply.body.get("details") or {}).get("retry_after_seconds")
+    return {"Retry-After": str(wait)} if isinstance(wait, int) else None
 
 
 def current_state(session: TradingSession) -> str:
