@@ -1,1 +1,4 @@
-"""Local fakes of the brokers, driven by their real SDKs (docs: ../shared/docs/reference/broker-sdks-offline.md)."""
+"""Local fakes of the brokers, driven by their real SDKs.
+
+How each SDK is pointed at one: ../shared/docs/reference/broker-sdks-offline.md.
+"""
