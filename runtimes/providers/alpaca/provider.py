@@ -77,6 +77,7 @@ SNAPSHOT_VERSION: Final = 1
 CLOCK_REFRESH_SECONDS: Final = 60.0
 RECONCILE_MARGIN: Final = timedelta(seconds=5)  # activities are fetched from a little earlier
 TRADE_STREAM: Final = "trade_updates"
+PAGE_SIZE: Final = 100  # Alpaca's largest page of account activities
 CAPABILITIES: Final[JsonDict] = {
     "supported_asset_classes": ["STOCK"],
     "supported_order_types": ["MARKET", "LIMIT", "STOP", "STOP_LIMIT", "TRAILING_STOP"],
@@ -107,8 +108,8 @@ class _PositionDue:
     """A fill's position event, completed at drain time from Alpaca's position (one read)."""
 
     symbol: str
-    quantity: Decimal  # signed, after the fill (the update's position_qty)
-    before: Decimal  # signed, before it
+    signed_fill: Decimal  # the fill's quantity, negative for a sell
+    after: Decimal | None  # signed, after the fill (the update's position_qty; None: unknown)
     timestamp: datetime
 
 
@@ -395,9 +396,15 @@ class AlpacaProvider:
         return events
 
     def _position_event(self, due: _PositionDue, found: Position | None) -> PositionEvent:
-        if due.quantity == 0:
+        """The position after one fill: its size from the update (an activity has none: then
+        Alpaca's position now), its prices from Alpaca's position read at drain time."""
+        after = due.after
+        if after is None:
+            after = ZERO if found is None else found.signed_quantity
+        before = after - due.signed_fill
+        if after == 0:
             kind = PositionEventKind.POSITION_CLOSED
-        elif due.before == 0 or (due.before > 0) != (due.quantity > 0):
+        elif before == 0 or (before > 0) != (after > 0):
             kind = PositionEventKind.POSITION_OPENED
         else:
             kind = PositionEventKind.POSITION_MODIFIED
@@ -406,7 +413,7 @@ class AlpacaProvider:
             position = m.to_position({"symbol": due.symbol, "qty": "0"}, opened_at=opened,
                                      updated_at=due.timestamp)
         else:
-            position = replace(found, quantity=abs(due.quantity), updated_at=due.timestamp)
+            position = replace(found, quantity=abs(after), updated_at=due.timestamp)
         if kind is PositionEventKind.POSITION_CLOSED:
             self.book.opened_at.pop(due.symbol, None)
         return PositionEvent(kind, position, due.timestamp)
@@ -461,13 +468,11 @@ class AlpacaProvider:
             return []
         kind = OrderEventKind.ORDER_FILLED if order.status is OrderStatus.FILLED else \
             OrderEventKind.ORDER_PARTIALLY_FILLED
-        after = m.dec(update.get("position_qty"))
-        signed = fill.quantity * fill.side.sign
-        after = after if after is not None else signed
         return [
             OrderEvent(kind, order, fill.timestamp, parent_order_id=order.parent_order_id),
             TradeEvent(fill, fill.timestamp),
-            _PositionDue(fill.symbol, after, after - signed, fill.timestamp),
+            _PositionDue(fill.symbol, fill.quantity * fill.side.sign,
+                         m.dec(update.get("position_qty")), fill.timestamp),
             _AccountDue(fill.timestamp),
         ]
 
@@ -538,32 +543,38 @@ class AlpacaProvider:
         """Fills (FILL activities after the last one seen, minus a margin) and this session's
         orders changed meanwhile: each missing one is emitted once, as the stream would have."""
         after = self.book.last_fill_at or since
-        params: dict[str, Any] = {"direction": "asc", "page_size": 100}
-        if after is not None:
-            params["after"] = timestamp_str(after - RECONCILE_MARGIN)
-        activities = self.rest.get("/account/activities/FILL", params) or []
+        activities = self._activities(after)
+        mine = {o.id: o for o in self.orders()}  # the 500 latest: a session's recent ones
         new_fills: list[Fill] = []
         for activity in activities:
-            new_fills += self._reconciled_fill(activity)
-        for order in self.orders():  # changed meanwhile: created, cancelled, expired, rejected
+            order = mine.get(str(activity.get("order_id")))
+            if order is not None:  # else another session's, or another tool's
+                new_fills += self._reconciled_fill(activity, order)
+        for order in mine.values():  # changed meanwhile: created, cancelled, expired, rejected
             self._reconciled_order(order, None if after is None else after - RECONCILE_MARGIN)
-        open_orders = tuple(self.orders(open_only=True))
+        open_orders = tuple(o for o in mine.values() if o.is_open)
         return Reconciliation(open_orders=open_orders, positions=tuple(self.positions()),
                               fills_since=tuple(new_fills))
 
-    def _reconciled_fill(self, activity: JsonDict) -> list[Fill]:
-        order_id = str(activity.get("order_id"))
-        try:
-            order = self.order(order_id)
-        except OrderNotFound:
-            return []  # another session's, or another tool's
+    def _activities(self, after: datetime | None) -> list[JsonDict]:
+        """FILL activities after `after` (minus the margin), oldest first, every page."""
+        params: dict[str, Any] = {"direction": "asc", "page_size": PAGE_SIZE}
+        if after is not None:
+            params["after"] = timestamp_str(after - RECONCILE_MARGIN)
+        found: list[JsonDict] = []
+        while True:
+            page = self.rest.get("/account/activities/FILL", params) or []
+            found += page
+            if len(page) < PAGE_SIZE:
+                return found
+            params["page_token"] = page[-1]["id"]
+
+    def _reconciled_fill(self, activity: JsonDict, order: Order) -> list[Fill]:
         fill = m.fill_from_activity(activity)
         cumulative = m.dec(activity.get("cum_qty"))
         with self.book.lock:
             if not self.book.add_fill(fill, cumulative=cumulative):
                 return []
-        after = m.dec(activity.get("position_qty"))
-        signed = fill.quantity * fill.side.sign
         status_now = order if cumulative is None or cumulative >= order.quantity else replace(
             order, status=OrderStatus.PARTIALLY_FILLED, filled_quantity=cumulative)
         kind = OrderEventKind.ORDER_FILLED if status_now.status is OrderStatus.FILLED else \
@@ -572,12 +583,9 @@ class AlpacaProvider:
         with self.book.lock:
             items += self._creation(order, {})
             self.book.first_time((order.id, "fill", str(status_now.filled_quantity)))
-        items += [OrderEvent(kind, status_now, fill.timestamp), TradeEvent(fill, fill.timestamp)]
-        if after is not None:
-            items.append(_PositionDue(fill.symbol, after, after - signed, fill.timestamp))
-        else:
-            items.append(_PositionDue(fill.symbol, signed, ZERO, fill.timestamp))
-        items.append(_AccountDue(fill.timestamp))
+        items += [OrderEvent(kind, status_now, fill.timestamp), TradeEvent(fill, fill.timestamp),
+                  _PositionDue(fill.symbol, fill.quantity * fill.side.sign, None, fill.timestamp),
+                  _AccountDue(fill.timestamp)]
         self._push(*items)
         return [fill]
 
