@@ -229,19 +229,29 @@ class AlpacaProvider:
                               stop_price=stop_price, trail=trailing_distance)
         if not body:
             raise OrderValidationError.missing("quantity")
-        try:
-            raw = self.rest.patch(f"/orders/{order_id}", body)
-        except AlpacaError as error:
-            raise order_error(error, order_id) from None
+        # The book's lock is held across the call: the stream's `replaced` of the old order
+        # waits, so that the events go out as ORDER_MODIFIED (new) then ORDER_CANCELLED (old).
         with self.book.lock:
+            try:
+                raw = self.rest.patch(f"/orders/{order_id}", body)
+            except AlpacaError as error:
+                raise order_error(error, order_id) from None
             if order_id in self.book.closing:
                 self.book.closing.add(str(raw["id"]))
             if order_id in self.book.foreign:
                 self.book.foreign[str(raw["id"])] = self.book.foreign[order_id]
-        new = self._take(raw)
-        self.book.remember(replace(current, status=OrderStatus.CANCELLED,
-                                   updated_at=new.created_at))
-        self._announce(new, OrderEventKind.ORDER_MODIFIED)
+            new = self._take(raw)
+            old = replace(current, status=OrderStatus.CANCELLED, updated_at=new.created_at)
+            self.book.remember(old)
+            items: list[_Queued] = []
+            if self.book.announce(new.id):
+                items.append(OrderEvent(OrderEventKind.ORDER_MODIFIED, new, new.updated_at,
+                                        parent_order_id=new.parent_order_id))
+            if self.book.first_time((old.id, "replaced", str(old.filled_quantity))):
+                items.append(OrderEvent(OrderEventKind.ORDER_CANCELLED, old, old.updated_at,
+                                        parent_order_id=old.parent_order_id))
+            self._push(*items, wake=False)
+        self._wake()
         return new, order_id
 
     def _modify_exit(self, parent: Order, *, stop_loss: Decimal | None,

@@ -81,7 +81,7 @@ class AlpacaRest:
         self._now = now
         self._lock = threading.Lock()
         self._warned_window: float | None = None
-        self._hit_window: float | None = None
+        self._hit_until: float | None = None
         self.last_success_at: datetime | None = None
         self.last_error: str | None = None
         self.latency_ms: int | None = None
@@ -180,7 +180,9 @@ class AlpacaRest:
             return
         self.budget.observe(limit=limit, remaining=remaining,
                             reset_at=None if reset is None else float(reset))
-        if limit and remaining is not None and remaining < limit * WARNING_SHARE:
+        # a 429 is a RATE_LIMIT_HIT (below), not also a warning
+        if (limit and remaining is not None and remaining < limit * WARNING_SHARE
+                and response.status_code != 429):
             self._warn(remaining)
 
     def _warn(self, remaining: int) -> None:
@@ -189,26 +191,22 @@ class AlpacaRest:
             if self._warned_window == window:
                 return
             self._warned_window = window
-        self.emit(RateLimitEvent(WARNING, remaining, self._reset_time(0), self._now()))
+        reset = self.budget.reset_at()
+        now = self._now()
+        at = now if reset is None else datetime.fromtimestamp(reset, tz=UTC)
+        self.emit(RateLimitEvent(WARNING, remaining, at, now))
 
     def _hit(self, seconds: int) -> None:
-        """RATE_LIMIT_HIT, once per blocked window (a strategy that retries in a loop gets the
-        429 each time but one event)."""
-        reset = self._reset_time(seconds)
-        with self._lock:
-            key = reset.timestamp() // 1
-            if self._hit_window == key:
-                return
-            self._hit_window = key
-        self.emit(RateLimitEvent(HIT, 0, reset, self._now()))
-        self.changed()
-
-    def _reset_time(self, seconds: int) -> datetime:
-        known = self.budget.reset_at()
+        """RATE_LIMIT_HIT, once per blocked stretch (a strategy that retries in a loop gets the
+        429 each time but one event), with when requests can go again."""
         now = self._now()
-        candidate = now.timestamp() + seconds
-        at = max(candidate, known) if known is not None and seconds else (known or candidate)
-        return datetime.fromtimestamp(at, tz=UTC)
+        until = now.timestamp() + seconds
+        with self._lock:
+            if self._hit_until is not None and until <= self._hit_until + 1:
+                return
+            self._hit_until = until
+        self.emit(RateLimitEvent(HIT, 0, datetime.fromtimestamp(until, tz=UTC), now))
+        self.changed()
 
 
 def read_error(exc: APIError) -> tuple[int | None, str]:

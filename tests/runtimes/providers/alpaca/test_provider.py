@@ -1,0 +1,230 @@
+"""The Alpaca provider against the fake Alpaca with scripted faults: partial fills, rejects with
+Alpaca's reason, replaced orders, a dropped trade stream with a fill in the gap, 429s, the
+circuit breaker, and a restart in the middle of an order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from runtimes.core.connection import STREAM_CONNECTED, STREAM_RECONNECTING
+from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side
+from runtimes.core.errors import (
+    BrokerUnavailable,
+    OrderNotModifiable,
+    OrderRejected,
+    OrderValidationError,
+    RateLimited,
+)
+from runtimes.core.events import (
+    AccountEvent,
+    ConnectionEvent,
+    Event,
+    OrderEvent,
+    PositionEvent,
+    RateLimitEvent,
+    TradeEvent,
+)
+from tests.runtimes.providers.alpaca.harness import AlpacaHarness
+
+D = Decimal
+
+
+@pytest.fixture
+def h() -> Iterator[AlpacaHarness]:
+    harness = AlpacaHarness()
+    yield harness
+    harness.close()
+
+
+def trading(events: list[Event]) -> list[str]:
+    """The session's own events, as short labels."""
+    labels = []
+    for event in events:
+        if isinstance(event, OrderEvent) or isinstance(event, PositionEvent):
+            labels.append(event.kind.value)
+        elif isinstance(event, TradeEvent | AccountEvent | RateLimitEvent):
+            labels.append(type(event).__name__)
+        elif isinstance(event, ConnectionEvent):
+            labels.append(event.event)
+    return labels
+
+
+def limit_buy(price: str = "180", **fields: object) -> OrderRequest:
+    return OrderRequest(symbol="AAPL", side=Side.BUY, quantity=D(3), order_type=OrderType.LIMIT,
+                        limit_price=D(price), **fields)  # type: ignore[arg-type]
+
+
+def test_partial_fills_stream_each_execution_once_with_its_own_price(h: AlpacaHarness) -> None:
+    order = h.venue.submit_order(limit_buy())
+    h.fake.fill(order.id, D(1), D("179.5"))
+    h.wait_synced()
+    h.fake.fill(order.id, None, D("179.75"))
+    events = h.take_events()
+    assert trading(events) == [
+        "ORDER_CREATED",
+        "ORDER_PARTIALLY_FILLED", "TradeEvent", "POSITION_OPENED",
+        "ORDER_FILLED", "TradeEvent", "POSITION_MODIFIED", "AccountEvent",
+    ]
+    fills = [e.fill for e in events if isinstance(e, TradeEvent)]
+    assert [(f.quantity, f.price, f.commission) for f in fills] == [
+        (D(1), D("179.5"), D(0)), (D(2), D("179.75"), D(0))]
+    positions = [e.position for e in events if isinstance(e, PositionEvent)]
+    assert [p.quantity for p in positions] == [D(1), D(3)]
+    filled = h.venue.order(order.id)
+    assert (filled.status, filled.filled_quantity, filled.average_fill_price) == (
+        OrderStatus.FILLED, D(3), D("179.6666666667"))  # as the fake's Alpaca reports it
+    assert trading(h.take_events()) == []
+
+
+def test_a_reject_carries_alpacas_reason(h: AlpacaHarness) -> None:
+    h.fake.reject_next_order("insufficient buying power", status=403, code=40310000)
+    with pytest.raises(OrderRejected) as caught:
+        h.venue.submit_order(limit_buy())
+    assert caught.value.status == 422
+    assert caught.value.details == {"broker_message": "insufficient buying power",
+                                    "broker_code": 40310000,
+                                    "reject_code": "INSUFFICIENT_BALANCE"}
+    order = h.venue.submit_order(limit_buy())
+    h.fake.reject_order(order.id, "risk check")
+    h.until(lambda: h.venue.book.orders[order.id].status is OrderStatus.REJECTED,
+            "the rejection arrives")
+    assert trading(h.take_events()) == ["ORDER_CREATED", "ORDER_REJECTED"]
+    assert h.venue.order(order.id).status is OrderStatus.REJECTED
+
+
+def test_what_alpaca_refuses_is_refused_before_sending(h: AlpacaHarness) -> None:
+    before = len(h.fake.requests)
+    with pytest.raises(OrderValidationError) as caught:
+        h.venue.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY, quantity=D("0.5")))
+    assert caught.value.details["field"] == "time_in_force"
+    with pytest.raises(OrderValidationError) as caught:
+        h.venue.submit_order(limit_buy(post_only=True))
+    assert caught.value.details["field"] == "post_only"
+    assert len(h.fake.requests) == before
+
+
+def test_a_replaced_order_is_a_new_order_and_the_old_one_ends_cancelled(
+    h: AlpacaHarness,
+) -> None:
+    order = h.venue.submit_order(limit_buy())
+    new, previous = h.venue.modify_order(order.id, limit_price=D("181.005"), quantity=D(2))
+    assert previous == order.id and new.id != order.id
+    assert (new.limit_price, new.quantity, new.status) == (D("181.01"), D(2), OrderStatus.OPEN)
+    assert h.fake.order(new.id)["limit_price"] == "181.01"
+    h.until(lambda: h.venue.book.orders[order.id].status is OrderStatus.CANCELLED,
+            "the old order is replaced")
+    events = h.take_events()
+    assert trading(events) == ["ORDER_CREATED", "ORDER_MODIFIED", "ORDER_CANCELLED"]
+    assert [e.order.status for e in events if isinstance(e, OrderEvent)] == [
+        OrderStatus.OPEN, OrderStatus.OPEN, OrderStatus.CANCELLED]
+    assert [e.order.id for e in events if isinstance(e, OrderEvent)] == [order.id, new.id,
+                                                                         order.id]
+    assert h.venue.order(order.id).status is OrderStatus.CANCELLED
+    with pytest.raises(OrderNotModifiable):
+        h.venue.modify_order(order.id, limit_price=D(182))
+
+
+def test_a_fill_during_a_trade_stream_drop_is_emitted_once_after_reconcile(
+    h: AlpacaHarness,
+) -> None:
+    order = h.venue.submit_order(limit_buy())
+    h.take_events()
+    h.fake.refuse_streams(True)
+    h.fake.drop_streams(trading=True, data=False)
+    h.until(lambda: h.venue.health().streams["trade_updates"] == STREAM_RECONNECTING,
+            "the provider sees the drop")
+    h.fake.fill(order.id)  # nobody listens: the stream will never deliver it
+    h.fake.refuse_streams(False)
+    h.until(lambda: h.venue.health().streams["trade_updates"] == STREAM_CONNECTED,
+            "the stream is back")
+    h.tick()
+    events = h.take_events()
+    assert trading(events) == ["BROKER_DISCONNECTED", "ORDER_FILLED", "TradeEvent",
+                               "POSITION_OPENED", "AccountEvent", "BROKER_RECONNECTED"]
+    (fill,) = [e.fill for e in events if isinstance(e, TradeEvent)]
+    assert (fill.order_id, fill.quantity, fill.price) == (order.id, D(3), D(180))
+    reconnected = events[-1]
+    assert isinstance(reconnected, ConnectionEvent)
+    assert reconnected.reconciled == {"open_orders": [], "positions": ["AAPL"],
+                                      "fills_since_last_event": [fill.id]}
+    assert reconnected.gap_duration_ms is not None and reconnected.gap_duration_ms > 0
+    assert h.venue.fills() == [fill]
+    h.pass_time()
+    assert trading(h.take_events()) == []
+
+
+def test_a_429_is_rate_limited_with_an_event_and_the_budget_then_refuses_without_calling(
+    h: AlpacaHarness,
+) -> None:
+    h.take_events()
+    h.fake.fail_next(429, retry_after=7)
+    with pytest.raises(RateLimited) as caught:
+        h.venue.submit_order(limit_buy())
+    assert caught.value.retry_after_seconds == 7
+    before = len(h.fake.requests)
+    with pytest.raises(RateLimited) as again:
+        h.venue.positions()
+    assert 0 < again.value.retry_after_seconds <= 7
+    assert len(h.fake.requests) == before
+    events = h.take_events()
+    assert trading(events) == ["RateLimitEvent"]
+    (hit,) = events
+    assert isinstance(hit, RateLimitEvent)
+    assert (hit.event, hit.requests_remaining) == ("RATE_LIMIT_HIT", 0)
+
+
+def test_the_circuit_breaker_opens_after_three_5xx_and_refuses_without_calling(
+    h: AlpacaHarness,
+) -> None:
+    h.fake.fail_next(503, count=3)
+    for _ in range(3):
+        with pytest.raises(BrokerUnavailable):
+            h.venue.positions()
+    assert h.venue.circuit_breakers() == {
+        "adapter": {"state": "open", "failure_count": 3},
+        "exit_order": {"state": "closed", "failure_count": 0},
+    }
+    before = len(h.fake.requests)
+    with pytest.raises(BrokerUnavailable) as caught:
+        h.venue.submit_order(limit_buy())
+    assert caught.value.details == {"broker": "alpaca", "retry_after_seconds": 30}
+    assert len(h.fake.requests) == before
+    assert h.venue.status()["connection"]["circuit_breaker"] == "open"
+    assert h.health.reports[-1].circuit_breaker == "open"
+
+
+def test_a_restart_in_the_middle_of_an_order_reconciles_before_build_returns(
+    h: AlpacaHarness,
+) -> None:
+    first = h.venue.submit_order(limit_buy(client_order_id="restart-1"))
+    h.take_events()
+    snapshot = h.venue.snapshot()
+    h.venue.close()
+    h.fake.fill(first.id)  # while no host runs the session
+    successor = AlpacaHarness(fake=h.fake, restored=snapshot)
+    try:
+        again = successor.venue.submit_order(limit_buy(client_order_id="restart-1"))
+        assert again.id == first.id
+        assert successor.venue.all_orders() == [again]
+        events = successor.take_events()
+        assert trading(events) == ["ORDER_FILLED", "TradeEvent", "POSITION_OPENED",
+                                   "AccountEvent"]
+        (fill,) = successor.venue.fills()
+        assert (fill.order_id, fill.quantity) == (first.id, D(3))
+        assert trading(successor.take_events()) == []
+    finally:
+        successor.venue.close()
+
+
+def test_status_and_capabilities(h: AlpacaHarness) -> None:
+    status = h.venue.status()
+    assert status["connected"] is True
+    assert status["market_open"] is True
+    assert status["connection"]["streams"] == {"trade_updates": "connected",
+                                               "market_data": "connected"}
+    assert "PKFAKE" not in repr(status) and "secret" not in repr(status)
+    assert h.venue.capabilities()["supported_order_types"] == [
+        "MARKET", "LIMIT", "STOP", "STOP_LIMIT", "TRAILING_STOP"]
