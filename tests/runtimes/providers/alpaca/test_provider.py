@@ -43,7 +43,7 @@ def trading(events: list[Event]) -> list[str]:
     """The session's own events, as short labels."""
     labels = []
     for event in events:
-        if isinstance(event, OrderEvent) or isinstance(event, PositionEvent):
+        if isinstance(event, OrderEvent | PositionEvent):
             labels.append(event.kind.value)
         elif isinstance(event, TradeEvent | AccountEvent | RateLimitEvent):
             labels.append(type(event).__name__)
