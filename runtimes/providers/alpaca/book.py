@@ -54,6 +54,10 @@ class Book:
         self.foreign: dict[str, str | None] = {}  # session order id without our prefix -> parent
         self.closing: set[str] = set()  # close_position orders (reduce-only)
         self.oco_groups: dict[str, str] = {}  # alpaca order id -> the strategy's oco_group_id
+        # An OCO group's first order waits here (a local PENDING order) until its pair arrives
+        # and both go to Alpaca as one `oco` order; its local id stays the strategy's id for it.
+        self.held_oco: dict[str, tuple[Order, Any]] = {}  # group -> (local order, request)
+        self.alias: dict[str, str] = {}  # alpaca order id -> the local id the strategy knows
         self.fills: list[Fill] = []
         self._executions = _Bounded()
         self._fill_keys = _Bounded()  # (order id, cumulative filled qty): stream vs activity
@@ -94,6 +98,22 @@ class Book:
         with self.lock:
             return bool(self.announced.add(order_id))
 
+    def alpaca_id(self, order_id: str) -> str:
+        """The Alpaca id of an order the strategy names (its own id but for a paired OCO leg)."""
+        with self.lock:
+            for alpaca, local in self.alias.items():
+                if local == order_id:
+                    return alpaca
+            return order_id
+
+    def held(self, order_id: str) -> tuple[str, Order] | None:
+        """(group, order) of an OCO order still waiting for its pair."""
+        with self.lock:
+            for group, (order, _) in self.held_oco.items():
+                if order.id == order_id:
+                    return group, order
+            return None
+
     def knows(self, order_id: str) -> bool:
         with self.lock:
             return order_id in self.orders or order_id in self.foreign
@@ -113,6 +133,7 @@ class Book:
                 "foreign": {k: v for k, v in self.foreign.items() if k in open_orders},
                 "closing": sorted(self.closing & set(open_orders)),
                 "oco_groups": {k: v for k, v in self.oco_groups.items() if k in open_orders},
+                "alias": {k: v for k, v in self.alias.items() if v in open_orders},
                 "announced": [i for i in self.announced.items() if i in open_orders],
             }
 
@@ -127,5 +148,6 @@ class Book:
             self.foreign.update(state.get("foreign", {}))
             self.closing.update(state.get("closing", ()))
             self.oco_groups.update(state.get("oco_groups", {}))
+            self.alias.update(state.get("alias", {}))
             for order_id in state.get("announced", ()):
                 self.announced.add(order_id)

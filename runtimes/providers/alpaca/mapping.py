@@ -187,6 +187,9 @@ def to_order(raw: JsonDict, ids: ClientIds, *, market_open: bool | None,
     trail_price, trail_percent = dec(raw.get("trail_price")), dec(raw.get("trail_percent"))
     stop_loss, take_profit = _exits(raw)
     status = order_status(raw, market_open=market_open)
+    if status is OrderStatus.PENDING and raw.get("order_class") == "oco" and \
+            raw.get("status") == "held":
+        status = OrderStatus.OPEN  # an OCO's stop leg is `held` but working from the start
     return Order(
         id=str(raw["id"]),
         symbol=from_alpaca(str(raw.get("symbol") or "")),
@@ -280,6 +283,9 @@ def oco_body(take_profit: OrderRequest, stop_loss: OrderRequest, client_order_id
         "time_in_force": take_profit.time_in_force.value.lower(),
         "order_class": "oco",
         "client_order_id": client_order_id,
+        # Alpaca's example has the take profit only in `take_profit`; the same price as the
+        # parent's limit_price is accepted too, and some validators insist on it
+        "limit_price": price_str(_required(take_profit.limit_price)),
         "take_profit": {"limit_price": price_str(_required(take_profit.limit_price))},
         "stop_loss": stop_leg,
     }

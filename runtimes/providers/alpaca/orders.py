@@ -27,7 +27,7 @@ def check_request(request: OrderRequest) -> None:
     for name in UNSUPPORTED_FLAGS:
         if getattr(request, name):
             raise OrderValidationError.invalid(name, True, "is not supported on Alpaca")
-    for name in ("display_quantity", "leverage", "margin_mode", "oco_group_id"):
+    for name in ("display_quantity", "leverage", "margin_mode"):
         value = getattr(request, name)
         if value is not None:
             raise OrderValidationError.invalid(name, value, "is not supported on Alpaca")
@@ -41,6 +41,38 @@ def check_request(request: OrderRequest) -> None:
     ):
         raise OrderValidationError.invalid("time_in_force", request.time_in_force.value,
                                            "must be DAY or GTC on an Alpaca bracket order")
+
+
+OCO_TYPES: Final = (OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+def check_oco_leg(request: OrderRequest) -> None:
+    """An order of an OCO group: a take-profit LIMIT or a stop-loss STOP/STOP_LIMIT exit, whole
+    quantity, DAY or GTC, no bracket of its own (Alpaca's `oco` order class)."""
+    reason = None
+    if request.order_type not in OCO_TYPES:
+        reason = "must be on a LIMIT, STOP or STOP_LIMIT order on Alpaca"
+    elif request.stop_loss is not None or request.take_profit is not None:
+        reason = "cannot be combined with stop_loss/take_profit on Alpaca"
+    elif request.quantity != request.quantity.to_integral_value():
+        reason = "needs a whole quantity on Alpaca"
+    elif request.time_in_force not in (TimeInForce.DAY, TimeInForce.GTC):
+        reason = "needs DAY or GTC on Alpaca"
+    if reason is not None:
+        raise OrderValidationError.invalid("oco_group_id", request.oco_group_id, reason)
+
+
+def check_oco_pair(first: OrderRequest, second: OrderRequest) -> None:
+    """The two orders of a group: one LIMIT and one STOP/STOP_LIMIT, same symbol, side,
+    quantity and time in force."""
+    kinds = {first.order_type, second.order_type}
+    same = (first.symbol, first.side, first.quantity, first.time_in_force) == (
+        second.symbol, second.side, second.quantity, second.time_in_force)
+    if not same or OrderType.LIMIT not in kinds or len(kinds) != 2:
+        raise OrderValidationError.invalid(
+            "oco_group_id", second.oco_group_id,
+            "must pair one LIMIT and one STOP or STOP_LIMIT order of the same symbol, side, "
+            "quantity and time in force on Alpaca")
 
 
 def _check_fractional(request: OrderRequest) -> None:

@@ -40,6 +40,7 @@ from runtimes.core.domain import (
     Order,
     OrderRequest,
     OrderStatus,
+    OrderType,
     Position,
     Quote,
 )
@@ -61,6 +62,8 @@ from runtimes.providers.alpaca import mapping as m
 from runtimes.providers.alpaca.book import Book
 from runtimes.providers.alpaca.breaker import CircuitBreaker
 from runtimes.providers.alpaca.orders import (
+    check_oco_leg,
+    check_oco_pair,
     check_request,
     order_error,
     position_error,
@@ -83,8 +86,8 @@ CAPABILITIES: Final[JsonDict] = {
     "supported_order_types": ["MARKET", "LIMIT", "STOP", "STOP_LIMIT", "TRAILING_STOP"],
     "supported_time_in_force": ["GTC", "DAY", "IOC", "FOK"],
     "position_mode": "NETTING",
-    "features": ["bracket_orders", "fractional_quantities", "client_order_id_idempotency",
-                 "order_replace"],
+    "features": ["bracket_orders", "oco_orders", "fractional_quantities",
+                 "client_order_id_idempotency", "order_replace"],
     "max_leverage": "1",
 }
 CREATING: Final = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding", "held",
@@ -191,6 +194,8 @@ class AlpacaProvider:
     def submit_order(self, request: OrderRequest) -> Order:
         check_request(request)
         request = replace(request, symbol=normalise(request.symbol))
+        if request.oco_group_id is not None:
+            return self._submit_oco(request)
         if request.client_order_id is not None:
             alpaca_id = self.ids.for_strategy(request.client_order_id)
         else:
@@ -207,6 +212,68 @@ class AlpacaProvider:
         self._announce(order, OrderEventKind.ORDER_CREATED)
         return order
 
+    def _submit_oco(self, request: OrderRequest) -> Order:
+        """An OCO group's first order waits (PENDING) for its pair; with the pair, both go to
+        Alpaca as one `oco` order: the LIMIT is its take profit (the parent), the STOP or
+        STOP_LIMIT its stop loss (the leg). The first keeps the id it was given."""
+        check_oco_leg(request)
+        group = str(request.oco_group_id)
+        with self.book.lock:
+            held = self.book.held_oco.get(group)
+            if held is None:
+                return self._hold_oco(group, request)
+        first, first_request = held
+        if request.client_order_id is not None and request.client_order_id == \
+                first.client_order_id:
+            return first  # a retry of the first order
+        check_oco_pair(first_request, request)
+        take, stop = (first_request, request) if first.order_type is OrderType.LIMIT else (
+            request, first_request)
+        named = take.client_order_id or stop.client_order_id
+        alpaca_id = self.ids.for_strategy(named) if named else self.ids.generated(
+            uuid.uuid4().hex[:20])
+        with self.book.lock:
+            try:
+                raw = self.rest.post("/orders", m.oco_body(take, stop, alpaca_id))
+            except AlpacaError as error:
+                raise submit_error(error) from None
+            return self._paired(group, first, raw)
+
+    def _hold_oco(self, group: str, request: OrderRequest) -> Order:
+        now = self.now
+        order = Order(id=f"oco-{uuid.uuid4().hex[:20]}", symbol=request.symbol, side=request.side,
+                      order_type=request.order_type, quantity=request.quantity,
+                      status=OrderStatus.PENDING, time_in_force=request.time_in_force,
+                      created_at=now, updated_at=now, client_order_id=request.client_order_id,
+                      limit_price=request.limit_price, stop_price=request.stop_price,
+                      position_id=request.symbol, oco_group_id=group)
+        self.book.held_oco[group] = (order, request)
+        self.book.remember(order)
+        self._announce(order, OrderEventKind.ORDER_CREATED)
+        return order
+
+    def _paired(self, group: str, first: Order, raw: JsonDict) -> Order:
+        """Alpaca took the pair (under the book's lock): the first order becomes the Alpaca
+        order of its type under its own id; the second is returned."""
+        legs = raw.get("legs") or []
+        leg_raw = legs[0] if legs else {"id": ""}
+        first_alpaca = str(raw["id"] if first.order_type is OrderType.LIMIT else leg_raw["id"])
+        self.book.alias[first_alpaca] = first.id
+        self.book.oco_groups[str(raw["id"])] = group
+        self.book.oco_groups[str(leg_raw["id"])] = group
+        del self.book.held_oco[group]
+        parent = self._take(raw)
+        leg = self._take(leg_raw) if legs else parent
+        paired, second = (parent, leg) if parent.id == first.id else (leg, parent)
+        paired = replace(paired, client_order_id=first.client_order_id)
+        self.book.remember(paired)
+        items: list[_Queued] = [OrderEvent(OrderEventKind.ORDER_MODIFIED, paired,
+                                           paired.updated_at)]
+        if self.book.announce(second.id):
+            items.append(OrderEvent(OrderEventKind.ORDER_CREATED, second, second.updated_at))
+        self._push(*items)
+        return second
+
     def modify_order(
         self,
         order_id: str,
@@ -221,8 +288,8 @@ class AlpacaProvider:
         """Alpaca replaces: the order gets a new id, the old one ends as `replaced`
         (CANCELLED). A bracket's stop loss or take profit is a replace of that leg."""
         current = self.order(order_id)
-        if not current.is_open:
-            raise OrderNotModifiable(order_id)
+        if not current.is_open or self.book.held(order_id) is not None:
+            raise OrderNotModifiable(order_id, "order is not open at Alpaca yet")
         if stop_loss is not None or take_profit is not None:
             return self._modify_exit(current, stop_loss=stop_loss, take_profit=take_profit)
         body = m.replace_body(quantity=quantity, limit_price=limit_price,
@@ -233,7 +300,7 @@ class AlpacaProvider:
         # waits, so that the events go out as ORDER_MODIFIED (new) then ORDER_CANCELLED (old).
         with self.book.lock:
             try:
-                raw = self.rest.patch(f"/orders/{order_id}", body)
+                raw = self.rest.patch(f"/orders/{self.book.alpaca_id(order_id)}", body)
             except AlpacaError as error:
                 raise order_error(error, order_id) from None
             if order_id in self.book.closing:
@@ -268,8 +335,17 @@ class AlpacaProvider:
         current = self.order(order_id)
         if not current.is_open:
             raise OrderNotModifiable(order_id)
+        held = self.book.held(order_id)
+        if held is not None:  # never sent: cancelled here
+            with self.book.lock:
+                self.book.held_oco.pop(held[0], None)
+                cancelled = replace(current, status=OrderStatus.CANCELLED, updated_at=self.now)
+                self.book.remember(cancelled)
+                self._push(OrderEvent(OrderEventKind.ORDER_CANCELLED, cancelled,
+                                      cancelled.updated_at))
+            return cancelled
         try:
-            self.rest.delete(f"/orders/{order_id}")
+            self.rest.delete(f"/orders/{self.book.alpaca_id(order_id)}")
         except AlpacaError as error:
             raise order_error(error, order_id) from None
         return self.order(order_id)
@@ -305,6 +381,8 @@ class AlpacaProvider:
         for raw in reversed(self.rest.get("/orders", params) or []):
             if self._mine(raw):
                 found.extend(self._flatten(raw))
+        with self.book.lock:
+            found += [order for order, _ in self.book.held_oco.values()]
         if open_only:
             found = [o for o in found if o.is_open]
         if symbol is not None:
@@ -315,8 +393,16 @@ class AlpacaProvider:
         return self.orders()
 
     def order(self, order_id: str) -> Order:
+        held = self.book.held(order_id)
+        if held is not None:
+            return held[1]
+        with self.book.lock:
+            local = self.book.orders.get(order_id)
+        if local is not None and order_id.startswith("oco-") and not local.is_open \
+                and order_id not in self.book.alias.values():
+            return local  # a held OCO order cancelled before it was sent
         try:
-            raw = self.rest.get(f"/orders/{order_id}", {"nested": "true"})
+            raw = self.rest.get(f"/orders/{self.book.alpaca_id(order_id)}", {"nested": "true"})
         except AlpacaError as error:
             raise order_error(error, order_id) from None
         if not self._mine(raw):
@@ -557,7 +643,8 @@ class AlpacaProvider:
         mine = {o.id: o for o in self.orders()}  # the 500 latest: a session's recent ones
         new_fills: list[Fill] = []
         for activity in activities:
-            order = mine.get(str(activity.get("order_id")))
+            alpaca_id = str(activity.get("order_id"))
+            order = mine.get(self.book.alias.get(alpaca_id, alpaca_id))
             if order is not None:  # else another session's, or another tool's
                 new_fills += self._reconciled_fill(activity, order)
         for order in mine.values():  # changed meanwhile: created, cancelled, expired, rejected
@@ -580,7 +667,7 @@ class AlpacaProvider:
             params["page_token"] = page[-1]["id"]
 
     def _reconciled_fill(self, activity: JsonDict, order: Order) -> list[Fill]:
-        fill = m.fill_from_activity(activity)
+        fill = replace(m.fill_from_activity(activity), order_id=order.id)
         cumulative = m.dec(activity.get("cum_qty"))
         with self.book.lock:
             if not self.book.add_fill(fill, cumulative=cumulative):
@@ -697,11 +784,17 @@ class AlpacaProvider:
         with self.book.lock:
             for leg in legs:
                 self.book.foreign[str(leg["id"])] = order_id
-            parent = self.book.foreign.get(order_id)
+            group = self.book.oco_groups.get(order_id)
+            # an OCO's two orders are siblings to the strategy, not a parent and its child
+            parent = None if group is not None else self.book.foreign.get(order_id)
             order = m.to_order(raw, self.ids, market_open=self.market_open,
                                reduce_only=order_id in self.book.closing,
-                               parent_order_id=parent,
-                               oco_group_id=self.book.oco_groups.get(order_id))
+                               parent_order_id=parent, oco_group_id=group)
+            local = self.book.alias.get(order_id)
+            if local is not None:
+                known = self.book.orders.get(local)
+                order = replace(order, id=local, client_order_id=None if known is None
+                                else known.client_order_id)
             self.book.remember(order)
         return order
 

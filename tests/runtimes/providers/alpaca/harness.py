@@ -114,7 +114,8 @@ class AlpacaHarness:
         for raw in self.fake.orders():
             if not self.venue._mine(raw):
                 continue
-            if Decimal(str(raw.get("filled_qty") or 0)) != filled.get(str(raw["id"]), Decimal(0)):
+            known_as = self.venue.book.alias.get(str(raw["id"]), str(raw["id"]))
+            if Decimal(str(raw.get("filled_qty") or 0)) != filled.get(known_as, Decimal(0)):
                 return False
         return True
 

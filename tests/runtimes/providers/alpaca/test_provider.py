@@ -228,3 +228,58 @@ def test_status_and_capabilities(h: AlpacaHarness) -> None:
     assert "PKFAKE" not in repr(status) and "secret" not in repr(status)
     assert h.venue.capabilities()["supported_order_types"] == [
         "MARKET", "LIMIT", "STOP", "STOP_LIMIT", "TRAILING_STOP"]
+
+
+def test_an_oco_pair_goes_to_alpaca_as_one_oco_order_and_one_exit_cancels_the_other(
+    h: AlpacaHarness,
+) -> None:
+    h.venue.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY, quantity=D(3)))
+    h.pass_time()
+    h.take_events()
+    take = h.venue.submit_order(OrderRequest(
+        symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.LIMIT,
+        limit_price=D(200), oco_group_id="exit-1", client_order_id="tp-1"))
+    assert (take.status, take.oco_group_id) == (OrderStatus.PENDING, "exit-1")
+    assert not any(r[1] == "/v2/orders" and r[0] == "POST" and r[3].get("order_class") == "oco"
+                   for r in h.fake.requests)
+    stop = h.venue.submit_order(OrderRequest(
+        symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.STOP,
+        stop_price=D(170), oco_group_id="exit-1"))
+    (sent,) = [r[3] for r in h.fake.requests if r[0] == "POST" and r[1] == "/v2/orders"
+               and r[3].get("order_class") == "oco"]
+    assert (sent["type"], sent["take_profit"], sent["stop_loss"]) == (
+        "limit", {"limit_price": "200"}, {"stop_price": "170"})
+    assert (stop.status, stop.order_type, stop.oco_group_id) == (
+        OrderStatus.OPEN, OrderType.STOP, "exit-1")
+    now_open = h.venue.order(take.id)
+    assert (now_open.id, now_open.status, now_open.client_order_id, now_open.limit_price) == (
+        take.id, OrderStatus.OPEN, "tp-1", D(200))
+    assert {o.id for o in h.venue.orders(open_only=True)} == {take.id, stop.id}
+    h.fake.fill(h.venue.book.alpaca_id(take.id))
+    h.until(lambda: h.venue.book.orders[stop.id].status is OrderStatus.CANCELLED,
+            "the other exit is cancelled")
+    events = h.take_events()
+    assert trading(events) == ["ORDER_CREATED", "ORDER_MODIFIED", "ORDER_CREATED",
+                               "ORDER_FILLED", "TradeEvent", "POSITION_CLOSED",
+                               "AccountEvent", "ORDER_CANCELLED"]
+    assert [e.order.id for e in events if isinstance(e, OrderEvent)] == [
+        take.id, take.id, stop.id, take.id, stop.id]
+    (fill,) = [e.fill for e in events if isinstance(e, TradeEvent)]
+    assert (fill.order_id, fill.price, fill.quantity) == (take.id, D(200), D(3))
+    assert h.venue.positions() == []
+
+
+def test_an_oco_order_cancelled_before_its_pair_never_reaches_alpaca(h: AlpacaHarness) -> None:
+    held = h.venue.submit_order(OrderRequest(
+        symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.STOP,
+        stop_price=D(170), oco_group_id="exit-2"))
+    cancelled = h.venue.cancel_order(held.id)
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert h.venue.order(held.id).status is OrderStatus.CANCELLED
+    assert h.venue.orders(open_only=True) == []
+    assert not [r for r in h.fake.requests if r[0] in ("POST", "DELETE")]
+    with pytest.raises(OrderValidationError) as caught:
+        h.venue.submit_order(OrderRequest(
+            symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.MARKET,
+            oco_group_id="exit-3"))
+    assert caught.value.details["field"] == "oco_group_id"
