@@ -45,6 +45,18 @@ def seed_bars(now: datetime, count: int = 30) -> list[Bar]:
     return bars
 
 
+def started_fake(**options: Any) -> FakeAlpaca:
+    """A fake Alpaca with history and quotes of both symbols whose orders fill only when time
+    passes (pass_time), as on the mock market, not at submit."""
+    now = datetime.now(UTC)
+    fake = FakeAlpaca(cash=CASH, bars=seed_bars(now), **options).start()
+    fake.hold_fills(True)
+    for symbol, level in LEVELS.items():
+        fake.set_quote(symbol, bid=level - Decimal("0.01"), ask=level + Decimal("0.01"),
+                       at=now - timedelta(seconds=1))
+    return fake
+
+
 class HealthLog:
     def __init__(self) -> None:
         self.reports: list[ConnectionHealth] = []
@@ -61,21 +73,14 @@ class AlpacaHarness:
     client_order_id_idempotent = True
 
     def __init__(self, *, fake: FakeAlpaca | None = None, budget: LocalBudget | None = None,
-                 restored: dict[str, Any] | None = None, session_id: str = "") -> None:
-        now = datetime.now(UTC)
-        self.fake = fake or FakeAlpaca(cash=CASH, bars=seed_bars(now)).start()
-        if fake is None:
-            # as on the mock market, orders fill when time passes (pass_time), not at submit
-            self.fake.hold_fills(True)
-            for symbol, level in LEVELS.items():
-                self.fake.set_quote(symbol, bid=level - Decimal("0.01"),
-                                    ask=level + Decimal("0.01"), at=now - timedelta(seconds=1))
+                 restored: dict[str, Any] | None = None, session_id: str = "",
+                 connection: BrokerConnection | None = None) -> None:
+        self.fake = fake or started_fake()
         self.budget = budget or LocalBudget(200)
         self.health = HealthLog()
-        self.connection = BrokerConnection(id=f"conn-{uuid.uuid4().hex[:8]}",
-                                           platform="alpaca-paper", key_id=KEY_ID,
-                                           secret=SECRET, urls=dict(self.fake.urls),
-                                           options={"feed": "iex"})
+        self.connection = connection or BrokerConnection(
+            id=f"conn-{uuid.uuid4().hex[:8]}", platform="alpaca-paper", key_id=KEY_ID,
+            secret=SECRET, urls=dict(self.fake.urls), options={"feed": "iex"})
         self.woken = threading.Event()
         self.settings = SimpleNamespace(
             platform="alpaca-paper", symbols=SYMBOLS, timeframes=("1m",), initial_cash=CASH,

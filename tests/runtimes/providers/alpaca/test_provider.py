@@ -13,6 +13,7 @@ from runtimes.core.connection import STREAM_CONNECTED, STREAM_RECONNECTING
 from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side
 from runtimes.core.errors import (
     BrokerUnavailable,
+    OrderNotFound,
     OrderNotModifiable,
     OrderRejected,
     OrderValidationError,
@@ -27,7 +28,8 @@ from runtimes.core.events import (
     RateLimitEvent,
     TradeEvent,
 )
-from tests.runtimes.providers.alpaca.harness import AlpacaHarness
+from runtimes.core.rate_budget import LocalBudget
+from tests.runtimes.providers.alpaca.harness import AlpacaHarness, started_fake
 
 D = Decimal
 
@@ -283,3 +285,34 @@ def test_an_oco_order_cancelled_before_its_pair_never_reaches_alpaca(h: AlpacaHa
             symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.MARKET,
             oco_group_id="exit-3"))
     assert caught.value.details["field"] == "oco_group_id"
+
+
+def test_sessions_on_one_connection_see_their_own_orders_and_share_one_budget() -> None:
+    fake = started_fake(rate_limit=30)
+    budget = LocalBudget(30)
+    a = AlpacaHarness(fake=fake, budget=budget, session_id="aaaaaaaa-0000")
+    b = AlpacaHarness(fake=fake, budget=budget, session_id="bbbbbbbb-0000",
+                      connection=a.connection)
+    try:
+        mine, theirs = a.venue.submit_order(limit_buy()), b.venue.submit_order(limit_buy())
+        assert a.venue.orders() == [mine] and b.venue.orders() == [theirs]
+        with pytest.raises(OrderNotFound):
+            a.venue.order(theirs.id)
+        assert fake.order(mine.id)["client_order_id"].startswith("pty-aaaaaaaa-g")
+        a.take_events()
+        while True:  # spend the shared budget from one session
+            try:
+                a.venue.positions()
+            except RateLimited:
+                break
+        events = a.take_events()
+        assert [(e.event, e.requests_remaining) for e in events
+                if isinstance(e, RateLimitEvent)] == [("RATE_LIMIT_WARNING", 2),
+                                                      ("RATE_LIMIT_HIT", 0)]
+        before = len(fake.requests)
+        with pytest.raises(RateLimited):
+            b.venue.positions()  # the other session is refused too, without calling Alpaca
+        assert len(fake.requests) == before
+    finally:
+        b.venue.close()
+        a.close()
