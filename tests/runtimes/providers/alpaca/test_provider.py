@@ -222,6 +222,8 @@ def test_a_restart_in_the_middle_of_an_order_reconciles_before_build_returns(
 
 
 def test_status_and_capabilities(h: AlpacaHarness) -> None:
+    h.until(lambda: h.venue.health().streams.get("market_data") == STREAM_CONNECTED,
+            "the data stream connects")
     status = h.venue.status()
     assert status["connected"] is True
     assert status["market_open"] is True
