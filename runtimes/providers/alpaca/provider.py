@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 BROKER: Final = "alpaca"
 SNAPSHOT_VERSION: Final = 1
 CLOCK_REFRESH_SECONDS: Final = 60.0
+CLOCK_RETRY_SECONDS: Final = 5.0
 RECONCILE_MARGIN: Final = timedelta(seconds=5)  # activities are fetched from a little earlier
 TRADE_STREAM: Final = "trade_updates"
 PAGE_SIZE: Final = 100  # Alpaca's largest page of account activities
@@ -163,7 +164,7 @@ class AlpacaProvider:
     def next_due(self) -> float | None:
         if self._reconcile_due:
             return 0.0
-        due = CLOCK_REFRESH_SECONDS
+        due = 0.0  # never read, or read again soon (an order started working: the open?)
         if self._clock_read_at is not None:
             due = CLOCK_REFRESH_SECONDS - (self.now - self._clock_read_at).total_seconds()
         market_due = self.market.next_due()
@@ -173,10 +174,12 @@ class AlpacaProvider:
         self.market.advance(now)
         if self._reconcile_due:
             self._reconcile_after_drop(now)
-        if self._clock_read_at is None or (
-            (now - self._clock_read_at).total_seconds() >= CLOCK_REFRESH_SECONDS
-        ):
-            self._try(self.refresh_clock)
+        read_at = self._clock_read_at
+        due = read_at is None or (now - read_at).total_seconds() >= CLOCK_REFRESH_SECONDS
+        if due and not self._try(self.refresh_clock):
+            # not now (rate limited, unreachable): again in a few seconds, not in a busy loop
+            self._clock_read_at = now - timedelta(seconds=CLOCK_REFRESH_SECONDS
+                                                  - CLOCK_RETRY_SECONDS)
 
     def refresh_clock(self) -> None:
         """GET /v2/clock: whether the market is open, and the next open and close."""
@@ -535,14 +538,18 @@ class AlpacaProvider:
         if not raw.get("id") or not self._mine(raw):
             return
         event = str(update.get("event") or "")
-        order = self._take(raw)
         items: list[_Queued] = []
         with self.book.lock:  # held while queueing: a submit's ORDER_CREATED cannot overtake
+            before = self.book.orders.get(self.book.alias.get(str(raw["id"]), str(raw["id"])))
+            order = self._take(raw)
             items += self._creation(order, raw)
             if event in ("fill", "partial_fill"):
                 items += self._fill_items(update, order)
             elif event not in CREATING:
                 items += self._change_items(event, order)
+            elif before is not None and before.status is OrderStatus.PENDING and \
+                    order.status is OrderStatus.OPEN:
+                items += self._working(order)
             if items:
                 self._push(*items, wake=False)
         if items:
@@ -571,6 +578,15 @@ class AlpacaProvider:
                          m.dec(update.get("position_qty")), fill.timestamp),
             _AccountDue(fill.timestamp),
         ]
+
+    def _working(self, order: Order) -> list[_Queued]:
+        """A PENDING order is working now (the market opened, a bracket's entry filled): the
+        strategy is told, and the market clock is read again soon (it probably opened)."""
+        self._clock_read_at = None
+        if not self.book.first_time((order.id, "working", str(order.filled_quantity))):
+            return []
+        return [OrderEvent(OrderEventKind.ORDER_MODIFIED, order, order.updated_at,
+                           parent_order_id=order.parent_order_id)]
 
     def _change_items(self, event: str, order: Order) -> list[_Queued]:
         kind = EVENT_KINDS.get(event)
@@ -819,11 +835,13 @@ class AlpacaProvider:
         if fresh:
             self._wake()
 
-    def _try(self, call: Any) -> None:
+    def _try(self, call: Any) -> bool:
         try:
             call()
         except Exception as exc:  # reads in advance() never fail the session; health says
             log.warning("alpaca: %s", type(exc).__name__)
+            return False
+        return True
 
 
 def _iso(value: Any) -> str | None:

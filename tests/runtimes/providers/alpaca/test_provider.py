@@ -5,6 +5,7 @@ circuit breaker, and a restart in the middle of an order."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -318,3 +319,25 @@ def test_sessions_on_one_connection_see_their_own_orders_and_share_one_budget() 
     finally:
         b.venue.close()
         a.close()
+
+
+def test_an_order_sent_while_the_market_is_closed_is_pending_until_the_open(
+    h: AlpacaHarness,
+) -> None:
+    h.fake.set_market_open(False, next_open=datetime(2026, 1, 6, 14, 30, tzinfo=UTC),
+                           next_close=datetime(2026, 1, 6, 21, 0, tzinfo=UTC))
+    h.venue.refresh_clock()
+    status = h.venue.status()
+    assert (status["market_open"], status["next_open"], status["next_close"]) == (
+        False, "2026-01-06T14:30:00Z", "2026-01-06T21:00:00Z")
+    order = h.venue.submit_order(limit_buy())
+    assert order.status is OrderStatus.PENDING
+    assert h.venue.order(order.id).status is OrderStatus.PENDING
+    h.take_events()
+    h.fake.set_market_open(True)
+    h.until(lambda: h.venue.book.orders[order.id].status is OrderStatus.OPEN,
+            "the order is working at the open")
+    assert h.venue.next_due() == 0.0  # the clock is read again
+    events = h.take_events()
+    assert trading(events) == ["ORDER_MODIFIED"]
+    assert h.venue.status()["market_open"] is True
