@@ -291,10 +291,12 @@ class AlpacaProvider:
         """Alpaca replaces: the order gets a new id, the old one ends as `replaced`
         (CANCELLED). A bracket's stop loss or take profit is a replace of that leg."""
         current = self.order(order_id)
-        if not current.is_open or self.book.held(order_id) is not None:
-            raise OrderNotModifiable(order_id, "order is not open at Alpaca yet")
         if stop_loss is not None or take_profit is not None:
             return self._modify_exit(current, stop_loss=stop_loss, take_profit=take_profit)
+        if self.book.held(order_id) is not None:
+            raise OrderNotModifiable(order_id, "order is not at Alpaca yet (its OCO pair is not)")
+        if not current.is_open:
+            raise OrderNotModifiable(order_id)
         body = m.replace_body(quantity=quantity, limit_price=limit_price,
                               stop_price=stop_price, trail=trailing_distance)
         if not body:
@@ -326,12 +328,20 @@ class AlpacaProvider:
 
     def _modify_exit(self, parent: Order, *, stop_loss: Decimal | None,
                      take_profit: Decimal | None) -> tuple[Order, str | None]:
+        """A bracket's stop loss or take profit: a replace of that leg (the entry may have
+        filled; its exits still work). The bracket's order comes back with its new exits."""
         legs = [o for o in self.orders(open_only=True) if o.parent_order_id == parent.id]
+        changed = False
         for leg in legs:
-            if stop_loss is not None and leg.stop_price is not None:
+            if stop_loss is not None and leg.order_type in (OrderType.STOP,
+                                                            OrderType.STOP_LIMIT):
                 self.modify_order(leg.id, stop_price=stop_loss)
-            elif take_profit is not None and leg.limit_price is not None:
+                changed = True
+            elif take_profit is not None and leg.order_type is OrderType.LIMIT:
                 self.modify_order(leg.id, limit_price=take_profit)
+                changed = True
+        if not changed:
+            raise OrderNotModifiable(parent.id, "no open exit of this order to change")
         return self.order(parent.id), None
 
     def cancel_order(self, order_id: str) -> Order:
@@ -376,8 +386,10 @@ class AlpacaProvider:
     # -- reads --------------------------------------------------------------------------------
 
     def orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[Order]:
-        params: dict[str, Any] = {"status": "open" if open_only else "all", "limit": 500,
-                                  "nested": "true", "direction": "desc"}
+        # status=all even for open ones: with nested=true, a bracket's working exits hang under
+        # an entry that is filled (closed) already
+        params: dict[str, Any] = {"status": "all", "limit": 500, "nested": "true",
+                                  "direction": "desc"}
         if symbol is not None:
             params["symbols"] = normalise(symbol)
         found: list[Order] = []
@@ -806,6 +818,11 @@ class AlpacaProvider:
             order = m.to_order(raw, self.ids, market_open=self.market_open,
                                reduce_only=order_id in self.book.closing,
                                parent_order_id=parent, oco_group_id=group)
+            entry = None if parent is None else self.book.orders.get(parent)
+            if order.status is OrderStatus.PENDING and raw.get("status") == "held" and \
+                    entry is not None and entry.filled_quantity > 0:
+                # a bracket's stop loss stays `held` at Alpaca once the entry filled, working
+                order = replace(order, status=OrderStatus.OPEN)
             local = self.book.alias.get(order_id)
             if local is not None:
                 known = self.book.orders.get(local)

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from runtimes.core.connection import STREAM_CONNECTED, STREAM_RECONNECTING
-from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side
+from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from runtimes.core.errors import (
     BrokerUnavailable,
     OrderNotFound,
@@ -341,3 +341,20 @@ def test_an_order_sent_while_the_market_is_closed_is_pending_until_the_open(
     events = h.take_events()
     assert trading(events) == ["ORDER_MODIFIED"]
     assert h.venue.status()["market_open"] is True
+
+
+def test_a_bracket_sends_its_exits_and_a_new_stop_loss_replaces_that_leg(
+    h: AlpacaHarness,
+) -> None:
+    entry = h.venue.submit_order(OrderRequest(
+        symbol="AAPL", side=Side.BUY, quantity=D(3), stop_loss=D(170), take_profit=D(210),
+        time_in_force=TimeInForce.DAY))
+    assert (entry.stop_loss, entry.take_profit) == (D(170), D(210))
+    h.pass_time()
+    legs = [o for o in h.venue.orders(open_only=True) if o.parent_order_id == entry.id]
+    assert sorted((o.order_type, o.side, o.status) for o in legs) == [
+        (OrderType.LIMIT, Side.SELL, OrderStatus.OPEN), (OrderType.STOP, Side.SELL,
+                                                         OrderStatus.OPEN)]
+    changed, previous = h.venue.modify_order(entry.id, stop_loss=D(175))
+    assert (changed.id, previous, changed.stop_loss, changed.take_profit) == (
+        entry.id, None, D(175), D(210))
