@@ -482,25 +482,26 @@ class AlpacaProvider:
     def _complete(self, queued: list[_Queued]) -> list[Event]:
         if not any(isinstance(q, _PositionDue | _AccountDue) for q in queued):
             return [q for q in queued if not isinstance(q, _PositionDue | _AccountDue)]
-        positions: dict[str, Position] | None = None
-        account: Account | None = None
         try:
             listed = self.positions()
             positions = {p.symbol: p for p in listed}
             raw = self.rest.get("/account")
             account = m.to_account(raw, unrealized_pnl=sum((p.unrealized_pnl for p in listed),
                                                            ZERO))
-        except Exception as exc:  # the broker is busy: the fills still go out, without these
+        except Exception as exc:  # the broker is busy: the rest goes out, these at the next drain
             log.warning("alpaca: positions/account not read after fills: %s", type(exc).__name__)
+            dues = [q for q in queued if isinstance(q, _PositionDue | _AccountDue)]
+            with self._lock:
+                self._queue[:0] = dues
+            return [q for q in queued if not isinstance(q, _PositionDue | _AccountDue)]
         last_account = max((i for i, q in enumerate(queued) if isinstance(q, _AccountDue)),
                            default=-1)
         events: list[Event] = []
         for index, item in enumerate(queued):
             if isinstance(item, _PositionDue):
-                if positions is not None:
-                    events.append(self._position_event(item, positions.get(item.symbol)))
+                events.append(self._position_event(item, positions.get(item.symbol)))
             elif isinstance(item, _AccountDue):
-                if account is not None and index == last_account:
+                if index == last_account:
                     events.append(AccountEvent(account, item.timestamp))
             else:
                 events.append(item)
@@ -664,8 +665,9 @@ class AlpacaProvider:
                                    reconciled=found.as_json()))
 
     def reconcile(self, *, since: datetime | None) -> Reconciliation:
-        """Fills (FILL activities after the last one seen, minus a margin) and this session's
-        orders changed meanwhile: each missing one is emitted once, as the stream would have."""
+        """Fills (FILL activities after the last one seen, or after `since`, minus a margin)
+        and this session's orders changed since `since`: each missing one is emitted once, as
+        the stream would have. `since` None: every order and fill of the session."""
         after = self.book.last_fill_at or since
         activities = self._activities(after)
         mine = {o.id: o for o in self.orders()}  # the 500 latest: a session's recent ones
@@ -676,7 +678,7 @@ class AlpacaProvider:
             if order is not None:  # else another session's, or another tool's
                 new_fills += self._reconciled_fill(activity, order)
         for order in mine.values():  # changed meanwhile: created, cancelled, expired, rejected
-            self._reconciled_order(order, None if after is None else after - RECONCILE_MARGIN)
+            self._reconciled_order(order, None if since is None else since - RECONCILE_MARGIN)
         open_orders = tuple(o for o in mine.values() if o.is_open)
         return Reconciliation(open_orders=open_orders, positions=tuple(self.positions()),
                               fills_since=tuple(new_fills))
@@ -785,13 +787,15 @@ class AlpacaProvider:
 
     def snapshot(self) -> JsonDict:
         return {"version": SNAPSHOT_VERSION, "prefix": self.ids.prefix,
-                "book": self.book.to_json()}
+                "saved_at": timestamp_str(self.now), "book": self.book.to_json()}
 
     def restore(self, state: JsonDict) -> Reconciliation:
         if state.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"alpaca snapshot version {state.get('version')!r} is not supported")
         self.book.restore(state.get("book") or {})
-        return self.reconcile(since=self.book.last_fill_at)
+        saved_at = m.stamp(state.get("saved_at"))
+        # what changed after the snapshot: the previous host told the strategy the rest
+        return self.reconcile(since=saved_at)
 
     def close(self) -> None:
         if self._closed:

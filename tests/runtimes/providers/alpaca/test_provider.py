@@ -358,3 +358,16 @@ def test_a_bracket_sends_its_exits_and_a_new_stop_loss_replaces_that_leg(
     changed, previous = h.venue.modify_order(entry.id, stop_loss=D(175))
     assert (changed.id, previous, changed.stop_loss, changed.take_profit) == (
         entry.id, None, D(175), D(210))
+
+
+def test_position_and_account_events_wait_for_the_next_drain_when_alpaca_cannot_answer(
+    h: AlpacaHarness,
+) -> None:
+    order = h.venue.submit_order(limit_buy())
+    h.fake.fail_next(503, path="/v2/positions")
+    h.fake.fill(order.id)
+    assert trading(h.take_events()) == ["ORDER_CREATED", "ORDER_FILLED", "TradeEvent"]
+    events = h.take_events()
+    assert trading(events) == ["POSITION_OPENED", "AccountEvent"]
+    (opened,) = [e.position for e in events if isinstance(e, PositionEvent)]
+    assert (opened.quantity, opened.average_entry_price) == (D(3), D(180))
