@@ -213,7 +213,7 @@ def parse_submit(body: Any) -> Submitted:
         notional=notional,
         client_order_id=client_order_id,
         order_class=order_class,
-        limit_price=parse_decimal(body.get("limit_price"), "limit_price"),
+        limit_price=_limit_price(body, order_class),
         stop_price=parse_decimal(body.get("stop_price"), "stop_price"),
         trail_price=parse_decimal(body.get("trail_price"), "trail_price"),
         trail_percent=parse_decimal(body.get("trail_percent"), "trail_percent"),
@@ -226,6 +226,14 @@ def parse_submit(body: Any) -> Submitted:
     _check_prices(submitted)
     _check_class(submitted)
     return submitted
+
+
+def _limit_price(body: dict[str, Any], order_class: str) -> Decimal | None:
+    """An OCO's own limit is its take-profit's (the SDK sends no top-level limit_price)."""
+    limit = parse_decimal(body.get("limit_price"), "limit_price")
+    if limit is None and order_class == "oco":
+        return _leg_price(body, "take_profit", "limit_price")
+    return limit
 
 
 def _leg_price(body: dict[str, Any], leg: str, key: str) -> Decimal | None:

@@ -29,6 +29,7 @@ from tests.fakes.alpaca.values import (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BODY = web.RequestKey("body", object)  # the parsed JSON body (None when empty)
 _GATEWAY_TEXT = {
     500: "500 Internal Server Error",
     502: "502 Bad Gateway",
@@ -63,6 +64,8 @@ class Gateway:
     secret: str
     rate_limit: int
     window_seconds: int = 60
+    # Alpaca's most bars per page; smaller makes the SDK's next_page_token loop testable.
+    bars_page_size: int = 10000
     faults: list[Fault] = field(default_factory=list)
     windows: dict[tuple[str, str], Window] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, Any], Any]] = field(default_factory=list)
@@ -93,7 +96,8 @@ class Gateway:
             "X-RateLimit-Reset": str(reset),
         }
         if not allowed:
-            headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
+            left = window.start + self.window_seconds - now
+            headers["Retry-After"] = str(max(1, math.ceil(left)))
         return allowed, headers
 
 
@@ -119,7 +123,7 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
-        request["body"] = body
+        request[BODY] = body
         with broker.lock:
             gateway.requests.append((request.method, request.path, dict(request.query), body))
             fault = None if gateway.down else gateway.take_fault(request.path)
@@ -157,7 +161,7 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
         return web.Response(text=f"<html><body><h1>{text}</h1></body></html>",
                             status=fault.status, content_type="text/html", headers=headers)
 
-    routes = _Routes(broker)
+    routes = _Routes(broker, gateway)
     app = web.Application(middlewares=[gate])
     app.router.add_get("/v2/account", routes.account)
     app.router.add_get("/v2/account/configurations", routes.configurations)
@@ -188,8 +192,9 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
 class _Routes:
     """The handlers; each takes the account's lock for its read or change."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, gateway: Gateway) -> None:
         self.broker = broker
+        self.gateway = gateway
 
     # -- account, clock, assets -------------------------------------------------------------
     async def account(self, request: web.Request) -> web.Response:
@@ -233,7 +238,7 @@ class _Routes:
 
     # -- orders ------------------------------------------------------------------------------
     async def submit(self, request: web.Request) -> web.Response:
-        return _json(self.broker.submit(request["body"]))
+        return _json(self.broker.submit(request[BODY]))
 
     async def get_order(self, request: web.Request) -> web.Response:
         nested = truthy(request.query.get("nested"))
@@ -277,7 +282,7 @@ class _Routes:
             return _json([order_json(o, self.broker.orders, nested=nested) for o in rows[:limit]])
 
     async def replace(self, request: web.Request) -> web.Response:
-        return _json(self.broker.replace(request.match_info["id"], request["body"]))
+        return _json(self.broker.replace(request.match_info["id"], request[BODY]))
 
     async def cancel(self, request: web.Request) -> web.Response:
         self.broker.cancel_by_api(request.match_info["id"])
@@ -347,7 +352,7 @@ class _Routes:
         now = self.broker.clock()
         start = parse_time(query["start"], "start") if "start" in query else datetime_midnight(now)
         end = parse_time(query["end"], "end") if "end" in query else now
-        limit = min(int(query.get("limit", "1000")), 10000)
+        limit = min(int(query.get("limit", "1000")), self.gateway.bars_page_size)
         offset = _read_token(query.get("page_token"))
         rows: list[tuple[str, dict[str, Any]]] = []
         with self.broker.lock:

@@ -41,9 +41,10 @@ class FakeAlpaca:
     while the market is closed stay `accepted` until `set_market_open(True)`.
 
     Options beyond the contract: `rate_limit` (requests per minute per key and API, default
-    200), `one_data_connection` (406 for a second data connection of the key on a feed, default
-    on), `symbols` (tradeable without a quote yet), `not_shortable`, `clock` (the account's
-    "now", default the wall clock), `port` (0: any free port).
+    200), `bars_page_size` (most bars per page, Alpaca's 10000), `one_data_connection` (406 for
+    a second data connection of the key on a feed, default on), `symbols` (tradeable without a
+    quote yet), `not_shortable`, `clock` (the account's "now", default the wall clock), `port`
+    (0: any free port).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class FakeAlpaca:
         symbols: Iterable[str] = (),
         not_shortable: Iterable[str] = (),
         rate_limit: int = 200,
+        bars_page_size: int = 10000,
         one_data_connection: bool = True,
         clock: Callable[[], datetime] | None = None,
         port: int = 0,
@@ -66,7 +68,8 @@ class FakeAlpaca:
             cash=cash, market_open=market_open, bars=bars, not_fractionable=not_fractionable,
             symbols=symbols, clock=clock, not_shortable=not_shortable,
         )
-        self._gateway = Gateway(key_id=key_id, secret=secret, rate_limit=rate_limit)
+        self._gateway = Gateway(key_id=key_id, secret=secret, rate_limit=rate_limit,
+                                bars_page_size=bars_page_size)
         self._hub = Hub(self._broker, key_id, secret, one_data_connection=one_data_connection)
         self._broker.on_change = self._hub.kick
         self._wanted_port = port
