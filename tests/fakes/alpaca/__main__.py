@@ -27,8 +27,9 @@ def main() -> None:
     parser.add_argument("--symbols", default="AAPL,MSFT", help="tradeable symbols")
     args = parser.parse_args()
     bars = _bars(args.bars, args.symbol.upper()) if args.bars else []
-    fake = FakeAlpaca(cash=args.cash, bars=bars, port=args.port,
-                      symbols=[s for s in args.symbols.split(",") if s])
+    fake = FakeAlpaca(
+        cash=args.cash, bars=bars, port=args.port, symbols=[s for s in args.symbols.split(",") if s]
+    )
     fake.start()
     print(f"fake Alpaca on 127.0.0.1:{fake.port}, key id {KEY_ID}")
     for name, url in fake.urls.items():

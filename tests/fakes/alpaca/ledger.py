@@ -44,7 +44,6 @@ class Position:
         return (self.cost / self.qty) if self.qty else Decimal(0)
 
 
-
 class Ledger:
     """Cash, positions and FILL activities of the account."""
 
@@ -154,28 +153,29 @@ class Ledger:
     def _record_fill(
         self, order: Order, event: str, qty: Decimal, price: Decimal, now: datetime
     ) -> None:
-        self.activities.append({
-            "id": f"{now.strftime('%Y%m%d%H%M%S%f')[:17]}::{uuid.uuid4()}",
-            "account_id": ACCOUNT_ID,
-            "activity_type": "FILL",
-            "transaction_time": iso(now),
-            "type": event,
-            "price": text(price),
-            "qty": text(qty),
-            "side": order.side if self._position_qty(order.symbol) >= 0 or order.side == "buy"
-            else "sell_short",
-            "symbol": order.symbol,
-            "leaves_qty": text((order.qty - order.filled_qty) if order.qty else Decimal(0)),
-            "order_id": order.id,
-            "cum_qty": text(order.filled_qty),
-            "order_status": order.status,
-        })
+        self.activities.append(
+            {
+                "id": f"{now.strftime('%Y%m%d%H%M%S%f')[:17]}::{uuid.uuid4()}",
+                "account_id": ACCOUNT_ID,
+                "activity_type": "FILL",
+                "transaction_time": iso(now),
+                "type": event,
+                "price": text(price),
+                "qty": text(qty),
+                "side": order.side
+                if self._position_qty(order.symbol) >= 0 or order.side == "buy"
+                else "sell_short",
+                "symbol": order.symbol,
+                "leaves_qty": text((order.qty - order.filled_qty) if order.qty else Decimal(0)),
+                "order_id": order.id,
+                "cum_qty": text(order.filled_qty),
+                "order_status": order.status,
+            }
+        )
 
     def _find_position(self, symbol_or_id: str) -> Position:
         for position in self.positions.values():
-            if symbol_or_id.upper() == position.symbol or symbol_or_id == asset_id(
-                position.symbol
-            ):
+            if symbol_or_id.upper() == position.symbol or symbol_or_id == asset_id(position.symbol):
                 return position
         raise not_found("position does not exist")
 
@@ -197,11 +197,13 @@ class Ledger:
             "market_value": text(value),
             "cost_basis": text(cost),
             "unrealized_pl": text(pl),
-            "unrealized_plpc": text((pl / abs(cost)).quantize(Decimal("0.0000000001"))
-                                    if cost else Decimal(0)),
+            "unrealized_plpc": text(
+                (pl / abs(cost)).quantize(Decimal("0.0000000001")) if cost else Decimal(0)
+            ),
             "unrealized_intraday_pl": text(pl),
-            "unrealized_intraday_plpc": text((pl / abs(cost)).quantize(Decimal("0.0000000001"))
-                                             if cost else Decimal(0)),
+            "unrealized_intraday_plpc": text(
+                (pl / abs(cost)).quantize(Decimal("0.0000000001")) if cost else Decimal(0)
+            ),
             "current_price": text(price),
             "lastday_price": text(price),
             "change_today": "0",

@@ -67,9 +67,7 @@ class Matching:
                 return None
             order.triggered = True
             if order.type != "stop_limit":
-                return max(stop, opening) if buy and bar else (
-                    min(stop, opening) if bar else touch
-                )
+                return max(stop, opening) if buy and bar else (min(stop, opening) if bar else touch)
         if order.type in ("market", "stop", "trailing_stop"):
             return opening if bar else touch
         limit = order.limit_price
@@ -194,5 +192,8 @@ class Matching:
         for leg_id in order.legs:
             leg = self.orders[leg_id]
             if leg.is_open:
-                self._finish(leg, status if status != "rejected" else "canceled",
-                             event if status != "rejected" else "canceled")
+                self._finish(
+                    leg,
+                    status if status != "rejected" else "canceled",
+                    event if status != "rejected" else "canceled",
+                )

@@ -22,10 +22,19 @@ from tests.fakes.alpaca.values import (
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
 CLASSES = ("simple", "bracket", "oco", "oto")
-OPEN_STATUSES = frozenset({
-    "new", "partially_filled", "accepted", "held", "pending_new", "pending_cancel",
-    "pending_replace", "accepted_for_bidding", "calculated",
-})
+OPEN_STATUSES = frozenset(
+    {
+        "new",
+        "partially_filled",
+        "accepted",
+        "held",
+        "pending_new",
+        "pending_cancel",
+        "pending_replace",
+        "accepted_for_bidding",
+        "calculated",
+    }
+)
 FRACTIONAL_TYPES = ("market", "limit", "stop", "stop_limit")
 MAX_CLIENT_ORDER_ID = 128
 
@@ -201,7 +210,10 @@ def parse_submit(body: Any) -> Submitted:
         )
     intent = body.get("position_intent")
     if intent is not None and intent not in (
-        "buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"
+        "buy_to_open",
+        "buy_to_close",
+        "sell_to_open",
+        "sell_to_close",
     ):
         raise unprocessable(f"invalid position_intent: {intent}", 40010001)
     submitted = Submitted(

@@ -65,11 +65,17 @@ class FakeAlpaca:
         port: int = 0,
     ) -> None:
         self._broker = Broker(
-            cash=cash, market_open=market_open, bars=bars, not_fractionable=not_fractionable,
-            symbols=symbols, clock=clock, not_shortable=not_shortable,
+            cash=cash,
+            market_open=market_open,
+            bars=bars,
+            not_fractionable=not_fractionable,
+            symbols=symbols,
+            clock=clock,
+            not_shortable=not_shortable,
         )
-        self._gateway = Gateway(key_id=key_id, secret=secret, rate_limit=rate_limit,
-                                bars_page_size=bars_page_size)
+        self._gateway = Gateway(
+            key_id=key_id, secret=secret, rate_limit=rate_limit, bars_page_size=bars_page_size
+        )
         self._hub = Hub(self._broker, key_id, secret, one_data_connection=one_data_connection)
         self._broker.on_change = self._hub.kick
         self._wanted_port = port
@@ -162,13 +168,22 @@ class FakeAlpaca:
         }
 
     # -- the market --------------------------------------------------------------------------
-    def set_quote(self, symbol: str, *, bid: Decimal, ask: Decimal,
-                  at: datetime | None = None, bid_size: int = 100, ask_size: int = 100) -> None:
+    def set_quote(
+        self,
+        symbol: str,
+        *,
+        bid: Decimal,
+        ask: Decimal,
+        at: datetime | None = None,
+        bid_size: int = 100,
+        ask_size: int = 100,
+    ) -> None:
         """Top of book of `symbol`; pushed to data-stream subscribers of its quotes; resting
         orders it crosses fill."""
         moment = at or self._broker.clock()
-        self._broker.set_quote(Quote(symbol.upper(), bid, ask, moment.astimezone(UTC),
-                                     bid_size, ask_size))
+        self._broker.set_quote(
+            Quote(symbol.upper(), bid, ask, moment.astimezone(UTC), bid_size, ask_size)
+        )
 
     def push_bar(self, bar: Bar) -> None:
         """A completed 1m bar: pushed to subscribers of its bars, kept for the historical
@@ -176,8 +191,13 @@ class FakeAlpaca:
         any), and resting orders its range crosses fill."""
         self._broker.push_bar(bar)
 
-    def set_market_open(self, is_open: bool, *, next_open: datetime | None = None,
-                        next_close: datetime | None = None) -> None:
+    def set_market_open(
+        self,
+        is_open: bool,
+        *,
+        next_open: datetime | None = None,
+        next_close: datetime | None = None,
+    ) -> None:
         """/v2/clock; opening the market fills the market orders accepted meanwhile, closing it
         expires the open DAY orders."""
         self._broker.set_market_open(is_open, next_open, next_close)
@@ -193,14 +213,14 @@ class FakeAlpaca:
                     self._broker._work_symbol(symbol, None)
             self._broker.notify()
 
-    def fill(self, order_id: str, quantity: Decimal | None = None,
-             price: Decimal | None = None) -> None:
+    def fill(
+        self, order_id: str, quantity: Decimal | None = None, price: Decimal | None = None
+    ) -> None:
         """Fill `quantity` (all that is left when None) of an order at `price` (its limit, else
         the quote): a partial_fill or fill trade update with a fresh execution_id."""
         self._broker.fill(order_id, quantity, price)
 
-    def reject_next_order(self, message: str, *, status: int = 403,
-                          code: int = 40310000) -> None:
+    def reject_next_order(self, message: str, *, status: int = 403, code: int = 40310000) -> None:
         """The next POST /v2/orders answers `status` with {"code", "message"}."""
         from tests.fakes.alpaca.values import ApiError
 
@@ -224,8 +244,9 @@ class FakeAlpaca:
         self._broker.end_order(order_id, "canceled", "canceled")
 
     # -- faults -------------------------------------------------------------------------------
-    def fail_next(self, status: int, *, count: int = 1, retry_after: int | None = None,
-                  path: str = "/v2/") -> None:
+    def fail_next(
+        self, status: int, *, count: int = 1, retry_after: int | None = None, path: str = "/v2/"
+    ) -> None:
         """The next `count` REST requests whose path starts with `path` answer `status` (429:
         with Retry-After and Alpaca's 429 body; 5xx: a plain gateway error)."""
         with self._broker.lock:
@@ -308,5 +329,6 @@ class FakeAlpaca:
         timeout."""
         with self._broker.changed:
             if not self._broker.changed.wait_for(condition, timeout):
-                raise AssertionError(f"the fake Alpaca's state did not reach {condition!r} "
-                                     f"within {timeout} s")
+                raise AssertionError(
+                    f"the fake Alpaca's state did not reach {condition!r} within {timeout} s"
+                )

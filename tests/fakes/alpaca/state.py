@@ -162,8 +162,10 @@ class Broker(Matching, Ledger):
     def _close_session(self) -> None:
         """Day orders that did not fill expire at the close."""
         for order in list(self.orders.values()):
-            if order.is_open and order.time_in_force in ("day", "opg", "cls") and (
-                order.parent_id is None
+            if (
+                order.is_open
+                and order.time_in_force in ("day", "opg", "cls")
+                and (order.parent_id is None)
             ):
                 self._finish(order, "expired", "expired")
 
@@ -296,8 +298,9 @@ class Broker(Matching, Ledger):
             for order in list(self.orders.values()):
                 if order.is_open and order.parent_id is None:
                     self._finish(order, "canceled", "canceled")
-                    out.append({"id": order.id, "status": 200,
-                                "body": order_json(order, self.orders)})
+                    out.append(
+                        {"id": order.id, "status": 200, "body": order_json(order, self.orders)}
+                    )
             self.notify()
             return out
 
@@ -349,8 +352,9 @@ class Broker(Matching, Ledger):
         trail = parse_decimal(body.get("trail"), "trail")
         for value, name in ((limit, "limit_price"), (stop, "stop_price")):
             if value is not None:
-                if old.type not in (("limit", "stop_limit") if name == "limit_price"
-                                    else ("stop", "stop_limit")):
+                if old.type not in (
+                    ("limit", "stop_limit") if name == "limit_price" else ("stop", "stop_limit")
+                ):
                     raise unprocessable(f"cannot replace {name} of a {old.type} order", 40010001)
                 check_price_increment(value, name)
         if trail is not None and old.type != "trailing_stop":
@@ -396,8 +400,9 @@ class Broker(Matching, Ledger):
         return new
 
     # -- positions ---------------------------------------------------------------------------
-    def close_position(self, symbol: str, qty: Decimal | None, percentage: Decimal | None
-                       ) -> dict[str, Any]:
+    def close_position(
+        self, symbol: str, qty: Decimal | None, percentage: Decimal | None
+    ) -> dict[str, Any]:
         """DELETE /v2/positions/{symbol}: a market order closing all or part of it."""
         with self.lock:
             position = self._find_position(symbol)
@@ -412,8 +417,13 @@ class Broker(Matching, Ledger):
                     f"available: {text(abs(position.qty))})"
                 )
             side = "sell" if position.qty > 0 else "buy"
-            body = {"symbol": position.symbol, "qty": str(amount), "side": side,
-                    "type": "market", "time_in_force": "day"}
+            body = {
+                "symbol": position.symbol,
+                "qty": str(amount),
+                "side": side,
+                "type": "market",
+                "time_in_force": "day",
+            }
             request = parse_submit(body)
             order = self._create(request)
             snapshot = order_json(order, self.orders)
@@ -427,9 +437,15 @@ class Broker(Matching, Ledger):
                 self.cancel_all()
             out = []
             for symbol in sorted(self.positions):
-                out.append({"symbol": symbol, "status": 200,
-                            "body": self.close_position(symbol, None, None)})
+                out.append(
+                    {
+                        "symbol": symbol,
+                        "status": 200,
+                        "body": self.close_position(symbol, None, None),
+                    }
+                )
             return out
+
 
 def _one_minute() -> timedelta:
     return timedelta(minutes=1)
@@ -437,20 +453,33 @@ def _one_minute() -> timedelta:
 
 def _quote_message(quote: Quote) -> dict[str, Any]:
     return {
-        "T": "q", "S": quote.symbol,
-        "bx": "V", "bp": float(quote.bid), "bs": quote.bid_size,
-        "ax": "V", "ap": float(quote.ask), "as": quote.ask_size,
-        "t": quote.at, "c": ["R"], "z": "C",
+        "T": "q",
+        "S": quote.symbol,
+        "bx": "V",
+        "bp": float(quote.bid),
+        "bs": quote.bid_size,
+        "ax": "V",
+        "ap": float(quote.ask),
+        "as": quote.ask_size,
+        "t": quote.at,
+        "c": ["R"],
+        "z": "C",
     }
 
 
 def _bar_message(bar: Bar) -> dict[str, Any]:
     volume = bar.volume
     return {
-        "T": "b", "S": bar.symbol.upper(),
-        "o": float(bar.open), "h": float(bar.high), "l": float(bar.low), "c": float(bar.close),
+        "T": "b",
+        "S": bar.symbol.upper(),
+        "o": float(bar.open),
+        "h": float(bar.high),
+        "l": float(bar.low),
+        "c": float(bar.close),
         "v": int(volume) if volume == volume.to_integral_value() else float(volume),
-        "t": bar.timestamp, "n": 1, "vw": float(bar.close),
+        "t": bar.timestamp,
+        "n": 1,
+        "vw": float(bar.close),
     }
 
 
