@@ -29,6 +29,7 @@ from alpaca.trading.requests import (
     TakeProfitRequest,
 )
 from alpaca.trading.stream import TradingStream
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.sync.client import connect
 
 from runtimes.core.bars import Bar
@@ -758,3 +759,84 @@ def test_data_stream_sends_bars_and_quotes_with_timestamps_and_refuses_a_second_
         190.49,
         190.51,
     )
+
+
+# -- broker-side events and faults (seen in the fake's record, no SDK stream needed) --------
+def _resting(raw: TradingClient, price: str) -> str:
+    return _order(raw, qty="1", type="limit", limit_price=price, time_in_force="gtc")["id"]
+
+
+def test_broker_side_ends_and_replaces_produce_their_trade_updates_in_order(fake, raw):
+    rejected, expired, canceled, done, replaced = (
+        _resting(raw, p) for p in ("180", "181", "182", "183", "184")
+    )
+    fake.reject_order(rejected, "order rejected by the exchange")
+    fake.expire(expired)
+    fake.cancel(canceled)
+    fake.done_for_day(done)
+    new = raw.replace_order_by_id(replaced, ReplaceOrderRequest(limit_price=185))
+    events = [(u["event"], u["order"]["id"], u["order"]["status"]) for u in fake.trade_updates()]
+    assert events[5:] == [
+        ("rejected", rejected, "rejected"),
+        ("expired", expired, "expired"),
+        ("canceled", canceled, "canceled"),
+        ("done_for_day", done, "done_for_day"),
+        ("replaced", replaced, "replaced"),
+        ("new", new["id"], "new"),
+    ]
+    assert fake.trade_updates()[5]["reason"] == "order rejected by the exchange"
+    open_ids = {o["id"] for o in raw.get_orders(GetOrdersRequest(status="open"))}
+    assert open_ids == {done, new["id"]}
+
+
+def test_an_order_whose_answer_is_lost_is_placed_and_found_by_its_client_order_id(fake, raw):
+    fake.fail_next(504, path="/v2/orders", processed=True)
+    with pytest.raises(APIError) as caught:
+        _order(raw, qty="1", client_order_id="retry-me")
+    assert caught.value.status_code == 504
+    assert _refusal(raw, qty="1", client_order_id="retry-me")[0] == 422
+    found = raw.get_order_by_client_id("retry-me")
+    assert (found["status"], found["filled_qty"]) == ("filled", "1")
+
+
+def _listen(fake: FakeAlpaca, secret: str = SECRET) -> tuple[Any, list[Any]]:
+    """A bare trade_updates client (what the SDK sends), for protocol details."""
+    ws = connect(fake.urls["trading_stream"])
+    auth = {"action": "authenticate", "data": {"key_id": KEY_ID, "secret_key": secret}}
+    ws.send(json.dumps(auth))
+    answers = [json.loads(ws.recv())]
+    if answers[0]["data"]["status"] == "authorized":
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        answers.append(json.loads(ws.recv()))
+    return ws, answers
+
+
+def test_trade_stream_frames_are_binary_and_bad_keys_are_unauthorized(fake, raw):
+    bad, answers = _listen(fake, secret="wrong")
+    assert answers == [
+        {"stream": "authorization", "data": {"action": "authenticate", "status": "unauthorized"}}
+    ]
+    with pytest.raises(ConnectionClosed):
+        bad.recv(timeout=5)
+    ws, answers = _listen(fake)
+    assert answers == [
+        {"stream": "authorization", "data": {"action": "authenticate", "status": "authorized"}},
+        {"stream": "listening", "data": {"streams": ["trade_updates"]}},
+    ]
+    fake.wait_for(lambda: fake.stream_clients()["trading"] == 1)
+    order = _order(raw, qty="1", type="limit", limit_price="180")
+    frame = ws.recv(timeout=5, decode=False)
+    assert isinstance(frame, bytes)
+    assert (json.loads(frame)["data"]["event"], json.loads(frame)["data"]["order"]["id"]) == (
+        "new",
+        order["id"],
+    )
+    fake.drop_streams()
+    with pytest.raises(ConnectionClosedError):
+        ws.recv(timeout=5)
+    assert fake.stream_clients() == {"trading": 0, "data": 0}
+    fake.refuse_streams()
+    with pytest.raises(ConnectionClosed):
+        _listen(fake)
+    fake.refuse_streams(False)
+    _listen(fake)[0].close()

@@ -36,7 +36,9 @@ class Matching:
 
     def _work(self, order: Order, bar: Bar | None) -> None:
         """Fill `order` if the market (the quote, or a bar's range) crosses it."""
-        if not order.is_open or not order.active or self.held or order.status == "accepted":
+        if not order.is_open or not order.active or self.held:
+            return
+        if order.status in ("accepted", "done_for_day"):
             return
         if not self.market_open and not order.extended_hours:
             return
@@ -117,7 +119,10 @@ class Matching:
                 quantity = order.remaining
                 if quantity is None:
                     quantity = (order.notional / price).quantize(QTY_STEP, ROUND_DOWN)
-            if order.status in ("accepted", "held"):
+            if order.status == "accepted":
+                order.status = "new"
+                self._emit_trade("new", order)
+            elif order.status == "held":
                 order.status = "new"
             self._execute(order, quantity, price)
             self.notify()

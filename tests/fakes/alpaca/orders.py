@@ -33,6 +33,9 @@ OPEN_STATUSES = frozenset(
         "pending_replace",
         "accepted_for_bidding",
         "calculated",
+        # Done executing for the day, not finished: listed as open, cancelable, expires with
+        # the session's day orders.
+        "done_for_day",
     }
 )
 FRACTIONAL_TYPES = ("market", "limit", "stop", "stop_limit")

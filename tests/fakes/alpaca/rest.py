@@ -46,6 +46,7 @@ class Fault:
     count: int
     retry_after: int | None
     path: str
+    processed: bool = False
 
 
 @dataclass
@@ -130,7 +131,7 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
             lock_notify()
         if gateway.down:
             return web.Response(text=_GATEWAY_TEXT[503], status=503)
-        if fault is not None:
+        if fault is not None and not fault.processed:
             return _fault_response(fault)
         if (
             request.headers.get("APCA-API-KEY-ID") != gateway.key_id
@@ -146,6 +147,8 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
             response = await handler(request)
         except ApiError as error:
             response = _json(error.body, error.status)
+        if fault is not None:  # processed, and the answer lost on the way back
+            return _fault_response(fault)
         response.headers.update(headers)
         return response
 

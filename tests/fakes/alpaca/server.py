@@ -119,7 +119,9 @@ class FakeAlpaca:
         app.router.add_get("/stream", self._hub.trading)
         app.router.add_get("/v2/{feed}", self._hub.data)
         app.on_shutdown.append(lambda _app: self._hub.close_all())
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, shutdown_timeout=1.0, handle_signals=False, access_log=None
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._wanted_port)
         await site.start()
@@ -236,7 +238,8 @@ class FakeAlpaca:
         self._broker.end_order(order_id, "expired", "expired")
 
     def done_for_day(self, order_id: str) -> None:
-        """A `done_for_day` trade update: no more executions today (the order stays open)."""
+        """A `done_for_day` trade update: no more executions today; the order is still listed
+        as open (cancelable) and expires at the close if it is a DAY order."""
         self._broker.end_order(order_id, "done_for_day", "done_for_day")
 
     def cancel(self, order_id: str) -> None:
@@ -245,12 +248,20 @@ class FakeAlpaca:
 
     # -- faults -------------------------------------------------------------------------------
     def fail_next(
-        self, status: int, *, count: int = 1, retry_after: int | None = None, path: str = "/v2/"
+        self,
+        status: int,
+        *,
+        count: int = 1,
+        retry_after: int | None = None,
+        path: str = "/v2/",
+        processed: bool = False,
     ) -> None:
         """The next `count` REST requests whose path starts with `path` answer `status` (429:
-        with Retry-After and Alpaca's 429 body; 5xx: a plain gateway error)."""
+        with Retry-After and Alpaca's 429 body; 5xx: a plain gateway error). `processed`: the
+        request is carried out (an order accepted) and only its answer is lost, as when a
+        gateway times out in front of a live server."""
         with self._broker.lock:
-            self._gateway.faults.append(Fault(status, count, retry_after, path))
+            self._gateway.faults.append(Fault(status, count, retry_after, path, processed))
 
     def drop_streams(self, *, trading: bool = True, data: bool = True) -> None:
         """Close the streams' sockets abruptly (the SDK reconnects by itself)."""
@@ -299,6 +310,12 @@ class FakeAlpaca:
     def order(self, order_id: str) -> dict[str, Any]:
         with self._broker.lock:
             return order_json(self._broker._get(order_id), self._broker.orders)
+
+    def trade_updates(self) -> list[dict[str, Any]]:
+        """The "data" of every trade update the account produced so far, in order (sent to the
+        listening trade_updates connections of the moment, or to none)."""
+        with self._broker.lock:
+            return list(self._broker.trade_updates)
 
     def positions(self) -> list[dict[str, Any]]:
         with self._broker.lock:

@@ -67,6 +67,7 @@ class Broker(Matching, Ledger):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.outbox: deque[Outgoing] = deque()
         self.on_change: Callable[[], None] = lambda: None
+        self.trade_updates: list[dict[str, Any]] = []  # every one sent, listened to or not
         self.initial_cash = cash
         self.cash = cash
         self.market_open = market_open
@@ -102,6 +103,7 @@ class Broker(Matching, Ledger):
         }
         data.update(extra)
         self.outbox.append(Outgoing("trade", {"stream": "trade_updates", "data": data}))
+        self.trade_updates.append(data)
 
     # -- market ------------------------------------------------------------------------------
     def known(self, symbol: str) -> bool:
