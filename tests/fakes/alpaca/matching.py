@@ -60,12 +60,12 @@ class Matching:
         buy = order.side == "buy"
         touch = quote.ask if buy else quote.bid
         low, high, opening = (bar.low, bar.high, bar.open) if bar else (touch, touch, touch)
-        if order.type == "trailing_stop":
-            self._trail(order, high if not buy else low)
         if order.type in ("stop", "stop_limit", "trailing_stop") and not order.triggered:
             stop = order.stop_price
-            hit = high >= stop if buy else low <= stop
+            hit = stop is not None and (high >= stop if buy else low <= stop)
             if not hit:
+                if order.type == "trailing_stop":  # the mark moves only while not triggered
+                    self._trail(order, low if buy else high)
                 return None
             order.triggered = True
             if order.type != "stop_limit":
@@ -95,6 +95,8 @@ class Matching:
 
     def _set_trail_stop(self, order: Order) -> None:
         hwm = order.hwm
+        if hwm is None:  # no quote yet: the first one starts the trail
+            return
         sign = -1 if order.side == "sell" else 1
         if order.trail_price is not None:
             stop = hwm + sign * order.trail_price
@@ -119,6 +121,9 @@ class Matching:
                 quantity = order.remaining
                 if quantity is None:
                     quantity = (order.notional / price).quantize(QTY_STEP, ROUND_DOWN)
+            remaining = order.remaining
+            if quantity <= 0 or (remaining is not None and quantity > remaining):
+                raise ValueError(f"cannot fill {quantity} of order {order_id}: {remaining} left")
             if order.status == "accepted":
                 order.status = "new"
                 self._emit_trade("new", order)

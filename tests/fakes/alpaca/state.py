@@ -164,12 +164,13 @@ class Broker(Matching, Ledger):
     def _close_session(self) -> None:
         """Day orders that did not fill expire at the close."""
         for order in list(self.orders.values()):
-            if (
-                order.is_open
-                and order.time_in_force in ("day", "opg", "cls")
-                and (order.parent_id is None)
-            ):
+            day_order = order.time_in_force in ("day", "opg", "cls")
+            if order.is_open and day_order and self._top_level(order):
                 self._finish(order, "expired", "expired")
+
+    def _top_level(self, order: Order) -> bool:
+        """An order, or a leg whose parent is done (the leg then stands for its group)."""
+        return order.parent_id is None or not self.orders[order.parent_id].is_open
 
     def clock_json(self) -> dict[str, Any]:
         now = self.clock()
@@ -292,13 +293,17 @@ class Broker(Matching, Ledger):
             if not order.is_open:
                 raise unprocessable("order is not cancelable")
             self._finish(order, "canceled", "canceled")
+            # The exits of a bracket or an oco stand or fall together.
+            for sibling in self._siblings(order):
+                if sibling.is_open:
+                    self._finish(sibling, "canceled", "canceled")
             self.notify()
 
     def cancel_all(self) -> list[dict[str, Any]]:
         with self.lock:
             out = []
             for order in list(self.orders.values()):
-                if order.is_open and order.parent_id is None:
+                if order.is_open and self._top_level(order):
                     self._finish(order, "canceled", "canceled")
                     out.append(
                         {"id": order.id, "status": 200, "body": order_json(order, self.orders)}
@@ -365,6 +370,8 @@ class Broker(Matching, Ledger):
         if tif not in TIME_IN_FORCE:
             raise unprocessable(f"invalid time_in_force: {tif}", 40010001)
         client_order_id = body.get("client_order_id") or str(uuid.uuid4())
+        if not isinstance(client_order_id, str):
+            raise unprocessable("invalid client_order_id", 40010001)
         if client_order_id in self.client_ids:
             raise unprocessable("client_order_id must be unique", 40010001)
         if len(client_order_id) > 128:
@@ -394,6 +401,8 @@ class Broker(Matching, Ledger):
             triggered=old.triggered,
         )
         if trail is not None:
+            if trail <= 0:
+                raise unprocessable("invalid trail: must be > 0", 40010001)
             if old.trail_price is not None:
                 new.trail_price = trail
             else:
