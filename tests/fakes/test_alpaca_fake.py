@@ -308,6 +308,20 @@ def test_stops_and_trailing_stops_trigger_on_the_quote_and_fill_at_the_bid(raw, 
     assert raw.get_open_position("AAPL")["qty"] == "2"
 
 
+def test_a_pushed_bar_fills_resting_orders_its_range_crosses_and_moves_the_quote(raw, fake):
+    buy = _order(raw, qty="1", type="limit", limit_price="189")
+    gap = _order(raw, qty="1", type="limit", limit_price="189.9")
+    fake.push_bar(_bar(0, "189.8", "190", "188.5", "189.5", "1000"))
+    assert [raw.get_order_by_id(o["id"])["filled_avg_price"] for o in (buy, gap)] == [
+        "189",
+        "189.8",
+    ]
+    fake.spread("AAPL", Decimal("0.02"))
+    fake.push_bar(_bar(1, "189.5", "190.1", "189.4", "190", "800"))
+    market = _order(raw, qty="1")
+    assert raw.get_order_by_id(market["id"])["filled_avg_price"] == "190.01"
+
+
 def test_notional_and_fractional_orders_fill_in_fractions(raw):
     notional = _order(raw, notional="250.5")
     assert (notional["qty"], notional["notional"]) == (None, "250.5")

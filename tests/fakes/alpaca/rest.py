@@ -147,6 +147,10 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
             response = await handler(request)
         except ApiError as error:
             response = _json(error.body, error.status)
+        except web.HTTPNotFound:
+            response = _json({"code": 40410000, "message": "endpoint not found"}, 404)
+        except web.HTTPMethodNotAllowed:
+            response = _json({"code": 40510000, "message": "method not allowed"}, 405)
         if fault is not None:  # processed, and the answer lost on the way back
             return _fault_response(fault)
         response.headers.update(headers)

@@ -189,9 +189,16 @@ class FakeAlpaca:
 
     def push_bar(self, bar: Bar) -> None:
         """A completed 1m bar: pushed to subscribers of its bars, kept for the historical
-        bars endpoint; the quote moves to its close (keeping the spread of the last quote, if
-        any), and resting orders its range crosses fill."""
+        bars endpoint; the quote moves to its close (bid = ask = close unless a spread was set
+        with `spread`; no quote message is pushed), and resting orders its range crosses
+        fill."""
         self._broker.push_bar(bar)
+
+    def spread(self, symbol: str, amount: Decimal) -> None:
+        """The bid-ask spread around the close of the bars pushed from now on (default 0:
+        bid = ask = close)."""
+        with self._broker.lock:
+            self._broker.spreads[symbol.upper()] = amount
 
     def set_market_open(
         self,

@@ -81,6 +81,7 @@ class Broker(Matching, Ledger):
         self.quotes: dict[str, Quote] = {}
         self.last_trade: dict[str, tuple[Decimal, datetime]] = {}
         self.bars: dict[str, list[Bar]] = {}
+        self.spreads: dict[str, Decimal] = {}  # around a pushed bar's close; 0 unless set
         self.symbols: set[str] = {s.upper() for s in symbols}
         self.not_fractionable = {s.upper() for s in not_fractionable}
         self.not_shortable = {s.upper() for s in not_shortable}
@@ -119,8 +120,7 @@ class Broker(Matching, Ledger):
         else:
             series.append(bar)
         self.last_trade[symbol] = (bar.close, bar.timestamp + _one_minute())
-        spread = self.quotes.get(symbol)
-        half = (spread.ask - spread.bid) / 2 if spread else Decimal(0)
+        half = self.spreads.get(symbol, Decimal(0)) / 2
         self.quotes[symbol] = Quote(
             symbol, bar.close - half, bar.close + half, bar.timestamp + _one_minute()
         )
