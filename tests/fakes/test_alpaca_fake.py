@@ -138,7 +138,7 @@ def test_market_buy_fills_at_the_ask_and_books_position_cash_and_fill_activity(c
             client_order_id="cid-1",
         )
     )
-    assert submitted.status == OrderStatus.NEW
+    assert submitted.status == OrderStatus.ACCEPTED
     order = raw.get_order_by_id(submitted.id)
     assert {
         k: order[k]
@@ -157,7 +157,7 @@ def test_market_buy_fills_at_the_ask_and_books_position_cash_and_fill_activity(c
         "filled_qty": "2",
         "filled_avg_price": "190.01",
         "position_intent": "buy_to_open",
-        "order_class": "simple",
+        "order_class": "",
         "client_order_id": "cid-1",
     }
     assert order["filled_at"].endswith("Z")
@@ -231,7 +231,7 @@ def test_a_resting_limit_order_has_every_alpaca_field_with_numbers_as_strings(ra
         "qty": "1.5",
         "filled_qty": "0",
         "filled_avg_price": None,
-        "order_class": "simple",
+        "order_class": "",
         "order_type": "limit",
         "type": "limit",
         "side": "buy",
@@ -239,7 +239,7 @@ def test_a_resting_limit_order_has_every_alpaca_field_with_numbers_as_strings(ra
         "time_in_force": "day",
         "limit_price": "180.25",
         "stop_price": None,
-        "status": "new",
+        "status": "accepted",
         "extended_hours": False,
         "legs": None,
         "trail_percent": None,
@@ -385,7 +385,7 @@ def test_oco_stop_leg_fills_and_cancels_the_take_profit(client, raw, fake):
             stop_loss=StopLossRequest(stop_price=150),
         )
     )
-    assert (oco.type, oco.limit_price, oco.status) == ("limit", "200", OrderStatus.NEW)
+    assert (oco.type, oco.limit_price, oco.status) == ("limit", "200", OrderStatus.ACCEPTED)
     [leg] = oco.legs
     assert (leg.type, leg.stop_price, leg.status) == ("stop", "150", OrderStatus.HELD)
     fake.set_quote("AAPL", bid=Decimal("149.50"), ask=Decimal("149.60"))
@@ -429,7 +429,7 @@ def test_replace_returns_the_new_order_and_the_old_one_becomes_replaced(client, 
         old["id"],
         "3",
         "181",
-        OrderStatus.NEW,
+        OrderStatus.ACCEPTED,
     )
     replaced = raw.get_order_by_id(old["id"])
     assert (replaced["status"], replaced["replaced_by"]) == ("replaced", str(new.id))
@@ -512,7 +512,7 @@ def test_duplicate_client_order_ids_and_scripted_rejections_are_refused(raw, fak
     )
     fake.reject_next_order("account is restricted", status=403, code=40310000)
     assert _refusal(raw, qty="1") == (403, {"code": 40310000, "message": "account is restricted"})
-    assert _order(raw, qty="1")["status"] == "new"
+    assert _order(raw, qty="1")["status"] == "accepted"
 
 
 def test_whole_share_shorts_are_allowed_from_a_flat_position(raw):

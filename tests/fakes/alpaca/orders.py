@@ -125,7 +125,8 @@ def order_json(order: Order, orders: dict[str, Order], *, nested: bool = True) -
         "qty": text(order.qty),
         "filled_qty": text(order.filled_qty),
         "filled_avg_price": text(order.filled_avg_price),
-        "order_class": order.order_class,
+        # Alpaca's wire form of a simple order's class is "" (the SDK reads it as simple).
+        "order_class": "" if order.order_class == "simple" else order.order_class,
         "order_type": order.type,
         "type": order.type,
         "side": order.side,

@@ -40,6 +40,10 @@ class FakeAlpaca:
     (legs `held` until the parent fills; one exit filling cancels the other). Orders accepted
     while the market is closed stay `accepted` until `set_market_open(True)`.
 
+    As on the paper API, POST /v2/orders answers the order `accepted`; when the market takes it
+    a `new` trade update follows (status new), then any fill. A simple order's `order_class` is
+    "" on the wire, as Alpaca sends it.
+
     Options beyond the contract: `rate_limit` (requests per minute per key and API, default
     200), `bars_page_size` (most bars per page, Alpaca's 10000), `one_data_connection` (406 for
     a second data connection of the key on a feed, default on), `symbols` (tradeable without a

@@ -200,7 +200,7 @@ class Broker(Matching, Ledger):
 
     def _create(self, request: Submitted) -> Order:
         now = self.clock()
-        status = "new" if self._accepts_now(request.extended_hours) else "accepted"
+        status = "accepted"  # the answer to the POST; routed ("new") right after, if open
         order = Order(
             id=str(uuid.uuid4()),
             client_order_id=request.client_order_id,
@@ -275,8 +275,11 @@ class Broker(Matching, Ledger):
             parent.legs.append(leg.id)
 
     def _after_accept(self, order: Order) -> None:
-        if order.status != "new":
+        """Route an accepted order when the market takes it (a `new` update), then work it."""
+        if order.status != "accepted" or not self._accepts_now(order.extended_hours):
             return
+        order.status = "new"
+        order.touch(self.clock())
         self._emit_trade("new", order)
         self._work(order, None)
 
@@ -344,9 +347,9 @@ class Broker(Matching, Ledger):
                 self.orders[leg_id].parent_id = new.id
             self._emit_trade("replaced", old)
             snapshot = order_json(new, self.orders)
-            if new.status == "new":
-                self._emit_trade("new", new)
+            if new.status == "held":  # a bracket's stop leg: works once its parent filled
                 self._work(new, None)
+            self._after_accept(new)
             self.notify()
             return snapshot
 
@@ -386,7 +389,7 @@ class Broker(Matching, Ledger):
             qty=qty if qty is not None else old.remaining,
             notional=old.notional if old.qty is None else None,
             created_at=self.clock(),
-            status=old.status if old.status in ("held", "accepted") else "new",
+            status="held" if old.status == "held" else "accepted",
             order_class=old.order_class,
             limit_price=limit if limit is not None else old.limit_price,
             stop_price=stop if stop is not None else old.stop_price,
