@@ -854,3 +854,25 @@ def test_trade_stream_frames_are_binary_and_bad_keys_are_unauthorized(fake, raw)
         _listen(fake)
     fake.refuse_streams(False)
     _listen(fake)[0].close()
+
+
+def test_data_stream_refuses_bad_keys_with_402_and_subscriptions_before_auth_with_401(fake):
+    header = {"Content-Type": "application/msgpack"}
+    with connect(fake.urls["data_stream"] + "/sip", additional_headers=header) as ws:
+        assert msgpack.unpackb(ws.recv()) == [{"T": "success", "msg": "connected"}]
+        ws.send(msgpack.packb({"action": "subscribe", "bars": ["AAPL"]}))
+        assert msgpack.unpackb(ws.recv()) == [
+            {"T": "error", "code": 401, "msg": "not authenticated"}
+        ]
+        ws.send(msgpack.packb({"action": "auth", "key": KEY_ID, "secret": "wrong"}))
+        assert msgpack.unpackb(ws.recv()) == [{"T": "error", "code": 402, "msg": "auth failed"}]
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+
+
+def test_stop_closes_the_open_stream_sockets(fake):
+    ws, _ = _listen(fake)
+    fake.wait_for(lambda: fake.stream_clients()["trading"] == 1)
+    fake.stop()
+    with pytest.raises(ConnectionClosed):
+        ws.recv(timeout=5)
