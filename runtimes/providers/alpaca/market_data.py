@@ -2,8 +2,8 @@
 history from the historical data API, and staleness.
 
 The data stream carries 1m bars only: every timeframe of the session is built from them (the
-`mock` market's Aggregator, on prices scaled to integers), and a bar is streamed once its bucket
-is complete: when the 1m bar that ends it arrives, when a 1m bar of a later bucket does, or, as
+core's candle Aggregator, as the `mock` market does), and a bar is streamed once its bucket is
+complete: when the 1m bar that ends it arrives, when a 1m bar of a later bucket does, or, as
 IEX has no bar for a minute without trades, BAR_GRACE_SECONDS after its end. A bucket that began
 before the first bar this session saw is never streamed (it would be partial).
 
@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
 import requests
@@ -33,14 +33,8 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from runtimes.core.bars import (
-    Bar,
-    BarSeries,
-    datetime_to_epoch,
-    decimal_to_scaled,
-    epoch_to_datetime,
-    scaled_to_decimal,
-)
+from runtimes.core.bars import Bar, BarSeries, datetime_to_epoch, epoch_to_datetime
+from runtimes.core.candles import Aggregator, Row
 from runtimes.core.connection import BrokerConnection, RateBudget
 from runtimes.core.datasets import resample
 from runtimes.core.domain import Quote
@@ -48,7 +42,6 @@ from runtimes.core.errors import BrokerUnavailable, RateLimited, SymbolNotFound
 from runtimes.core.events import CandleEvent, Event, QuoteEvent
 from runtimes.core.staleness import StalenessTracker
 from runtimes.core.timeframes import DAY, bucket_start, timeframe_seconds
-from runtimes.providers.mock.walk import Aggregator, BarTuple
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +49,6 @@ Clock = Callable[[], datetime]
 
 MINUTE: Final = 60
 BAR_GRACE_SECONDS: Final = 15  # Alpaca sends a minute's bar within seconds of its end
-SCALE: Final = 9  # decimals of the integers the aggregators work in (Alpaca prices have <= 4)
 DEFAULT_HISTORY_BARS: Final = 1_000  # history() without start nor limit
 REST_QUOTE_TTL_SECONDS: Final = 5.0  # a quote fetched by REST serves this long (no stream quote)
 REST_TIMEOUT_SECONDS: Final = 10.0  # alpaca-py's requests have no timeout of their own
@@ -119,23 +111,14 @@ def bar_of(raw: dict[str, Any], symbol: str, timeframe: str) -> Bar:
                decimal_of(raw["l"]), decimal_of(raw["c"]), decimal_of(raw["v"]))
 
 
-def _scaled(value: Decimal) -> int:
-    try:
-        return decimal_to_scaled(value, SCALE)
-    except ValueError:  # finer than SCALE decimals: not a price Alpaca sends, but stay exact-ish
-        return decimal_to_scaled(value.quantize(Decimal(1).scaleb(-SCALE), ROUND_HALF_EVEN), SCALE)
+def _row_of(bar: Bar) -> Row[Decimal]:
+    return (datetime_to_epoch(bar.timestamp), bar.open, bar.high, bar.low, bar.close,
+            bar.volume)
 
 
-def _row_of(bar: Bar) -> BarTuple:
-    return (datetime_to_epoch(bar.timestamp), _scaled(bar.open), _scaled(bar.high),
-            _scaled(bar.low), _scaled(bar.close), _scaled(bar.volume))
-
-
-def _bar_of_row(symbol: str, timeframe: str, row: BarTuple) -> Bar:
+def _bar_of_row(symbol: str, timeframe: str, row: Row[Decimal]) -> Bar:
     epoch, o, h, low, c, v = row
-    return Bar(symbol, timeframe, epoch_to_datetime(epoch), scaled_to_decimal(o, SCALE),
-               scaled_to_decimal(h, SCALE), scaled_to_decimal(low, SCALE),
-               scaled_to_decimal(c, SCALE), scaled_to_decimal(v, SCALE))
+    return Bar(symbol, timeframe, epoch_to_datetime(epoch), o, h, low, c, v)
 
 
 class HistoricalData(Protocol):
@@ -162,7 +145,7 @@ def historical_client(connection: BrokerConnection) -> StockHistoricalDataClient
 class _SymbolState:
     """What the stream told of one symbol."""
 
-    aggregators: dict[str, Aggregator]
+    aggregators: dict[str, Aggregator[Decimal]]
     last_minute: int | None = None  # epoch of the newest 1m bar taken
     partial: dict[str, int] = field(default_factory=dict)  # tf -> the bucket begun unseen
     done_until: dict[str, int] = field(default_factory=dict)  # tf -> end of the last bar streamed
@@ -195,7 +178,8 @@ class AlpacaMarketData:
         self._wake = wake
         self._client = client
         self._lock = threading.Lock()
-        self._state = {s: _SymbolState({tf: Aggregator(tf) for tf in timeframes if tf != "1m"})
+        self._state = {s: _SymbolState({tf: Aggregator[Decimal](tf) for tf in timeframes
+                                           if tf != "1m"})
                        for s in self.symbols}
         self._events: list[Event] = []
         self._quotes: dict[str, QuoteEvent] = {}  # undrained: the newest per symbol supersedes
@@ -257,7 +241,7 @@ class AlpacaMarketData:
         self._seen(bar.symbol)
         return True
 
-    def _stream(self, symbol: str, tf: str, state: _SymbolState, rows: Iterable[BarTuple],
+    def _stream(self, symbol: str, tf: str, state: _SymbolState, rows: Iterable[Row[Decimal]],
                 stamp: datetime) -> None:
         length = timeframe_seconds(tf)
         for row in rows:
