@@ -378,3 +378,95 @@ def test_nothing_goes_stale_while_the_market_is_closed_and_a_reopening_starts_th
     clock.advance(seconds=119)
     md.advance(clock())
     assert md.drain_events() == []
+
+
+# -- against the fake Alpaca, through the real alpaca-py ----------------------------------------
+
+
+def minute_bars(symbol: str, first: datetime, count: int) -> list[Bar]:
+    """`count` 1m bars from `first`, prices in whole cents walking up and down."""
+    bars = []
+    for n in range(count):
+        cents = Decimal(19_000 + (n * 37) % 500)
+        o, c = cents / 100, (cents + (n % 7) - 3) / 100
+        bars.append(Bar(symbol, "1m", first + timedelta(minutes=n), o, max(o, c) + Decimal("0.05"),
+                        min(o, c) - Decimal("0.04"), c, Decimal(100 + n % 50)))
+    return bars
+
+
+@pytest.fixture
+def fake_with_history() -> Any:
+    from tests.fakes.alpaca.server import FakeAlpaca
+
+    bars = minute_bars("AAPL", OPEN - timedelta(days=10), 10_050)
+    with FakeAlpaca(bars=bars) as server:
+        yield server, bars
+
+
+def connected_market(fake: Any, clock: FakeClock, timeframes: tuple[str, ...]) -> (
+        AlpacaMarketData):
+    from tests.fakes.alpaca.server import KEY_ID, SECRET
+
+    connection = BrokerConnection(id="conn-h", platform="alpaca-paper", key_id=KEY_ID,
+                                  secret=SECRET, urls=fake.urls, options={"feed": "iex"})
+    return AlpacaMarketData(connection, symbols=("AAPL",), timeframes=timeframes,
+                            broker="alpaca", budget=LocalBudget(200), clock=clock,
+                            wake=Wakes())
+
+
+def bar_requests(fake: Any) -> list[dict[str, Any]]:
+    return [query for method, path, query, _ in fake.requests if path == "/v2/stocks/bars"]
+
+
+def test_history_pages_through_alpacas_answer_in_order(fake_with_history) -> None:
+    fake, bars = fake_with_history
+    md = connected_market(fake, FakeClock(OPEN), ("1m",))
+
+    got = md.history("AAPL", bars[0].timestamp, None, None)
+    assert got == bars
+    pages = bar_requests(fake)
+    assert len(pages) == 2 and "page_token" in pages[1]
+
+    newest = md.history("AAPL", None, None, 3)
+    assert newest == bars[-3:]
+
+
+def test_history_at_five_minutes_is_alpacas_own_and_daily_is_stamped_at_midnight_utc(
+        fake_with_history) -> None:
+    fake, bars = fake_with_history
+    md = connected_market(fake, FakeClock(OPEN), ("5m",))
+    [last] = md.history("AAPL", None, None, 1)
+    tail = bars[-5:]
+    assert last == Bar("AAPL", "5m", tail[0].timestamp, tail[0].open,
+                       max(b.high for b in tail), min(b.low for b in tail), tail[-1].close,
+                       sum((b.volume for b in tail), Decimal(0)))
+    assert bar_requests(fake)[-1]["timeframe"] == "5Min"
+
+    daily = connected_market(fake, FakeClock(OPEN), ("1d",)).history("AAPL", None, None, 2)
+    # the bars end on 2026-01-02 08:59 in New York; Alpaca stamps that day 05:00 UTC
+    assert [b.timestamp for b in daily] == [datetime(2026, 1, 1, tzinfo=UTC),
+                                            datetime(2026, 1, 2, tzinfo=UTC)]
+
+
+def test_a_quote_comes_from_alpacas_latest_quote_until_the_stream_has_one(
+        fake_with_history) -> None:
+    fake, _ = fake_with_history
+    fake.set_quote("AAPL", bid=Decimal("190.11"), ask=Decimal("190.19"),
+                   at=OPEN - timedelta(seconds=2))
+    md = connected_market(fake, FakeClock(OPEN), ("1m",))
+
+    quote = md.quote("AAPL")
+    assert (quote.bid, quote.ask, quote.last, quote.timestamp) == (
+        Decimal("190.11"), Decimal("190.19"), Decimal("190.15"), OPEN - timedelta(seconds=2))
+    assert [p for _, p, _, _ in fake.requests] == ["/v2/stocks/quotes/latest"]
+
+
+def test_alpacas_429_is_rate_limited_with_its_retry_after(fake_with_history) -> None:
+    fake, _ = fake_with_history
+    fake.fail_next(429, retry_after=3, path="/v2/stocks/bars")
+    md = connected_market(fake, FakeClock(OPEN), ("1m",))
+
+    with pytest.raises(RateLimited) as caught:
+        md.history("AAPL", None, None, 5)
+    assert caught.value.retry_after_seconds == 3
+    assert len(bar_requests(fake)) == 1  # alpaca-py did not retry by itself
