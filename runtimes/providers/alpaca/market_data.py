@@ -343,8 +343,8 @@ class AlpacaMarketData:
                 state.quote, state.quote_fetched_at = quote, now
         return quote
 
-    def history(self, symbol: str, start: datetime | None, end: datetime | None,
-                limit: int | None) -> list[Bar]:
+    def history(self, symbol: str, start: datetime | None = None, end: datetime | None = None,
+                limit: int | None = None) -> list[Bar]:
         """Complete bars of `symbol` in the session's timeframe whose open time lies within
         [start, end], oldest first, the newest `limit` of them (DEFAULT_HISTORY_BARS when
         neither start nor limit is given); never a bar still forming. Timeframes Alpaca does

@@ -142,6 +142,12 @@ class _Supervisor:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def done(self) -> bool:
+        """It will not connect again: FAILED, stopping, or its thread has ended."""
+        ended = self._thread.ident is not None and not self._thread.is_alive()
+        return ended or self.state == STREAM_FAILED or self._stopping.is_set()
+
     def stop(self, join_seconds: float = STOP_JOIN_SECONDS) -> None:
         """Cancel the stream's task (its socket is closed on its loop); wait for the thread at
         most `join_seconds`: it is a daemon, and reports STOPPED when it ends."""
@@ -343,6 +349,7 @@ class DataSubscriber:
     market: AlpacaMarketData
     symbols: frozenset[str]
     report: Report
+    told: bool = False  # a state reached it (set on the stream's thread)
 
 
 class _StockData(StockDataStream):
@@ -470,20 +477,26 @@ class SharedDataStream:
         key = (connection.id, connection.key_id, endpoint)
         with cls._streams_lock:
             shared = cls._streams.get(key)
-            fresh = shared is None
-            if shared is None:
+            fresh = shared is None or shared.supervisor.done  # a failed one is tried anew
+            if shared is None or fresh:
                 shared = cls._streams[key] = cls(key, connection, endpoint, backoff=backoff,
                                                  rng=rng)
             with shared._lock:
                 shared._subscribers.append(subscriber)
-                state = shared.supervisor.state
             if fresh:
                 shared.supervisor.start()
             else:
                 shared.supervisor.on_loop(shared._resubscribe)
-                if state is not None:
-                    shared.supervisor.call_soon(lambda: subscriber.report(state, None))
+                shared.supervisor.call_soon(lambda: shared._tell_joined(subscriber))
         return shared
+
+    def _tell_joined(self, subscriber: DataSubscriber) -> None:
+        """On the stream's thread, so that it cannot overtake a newer state: a session that
+        joined a running stream learns its state, unless a change told it already."""
+        state = self.supervisor.state
+        if state is not None and not subscriber.told:
+            subscriber.told = True
+            subscriber.report(state, None)
 
     def detach(self, subscriber: DataSubscriber) -> None:
         """`subscriber` leaves (told STOPPED); the last one to leave stops the stream."""
@@ -530,6 +543,7 @@ class SharedDataStream:
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
+            subscriber.told = True
             subscriber.report(state, error)
 
 
@@ -559,7 +573,7 @@ class AlpacaStreams:
         self._started = self._closed = False
         self._trading = _Supervisor(
             TRADE_UPDATES,
-            _TradeUpdates(connection, listener.on_trade_update, self.backoff.ack_timeout),
+            _TradeUpdates(connection, self._on_trade_update, self.backoff.ack_timeout),
             lambda state, error: self._on_state(TRADE_UPDATES, state, error),
             backoff=self.backoff, rng=self.rng, secrets=(connection.key_id, connection.secret),
             label=repr(connection))
@@ -599,6 +613,10 @@ class AlpacaStreams:
         """{"trade_updates": state, "market_data": state} (connection.STREAM_* values)."""
         with self._lock:
             return dict(self._states)
+
+    def _on_trade_update(self, update: dict[str, Any]) -> None:
+        if not self._closed:  # after close() the session hears nothing but STOPPED
+            self.listener.on_trade_update(update)
 
     def _on_state(self, stream: str, state: str, error: str | None) -> None:
         with self._lock:

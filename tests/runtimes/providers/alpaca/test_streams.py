@@ -4,6 +4,7 @@ connection, and a close that does not keep the caller waiting."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import threading
@@ -35,6 +36,8 @@ from runtimes.providers.alpaca.streams import (
     AlpacaStreams,
     Backoff,
     SharedDataStream,
+    StreamRefused,
+    _Supervisor,
 )
 from tests.fakes.alpaca.server import KEY_ID, SECRET, FakeAlpaca
 
@@ -212,6 +215,18 @@ def test_refused_keys_fail_both_streams_without_retrying(fake, sessions) -> None
     assert fake.stream_clients() == {"trading": 0, "data": 0}
 
 
+def test_a_session_after_a_failed_data_stream_tries_anew(fake, sessions) -> None:
+    refused = connection_to(fake, secret="not-the-secret")
+    first = started(sessions, refused, ("AAPL",))
+    first.listener.wait(lambda: first.streams.states()[MARKET_DATA] == STREAM_FAILED)
+
+    fixed = BrokerConnection(id=refused.id, platform=refused.platform, key_id=KEY_ID,
+                             secret=SECRET, urls=fake.urls, options={"feed": "iex"})
+    second = started(sessions, fixed, ("AAPL",))
+    second.connected()
+    assert fake.stream_clients() == {"trading": 1, "data": 1}
+
+
 def test_a_long_outage_fails_the_streams_after_the_last_attempt(fake, sessions) -> None:
     fake.refuse_streams()
     session = started(sessions, connection_to(fake), ("AAPL",),
@@ -277,3 +292,83 @@ def test_close_returns_at_once_and_reports_stopped(fake, sessions) -> None:
     fake.wait_for(lambda: fake.stream_clients() == {"trading": 0, "data": 0})
     assert SharedDataStream.count() == before
     session.streams.close()  # idempotent
+
+
+# -- the supervisor with a scripted stream (what the fake cannot do: end without a word) ----------
+
+
+class ScriptedStream:
+    """A stream whose connections open and end as scripted: "ok" / an exception for each open,
+    "ends" (returns), "holds" (until cancelled) or an exception for each consume."""
+
+    def __init__(self, opens: list[object], consumes: list[object]) -> None:
+        self.opens, self.consumes = opens, consumes
+        self.shut_count = 0
+
+    async def open(self) -> None:
+        outcome = self.opens.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+
+    async def consume(self) -> None:
+        outcome = self.consumes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome == "holds":
+            await asyncio.Event().wait()
+
+    async def shut(self) -> None:
+        self.shut_count += 1
+
+
+def supervised(stream: ScriptedStream, backoff: Backoff = FAST) -> tuple[_Supervisor, Recorder]:
+    recorder = Recorder()
+    supervisor = _Supervisor(TRADE_UPDATES, stream,
+                             lambda state, error: recorder.on_stream_state(TRADE_UPDATES, state,
+                                                                           error),
+                             backoff=backoff, rng=random.Random(3),
+                             secrets=("PKSECRETKEY", "s3cret"), label="<conn>")
+    return supervisor, recorder
+
+
+def test_a_stream_that_ends_by_itself_is_a_drop_and_is_reconnected() -> None:
+    stream = ScriptedStream(["ok", "ok"], ["ends", "holds"])
+    supervisor, recorder = supervised(stream)
+    supervisor.start()
+
+    recorder.wait_states(TRADE_UPDATES, [STREAM_CONNECTED, STREAM_RECONNECTING, STREAM_CONNECTED])
+    assert recorder.states[1] == (TRADE_UPDATES, STREAM_RECONNECTING,
+                                  "the trade_updates stream ended by itself")
+    supervisor.stop()
+    recorder.wait_states(TRADE_UPDATES, [STREAM_CONNECTED, STREAM_RECONNECTING,
+                                         STREAM_CONNECTED, STREAM_STOPPED])
+    assert stream.shut_count >= 2
+
+
+def test_failed_connects_report_reconnecting_once_and_errors_carry_no_key() -> None:
+    stream = ScriptedStream([ValueError("bad answer for s3cret"), OSError("refused"), "ok"],
+                            ["holds"])
+    supervisor, recorder = supervised(stream)
+    supervisor.start()
+
+    recorder.wait_states(TRADE_UPDATES, [STREAM_RECONNECTING, STREAM_CONNECTED])
+    assert recorder.states[0] == (TRADE_UPDATES, STREAM_RECONNECTING,
+                                  "could not connect the trade_updates stream (bad answer for …)")
+    supervisor.stop()
+
+
+def test_a_refusal_fails_at_once() -> None:
+    stream = ScriptedStream([StreamRefused("Alpaca refused the keys")], [])
+    supervisor, recorder = supervised(stream)
+    supervisor.start()
+
+    recorder.wait(lambda: bool(recorder.states))
+    assert recorder.states == [(TRADE_UPDATES, STREAM_FAILED, "Alpaca refused the keys")]
+
+
+def test_backoff_doubles_from_one_second_to_thirty_with_jitter() -> None:
+    backoff, rng = Backoff(), random.Random(11)
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, 30.0), (40, 30.0)):
+        delays = {backoff.delay(attempt, rng) for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) == 20  # jittered: no two sessions wait in step
