@@ -328,9 +328,13 @@ class _TradeUpdates(TradingStream):
         async with asyncio.timeout(self._ack_timeout):
             while True:
                 message = json.loads(await _socket(self).recv())
-                if message.get("stream") == "listening":
-                    return
-                await self._dispatch(message)
+                if message.get("stream") != "listening":
+                    await self._dispatch(message)
+                    continue
+                data = message.get("data")
+                if not isinstance(data, dict) or TRADE_UPDATES not in data.get("streams", []):
+                    raise ValueError("Alpaca did not confirm listening to trade_updates")
+                return
 
     async def consume(self) -> None:
         await self._consume()  # type: ignore[no-untyped-call]
