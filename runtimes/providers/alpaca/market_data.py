@@ -5,7 +5,8 @@ The data stream carries 1m bars only: every timeframe of the session is built fr
 core's candle Aggregator, as the `mock` market does), and a bar is streamed once its bucket is
 complete: when the 1m bar that ends it arrives, when a 1m bar of a later bucket does, or, as
 IEX has no bar for a minute without trades, BAR_GRACE_SECONDS after its end. A bucket that began
-before the first bar this session saw is never streamed (it would be partial).
+before the first bar this session saw is never streamed (it would be partial). After the stream
+reconnects, the minutes it missed are fetched by REST before its new bars are taken.
 
 Prices come from msgpack or JSON floats and become Decimals through their shortest text (str),
 never through binary arithmetic; timestamps are tz-aware UTC. Symbols are Alpaca's ("BRK.B");
@@ -183,6 +184,8 @@ class AlpacaMarketData:
                        for s in self.symbols}
         self._events: list[Event] = []
         self._quotes: dict[str, QuoteEvent] = {}  # undrained: the newest per symbol supersedes
+        self._backfill = False  # the stream came back: the minutes it missed are to be fetched
+        self._held: list[Bar] = []  # the stream's bars that wait for the backfill, in order
         self._staleness = StalenessTracker(self.symbols, seconds=staleness_seconds,
                                            broker=broker, now=clock())
 
@@ -198,9 +201,21 @@ class AlpacaMarketData:
                         type(exc).__name__)
             return
         with self._lock:
-            queued = self._take_bar(bar)
+            if self._backfill:
+                self._held.append(bar)
+                queued = True
+            else:
+                queued = self._take_bar(bar)
         if queued:
             self._wake()
+
+    def on_stream_reconnected(self) -> None:
+        """The data stream is back after a drop. Alpaca does not send what it missed: the next
+        `advance` fetches those minutes by REST, and the stream's bars wait for them meanwhile,
+        so that every candle is built and streamed in order."""
+        with self._lock:
+            self._backfill = True
+        self._wake()
 
     def on_quote(self, raw: dict[str, Any]) -> None:
         """One quote of the stream ({"T": "q", "S", "bp", "ap", "t", ...})."""
@@ -289,6 +304,8 @@ class AlpacaMarketData:
         """Seconds to the next staleness check or the next bucket whose time is up."""
         now = self.clock()
         with self._lock:
+            if self._backfill:
+                return 0.0
             dues = [self._staleness.next_due(now)]
             for state in self._state.values():
                 for tf, aggregator in state.aggregators.items():
@@ -299,8 +316,12 @@ class AlpacaMarketData:
         return min(known) if known else None
 
     def advance(self, now: datetime) -> None:
-        """Stream the buckets whose time is up (their last minutes had no trades), and the
-        symbols that have gone stale."""
+        """Take the minutes a reconnect missed, stream the buckets whose time is up (their last
+        minutes had no trades), and the symbols that have gone stale."""
+        with self._lock:
+            backfill = self._backfill
+        if backfill:
+            self._take_missed_minutes(now)
         with self._lock:
             for symbol, state in self._state.items():
                 for tf, aggregator in state.aggregators.items():
@@ -314,6 +335,43 @@ class AlpacaMarketData:
             stale = self._staleness.check(now)
             if stale is not None:
                 self._events.append(stale)
+
+    def _take_missed_minutes(self, now: datetime) -> None:
+        """After a reconnect: the 1m bars since each symbol's last one, by REST (one request for
+        every symbol), then the bars the stream sent meanwhile. When Alpaca cannot be asked
+        (budget, outage), the gap stays: the candles go on from the stream."""
+        with self._lock:
+            since = {s: st.last_minute for s, st in self._state.items()
+                     if st.last_minute is not None}
+        missed: list[Bar] = []
+        try:
+            missed = self._fetch_minutes(since, now)
+        except (RateLimited, BrokerUnavailable, SymbolNotFound) as exc:
+            log.warning("alpaca: the minutes a data stream outage missed were not fetched (%s)",
+                        exc.code)
+        with self._lock:
+            held, self._held, self._backfill = self._held, [], False
+            for bar in sorted(missed + held, key=lambda b: b.timestamp):
+                self._take_bar(bar)
+
+    def _fetch_minutes(self, since: dict[str, int], now: datetime) -> list[Bar]:
+        first, last = min(since.values(), default=0) + MINUTE, bucket_start(_epoch(now), "1m") - 1
+        if not since or first > last:
+            return []
+        names = sorted(since)
+        request = StockBarsRequest(symbol_or_symbols=names, timeframe=NATIVE_TIMEFRAMES["1m"],
+                                   start=epoch_to_datetime(first), end=epoch_to_datetime(last),
+                                   feed=self.feed)
+        answer = self._call(lambda c: c.get_stock_bars(request), ",".join(names))
+        bars: list[Bar] = []
+        for name in names:
+            rows = answer.get(name, []) if isinstance(answer, dict) else []
+            try:
+                bars.extend(b for b in (bar_of(r, name, "1m") for r in rows)
+                            if datetime_to_epoch(b.timestamp) > since[name])
+            except (KeyError, ValueError, TypeError, InvalidOperation):
+                log.warning("alpaca: malformed bars of %s were dropped from a backfill", name)
+        return bars
 
     def quote(self, symbol: str) -> Quote:
         """The newest quote of `symbol`: the stream's, else Alpaca's latest quote (REST, served

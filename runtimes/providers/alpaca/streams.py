@@ -12,6 +12,8 @@ States reach the StreamListener on the stream's thread: CONNECTED once authentic
 listening/subscribed (acknowledged by Alpaca), on the first connect and every reconnect;
 RECONNECTING when a connection dropped or could not be made; FAILED when the keys (or the feed's
 subscription) were refused, or after `Backoff.max_attempts` failures in a row; STOPPED on close.
+When the data stream is back after a drop, the session's market data is told first
+(`on_stream_reconnected`: it fetches the minutes missed), then the listener.
 
 Alpaca allows one data-stream connection per key and endpoint (406 beyond it), so the data
 stream is shared: one SharedDataStream per connection in this process, refcounted by the
@@ -575,6 +577,7 @@ class AlpacaStreams:
         self._lock = threading.Lock()
         self._states = {TRADE_UPDATES: STREAM_STOPPED, MARKET_DATA: STREAM_STOPPED}
         self._started = self._closed = False
+        self._data_was_up = False  # the data stream was connected once: a CONNECTED is a return
         self._trading = _Supervisor(
             TRADE_UPDATES,
             _TradeUpdates(connection, self._on_trade_update, self.backoff.ack_timeout),
@@ -628,4 +631,9 @@ class AlpacaStreams:
                 return
             if not self._closed:
                 self._states[stream] = state
+            back = stream == MARKET_DATA and state == STREAM_CONNECTED and self._data_was_up
+            if stream == MARKET_DATA and state == STREAM_CONNECTED:
+                self._data_was_up = True
+        if back:
+            self.market.on_stream_reconnected()  # the minutes of the gap are fetched
         self.listener.on_stream_state(stream, state, error)

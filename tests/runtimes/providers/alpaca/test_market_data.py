@@ -48,8 +48,8 @@ class ScriptedData:
         self.sent(request_params)
         if self.error is not None:
             raise self.error
-        wanted = request_params.symbol_or_symbols[0]
-        return {wanted: self.bars.get(wanted, [])} if wanted in self.bars else {}
+        wanted = request_params.symbol_or_symbols
+        return {symbol: self.bars[symbol] for symbol in wanted if symbol in self.bars}
 
     def get_stock_latest_quote(self, request_params: Any) -> Any:
         self.sent(request_params)
@@ -179,6 +179,34 @@ def test_a_bar_sent_again_after_a_reconnect_is_taken_once() -> None:
     md.on_bar(stream_bar("AAPL", 0, 190.0, 190.5, 189.5, 190.2))
 
     assert len(candles(md.drain_events(), "1m")) == 1
+
+
+def test_the_minutes_a_reconnect_missed_are_fetched_and_candles_stay_in_order() -> None:
+    clock = FakeClock(OPEN)
+    data = ScriptedData(bars={"AAPL": [
+        rest_bar(OPEN + timedelta(minutes=m), 190 + m, 191 + m, 189 + m, 190.5 + m, 10)
+        for m in (1, 2, 3)]})
+    wakes = Wakes()
+    md = market(clock, timeframes=("1m", "5m"), data=data, wakes=wakes)
+    md.on_bar(stream_bar("AAPL", 0, 190.0, 191.0, 189.0, 190.5, v=10))
+    md.drain_events()
+
+    md.on_stream_reconnected()
+    md.on_bar(stream_bar("AAPL", 4, 194.0, 195.0, 193.0, 194.5, v=10))  # waits for the gap
+    assert md.drain_events() == [] and md.next_due() == 0.0
+    clock.advance(seconds=4 * 60 + 30)
+    md.advance(clock())
+
+    events = md.drain_events()
+    assert [b.timestamp.minute for b in candles(events, "1m")] == [31, 32, 33, 34]
+    assert candles(events, "5m") == [
+        Bar("AAPL", "5m", OPEN, Decimal("190.0"), Decimal(195), Decimal(189), Decimal("194.5"),
+            Decimal(50))]
+    [sent] = data.requests
+    assert (sent["symbols"], sent["start"], sent["end"]) == (
+        "AAPL", "2026-01-05T14:31:00+00:00",
+        "2026-01-05T14:33:59+00:00")
+    assert wakes.count == 3
 
 
 def test_stream_quotes_become_quote_events_with_exact_prices_and_utc_time() -> None:

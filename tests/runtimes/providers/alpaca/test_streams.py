@@ -100,11 +100,13 @@ class Session:
             TRADE_UPDATES: STREAM_CONNECTED, MARKET_DATA: STREAM_CONNECTED})
 
     def events_until(self, condition: Callable[[list[Event]], bool]) -> list[Event]:
-        """Drain each time the market data wakes its host, until `condition` holds."""
+        """As a host does: advance and drain each time the market data wakes it, until
+        `condition` holds."""
         deadline = time.monotonic() + WAIT
         while not condition(self.events):
             assert self.woken.wait(max(0.0, deadline - time.monotonic())), self.events
             self.woken.clear()
+            self.market.advance(datetime.now(UTC))
             self.events.extend(self.market.drain_events())
         return self.events
 
@@ -200,6 +202,35 @@ def test_dropped_streams_report_reconnecting_then_connected_again(fake, sessions
     fake.push_bar(Bar("AAPL", "1m", minute, Decimal(1), Decimal(2), Decimal(1), Decimal(2),
                       Decimal(5)))
     session.events_until(lambda seen: any(isinstance(e, CandleEvent) for e in seen))
+
+
+def test_the_minutes_missed_while_the_data_stream_was_down_come_after_it_returns(
+        fake, sessions) -> None:
+    session = started(sessions, connection_to(fake), ("AAPL",))
+    session.connected()
+    now = datetime.now(UTC)
+    first = now.replace(second=0, microsecond=0) - timedelta(minutes=5)
+
+    def bar(minute: int) -> Bar:
+        price = Decimal(100 + minute)
+        return Bar("AAPL", "1m", first + timedelta(minutes=minute), price, price + 1, price - 1,
+                   price, Decimal(10))
+
+    fake.push_bar(bar(0))
+    session.events_until(lambda seen: any(isinstance(e, CandleEvent) for e in seen))
+    fake.refuse_streams()
+    fake.drop_streams(trading=False)
+    session.listener.wait_states(MARKET_DATA, [STREAM_CONNECTED, STREAM_RECONNECTING])
+    fake.push_bar(bar(1))  # nobody hears these: Alpaca keeps them for its history
+    fake.push_bar(bar(2))
+    fake.refuse_streams(False)
+    session.listener.wait_states(MARKET_DATA,
+                                 [STREAM_CONNECTED, STREAM_RECONNECTING, STREAM_CONNECTED])
+
+    assert session.market.next_due() == 0.0
+    session.market.advance(datetime.now(UTC))
+    missed = [e.bar for e in session.market.drain_events() if isinstance(e, CandleEvent)]
+    assert missed == [bar(1), bar(2)]
 
 
 def test_refused_keys_fail_both_streams_without_retrying(fake, sessions) -> None:
