@@ -185,6 +185,7 @@ class AlpacaMarketData:
         self._events: list[Event] = []
         self._quotes: dict[str, QuoteEvent] = {}  # undrained: the newest per symbol supersedes
         self._backfill = False  # the stream came back: the minutes it missed are to be fetched
+        self._down = False  # the stream dropped: no bucket is closed by the clock meanwhile
         self._held: list[Bar] = []  # the stream's bars that wait for the backfill, in order
         self._staleness = StalenessTracker(self.symbols, seconds=staleness_seconds,
                                            broker=broker, now=clock())
@@ -209,12 +210,18 @@ class AlpacaMarketData:
         if queued:
             self._wake()
 
+    def on_stream_dropped(self) -> None:
+        """The data stream dropped: its minutes will be fetched once it is back, so no bucket
+        is streamed for its time being up meanwhile (it would lack them)."""
+        with self._lock:
+            self._down = True
+
     def on_stream_reconnected(self) -> None:
         """The data stream is back after a drop. Alpaca does not send what it missed: the next
         `advance` fetches those minutes by REST, and the stream's bars wait for them meanwhile,
         so that every candle is built and streamed in order."""
         with self._lock:
-            self._backfill = True
+            self._down, self._backfill = False, True
         self._wake()
 
     def on_quote(self, raw: dict[str, Any]) -> None:
@@ -307,7 +314,7 @@ class AlpacaMarketData:
             if self._backfill:
                 return 0.0
             dues = [self._staleness.next_due(now)]
-            for state in self._state.values():
+            for state in [] if self._down else self._state.values():
                 for tf, aggregator in state.aggregators.items():
                     if aggregator.forming is not None:
                         end = aggregator.forming.start + timeframe_seconds(tf) + BAR_GRACE_SECONDS
@@ -323,7 +330,7 @@ class AlpacaMarketData:
         if backfill:
             self._take_missed_minutes(now)
         with self._lock:
-            for symbol, state in self._state.items():
+            for symbol, state in [] if self._down else self._state.items():
                 for tf, aggregator in state.aggregators.items():
                     forming = aggregator.forming
                     length = timeframe_seconds(tf)

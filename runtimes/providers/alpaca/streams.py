@@ -631,9 +631,14 @@ class AlpacaStreams:
                 return
             if not self._closed:
                 self._states[stream] = state
-            back = stream == MARKET_DATA and state == STREAM_CONNECTED and self._data_was_up
+            was_up = self._data_was_up  # a drop and a return only after a first connect
+            back = stream == MARKET_DATA and state == STREAM_CONNECTED and was_up
+            dropped = stream == MARKET_DATA and was_up and state in (STREAM_RECONNECTING,
+                                                                     STREAM_FAILED)
             if stream == MARKET_DATA and state == STREAM_CONNECTED:
                 self._data_was_up = True
+        if dropped:
+            self.market.on_stream_dropped()
         if back:
             self.market.on_stream_reconnected()  # the minutes of the gap are fetched
         self.listener.on_stream_state(stream, state, error)

@@ -209,6 +209,26 @@ def test_the_minutes_a_reconnect_missed_are_fetched_and_candles_stay_in_order() 
     assert wakes.count == 3
 
 
+def test_during_an_outage_no_bucket_closes_by_the_clock_and_the_gap_completes_it() -> None:
+    clock = FakeClock(OPEN)
+    data = ScriptedData(bars={"AAPL": [
+        rest_bar(OPEN + timedelta(minutes=m), 100, 101, 99, 100, 10) for m in (2, 3, 4)]})
+    md = market(clock, timeframes=("5m",), data=data)
+    md.on_bar(stream_bar("AAPL", 0, 100.0, 101.0, 99.0, 100.0, v=10))
+    md.on_bar(stream_bar("AAPL", 1, 100.0, 101.0, 99.0, 100.0, v=10))
+    md.on_stream_dropped()
+    clock.advance(seconds=6 * 60)
+
+    assert md.next_due() is None
+    md.advance(clock())
+    assert md.drain_events() == []
+    md.on_stream_reconnected()
+    md.advance(clock())
+    assert candles(md.drain_events(), "5m") == [
+        Bar("AAPL", "5m", OPEN, Decimal(100), Decimal(101), Decimal(99), Decimal(100),
+            Decimal(50))]
+
+
 def test_stream_quotes_become_quote_events_with_exact_prices_and_utc_time() -> None:
     clock = FakeClock(OPEN)
     md = market(clock)
