@@ -15,7 +15,7 @@ from alpaca.common.exceptions import APIError
 
 from runtimes.core.bars import Bar
 from runtimes.core.connection import BrokerConnection
-from runtimes.core.errors import RateLimited, SymbolNotFound
+from runtimes.core.errors import BrokerUnavailable, RateLimited, SymbolNotFound
 from runtimes.core.events import CandleEvent, QuoteEvent, StalenessEvent
 from runtimes.core.rate_budget import LocalBudget
 from runtimes.providers.alpaca.market_data import AlpacaMarketData
@@ -518,3 +518,23 @@ def test_alpacas_429_is_rate_limited_with_its_retry_after(fake_with_history) -> 
         md.history("AAPL", None, None, 5)
     assert caught.value.retry_after_seconds == 3
     assert len(bar_requests(fake)) == 1  # alpaca-py did not retry by itself
+
+
+def test_alpaca_unreachable_or_failing_is_broker_unavailable_without_the_keys(
+        fake_with_history) -> None:
+    from tests.fakes.alpaca.server import SECRET
+
+    fake, _ = fake_with_history
+    fake.fail_next(503, path="/v2/stocks/quotes")
+    md = connected_market(fake, FakeClock(OPEN), ("1m",))
+
+    with pytest.raises(BrokerUnavailable) as caught:
+        md.quote("AAPL")
+    assert caught.value.as_dict() == {
+        "code": "PROVIDER_UNAVAILABLE", "message": "Alpaca's market data API answered HTTP 503",
+        "details": {"broker": "alpaca"}}
+    fake.stop()
+    with pytest.raises(BrokerUnavailable) as caught:
+        md.history("AAPL", None, None, 1)
+    assert caught.value.message == "Alpaca's market data API could not be reached"
+    assert SECRET not in repr(caught.value)
