@@ -3,6 +3,7 @@ quotes (stream first, REST second, paid from the shared budget), history and sta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,7 @@ from runtimes.core.errors import BrokerUnavailable, RateLimited, SymbolNotFound
 from runtimes.core.events import CandleEvent, QuoteEvent, StalenessEvent
 from runtimes.core.rate_budget import LocalBudget
 from runtimes.providers.alpaca.market_data import AlpacaMarketData
+from tests.fakes.alpaca.server import KEY_ID, SECRET, FakeAlpaca
 from tests.runtimes.providers.clock import FakeClock
 
 # Monday 2026-01-05 14:30:00 UTC (09:30 in New York).
@@ -443,18 +445,14 @@ def minute_bars(symbol: str, first: datetime, count: int) -> list[Bar]:
 
 
 @pytest.fixture
-def fake_with_history() -> Any:
-    from tests.fakes.alpaca.server import FakeAlpaca
-
+def fake_with_history() -> Iterator[tuple[FakeAlpaca, list[Bar]]]:
     bars = minute_bars("AAPL", OPEN - timedelta(days=10), 10_050)
     with FakeAlpaca(bars=bars) as server:
         yield server, bars
 
 
-def connected_market(fake: Any, clock: FakeClock, timeframes: tuple[str, ...]) -> (
+def connected_market(fake: FakeAlpaca, clock: FakeClock, timeframes: tuple[str, ...]) -> (
         AlpacaMarketData):
-    from tests.fakes.alpaca.server import KEY_ID, SECRET
-
     connection = BrokerConnection(id="conn-h", platform="alpaca-paper", key_id=KEY_ID,
                                   secret=SECRET, urls=fake.urls, options={"feed": "iex"})
     return AlpacaMarketData(connection, symbols=("AAPL",), timeframes=timeframes,
@@ -462,7 +460,7 @@ def connected_market(fake: Any, clock: FakeClock, timeframes: tuple[str, ...]) -
                             wake=Wakes())
 
 
-def bar_requests(fake: Any) -> list[dict[str, Any]]:
+def bar_requests(fake: FakeAlpaca) -> list[dict[str, Any]]:
     return [query for method, path, query, _ in fake.requests if path == "/v2/stocks/bars"]
 
 
@@ -522,8 +520,6 @@ def test_alpacas_429_is_rate_limited_with_its_retry_after(fake_with_history) -> 
 
 def test_alpaca_unreachable_or_failing_is_broker_unavailable_without_the_keys(
         fake_with_history) -> None:
-    from tests.fakes.alpaca.server import SECRET
-
     fake, _ = fake_with_history
     fake.fail_next(503, path="/v2/stocks/quotes")
     md = connected_market(fake, FakeClock(OPEN), ("1m",))
