@@ -2,10 +2,11 @@
 history from the historical data API, and staleness.
 
 The data stream carries 1m bars only: every timeframe of the session is built from them (the
-`mock` market's Aggregator, on prices scaled to integers), and a bar is streamed once its bucket
-is complete: when the 1m bar that ends it arrives, when a 1m bar of a later bucket does, or, as
+core's candle Aggregator, as the `mock` market does), and a bar is streamed once its bucket is
+complete: when the 1m bar that ends it arrives, when a 1m bar of a later bucket does, or, as
 IEX has no bar for a minute without trades, BAR_GRACE_SECONDS after its end. A bucket that began
-before the first bar this session saw is never streamed (it would be partial).
+before the first bar this session saw is never streamed (it would be partial). After the stream
+reconnects, the minutes it missed are fetched by REST before its new bars are taken.
 
 Prices come from msgpack or JSON floats and become Decimals through their shortest text (str),
 never through binary arithmetic; timestamps are tz-aware UTC. Symbols are Alpaca's ("BRK.B");
@@ -22,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
 import requests
@@ -33,14 +34,8 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from runtimes.core.bars import (
-    Bar,
-    BarSeries,
-    datetime_to_epoch,
-    decimal_to_scaled,
-    epoch_to_datetime,
-    scaled_to_decimal,
-)
+from runtimes.core.bars import Bar, BarSeries, datetime_to_epoch, epoch_to_datetime
+from runtimes.core.candles import Aggregator, Row
 from runtimes.core.connection import BrokerConnection, RateBudget
 from runtimes.core.datasets import resample
 from runtimes.core.domain import Quote
@@ -48,7 +43,6 @@ from runtimes.core.errors import BrokerUnavailable, RateLimited, SymbolNotFound
 from runtimes.core.events import CandleEvent, Event, QuoteEvent
 from runtimes.core.staleness import StalenessTracker
 from runtimes.core.timeframes import DAY, bucket_start, timeframe_seconds
-from runtimes.providers.mock.walk import Aggregator, BarTuple
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +50,6 @@ Clock = Callable[[], datetime]
 
 MINUTE: Final = 60
 BAR_GRACE_SECONDS: Final = 15  # Alpaca sends a minute's bar within seconds of its end
-SCALE: Final = 9  # decimals of the integers the aggregators work in (Alpaca prices have <= 4)
 DEFAULT_HISTORY_BARS: Final = 1_000  # history() without start nor limit
 REST_QUOTE_TTL_SECONDS: Final = 5.0  # a quote fetched by REST serves this long (no stream quote)
 REST_TIMEOUT_SECONDS: Final = 10.0  # alpaca-py's requests have no timeout of their own
@@ -119,23 +112,14 @@ def bar_of(raw: dict[str, Any], symbol: str, timeframe: str) -> Bar:
                decimal_of(raw["l"]), decimal_of(raw["c"]), decimal_of(raw["v"]))
 
 
-def _scaled(value: Decimal) -> int:
-    try:
-        return decimal_to_scaled(value, SCALE)
-    except ValueError:  # finer than SCALE decimals: not a price Alpaca sends, but stay exact-ish
-        return decimal_to_scaled(value.quantize(Decimal(1).scaleb(-SCALE), ROUND_HALF_EVEN), SCALE)
+def _row_of(bar: Bar) -> Row[Decimal]:
+    return (datetime_to_epoch(bar.timestamp), bar.open, bar.high, bar.low, bar.close,
+            bar.volume)
 
 
-def _row_of(bar: Bar) -> BarTuple:
-    return (datetime_to_epoch(bar.timestamp), _scaled(bar.open), _scaled(bar.high),
-            _scaled(bar.low), _scaled(bar.close), _scaled(bar.volume))
-
-
-def _bar_of_row(symbol: str, timeframe: str, row: BarTuple) -> Bar:
+def _bar_of_row(symbol: str, timeframe: str, row: Row[Decimal]) -> Bar:
     epoch, o, h, low, c, v = row
-    return Bar(symbol, timeframe, epoch_to_datetime(epoch), scaled_to_decimal(o, SCALE),
-               scaled_to_decimal(h, SCALE), scaled_to_decimal(low, SCALE),
-               scaled_to_decimal(c, SCALE), scaled_to_decimal(v, SCALE))
+    return Bar(symbol, timeframe, epoch_to_datetime(epoch), o, h, low, c, v)
 
 
 class HistoricalData(Protocol):
@@ -162,7 +146,7 @@ def historical_client(connection: BrokerConnection) -> StockHistoricalDataClient
 class _SymbolState:
     """What the stream told of one symbol."""
 
-    aggregators: dict[str, Aggregator]
+    aggregators: dict[str, Aggregator[Decimal]]
     last_minute: int | None = None  # epoch of the newest 1m bar taken
     partial: dict[str, int] = field(default_factory=dict)  # tf -> the bucket begun unseen
     done_until: dict[str, int] = field(default_factory=dict)  # tf -> end of the last bar streamed
@@ -195,10 +179,14 @@ class AlpacaMarketData:
         self._wake = wake
         self._client = client
         self._lock = threading.Lock()
-        self._state = {s: _SymbolState({tf: Aggregator(tf) for tf in timeframes if tf != "1m"})
+        self._state = {s: _SymbolState({tf: Aggregator[Decimal](tf) for tf in timeframes
+                                           if tf != "1m"})
                        for s in self.symbols}
         self._events: list[Event] = []
         self._quotes: dict[str, QuoteEvent] = {}  # undrained: the newest per symbol supersedes
+        self._backfill = False  # the stream came back: the minutes it missed are to be fetched
+        self._down = False  # the stream dropped: no bucket is closed by the clock meanwhile
+        self._held: list[Bar] = []  # the stream's bars that wait for the backfill, in order
         self._staleness = StalenessTracker(self.symbols, seconds=staleness_seconds,
                                            broker=broker, now=clock())
 
@@ -214,9 +202,27 @@ class AlpacaMarketData:
                         type(exc).__name__)
             return
         with self._lock:
-            queued = self._take_bar(bar)
+            if self._backfill:
+                self._held.append(bar)
+                queued = True
+            else:
+                queued = self._take_bar(bar)
         if queued:
             self._wake()
+
+    def on_stream_dropped(self) -> None:
+        """The data stream dropped: its minutes will be fetched once it is back, so no bucket
+        is streamed for its time being up meanwhile (it would lack them)."""
+        with self._lock:
+            self._down = True
+
+    def on_stream_reconnected(self) -> None:
+        """The data stream is back after a drop. Alpaca does not send what it missed: the next
+        `advance` fetches those minutes by REST, and the stream's bars wait for them meanwhile,
+        so that every candle is built and streamed in order."""
+        with self._lock:
+            self._down, self._backfill = False, True
+        self._wake()
 
     def on_quote(self, raw: dict[str, Any]) -> None:
         """One quote of the stream ({"T": "q", "S", "bp", "ap", "t", ...})."""
@@ -257,7 +263,7 @@ class AlpacaMarketData:
         self._seen(bar.symbol)
         return True
 
-    def _stream(self, symbol: str, tf: str, state: _SymbolState, rows: Iterable[BarTuple],
+    def _stream(self, symbol: str, tf: str, state: _SymbolState, rows: Iterable[Row[Decimal]],
                 stamp: datetime) -> None:
         length = timeframe_seconds(tf)
         for row in rows:
@@ -305,8 +311,10 @@ class AlpacaMarketData:
         """Seconds to the next staleness check or the next bucket whose time is up."""
         now = self.clock()
         with self._lock:
+            if self._backfill:
+                return 0.0
             dues = [self._staleness.next_due(now)]
-            for state in self._state.values():
+            for state in [] if self._down else self._state.values():
                 for tf, aggregator in state.aggregators.items():
                     if aggregator.forming is not None:
                         end = aggregator.forming.start + timeframe_seconds(tf) + BAR_GRACE_SECONDS
@@ -315,10 +323,14 @@ class AlpacaMarketData:
         return min(known) if known else None
 
     def advance(self, now: datetime) -> None:
-        """Stream the buckets whose time is up (their last minutes had no trades), and the
-        symbols that have gone stale."""
+        """Take the minutes a reconnect missed, stream the buckets whose time is up (their last
+        minutes had no trades), and the symbols that have gone stale."""
         with self._lock:
-            for symbol, state in self._state.items():
+            backfill = self._backfill
+        if backfill:
+            self._take_missed_minutes(now)
+        with self._lock:
+            for symbol, state in [] if self._down else self._state.items():
                 for tf, aggregator in state.aggregators.items():
                     forming = aggregator.forming
                     length = timeframe_seconds(tf)
@@ -330,6 +342,43 @@ class AlpacaMarketData:
             stale = self._staleness.check(now)
             if stale is not None:
                 self._events.append(stale)
+
+    def _take_missed_minutes(self, now: datetime) -> None:
+        """After a reconnect: the 1m bars since each symbol's last one, by REST (one request for
+        every symbol), then the bars the stream sent meanwhile. When Alpaca cannot be asked
+        (budget, outage), the gap stays: the candles go on from the stream."""
+        with self._lock:
+            since = {s: st.last_minute for s, st in self._state.items()
+                     if st.last_minute is not None}
+        missed: list[Bar] = []
+        try:
+            missed = self._fetch_minutes(since, now)
+        except (RateLimited, BrokerUnavailable, SymbolNotFound) as exc:
+            log.warning("alpaca: the minutes a data stream outage missed were not fetched (%s)",
+                        exc.code)
+        with self._lock:
+            held, self._held, self._backfill = self._held, [], False
+            for bar in sorted(missed + held, key=lambda b: b.timestamp):
+                self._take_bar(bar)
+
+    def _fetch_minutes(self, since: dict[str, int], now: datetime) -> list[Bar]:
+        first, last = min(since.values(), default=0) + MINUTE, bucket_start(_epoch(now), "1m") - 1
+        if not since or first > last:
+            return []
+        names = sorted(since)
+        request = StockBarsRequest(symbol_or_symbols=names, timeframe=NATIVE_TIMEFRAMES["1m"],
+                                   start=epoch_to_datetime(first), end=epoch_to_datetime(last),
+                                   feed=self.feed)
+        answer = self._call(lambda c: c.get_stock_bars(request), ",".join(names))
+        bars: list[Bar] = []
+        for name in names:
+            rows = answer.get(name, []) if isinstance(answer, dict) else []
+            try:
+                bars.extend(b for b in (bar_of(r, name, "1m") for r in rows)
+                            if datetime_to_epoch(b.timestamp) > since[name])
+            except (KeyError, ValueError, TypeError, InvalidOperation):
+                log.warning("alpaca: malformed bars of %s were dropped from a backfill", name)
+        return bars
 
     def quote(self, symbol: str) -> Quote:
         """The newest quote of `symbol`: the stream's, else Alpaca's latest quote (REST, served
@@ -359,8 +408,8 @@ class AlpacaMarketData:
                 state.quote, state.quote_fetched_at = quote, now
         return quote
 
-    def history(self, symbol: str, start: datetime | None, end: datetime | None,
-                limit: int | None) -> list[Bar]:
+    def history(self, symbol: str, start: datetime | None = None, end: datetime | None = None,
+                limit: int | None = None) -> list[Bar]:
         """Complete bars of `symbol` in the session's timeframe whose open time lies within
         [start, end], oldest first, the newest `limit` of them (DEFAULT_HISTORY_BARS when
         neither start nor limit is given); never a bar still forming. Timeframes Alpaca does

@@ -12,6 +12,8 @@ States reach the StreamListener on the stream's thread: CONNECTED once authentic
 listening/subscribed (acknowledged by Alpaca), on the first connect and every reconnect;
 RECONNECTING when a connection dropped or could not be made; FAILED when the keys (or the feed's
 subscription) were refused, or after `Backoff.max_attempts` failures in a row; STOPPED on close.
+When the data stream is back after a drop, the session's market data is told first
+(`on_stream_reconnected`: it fetches the minutes missed), then the listener.
 
 Alpaca allows one data-stream connection per key and endpoint (406 beyond it), so the data
 stream is shared: one SharedDataStream per connection in this process, refcounted by the
@@ -141,6 +143,12 @@ class _Supervisor:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def done(self) -> bool:
+        """It will not connect again: FAILED, stopping, or its thread has ended."""
+        ended = self._thread.ident is not None and not self._thread.is_alive()
+        return ended or self.state == STREAM_FAILED or self._stopping.is_set()
 
     def stop(self, join_seconds: float = STOP_JOIN_SECONDS) -> None:
         """Cancel the stream's task (its socket is closed on its loop); wait for the thread at
@@ -322,9 +330,13 @@ class _TradeUpdates(TradingStream):
         async with asyncio.timeout(self._ack_timeout):
             while True:
                 message = json.loads(await _socket(self).recv())
-                if message.get("stream") == "listening":
-                    return
-                await self._dispatch(message)
+                if message.get("stream") != "listening":
+                    await self._dispatch(message)
+                    continue
+                data = message.get("data")
+                if not isinstance(data, dict) or TRADE_UPDATES not in data.get("streams", []):
+                    raise ValueError("Alpaca did not confirm listening to trade_updates")
+                return
 
     async def consume(self) -> None:
         await self._consume()  # type: ignore[no-untyped-call]
@@ -343,6 +355,7 @@ class DataSubscriber:
     market: AlpacaMarketData
     symbols: frozenset[str]
     report: Report
+    told: bool = False  # a state reached it (set on the stream's thread)
 
 
 class _StockData(StockDataStream):
@@ -470,20 +483,26 @@ class SharedDataStream:
         key = (connection.id, connection.key_id, endpoint)
         with cls._streams_lock:
             shared = cls._streams.get(key)
-            fresh = shared is None
-            if shared is None:
+            fresh = shared is None or shared.supervisor.done  # a failed one is tried anew
+            if shared is None or fresh:
                 shared = cls._streams[key] = cls(key, connection, endpoint, backoff=backoff,
                                                  rng=rng)
             with shared._lock:
                 shared._subscribers.append(subscriber)
-                state = shared.supervisor.state
             if fresh:
                 shared.supervisor.start()
             else:
                 shared.supervisor.on_loop(shared._resubscribe)
-                if state is not None:
-                    shared.supervisor.call_soon(lambda: subscriber.report(state, None))
+                shared.supervisor.call_soon(lambda: shared._tell_joined(subscriber))
         return shared
+
+    def _tell_joined(self, subscriber: DataSubscriber) -> None:
+        """On the stream's thread, so that it cannot overtake a newer state: a session that
+        joined a running stream learns its state, unless a change told it already."""
+        state = self.supervisor.state
+        if state is not None and not subscriber.told:
+            subscriber.told = True
+            subscriber.report(state, None)
 
     def detach(self, subscriber: DataSubscriber) -> None:
         """`subscriber` leaves (told STOPPED); the last one to leave stops the stream."""
@@ -530,6 +549,7 @@ class SharedDataStream:
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
+            subscriber.told = True
             subscriber.report(state, error)
 
 
@@ -557,9 +577,10 @@ class AlpacaStreams:
         self._lock = threading.Lock()
         self._states = {TRADE_UPDATES: STREAM_STOPPED, MARKET_DATA: STREAM_STOPPED}
         self._started = self._closed = False
+        self._data_was_up = False  # the data stream was connected once: a CONNECTED is a return
         self._trading = _Supervisor(
             TRADE_UPDATES,
-            _TradeUpdates(connection, listener.on_trade_update, self.backoff.ack_timeout),
+            _TradeUpdates(connection, self._on_trade_update, self.backoff.ack_timeout),
             lambda state, error: self._on_state(TRADE_UPDATES, state, error),
             backoff=self.backoff, rng=self.rng, secrets=(connection.key_id, connection.secret),
             label=repr(connection))
@@ -600,10 +621,24 @@ class AlpacaStreams:
         with self._lock:
             return dict(self._states)
 
+    def _on_trade_update(self, update: dict[str, Any]) -> None:
+        if not self._closed:  # after close() the session hears nothing but STOPPED
+            self.listener.on_trade_update(update)
+
     def _on_state(self, stream: str, state: str, error: str | None) -> None:
         with self._lock:
             if self._closed and state != STREAM_STOPPED:
                 return
             if not self._closed:
                 self._states[stream] = state
+            was_up = self._data_was_up  # a drop and a return only after a first connect
+            back = stream == MARKET_DATA and state == STREAM_CONNECTED and was_up
+            dropped = stream == MARKET_DATA and was_up and state in (STREAM_RECONNECTING,
+                                                                     STREAM_FAILED)
+            if stream == MARKET_DATA and state == STREAM_CONNECTED:
+                self._data_was_up = True
+        if dropped:
+            self.market.on_stream_dropped()
+        if back:
+            self.market.on_stream_reconnected()  # the minutes of the gap are fetched
         self.listener.on_stream_state(stream, state, error)
