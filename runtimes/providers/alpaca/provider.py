@@ -832,6 +832,12 @@ class AlpacaProvider:
                 known = self.book.orders.get(local)
                 order = replace(order, id=local, client_order_id=None if known is None
                                 else known.client_order_id)
+            previous = self.book.orders.get(order.id)
+            if previous is not None and replace(order, updated_at=previous.updated_at) == \
+                    previous:
+                # Alpaca touched it without a change the protocol shows (accepted -> new):
+                # the order the strategy holds is still the order
+                return previous
             self.book.remember(order)
         return order
 
