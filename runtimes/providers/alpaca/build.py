@@ -3,13 +3,18 @@ for a session taken over, the reconcile that must finish before the host accepts
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Final
 
+from runtimes.core.connection import ConnectionRejected
+from runtimes.core.errors import BrokerUnavailable, RateLimited
 from runtimes.core.provider import ProviderFactory, ProviderSettings, Wake
 from runtimes.providers.alpaca.provider import BROKER, AlpacaProvider
-from runtimes.providers.alpaca.rest import AlpacaRest
+from runtimes.providers.alpaca.rest import AlpacaError, AlpacaRest
+
+log = logging.getLogger(__name__)
 
 PREFIX_HEAD: Final = "pty-"
 
@@ -34,7 +39,7 @@ def build(settings: ProviderSettings, *, wake: Wake) -> AlpacaProvider:
                               rest=AlpacaRest(connection, access.budget, broker=BROKER),
                               market=market, health=access.health, prefix=prefix, wake=wake)
     try:
-        provider.refresh_clock()
+        _first_clock(provider, restored=bool(restored))
         if restored:
             provider.restore(restored)
         provider.expect_first_connect()
@@ -44,6 +49,22 @@ def build(settings: ProviderSettings, *, wake: Wake) -> AlpacaProvider:
         provider.close()
         raise
     return provider
+
+
+def _first_clock(provider: AlpacaProvider, *, restored: bool) -> None:
+    """The first call: keys Alpaca refuses fail the session with a plain sentence; a busy or
+    unreachable Alpaca fails only a session taken over (it must reconcile first); a new one
+    starts and reads the clock again in a few seconds."""
+    try:
+        provider.refresh_clock()
+    except AlpacaError as error:
+        raise ConnectionRejected(
+            f"Alpaca refused the connection ({error.status}: {error.message}); check its keys"
+        ) from None
+    except (BrokerUnavailable, RateLimited) as error:
+        if restored:
+            raise
+        log.warning("alpaca: the market clock could not be read at start: %s", error.code)
 
 
 def session_prefix(session_id: str) -> str:

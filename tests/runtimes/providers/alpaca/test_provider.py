@@ -4,13 +4,21 @@ circuit breaker, and a restart in the middle of an order."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
-from runtimes.core.connection import STREAM_CONNECTED, STREAM_RECONNECTING
+from runtimes.core.connection import (
+    STREAM_CONNECTED,
+    STREAM_RECONNECTING,
+    BrokerAccess,
+    BrokerConnection,
+    ConnectionRejected,
+)
 from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from runtimes.core.errors import (
     BrokerUnavailable,
@@ -30,7 +38,9 @@ from runtimes.core.events import (
     TradeEvent,
 )
 from runtimes.core.rate_budget import LocalBudget
-from tests.runtimes.providers.alpaca.harness import AlpacaHarness, started_fake
+from runtimes.providers.alpaca import build
+from tests.fakes.alpaca.server import KEY_ID, SECRET
+from tests.runtimes.providers.alpaca.harness import AlpacaHarness, HealthLog, started_fake
 
 D = Decimal
 
@@ -131,8 +141,9 @@ def test_a_replaced_order_is_a_new_order_and_the_old_one_ends_cancelled(
 
 
 def test_a_fill_during_a_trade_stream_drop_is_emitted_once_after_reconcile(
-    h: AlpacaHarness,
+    h: AlpacaHarness, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     order = h.venue.submit_order(limit_buy())
     h.take_events()
     h.fake.refuse_streams(True)
@@ -157,6 +168,8 @@ def test_a_fill_during_a_trade_stream_drop_is_emitted_once_after_reconcile(
     assert h.venue.fills() == [fill]
     h.pass_time()
     assert trading(h.take_events()) == []
+    assert SECRET not in caplog.text and KEY_ID not in caplog.text
+    assert all(SECRET not in repr(e) and KEY_ID not in repr(e) for e in events)
 
 
 def test_a_429_is_rate_limited_with_an_event_and_the_budget_then_refuses_without_calling(
@@ -371,3 +384,25 @@ def test_position_and_account_events_wait_for_the_next_drain_when_alpaca_cannot_
     assert trading(events) == ["POSITION_OPENED", "AccountEvent"]
     (opened,) = [e.position for e in events if isinstance(e, PositionEvent)]
     assert (opened.quantity, opened.average_entry_price) == (D(3), D(180))
+
+
+def test_keys_alpaca_refuses_fail_the_start_with_a_plain_sentence_and_no_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    fake = started_fake()
+    try:
+        connection = BrokerConnection(id="conn-wrong", platform="alpaca-paper",
+                                      key_id="PKWRONG0000000009876", secret="not-the-secret-42",
+                                      urls=dict(fake.urls))
+        settings = SimpleNamespace(
+            platform="alpaca-paper", symbols=("AAPL",), timeframes=("1m",), initial_cash=D(1),
+            options={}, restored=None, session_id="",
+            broker_access=BrokerAccess(connection, LocalBudget(200), HealthLog()))
+        with pytest.raises(ConnectionRejected) as caught:
+            build(settings, wake=lambda: None)
+        assert str(caught.value).startswith("Alpaca refused the connection (401")
+        for text in (str(caught.value), caplog.text):
+            assert "not-the-secret-42" not in text and "PKWRONG0000000009876" not in text
+    finally:
+        fake.stop()
