@@ -105,7 +105,7 @@ def submit_error(error: AlpacaError) -> TradingError:
 
 
 def _reject_code(text: str) -> str:
-    if "qty" in text or "quantity" in text or "fractional" in text:
+    if "qty" in text or "quantity" in text or "fraction" in text:
         return "INVALID_QUANTITY"
     if "price" in text or "sub-penny" in text:
         return "INVALID_PRICE"

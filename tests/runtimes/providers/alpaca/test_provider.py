@@ -406,3 +406,21 @@ def test_keys_alpaca_refuses_fail_the_start_with_a_plain_sentence_and_no_secret(
             assert "not-the-secret-42" not in text and "PKWRONG0000000009876" not in text
     finally:
         fake.stop()
+
+
+def test_a_fractional_day_order_is_sent_as_a_decimal_string_and_alpacas_refusal_passes_through(
+) -> None:
+    h = AlpacaHarness(fake=started_fake(not_fractionable=("MSFT",)))
+    try:
+        order = h.venue.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY,
+                                                  quantity=D("0.123456789"),
+                                                  time_in_force=TimeInForce.DAY))
+        assert order.quantity == D("0.123456789")
+        assert h.fake.order(order.id)["qty"] == "0.123456789"
+        with pytest.raises(OrderRejected) as caught:
+            h.venue.submit_order(OrderRequest(symbol="MSFT", side=Side.BUY, quantity=D("0.5"),
+                                              time_in_force=TimeInForce.DAY))
+        assert caught.value.details["reject_code"] == "INVALID_QUANTITY"
+        assert "fractionable" in caught.value.details["broker_message"]
+    finally:
+        h.close()
