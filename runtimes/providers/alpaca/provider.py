@@ -147,7 +147,8 @@ class AlpacaProvider:
         self._stream_states: dict[str, str] = {}
         self._disconnected_at: datetime | None = None
         self._reconcile_due = False
-        self._quiet_reconnect = False
+        self._reconcile_not_before = datetime.min.replace(tzinfo=UTC)  # after a failed one
+        self._quiet_reconnect = False  # the first connect's reconcile tells nobody of a drop
         self._clock_raw: JsonDict | None = None
         self._clock_read_at: datetime | None = None
         self.exit_breaker = CircuitBreaker()
@@ -163,7 +164,7 @@ class AlpacaProvider:
 
     def next_due(self) -> float | None:
         if self._reconcile_due:
-            return 0.0
+            return max(0.0, (self._reconcile_not_before - self.now).total_seconds())
         due = 0.0  # never read, or read again soon (an order started working: the open?)
         if self._clock_read_at is not None:
             due = CLOCK_REFRESH_SECONDS - (self.now - self._clock_read_at).total_seconds()
@@ -172,7 +173,7 @@ class AlpacaProvider:
 
     def advance(self, now: datetime) -> None:
         self.market.advance(now)
-        if self._reconcile_due:
+        if self._reconcile_due and now >= self._reconcile_not_before:
             self._reconcile_after_drop(now)
         read_at = self._clock_read_at
         due = read_at is None or (now - read_at).total_seconds() >= CLOCK_REFRESH_SECONDS
@@ -651,8 +652,9 @@ class AlpacaProvider:
             since = self._disconnected_at
         try:
             found = self.reconcile(since=since)
-        except Exception as exc:  # the broker is not answering yet: the next advance retries
+        except Exception as exc:  # the broker is not answering yet: again in a few seconds
             log.warning("alpaca reconcile after a drop failed: %s", type(exc).__name__)
+            self._reconcile_not_before = now + timedelta(seconds=CLOCK_RETRY_SECONDS)
             return
         with self._lock:
             self._reconcile_due = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -424,3 +424,18 @@ def test_a_fractional_day_order_is_sent_as_a_decimal_string_and_alpacas_refusal_
         assert "fractionable" in caught.value.details["broker_message"]
     finally:
         h.close()
+
+
+def test_a_reconcile_alpaca_cannot_answer_is_tried_again_a_few_seconds_later(
+    h: AlpacaHarness,
+) -> None:
+    h.fake.drop_streams(trading=True, data=False)
+    h.until(lambda: h.venue.health().streams["trade_updates"] == STREAM_RECONNECTING,
+            "the provider sees the drop")
+    h.fake.fail_next(503, path="/v2/account/activities")
+    h.until(lambda: h.venue.next_due() == 0.0, "the stream is back and reconcile is due")
+    h.tick()
+    assert trading(h.take_events()) == ["BROKER_DISCONNECTED"]
+    assert 4.0 < (h.venue.next_due() or 0.0) <= 5.0
+    h.venue.advance(datetime.now(UTC) + timedelta(seconds=5))
+    assert trading(h.take_events()) == ["BROKER_RECONNECTED"]
