@@ -14,6 +14,7 @@ import pytest
 
 from runtimes.core.connection import (
     STREAM_CONNECTED,
+    STREAM_FAILED,
     STREAM_RECONNECTING,
     BrokerAccess,
     BrokerConnection,
@@ -439,3 +440,13 @@ def test_a_reconcile_alpaca_cannot_answer_is_tried_again_a_few_seconds_later(
     assert 4.0 < (h.venue.next_due() or 0.0) <= 5.0
     h.venue.advance(datetime.now(UTC) + timedelta(seconds=5))
     assert trading(h.take_events()) == ["BROKER_RECONNECTED"]
+
+
+def test_a_trade_stream_that_gives_up_is_broker_connection_failed(h: AlpacaHarness) -> None:
+    h.take_events()
+    h.venue.on_stream_state("trade_updates", STREAM_FAILED, "Alpaca refused the keys")
+    events = h.take_events()
+    assert [(e.event, e.error) for e in events if isinstance(e, ConnectionEvent)] == [
+        ("BROKER_CONNECTION_FAILED", "Alpaca refused the keys")]
+    assert h.venue.status()["connected"] is False
+    assert h.health.reports[-1].streams["trade_updates"] == STREAM_FAILED
