@@ -93,6 +93,12 @@ class TradingSession(models.Model):
     timeframes = models.JSONField(default=list, blank=True)  # more to stream (wall clock)
     # Platform-specific settings given at creation (a bounded JSON object: e.g. mock's seed).
     options = models.JSONField(default=dict, blank=True)
+    # The workspace's broker connection a broker platform's session trades through (copied from
+    # its deployment at start). SET_NULL, not PROTECT: keys must stay deletable once nothing
+    # runs on them (a finished session keeps its history, not its keys); while a live session
+    # or an active deployment uses them, runtimes.credentials refuses the deletion.
+    connection = models.ForeignKey("accounts.BrokerCredential", on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="sessions")
     # The provider's snapshot (Provider.snapshot) as its host left it: what a host taking the
     # session over restores, and a wall-clock session's final state once it ended.
     provider_state = models.JSONField(null=True, blank=True)
@@ -508,6 +514,11 @@ class Deployment(models.Model):
         related_name="deployments",
     )
     platform = models.CharField(max_length=20, choices=deployable_platforms())
+    # The broker connection of a broker platform (spec.needs_connection), of this workspace and
+    # on this very platform; SET_NULL for the reason given on TradingSession.connection: a
+    # stopped deployment whose keys were deleted cannot start until it is given others.
+    connection = models.ForeignKey("accounts.BrokerCredential", on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="deployments")
     symbols = models.JSONField(default=list)
     timeframes = models.JSONField(default=list)
     params = models.JSONField(default=dict, blank=True)
