@@ -172,7 +172,7 @@ class ConnectionForm(forms.Form):
     rendered back, not even after an error."""
 
     label = forms.CharField(max_length=100, help_text="How you will recognise it, e.g. "
-                                                      "'Paper account'.")
+                                                      "'Alpaca paper'.")
     platform = forms.ChoiceField(choices=())
     key_id = forms.CharField(max_length=256, label="API key id",
                              widget=_Unrendered(attrs={"autocomplete": "off"}))
