@@ -10,9 +10,9 @@ import pytest
 from django.urls import reverse
 
 from runtimes import deployments
+from runtimes.hosting.risk import RiskLimits
 from runtimes.models import Deployment, Source, State, TradingSession
 from runtimes.providers import registry
-from runtimes.hosting.risk import RiskLimits
 from tests.runtimes.connections import stored_connection
 from tests.runtimes.results import completed_session, synthetic_result
 
