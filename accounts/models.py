@@ -285,8 +285,9 @@ class BrokerCredential(models.Model):
     """A workspace's broker connection: its keys, encrypted at rest and bound to workspace and
     row (accounts/crypto.py), beside what may be shown of them and of the connection's health.
 
-    Decrypt only in the broker gateway via `accounts.crypto.reveal_credential`; the plaintext must
-    never reach a serializer, the admin, a log line or a strategy process.
+    Decrypt only where a provider is built (runtimes/hosting/brokers.py `connection_of`, through
+    `accounts.crypto.reveal_credential`); the plaintext must never reach a serializer, the admin,
+    a log line or a strategy process.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

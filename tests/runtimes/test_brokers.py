@@ -4,6 +4,7 @@ connection shares (in process, or in Redis with the very same rules), and the he
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from cryptography.fernet import Fernet
+from django.core.management import call_command
 
 from accounts.models import BrokerCredential
 from runtimes.core.connection import ConnectionHealth
@@ -83,6 +86,25 @@ def test_connection_of_reveals_the_keys_with_the_platforms_urls_and_options(owne
     assert repr(connection) == f"<BrokerConnection {credential.pk} alpaca-paper …WXYZ>"
     assert SECRET not in repr(brokers.broker_access_for(credential))
     assert repr(credential) == f"<BrokerCredential {credential.pk} alpaca-paper>"
+
+
+@pytest.mark.django_db
+def test_a_connection_opens_after_the_key_rotation_with_its_shown_fields_unchanged(
+        owner, workspace, settings):
+    credential = stored_connection(workspace, owner)
+    new_key = Fernet.generate_key().decode()
+    settings.CREDENTIALS_ENCRYPTION_KEYS = [new_key, *settings.CREDENTIALS_ENCRYPTION_KEYS]
+    call_command("rotate_credentials_keys", stdout=io.StringIO())
+    settings.CREDENTIALS_ENCRYPTION_KEYS = [new_key]  # the old key dropped
+
+    rotated = BrokerCredential.objects.get(pk=credential.pk)
+
+    assert rotated.encrypted_payload != credential.encrypted_payload
+    assert (brokers.connection_of(rotated).key_id, brokers.connection_of(rotated).secret) == (
+        KEY_ID, SECRET)
+    assert (rotated.key_hint, rotated.options, rotated.account_summary) == (
+        "WXYZ", {"feed": "iex"},
+        {"account_number": "…7890", "status": "ACTIVE", "currency": "USD"})
 
 
 @pytest.mark.django_db
