@@ -118,7 +118,8 @@ def test_a_sessions_provider_settings_carry_its_connection(owner, workspace):
 
     assert access is not None
     assert (access.connection.id, access.connection.secret) == (str(credential.pk), SECRET)
-    assert access.budget is brokers.budget_for(credential)  # one budget per connection
+    assert access.budget.acquire(2) == 0.0
+    assert brokers.budget_for(credential).remaining() == 198  # one count per connection
     assert isinstance(access.health, brokers.DatabaseHealthSink)
 
 
