@@ -16,13 +16,16 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 
 from accounts.models import BrokerCredential, Membership
-from accounts.views import _form_error, _service_error, workspace_page
+from accounts.views import workspace_page
 from runtimes import credentials
 from runtimes.core.platforms import PLATFORMS
 from runtimes.forms import ConnectionForm
+
+# The services' field names that the form has under another name.
+FORM_FIELDS = {"options": "feed"}
 
 
 def _rows(membership: Membership) -> list[dict[str, Any]]:
@@ -73,7 +76,7 @@ def connection_delete(request: HttpRequest, membership: Membership,
         try:
             credentials.delete_broker_credential(credential=credential, by=request.user)
         except APIException as exc:
-            messages.error(request, _service_error(exc))
+            messages.error(request, _message(exc))
         else:
             messages.success(request, f"Connection {credential.label!r} deleted.")
         return redirect("connection_list")
@@ -81,3 +84,18 @@ def connection_delete(request: HttpRequest, membership: Membership,
     return render(request, "runtimes/connection_delete.html",
                   {"connection": credential, "spec": PLATFORMS.get(credential.platform),
                    "deployments": names, "live_sessions": live})
+
+
+def _form_error(form: ConnectionForm, exc: APIException) -> None:
+    """Field errors beside their fields; the broker's refusal (and the rest) above the form."""
+    if isinstance(exc, ValidationError) and isinstance(exc.detail, dict):
+        for field, errors in exc.detail.items():
+            name = FORM_FIELDS.get(str(field), str(field))
+            for error in errors:
+                form.add_error(name if name in form.fields else None, str(error))
+        return
+    form.add_error(None, _message(exc))
+
+
+def _message(exc: APIException) -> str:
+    return str(getattr(exc, "message", None) or exc.detail)

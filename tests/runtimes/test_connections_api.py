@@ -4,6 +4,8 @@ carries the secret or the key id, and another workspace's connections are 404 ev
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -66,7 +68,8 @@ def test_an_owner_adds_a_connection_the_broker_accepted(owner, workspace, client
 
 
 def test_wrong_keys_are_a_400_that_says_so_and_store_nothing(owner, workspace, client_for,
-                                                             alpaca):
+                                                             alpaca, caplog):
+    caplog.set_level(logging.DEBUG)
     response = client_for(owner, workspace).post(url(workspace), {**BODY,
                                                                   "secret": WRONG_SECRET},
                                                  format="json")
@@ -78,6 +81,8 @@ def test_wrong_keys_are_a_400_that_says_so_and_store_nothing(owner, workspace, c
     assert body["details"] == {"keys": [body["message"]]}
     assert secrets_in(response) == []
     assert not BrokerCredential.objects.exists()
+    assert "Bad Request" in caplog.text  # the refusal was logged, without the keys
+    assert WRONG_SECRET not in caplog.text and KEY_ID not in caplog.text
 
 
 def test_live_keys_need_a_key_that_may_trade_live(owner, workspace, client_for, alpaca):

@@ -167,3 +167,27 @@ def test_a_paper_deployment_page_has_no_banner(sign_in, owner, workspace):
         reverse("deployment_detail", args=[deployment.pk])).content.decode()
 
     assert "live-banner" not in page
+
+
+def test_a_connection_in_use_is_not_deleted_and_the_page_says_by_what(sign_in, owner,
+                                                                      workspace, monkeypatch):
+    monkeypatch.setitem(registry.FACTORIES, "alpaca-paper", "runtimes.providers.alpaca:build")
+    credential = stored_connection(workspace, owner)
+    deployment = deployments.create_deployment(
+        workspace=workspace, created_by=owner, role="owner", name="SMA paper",
+        platform="alpaca-paper", version=None, symbols=["AAPL"], timeframes=["1m"],
+        connection=credential)
+    deployments.start_deployment(deployment=deployment, started_by=owner, role="owner",
+                                 now=deployment.created_at)
+    client = sign_in(owner, workspace)
+    target = reverse("connection_delete", args=[credential.pk])
+
+    confirm = client.get(target).content.decode()
+    refused = client.post(target, follow=True).content.decode()
+
+    assert ("It is in use by the active deployment SMA paper and 1 live session: stop them "
+            "first.") in confirm
+    assert "Delete the connection</button>" not in confirm
+    assert ("The connection &#x27;Paper account&#x27; is in use by the active deployment "
+            "&#x27;SMA paper&#x27; and 1 live session: stop them first.") in refused
+    assert BrokerCredential.objects.exists()
