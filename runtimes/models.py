@@ -179,6 +179,12 @@ class TradingSession(models.Model):
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 
+    @property
+    def is_live_platform(self) -> bool:
+        """Whether it trades real money (its platform's spec.live): its pages say so in red."""
+        spec = platforms.PLATFORMS.get(self.platform)
+        return spec is not None and spec.live
+
     def progress_percent(self) -> int | None:
         """Batches emitted as a share of the dataset's bars (0-100), or None when the total is
         unknown: not annotated by `with_total_bars()`, or a run limited to a period."""

@@ -15,6 +15,7 @@ from runtimes import deployments
 from runtimes.core.connection import ConnectionHealth
 from runtimes.hosting.brokers import DatabaseHealthSink
 from runtimes.hosting.risk import RiskLimits
+from runtimes.models import TradingSession
 from runtimes.providers import registry
 from tests.fakes.alpaca.server import KEY_ID, SECRET, FakeAlpaca
 from tests.runtimes.connections import stored_connection
@@ -191,3 +192,22 @@ def test_a_connection_in_use_is_not_deleted_and_the_page_says_by_what(sign_in, o
     assert ("The connection &#x27;Paper account&#x27; is in use by the active deployment "
             "&#x27;SMA paper&#x27; and 1 live session: stop them first.") in refused
     assert BrokerCredential.objects.exists()
+
+
+def test_a_live_sessions_pages_carry_the_red_banner_and_a_paper_ones_do_not(
+        sign_in, owner, workspace):
+    live = TradingSession.objects.create(workspace=workspace, platform="alpaca-live",
+                                         symbols=["AAPL"], timeframe="1m")
+    paper = TradingSession.objects.create(workspace=workspace, platform="alpaca-paper",
+                                          symbols=["AAPL"], timeframe="1m")
+    client = sign_in(owner, workspace)
+
+    live_pages = [client.get(reverse(name, args=[live.pk])).content.decode()
+                  for name in ("backtest_detail", "backtest_live")]
+    paper_pages = [client.get(reverse(name, args=[paper.pk])).content.decode()
+                   for name in ("backtest_detail", "backtest_live")]
+
+    banner = ('<div class="live-banner" role="alert">LIVE: real money. This session trades on '
+              'Alpaca (live) with real funds')
+    assert [banner in page for page in live_pages] == [True, True]
+    assert ["live-banner" in page for page in paper_pages] == [False, False]
