@@ -42,6 +42,7 @@ def validate(connection: BrokerConnection, *, timeout: float = DEFAULT_TIMEOUT_S
     client = TradingClient(connection.key_id, connection.secret, raw_data=True,
                            url_override=connection.urls["trading"])
     client._retry = 0  # a 429 or 504 is an answer here, not a reason to sleep 3 s and retry
+    client._session.close()
     client._session = _TimedSession(timeout)
     try:
         account = client.get_account()
