@@ -98,8 +98,16 @@ def aggregate(bars: list[Bar], timeframe: str) -> list[Agg]:
             agg.value += bar.close * bar.volume
         else:
             out.append(
-                Agg(start, bar.open, bar.high, bar.low, bar.close, bar.volume, 1,
-                    bar.close * bar.volume)
+                Agg(
+                    start,
+                    bar.open,
+                    bar.high,
+                    bar.low,
+                    bar.close,
+                    bar.volume,
+                    1,
+                    bar.close * bar.volume,
+                )
             )
     return out
 
@@ -142,14 +150,16 @@ def calendar(start: date, end: date) -> list[dict[str, str]]:
     day = start
     while day <= end:
         if is_trading_day(day):
-            rows.append({
-                "date": day.isoformat(),
-                "open": "09:30",
-                "close": "16:00",
-                "session_open": "0400",
-                "session_close": "2000",
-                "settlement_date": _settlement(day).isoformat(),
-            })
+            rows.append(
+                {
+                    "date": day.isoformat(),
+                    "open": "09:30",
+                    "close": "16:00",
+                    "session_open": "0400",
+                    "session_close": "2000",
+                    "settlement_date": _settlement(day).isoformat(),
+                }
+            )
         day += timedelta(days=1)
     return rows
 

@@ -22,10 +22,22 @@ from tests.fakes.alpaca.values import (
 TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 TIME_IN_FORCE = ("day", "gtc", "opg", "cls", "ioc", "fok")
 CLASSES = ("simple", "bracket", "oco", "oto")
-OPEN_STATUSES = frozenset({
-    "new", "partially_filled", "accepted", "held", "pending_new", "pending_cancel",
-    "pending_replace", "accepted_for_bidding", "calculated",
-})
+OPEN_STATUSES = frozenset(
+    {
+        "new",
+        "partially_filled",
+        "accepted",
+        "held",
+        "pending_new",
+        "pending_cancel",
+        "pending_replace",
+        "accepted_for_bidding",
+        "calculated",
+        # Done executing for the day, not finished: listed as open, cancelable, expires with
+        # the session's day orders.
+        "done_for_day",
+    }
+)
 FRACTIONAL_TYPES = ("market", "limit", "stop", "stop_limit")
 MAX_CLIENT_ORDER_ID = 128
 
@@ -113,7 +125,8 @@ def order_json(order: Order, orders: dict[str, Order], *, nested: bool = True) -
         "qty": text(order.qty),
         "filled_qty": text(order.filled_qty),
         "filled_avg_price": text(order.filled_avg_price),
-        "order_class": order.order_class,
+        # Alpaca's wire form of a simple order's class is "" (the SDK reads it as simple).
+        "order_class": "" if order.order_class == "simple" else order.order_class,
         "order_type": order.type,
         "type": order.type,
         "side": order.side,
@@ -201,7 +214,10 @@ def parse_submit(body: Any) -> Submitted:
         )
     intent = body.get("position_intent")
     if intent is not None and intent not in (
-        "buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"
+        "buy_to_open",
+        "buy_to_close",
+        "sell_to_open",
+        "sell_to_close",
     ):
         raise unprocessable(f"invalid position_intent: {intent}", 40010001)
     submitted = Submitted(
@@ -213,7 +229,7 @@ def parse_submit(body: Any) -> Submitted:
         notional=notional,
         client_order_id=client_order_id,
         order_class=order_class,
-        limit_price=parse_decimal(body.get("limit_price"), "limit_price"),
+        limit_price=_limit_price(body, order_class),
         stop_price=parse_decimal(body.get("stop_price"), "stop_price"),
         trail_price=parse_decimal(body.get("trail_price"), "trail_price"),
         trail_percent=parse_decimal(body.get("trail_percent"), "trail_percent"),
@@ -226,6 +242,14 @@ def parse_submit(body: Any) -> Submitted:
     _check_prices(submitted)
     _check_class(submitted)
     return submitted
+
+
+def _limit_price(body: dict[str, Any], order_class: str) -> Decimal | None:
+    """An OCO's own limit is its take-profit's (the SDK sends no top-level limit_price)."""
+    limit = parse_decimal(body.get("limit_price"), "limit_price")
+    if limit is None and order_class == "oco":
+        return _leg_price(body, "take_profit", "limit_price")
+    return limit
 
 
 def _leg_price(body: dict[str, Any], leg: str, key: str) -> Decimal | None:

@@ -29,6 +29,7 @@ from tests.fakes.alpaca.values import (
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BODY = web.RequestKey("body", object)  # the parsed JSON body (None when empty)
 _GATEWAY_TEXT = {
     500: "500 Internal Server Error",
     502: "502 Bad Gateway",
@@ -45,6 +46,7 @@ class Fault:
     count: int
     retry_after: int | None
     path: str
+    processed: bool = False
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Gateway:
     secret: str
     rate_limit: int
     window_seconds: int = 60
+    # Alpaca's most bars per page; smaller makes the SDK's next_page_token loop testable.
+    bars_page_size: int = 10000
     faults: list[Fault] = field(default_factory=list)
     windows: dict[tuple[str, str], Window] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, Any], Any]] = field(default_factory=list)
@@ -93,7 +97,8 @@ class Gateway:
             "X-RateLimit-Reset": str(reset),
         }
         if not allowed:
-            headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
+            left = window.start + self.window_seconds - now
+            headers["Retry-After"] = str(max(1, math.ceil(left)))
         return allowed, headers
 
 
@@ -119,17 +124,19 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
-        request["body"] = body
+        request[BODY] = body
         with broker.lock:
             gateway.requests.append((request.method, request.path, dict(request.query), body))
             fault = None if gateway.down else gateway.take_fault(request.path)
             lock_notify()
         if gateway.down:
             return web.Response(text=_GATEWAY_TEXT[503], status=503)
-        if fault is not None:
+        if fault is not None and not fault.processed:
             return _fault_response(fault)
-        if (request.headers.get("APCA-API-KEY-ID") != gateway.key_id
-                or request.headers.get("APCA-API-SECRET-KEY") != gateway.secret):
+        if (
+            request.headers.get("APCA-API-KEY-ID") != gateway.key_id
+            or request.headers.get("APCA-API-SECRET-KEY") != gateway.secret
+        ):
             return _json({"message": "unauthorized"}, 401)
         api = "data" if request.path.startswith("/v2/stocks") else "trading"
         with broker.lock:
@@ -140,24 +147,36 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
             response = await handler(request)
         except ApiError as error:
             response = _json(error.body, error.status)
+        except web.HTTPNotFound:
+            response = _json({"code": 40410000, "message": "endpoint not found"}, 404)
+        except web.HTTPMethodNotAllowed:
+            response = _json({"code": 40510000, "message": "method not allowed"}, 405)
+        if fault is not None:  # processed, and the answer lost on the way back
+            return _fault_response(fault)
         response.headers.update(headers)
         return response
 
     def _fault_response(fault: Fault) -> web.Response:
         if fault.status == 429:
             retry = fault.retry_after if fault.retry_after is not None else 1
-            return _rate_limited({
-                "Retry-After": str(retry),
-                "X-RateLimit-Limit": str(gateway.rate_limit),
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": str(math.ceil(time.time() + retry)),
-            })
+            return _rate_limited(
+                {
+                    "Retry-After": str(retry),
+                    "X-RateLimit-Limit": str(gateway.rate_limit),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(math.ceil(time.time() + retry)),
+                }
+            )
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else None
         text = _GATEWAY_TEXT.get(fault.status, f"{fault.status} Error")
-        return web.Response(text=f"<html><body><h1>{text}</h1></body></html>",
-                            status=fault.status, content_type="text/html", headers=headers)
+        return web.Response(
+            text=f"<html><body><h1>{text}</h1></body></html>",
+            status=fault.status,
+            content_type="text/html",
+            headers=headers,
+        )
 
-    routes = _Routes(broker)
+    routes = _Routes(broker, gateway)
     app = web.Application(middlewares=[gate])
     app.router.add_get("/v2/account", routes.account)
     app.router.add_get("/v2/account/configurations", routes.configurations)
@@ -188,8 +207,9 @@ def build_app(broker: Broker, gateway: Gateway, lock_notify: Callable[[], None])
 class _Routes:
     """The handlers; each takes the account's lock for its read or change."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, gateway: Gateway) -> None:
         self.broker = broker
+        self.gateway = gateway
 
     # -- account, clock, assets -------------------------------------------------------------
     async def account(self, request: web.Request) -> web.Response:
@@ -197,10 +217,18 @@ class _Routes:
             return _json(self.broker.account_json())
 
     async def configurations(self, request: web.Request) -> web.Response:
-        return _json({"dtbp_check": "entry", "trade_confirm_email": "none",
-                      "suspend_trade": False, "no_shorting": False, "fractional_trading": True,
-                      "max_margin_multiplier": "1", "pdt_check": "entry", "ptp_no_exception_entry":
-                      False})
+        return _json(
+            {
+                "dtbp_check": "entry",
+                "trade_confirm_email": "none",
+                "suspend_trade": False,
+                "no_shorting": False,
+                "fractional_trading": True,
+                "max_margin_multiplier": "1",
+                "pdt_check": "entry",
+                "ptp_no_exception_entry": False,
+            }
+        )
 
     async def clock(self, request: web.Request) -> web.Response:
         with self.broker.lock:
@@ -208,10 +236,16 @@ class _Routes:
 
     async def calendar(self, request: web.Request) -> web.Response:
         today = self.broker.clock().astimezone(market.NEW_YORK).date()
-        start = parse_time(request.query["start"], "start").date() if "start" in request.query \
+        start = (
+            parse_time(request.query["start"], "start").date()
+            if "start" in request.query
             else today
-        end = parse_time(request.query["end"], "end").date() if "end" in request.query \
+        )
+        end = (
+            parse_time(request.query["end"], "end").date()
+            if "end" in request.query
             else start + timedelta(days=30)
+        )
         return _json(market.calendar(start, end))
 
     async def assets(self, request: web.Request) -> web.Response:
@@ -233,7 +267,7 @@ class _Routes:
 
     # -- orders ------------------------------------------------------------------------------
     async def submit(self, request: web.Request) -> web.Response:
-        return _json(self.broker.submit(request["body"]))
+        return _json(self.broker.submit(request[BODY]))
 
     async def get_order(self, request: web.Request) -> web.Response:
         nested = truthy(request.query.get("nested"))
@@ -277,7 +311,7 @@ class _Routes:
             return _json([order_json(o, self.broker.orders, nested=nested) for o in rows[:limit]])
 
     async def replace(self, request: web.Request) -> web.Response:
-        return _json(self.broker.replace(request.match_info["id"], request["body"]))
+        return _json(self.broker.replace(request.match_info["id"], request[BODY]))
 
     async def cancel(self, request: web.Request) -> web.Response:
         self.broker.cancel_by_api(request.match_info["id"])
@@ -289,8 +323,9 @@ class _Routes:
     # -- positions ---------------------------------------------------------------------------
     async def positions(self, request: web.Request) -> web.Response:
         with self.broker.lock:
-            return _json([self.broker.position_json(p)
-                          for _, p in sorted(self.broker.positions.items())])
+            return _json(
+                [self.broker.position_json(p) for _, p in sorted(self.broker.positions.items())]
+            )
 
     async def position(self, request: web.Request) -> web.Response:
         with self.broker.lock:
@@ -317,8 +352,12 @@ class _Routes:
             rows = list(self.broker.activities) if not kinds or "FILL" in kinds else []
         after = parse_time(query["after"], "after") if "after" in query else None
         until = parse_time(query["until"], "until") if "until" in query else None
-        rows = [r for r in rows if (after is None or r["transaction_time"] > iso(after))
-                and (until is None or r["transaction_time"] < iso(until))]
+        rows = [
+            r
+            for r in rows
+            if (after is None or r["transaction_time"] > iso(after))
+            and (until is None or r["transaction_time"] < iso(until))
+        ]
         if "date" in query:
             rows = [r for r in rows if r["transaction_time"].startswith(query["date"][:10])]
         if query.get("direction", "desc") == "desc":
@@ -326,7 +365,7 @@ class _Routes:
         token = query.get("page_token")
         if token:
             ids = [r["id"] for r in rows]
-            rows = rows[ids.index(token) + 1:] if token in ids else []
+            rows = rows[ids.index(token) + 1 :] if token in ids else []
         size = min(int(query.get("page_size", "100")), 100)
         return _json(rows[:size])
 
@@ -347,24 +386,26 @@ class _Routes:
         now = self.broker.clock()
         start = parse_time(query["start"], "start") if "start" in query else datetime_midnight(now)
         end = parse_time(query["end"], "end") if "end" in query else now
-        limit = min(int(query.get("limit", "1000")), 10000)
+        limit = min(int(query.get("limit", "1000")), self.gateway.bars_page_size)
         offset = _read_token(query.get("page_token"))
         rows: list[tuple[str, dict[str, Any]]] = []
         with self.broker.lock:
             series = {s: list(self.broker.bars.get(s, [])) for s in symbols}
         for symbol in symbols:
-            aggs = [a for a in market.aggregate(series[symbol], timeframe)
-                    if start <= a.start <= end]
+            aggs = [
+                a for a in market.aggregate(series[symbol], timeframe) if start <= a.start <= end
+            ]
             if query.get("sort", "asc") == "desc":
                 aggs.reverse()
             rows.extend((symbol, a.json()) for a in aggs)
-        page = rows[offset:offset + limit]
+        page = rows[offset : offset + limit]
         out: dict[str, list[dict[str, Any]]] = {}
         for symbol, bar in page:
             out.setdefault(symbol, []).append(bar)
         more = offset + limit < len(rows)
-        return _json({"bars": out,
-                      "next_page_token": _write_token(offset + limit) if more else None})
+        return _json(
+            {"bars": out, "next_page_token": _write_token(offset + limit) if more else None}
+        )
 
     async def latest_quotes(self, request: web.Request) -> web.Response:
         symbols = self._symbols(request)
@@ -373,9 +414,17 @@ class _Routes:
             for symbol in symbols:
                 quote = self.broker.quotes.get(symbol)
                 if quote is not None:
-                    out[symbol] = {"t": iso(quote.at), "ax": "V", "ap": float(quote.ask),
-                                   "as": quote.ask_size, "bx": "V", "bp": float(quote.bid),
-                                   "bs": quote.bid_size, "c": ["R"], "z": "C"}
+                    out[symbol] = {
+                        "t": iso(quote.at),
+                        "ax": "V",
+                        "ap": float(quote.ask),
+                        "as": quote.ask_size,
+                        "bx": "V",
+                        "bp": float(quote.bid),
+                        "bs": quote.bid_size,
+                        "c": ["R"],
+                        "z": "C",
+                    }
         return _json({"quotes": out})
 
     async def latest_bars(self, request: web.Request) -> web.Response:
@@ -395,8 +444,15 @@ class _Routes:
             for symbol in symbols:
                 if symbol in self.broker.last_trade:
                     price, at = self.broker.last_trade[symbol]
-                    out[symbol] = {"t": iso(at), "x": "V", "p": float(price), "s": 100,
-                                   "c": ["@"], "i": 1, "z": "C"}
+                    out[symbol] = {
+                        "t": iso(at),
+                        "x": "V",
+                        "p": float(price),
+                        "s": 100,
+                        "c": ["@"],
+                        "i": 1,
+                        "z": "C",
+                    }
         return _json({"trades": out})
 
 

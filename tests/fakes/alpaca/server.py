@@ -40,10 +40,15 @@ class FakeAlpaca:
     (legs `held` until the parent fills; one exit filling cancels the other). Orders accepted
     while the market is closed stay `accepted` until `set_market_open(True)`.
 
+    As on the paper API, POST /v2/orders answers the order `accepted`; when the market takes it
+    a `new` trade update follows (status new), then any fill. A simple order's `order_class` is
+    "" on the wire, as Alpaca sends it.
+
     Options beyond the contract: `rate_limit` (requests per minute per key and API, default
-    200), `one_data_connection` (406 for a second data connection of the key on a feed, default
-    on), `symbols` (tradeable without a quote yet), `not_shortable`, `clock` (the account's
-    "now", default the wall clock), `port` (0: any free port).
+    200), `bars_page_size` (most bars per page, Alpaca's 10000), `one_data_connection` (406 for
+    a second data connection of the key on a feed, default on), `symbols` (tradeable without a
+    quote yet), `not_shortable`, `clock` (the account's "now", default the wall clock), `port`
+    (0: any free port).
     """
 
     def __init__(
@@ -58,15 +63,23 @@ class FakeAlpaca:
         symbols: Iterable[str] = (),
         not_shortable: Iterable[str] = (),
         rate_limit: int = 200,
+        bars_page_size: int = 10000,
         one_data_connection: bool = True,
         clock: Callable[[], datetime] | None = None,
         port: int = 0,
     ) -> None:
         self._broker = Broker(
-            cash=cash, market_open=market_open, bars=bars, not_fractionable=not_fractionable,
-            symbols=symbols, clock=clock, not_shortable=not_shortable,
+            cash=cash,
+            market_open=market_open,
+            bars=bars,
+            not_fractionable=not_fractionable,
+            symbols=symbols,
+            clock=clock,
+            not_shortable=not_shortable,
         )
-        self._gateway = Gateway(key_id=key_id, secret=secret, rate_limit=rate_limit)
+        self._gateway = Gateway(
+            key_id=key_id, secret=secret, rate_limit=rate_limit, bars_page_size=bars_page_size
+        )
         self._hub = Hub(self._broker, key_id, secret, one_data_connection=one_data_connection)
         self._broker.on_change = self._hub.kick
         self._wanted_port = port
@@ -110,7 +123,9 @@ class FakeAlpaca:
         app.router.add_get("/stream", self._hub.trading)
         app.router.add_get("/v2/{feed}", self._hub.data)
         app.on_shutdown.append(lambda _app: self._hub.close_all())
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, shutdown_timeout=1.0, handle_signals=False, access_log=None
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._wanted_port)
         await site.start()
@@ -159,22 +174,43 @@ class FakeAlpaca:
         }
 
     # -- the market --------------------------------------------------------------------------
-    def set_quote(self, symbol: str, *, bid: Decimal, ask: Decimal,
-                  at: datetime | None = None, bid_size: int = 100, ask_size: int = 100) -> None:
+    def set_quote(
+        self,
+        symbol: str,
+        *,
+        bid: Decimal,
+        ask: Decimal,
+        at: datetime | None = None,
+        bid_size: int = 100,
+        ask_size: int = 100,
+    ) -> None:
         """Top of book of `symbol`; pushed to data-stream subscribers of its quotes; resting
         orders it crosses fill."""
         moment = at or self._broker.clock()
-        self._broker.set_quote(Quote(symbol.upper(), bid, ask, moment.astimezone(UTC),
-                                     bid_size, ask_size))
+        self._broker.set_quote(
+            Quote(symbol.upper(), bid, ask, moment.astimezone(UTC), bid_size, ask_size)
+        )
 
     def push_bar(self, bar: Bar) -> None:
         """A completed 1m bar: pushed to subscribers of its bars, kept for the historical
-        bars endpoint; the quote moves to its close (keeping the spread of the last quote, if
-        any), and resting orders its range crosses fill."""
+        bars endpoint; the quote moves to its close (bid = ask = close unless a spread was set
+        with `spread`; no quote message is pushed), and resting orders its range crosses
+        fill."""
         self._broker.push_bar(bar)
 
-    def set_market_open(self, is_open: bool, *, next_open: datetime | None = None,
-                        next_close: datetime | None = None) -> None:
+    def spread(self, symbol: str, amount: Decimal) -> None:
+        """The bid-ask spread around the close of the bars pushed from now on (default 0:
+        bid = ask = close)."""
+        with self._broker.lock:
+            self._broker.spreads[symbol.upper()] = amount
+
+    def set_market_open(
+        self,
+        is_open: bool,
+        *,
+        next_open: datetime | None = None,
+        next_close: datetime | None = None,
+    ) -> None:
         """/v2/clock; opening the market fills the market orders accepted meanwhile, closing it
         expires the open DAY orders."""
         self._broker.set_market_open(is_open, next_open, next_close)
@@ -190,14 +226,14 @@ class FakeAlpaca:
                     self._broker._work_symbol(symbol, None)
             self._broker.notify()
 
-    def fill(self, order_id: str, quantity: Decimal | None = None,
-             price: Decimal | None = None) -> None:
+    def fill(
+        self, order_id: str, quantity: Decimal | None = None, price: Decimal | None = None
+    ) -> None:
         """Fill `quantity` (all that is left when None) of an order at `price` (its limit, else
         the quote): a partial_fill or fill trade update with a fresh execution_id."""
         self._broker.fill(order_id, quantity, price)
 
-    def reject_next_order(self, message: str, *, status: int = 403,
-                          code: int = 40310000) -> None:
+    def reject_next_order(self, message: str, *, status: int = 403, code: int = 40310000) -> None:
         """The next POST /v2/orders answers `status` with {"code", "message"}."""
         from tests.fakes.alpaca.values import ApiError
 
@@ -213,7 +249,8 @@ class FakeAlpaca:
         self._broker.end_order(order_id, "expired", "expired")
 
     def done_for_day(self, order_id: str) -> None:
-        """A `done_for_day` trade update: no more executions today (the order stays open)."""
+        """A `done_for_day` trade update: no more executions today; the order is still listed
+        as open (cancelable) and expires at the close if it is a DAY order."""
         self._broker.end_order(order_id, "done_for_day", "done_for_day")
 
     def cancel(self, order_id: str) -> None:
@@ -221,12 +258,21 @@ class FakeAlpaca:
         self._broker.end_order(order_id, "canceled", "canceled")
 
     # -- faults -------------------------------------------------------------------------------
-    def fail_next(self, status: int, *, count: int = 1, retry_after: int | None = None,
-                  path: str = "/v2/") -> None:
+    def fail_next(
+        self,
+        status: int,
+        *,
+        count: int = 1,
+        retry_after: int | None = None,
+        path: str = "/v2/",
+        processed: bool = False,
+    ) -> None:
         """The next `count` REST requests whose path starts with `path` answer `status` (429:
-        with Retry-After and Alpaca's 429 body; 5xx: a plain gateway error)."""
+        with Retry-After and Alpaca's 429 body; 5xx: a plain gateway error). `processed`: the
+        request is carried out (an order accepted) and only its answer is lost, as when a
+        gateway times out in front of a live server."""
         with self._broker.lock:
-            self._gateway.faults.append(Fault(status, count, retry_after, path))
+            self._gateway.faults.append(Fault(status, count, retry_after, path, processed))
 
     def drop_streams(self, *, trading: bool = True, data: bool = True) -> None:
         """Close the streams' sockets abruptly (the SDK reconnects by itself)."""
@@ -276,6 +322,12 @@ class FakeAlpaca:
         with self._broker.lock:
             return order_json(self._broker._get(order_id), self._broker.orders)
 
+    def trade_updates(self) -> list[dict[str, Any]]:
+        """The "data" of every trade update the account produced so far, in order (sent to the
+        listening trade_updates connections of the moment, or to none)."""
+        with self._broker.lock:
+            return list(self._broker.trade_updates)
+
     def positions(self) -> list[dict[str, Any]]:
         with self._broker.lock:
             book = self._broker
@@ -305,5 +357,6 @@ class FakeAlpaca:
         timeout."""
         with self._broker.changed:
             if not self._broker.changed.wait_for(condition, timeout):
-                raise AssertionError(f"the fake Alpaca's state did not reach {condition!r} "
-                                     f"within {timeout} s")
+                raise AssertionError(
+                    f"the fake Alpaca's state did not reach {condition!r} within {timeout} s"
+                )

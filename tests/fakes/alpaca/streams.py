@@ -65,8 +65,9 @@ class Connection:
 class Hub:
     """The open connections, the stream faults, and delivery of the account's messages."""
 
-    def __init__(self, broker: Broker, key_id: str, secret: str, *,
-                 one_data_connection: bool = True) -> None:
+    def __init__(
+        self, broker: Broker, key_id: str, secret: str, *, one_data_connection: bool = True
+    ) -> None:
         self.broker = broker
         self.key_id = key_id
         self.secret = secret
@@ -96,8 +97,10 @@ class Hub:
         if item.kind == "trade":
             if connection.kind == "trading" and connection.listening:
                 connection.queue.put_nowait(json.dumps(item.payload).encode())
-        elif connection.kind == "data" and connection.authenticated and connection.wants(
-            item.channel, item.symbol
+        elif (
+            connection.kind == "data"
+            and connection.authenticated
+            and connection.wants(item.channel, item.symbol)
         ):
             connection.queue.put_nowait(_encode(connection, [item.payload]))
 
@@ -163,9 +166,16 @@ class Hub:
             key = data.get("key_id", message.get("key"))
             secret = data.get("secret_key", message.get("secret"))
             ok = key == self.key_id and secret == self.secret
-            _send_json(connection, {"stream": "authorization", "data": {
-                "action": "authenticate", "status": "authorized" if ok else "unauthorized",
-            }})
+            _send_json(
+                connection,
+                {
+                    "stream": "authorization",
+                    "data": {
+                        "action": "authenticate",
+                        "status": "authorized" if ok else "unauthorized",
+                    },
+                },
+            )
             if not ok:
                 connection.queue.put_nowait(None)
                 return
@@ -174,8 +184,10 @@ class Hub:
                 self.broker.notify()
         elif action == "listen":
             if not connection.authenticated:
-                _send_json(connection, {"stream": "listening", "data": {
-                    "error": "access key verification failed"}})
+                _send_json(
+                    connection,
+                    {"stream": "listening", "data": {"error": "access key verification failed"}},
+                )
                 return
             streams = [s for s in data.get("streams", []) if s == "trade_updates"]
             with self.broker.lock:
@@ -189,8 +201,13 @@ class Hub:
             raise web.HTTPNotFound()
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        connection = Connection("data", ws, request, feed=feed, msgpack="msgpack" in (
-            request.headers.get("Content-Type", "")))
+        connection = Connection(
+            "data",
+            ws,
+            request,
+            feed=feed,
+            msgpack="msgpack" in (request.headers.get("Content-Type", "")),
+        )
         if self.refused or self.down:
             connection.abort()
             return ws
@@ -242,7 +259,8 @@ class Hub:
         with self.broker.lock:
             busy = self.one_data_connection and any(
                 c.kind == "data" and c.feed == connection.feed and c.authenticated
-                for c in self.connections if c is not connection
+                for c in self.connections
+                if c is not connection
             )
             if not busy:
                 connection.authenticated = True
@@ -251,17 +269,21 @@ class Hub:
             self._error(connection, 406, "connection limit exceeded")
             connection.queue.put_nowait(None)
             return
-        connection.queue.put_nowait(_encode(connection, [{"T": "success",
-                                                          "msg": "authenticated"}]))
+        connection.queue.put_nowait(_encode(connection, [{"T": "success", "msg": "authenticated"}]))
 
     def _ack(self, connection: Connection) -> dict[str, Any]:
         lists = {channel: sorted(connection.subscriptions[channel]) for channel in CHANNELS}
-        return {"T": "subscription", **lists, "corrections": lists["trades"],
-                "cancelErrors": lists["trades"]}
+        return {
+            "T": "subscription",
+            **lists,
+            "corrections": lists["trades"],
+            "cancelErrors": lists["trades"],
+        }
 
     def _error(self, connection: Connection, code: int, text: str) -> None:
-        connection.queue.put_nowait(_encode(connection, [{"T": "error", "code": code,
-                                                          "msg": text}]))
+        connection.queue.put_nowait(
+            _encode(connection, [{"T": "error", "code": code, "msg": text}])
+        )
 
     async def _finish(self, connection: Connection, writer: asyncio.Future[None]) -> None:
         self._forget(connection)

@@ -19,10 +19,14 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-        self.body: dict[str, Any] = {"message": message} if code is None else {
-            "code": code,
-            "message": message,
-        }
+        self.body: dict[str, Any] = (
+            {"message": message}
+            if code is None
+            else {
+                "code": code,
+                "message": message,
+            }
+        )
 
 
 def unprocessable(message: str, code: int = 42210000) -> ApiError:
