@@ -301,6 +301,7 @@ def _lock_connection(deployment: Deployment, spec: PlatformSpec) -> None:
     connection = None
     if deployment.connection_id is not None:
         connection = (BrokerCredential.objects.select_for_update()
+                      .for_workspace(deployment.workspace)
                       .filter(pk=deployment.connection_id).first())
     check_connection(spec=spec, workspace=deployment.workspace, connection=connection)
 

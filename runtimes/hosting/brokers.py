@@ -147,6 +147,7 @@ class DatabaseHealthSink:
             if not self._due(health):
                 return
             self._written, self._written_at = health, self.clock()
+        # By id alone, as the host that revealed this very row's keys: no tenant is crossed.
         BrokerCredential.objects.filter(pk=self.credential_id).update(
             health=health.as_json(), health_at=self.now())
 
