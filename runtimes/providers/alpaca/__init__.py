@@ -1,0 +1,1 @@
+"""The Alpaca provider (alpaca-paper, alpaca-live). h-alpaca's package; connect.py checks keys."""
