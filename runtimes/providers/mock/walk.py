@@ -10,14 +10,12 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
+from runtimes.core import candles
 from runtimes.core.bars import Bar
 from runtimes.core.domain import utc_from_epoch
-from runtimes.core.timeframes import bucket_start, timeframe_seconds
 
 KNOWN_LEVELS_CENTS: Final = {"AAPL": 190_00, "MSFT": 420_00, "BTCUSDT": 60_000_00}
 SECONDS_PER_YEAR: Final = 365 * 86_400
@@ -95,54 +93,6 @@ def to_bar(symbol: str, timeframe: str, row: BarTuple) -> Bar:
     )
 
 
-@dataclass(slots=True)
-class Forming:
-    """The bar of one bucket while it forms."""
-
-    start: int
-    open: int
-    high: int
-    low: int
-    close: int
-    volume: int
-
-    def row(self) -> BarTuple:
-        return (self.start, self.open, self.high, self.low, self.close, self.volume)
-
-    def add(self, high: int, low: int, close: int, volume: int) -> None:
-        self.high = max(self.high, high)
-        self.low = min(self.low, low)
-        self.close = close
-        self.volume += volume
-
-
-class Aggregator:
-    """Bars of one timeframe (>= 1m) built from completed 1m bars; a bar is complete when the
-    1m bar that ends its bucket arrives, or when a 1m bar of a later bucket does (after a gap)."""
-
-    __slots__ = ("forming", "length", "timeframe")
-
-    def __init__(self, timeframe: str) -> None:
-        self.timeframe = timeframe
-        self.length = timeframe_seconds(timeframe)
-        self.forming: Forming | None = None
-
-    def add(self, row: BarTuple) -> list[BarTuple]:
-        """Take one completed 1m bar; return the bars of this timeframe it completed."""
-        epoch, o, h, low, c, v = row
-        done: list[BarTuple] = []
-        start = bucket_start(epoch, self.timeframe)
-        if self.forming is not None and self.forming.start != start:
-            done.append(self.forming.row())
-            self.forming = None
-        if self.forming is None:
-            self.forming = Forming(start, o, h, low, c, v)
-        else:
-            self.forming.add(h, low, c, v)
-        if bucket_start(epoch + MINUTE, self.timeframe) != start:
-            done.append(self.forming.row())
-            self.forming = None
-        return done
-
-    def add_all(self, rows: Iterable[BarTuple]) -> list[BarTuple]:
-        return [bar for row in rows for bar in self.add(row)]
+# The aggregation is the core's (runtimes/core/candles.py), here on integer cents.
+Forming = candles.Forming[int]
+Aggregator = candles.Aggregator[int]
