@@ -76,9 +76,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(BrokerCredential)
 class BrokerCredentialAdmin(admin.ModelAdmin):
-    list_display = ["label", "platform", "workspace", "created_at"]
+    list_display = ["label", "platform", "workspace", "key_hint", "validated_at", "created_at"]
     exclude = ["encrypted_payload"]
-    readonly_fields = ["workspace", "platform", "label", "created_at"]
+    readonly_fields = ["workspace", "platform", "label", "key_hint", "options", "validated_at",
+                       "account_summary", "health", "health_at", "created_at"]
 
     def has_add_permission(self, request: object) -> bool:
         return False  # credentials are sealed by services.store_broker_credential

@@ -282,10 +282,12 @@ class BrokerCredentialQuerySet(models.QuerySet["BrokerCredential"]):
 
 
 class BrokerCredential(models.Model):
-    """Broker API credentials, encrypted at rest, bound to workspace and row (accounts/crypto.py).
+    """A workspace's broker connection: its keys, encrypted at rest and bound to workspace and
+    row (accounts/crypto.py), beside what may be shown of them and of the connection's health.
 
-    Decrypt only in the broker gateway via `accounts.crypto.reveal_credential`; the plaintext must
-    never reach a serializer, the admin, a log line or a strategy process.
+    Decrypt only where a provider is built (runtimes/hosting/brokers.py `connection_of`, through
+    `accounts.crypto.reveal_credential`); the plaintext must never reach a serializer, the admin,
+    a log line or a strategy process.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -297,6 +299,18 @@ class BrokerCredential(models.Model):
     platform = models.CharField(max_length=20)
     label = models.CharField(max_length=100)
     encrypted_payload = models.TextField(editable=False)
+    # What may be shown of the keys: the last four characters of the key id.
+    key_hint = models.CharField(max_length=4, blank=True)
+    # Not secret, per broker family: Alpaca {"feed": "iex" | "sip"}.
+    options = models.JSONField(default=dict, blank=True)
+    # When the broker last accepted the keys, and what its account endpoint said then (account
+    # number masked to its last four, status, currency: nothing secret).
+    validated_at = models.DateTimeField(null=True, blank=True)
+    account_summary = models.JSONField(default=dict, blank=True)
+    # ConnectionHealth.as_json() as the last provider on this connection reported it, and when
+    # (runtimes/hosting/brokers.py writes it, throttled).
+    health = models.JSONField(default=dict, blank=True)
+    health_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = BrokerCredentialQuerySet.as_manager()
@@ -309,3 +323,8 @@ class BrokerCredential(models.Model):
 
     def __repr__(self) -> str:
         return f"<BrokerCredential {self.id} {self.platform}>"
+
+    @property
+    def shown_key(self) -> str:
+        """The key as people may see it: "…WXYZ"."""
+        return f"…{self.key_hint}" if self.key_hint else "…"

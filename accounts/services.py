@@ -348,16 +348,29 @@ def touch_api_key(key: ApiKey, *, now: datetime) -> bool:
 
 # --- broker credentials --------------------------------------------------------------------
 
+def require_owner(*, workspace: Workspace, user: User) -> Membership:
+    """The owner's membership; PermissionDenied for anyone else (for checks made before work
+    that only an owner may cause, such as calling a broker with keys to store)."""
+    return _require_manager(workspace=workspace, user=user)
+
+
 def store_broker_credential(
-    *, workspace: Workspace, by: User, platform: str, label: str, secret: dict[str, Any]
+    *, workspace: Workspace, by: User, platform: str, label: str, secret: dict[str, Any],
+    key_hint: str = "", options: dict[str, Any] | None = None,
+    account_summary: dict[str, Any] | None = None, validated_at: datetime | None = None,
 ) -> BrokerCredential:
     """Encrypt and store broker credentials (owner only); the secret is bound to this row.
+    `key_hint`, `options` and `account_summary` are stored in the clear: nothing secret.
 
     `platform` is an id the caller has checked against the platform registry, which this app
-    cannot import: store credentials through `runtimes.credentials.add_broker_credential`.
+    cannot import, and the keys are checked against the broker there: store credentials through
+    `runtimes.credentials.add_broker_credential`.
     """
     _require_manager(workspace=workspace, user=by)
-    credential = BrokerCredential(workspace=workspace, platform=platform, label=label.strip())
+    credential = BrokerCredential(
+        workspace=workspace, platform=platform, label=label.strip(), key_hint=key_hint[-4:],
+        options=options or {}, account_summary=account_summary or {},
+        validated_at=validated_at)
     seal_credential(credential, secret)
     credential.save(force_insert=True)
     return credential

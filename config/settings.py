@@ -408,6 +408,30 @@ SANDBOX_CPU_SECONDS = env.int("SANDBOX_CPU_SECONDS", 600, minimum=1)
 SANDBOX_WALL_SECONDS = env.int("SANDBOX_WALL_SECONDS", 3600, minimum=5)
 SANDBOX_MAX_OUTPUT_BYTES = env.int("SANDBOX_MAX_OUTPUT_BYTES", 1 << 20, minimum=1024)
 
+# --- broker connections (runtimes/hosting/brokers.py, docs/broker-connections.md) ---------------
+# Where each broker platform's APIs are, per platform id: Alpaca's production addresses unless
+# overridden (the offline fake and a proxy set these; both Alpaca platforms follow them).
+_ALPACA_DATA_URL = env.str("ALPACA_DATA_URL", "https://data.alpaca.markets")
+_ALPACA_DATA_STREAM_URL = env.str("ALPACA_DATA_STREAM_URL", "wss://stream.data.alpaca.markets/v2")
+
+
+def _alpaca_urls(trading: str, trading_stream: str) -> dict[str, str]:
+    return {"trading": env.str("ALPACA_TRADING_URL", trading).rstrip("/"),
+            "data": _ALPACA_DATA_URL.rstrip("/"),
+            "trading_stream": env.str("ALPACA_TRADING_STREAM_URL", trading_stream),
+            "data_stream": _ALPACA_DATA_STREAM_URL.rstrip("/")}
+
+
+BROKER_URLS: dict[str, dict[str, str]] = {
+    "alpaca-paper": _alpaca_urls("https://paper-api.alpaca.markets",
+                                 "wss://paper-api.alpaca.markets/stream"),
+    "alpaca-live": _alpaca_urls("https://api.alpaca.markets", "wss://api.alpaca.markets/stream"),
+}
+# Alpaca's request budget per account (and so per connection), shared by every session on it.
+ALPACA_RATE_LIMIT_PER_MINUTE = env.int("ALPACA_RATE_LIMIT_PER_MINUTE", 200, minimum=1)
+# How long checking a connection's keys on save may wait for the broker (a request is waiting).
+BROKER_VALIDATION_TIMEOUT_SECONDS = env.int("BROKER_VALIDATION_TIMEOUT_SECONDS", 5, minimum=1)
+
 # --- fair share of workers (runtimes/quotas.py, runtimes/dispatch.py) ----------------------------
 # Sessions of one kind a workspace may have live at once (created, queued or running); one more is
 # refused with 429 QUOTA_EXCEEDED. A workspace's own value is set in the admin (Workspace quotas).

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin, require_scope
+from accounts.models import BrokerCredential
 from config.api_schema import OBJECT_LIST, error_response
 from config.decimal_fields import DecimalField
 from runtimes import deployments
@@ -37,6 +38,11 @@ class DeploymentCreateSerializer(RiskLimitsSerializer):
     version = serializers.UUIDField(required=False, allow_null=True,
                                     help_text="The strategy version to run in the sandbox; "
                                               "absent: a remote strategy (API key).")
+    connection = serializers.UUIDField(
+        required=False, allow_null=True,
+        help_text="The id of one of this workspace's broker connections on the same platform: "
+                  "required on a broker platform (alpaca-paper, alpaca-live, ...), refused on "
+                  "others.")
     symbols = serializers.ListField(child=serializers.CharField(max_length=32),
                                     allow_empty=False, max_length=deployments.MAX_SYMBOLS)
     timeframes = serializers.ListField(child=serializers.CharField(max_length=8),
@@ -80,9 +86,13 @@ class DeploymentListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
             version = get_object_or_404(
                 StrategyVersion.objects.for_workspace(self.workspace).select_related("strategy"),
                 pk=data["version"])
+        connection = None
+        if data.get("connection") is not None:
+            connection = get_object_or_404(BrokerCredential.objects.for_workspace(self.workspace),
+                                           pk=data["connection"])
         deployment = deployments.create_deployment(
             workspace=self.workspace, created_by=request.user, role=self.membership.role,
-            name=data["name"], platform=data["platform"], version=version,
+            name=data["name"], platform=data["platform"], version=version, connection=connection,
             symbols=data["symbols"], timeframes=data["timeframes"], params=data["params"],
             risk_limits=serializer.risk_limits(), initial_cash=data["initial_cash"])
         return Response(deployments.deployment_json(deployment, origin=_origin(request)),

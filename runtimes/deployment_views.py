@@ -2,6 +2,7 @@
 deployment's page, which is its live session page (state, equity, positions, orders, fills,
 logs, connection state, fed by the live view's socket) with its start/stop/pause/resume buttons
 and, for a paper deployment of a version that has a completed backtest, the two side by side.
+A live platform's deployment is marked on every page (templates/runtimes/_live_banner.html).
 
 Thin: deployments are reached through the current workspace (a foreign id is a 404); refusals
 of `runtimes.deployments` show as form errors or messages, never a 500.
@@ -19,7 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.models import Membership
+from accounts.models import BrokerCredential, Membership
 from accounts.views import workspace_page
 from config.errors import ApiError
 from runtimes import deployments, result_pages
@@ -52,7 +53,8 @@ BUTTONS: dict[str, tuple[tuple[str, str], ...]] = {
 def _deployment(membership: Membership, deployment_id: uuid.UUID) -> Deployment:
     found = get_object_or_404(
         Deployment.objects.for_workspace(membership.workspace)
-        .select_related("strategy_version__strategy", "current_session"), pk=deployment_id)
+        .select_related("strategy_version__strategy", "current_session", "connection"),
+        pk=deployment_id)
     return deployments.sync_with_session(found)
 
 
@@ -61,7 +63,9 @@ def deployment_list(request: HttpRequest, membership: Membership) -> HttpRespons
     rows = [deployments.sync_with_session(d) for d in
             Deployment.objects.for_workspace(membership.workspace)
             .select_related("strategy_version__strategy", "current_session")[:200]]
-    return render(request, "runtimes/deployment_list.html", {"deployments": rows})
+    return render(request, "runtimes/deployment_list.html", {
+        "deployments": rows, "live_ids": {d.pk for d in rows
+                                          if getattr(PLATFORMS.get(d.platform), "live", False)}})
 
 
 @workspace_page
@@ -71,6 +75,7 @@ def deployment_new(request: HttpRequest, membership: Membership) -> HttpResponse
     versions = (StrategyVersion.objects.for_workspace(membership.workspace)
                 .select_related("strategy").order_by("strategy__name", "-number"))
     form = DeploymentForm(request.POST or None, versions=versions,
+                          connections=BrokerCredential.objects.for_workspace(membership.workspace),
                           initial={"version": request.GET.get("version")})
     if request.method == "POST":
         if not membership.can_trade():
@@ -170,6 +175,7 @@ def deployment_detail(request: HttpRequest, membership: Membership,
     spec = PLATFORMS.get(deployment.platform)
     return render(request, "runtimes/deployment_detail.html", {
         "deployment": deployment,
+        "connection": deployment.connection,
         "spec": spec,
         "session": session,
         "history": deployment.sessions.order_by("-created_at")[:20],

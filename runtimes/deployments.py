@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Prefetch
 
-from accounts.models import User, Workspace, role_allows_scope
+from accounts.models import BrokerCredential, User, Workspace, role_allows_scope
 from config.errors import ApiError
 from runtimes import services
 from runtimes.core.json_limits import nested_deeper_than
@@ -94,6 +94,43 @@ def check_may_trade_on(*, spec: PlatformSpec, role: str | None) -> None:
                        status_code=403, details={"required_scope": spec.scope, "role": role})
 
 
+# What a live platform's deployment must limit (RiskLimits fields): how much it may hold of a
+# symbol and how much it may lose in a day. The others stay optional.
+LIVE_REQUIRED_LIMITS: Final = ("max_position_quantity", "daily_loss_limit")
+
+
+def check_connection(*, spec: PlatformSpec, workspace: Workspace,
+                     connection: BrokerCredential | None) -> None:
+    """A broker platform needs a connection of `workspace` on that very platform; any other
+    platform takes none. Raises ApiError NOT_FOUND (404) for another workspace's connection
+    (as for any foreign id) and VALIDATION_ERROR (400) on `connection` otherwise."""
+    if connection is not None and connection.workspace_id != workspace.pk:
+        raise ApiError("NOT_FOUND", "No such connection.", status_code=404)
+    if not spec.needs_connection:
+        if connection is not None:
+            raise _invalid("connection", f"{spec.label} needs no broker connection.")
+        return
+    if connection is None:
+        raise _invalid("connection", f"{spec.label} trades through a broker connection: choose "
+                       f"one of this workspace's {spec.label} connections.")
+    if connection.platform != spec.id:
+        other = PLATFORMS.get(connection.platform)
+        raise _invalid("connection", f"The connection {connection.label!r} is for "
+                       f"{other.label if other else connection.platform}, not {spec.label}.")
+
+
+def check_live_limits(*, spec: PlatformSpec, limits: RiskLimits) -> None:
+    """A live platform's deployment needs LIVE_REQUIRED_LIMITS set: VALIDATION_ERROR (400)
+    naming each missing one otherwise."""
+    if not spec.live:
+        return
+    missing = [name for name in LIVE_REQUIRED_LIMITS if getattr(limits, name) is None]
+    if missing:
+        raise ApiError("VALIDATION_ERROR", f"{spec.label} trades real money: set a maximum "
+                       "position size and a daily loss limit.",
+                       details={name: ["Required on a live platform."] for name in missing})
+
+
 def _invalid(field: str, message: str) -> ApiError:
     return ApiError("VALIDATION_ERROR", "The request has invalid fields; see details.",
                     details={field: [message]})
@@ -157,21 +194,26 @@ def create_deployment(
     params: dict[str, Any] | None = None,
     risk_limits: RiskLimits | None = None,
     initial_cash: Decimal = Decimal(100_000),
+    connection: BrokerCredential | None = None,
 ) -> Deployment:
     """Record a deployment (stopped: `start_deployment` runs it). `version` None deploys a
     remote strategy (it connects with an API key); else the version runs in the sandbox.
 
     Raises ApiError INVALID_VALUE (400) for an unknown platform (or `backtest`); FORBIDDEN (403)
     for a live platform and a role without `trade:live`; NOT_FOUND (404) for a version of
-    another workspace; PLATFORM_UNAVAILABLE (400) when this build has no provider
-    for the platform; VALIDATION_ERROR (400) naming the field for a taken name,
-    bad symbols, timeframes, parameters, cash, or allowed symbols outside the symbols.
+    another workspace or a connection of another workspace; PLATFORM_UNAVAILABLE (400) when
+    this build has no provider for the platform; VALIDATION_ERROR (400) naming the field for a
+    taken name, bad symbols, timeframes, parameters, cash, allowed symbols outside the symbols,
+    a missing or mismatched connection (`check_connection`), or a live platform's missing risk
+    limits (`check_live_limits`).
     """
     spec = deployable_platform(platform)
     check_may_trade_on(spec=spec, role=role)
     check_provider_available(spec)
     if version is not None and version.strategy.workspace_id != workspace.pk:
         raise ApiError("NOT_FOUND", "No such strategy version.", status_code=404)
+    check_connection(spec=spec, workspace=workspace, connection=connection)
+    check_live_limits(spec=spec, limits=risk_limits or RiskLimits())
     name = name.strip()
     if not name:
         raise _invalid("name", "A name.")
@@ -187,7 +229,7 @@ def create_deployment(
         return Deployment.objects.create(
             workspace=workspace, created_by=created_by, name=name,
             source=Source.REMOTE if version is None else Source.HOSTED,
-            strategy_version=version, platform=spec.id, symbols=chosen,
+            strategy_version=version, platform=spec.id, connection=connection, symbols=chosen,
             timeframes=_checked_timeframes(timeframes), params=_checked_params(params or {}),
             risk_limits=limits.as_json(),
             initial_cash=initial_cash, state=S.STOPPED)
@@ -227,26 +269,41 @@ def _move(deployment: Deployment, *, action: str, to: str, allowed: frozenset[st
 def start_deployment(*, deployment: Deployment, started_by: User, role: str | None,
                      now: datetime) -> TradingSession:
     """Open a new session for a stopped or failed deployment and queue it; the deployment is
-    `starting` until the session runs. Raises ApiError INVALID_TRANSITION (409) from another
-    state; PLATFORM_UNAVAILABLE (400), FORBIDDEN (403) as `create_deployment`;
-    SANDBOX_UNAVAILABLE (400) for a hosted deployment where hosted runs are refused."""
+    `starting` until the session runs; the session trades through the deployment's connection.
+    Raises ApiError INVALID_TRANSITION (409) from another state; PLATFORM_UNAVAILABLE (400),
+    FORBIDDEN (403), VALIDATION_ERROR (400: no connection any more, live limits missing) as
+    `create_deployment`; SANDBOX_UNAVAILABLE (400) for a hosted deployment where hosted runs
+    are refused."""
     sync_with_session(deployment)
     if deployment.state not in STARTABLE:
         raise _conflict(deployment, "start", STARTABLE)
     spec = deployable_platform(deployment.platform)
     check_may_trade_on(spec=spec, role=role)
     check_provider_available(spec)
+    check_live_limits(spec=spec, limits=risk_limits_of(deployment))
     if deployment.source == Source.HOSTED:
         support = services.hosted_runs_support()
         if not support.available and not settings.SANDBOX_ALLOW_UNSANDBOXED:
             raise ApiError("SANDBOX_UNAVAILABLE", f"Hosted runs are refused here: "
                            f"{support.reason}.", details={"reason": support.reason})
     with transaction.atomic():  # the session and the move stand or fall together
+        _lock_connection(deployment, spec)
         session = _open_session(deployment, created_by=started_by, now=now)
         _move(deployment, action="start", to=S.STARTING, allowed=STARTABLE,
               current_session=session, failure_reason="")
         deployment.sessions.add(session)
     return session
+
+
+def _lock_connection(deployment: Deployment, spec: PlatformSpec) -> None:
+    """Lock the deployment's connection row (its deletion takes the same lock:
+    runtimes/credentials.py) and check it is still there and still fits."""
+    connection = None
+    if deployment.connection_id is not None:
+        connection = (BrokerCredential.objects.select_for_update()
+                      .for_workspace(deployment.workspace)
+                      .filter(pk=deployment.connection_id).first())
+    check_connection(spec=spec, workspace=deployment.workspace, connection=connection)
 
 
 def _open_session(deployment: Deployment, *, created_by: User, now: datetime) -> TradingSession:
@@ -260,8 +317,8 @@ def _open_session(deployment: Deployment, *, created_by: User, now: datetime) ->
                        kind=quotas.kind_of(platform=deployment.platform, source=deployment.source))
     session = TradingSession.objects.create(
         workspace_id=deployment.workspace_id, created_by=created_by,
-        platform=deployment.platform, source=deployment.source,
-        state=State.QUEUED if hosted else State.CREATED, created_at=now,
+        platform=deployment.platform, connection_id=deployment.connection_id,
+        source=deployment.source, state=State.QUEUED if hosted else State.CREATED, created_at=now,
         queued_at=now if hosted else None, symbols=list(deployment.symbols),
         timeframe=deployment.timeframes[0], timeframes=list(deployment.timeframes),
         initial_cash=deployment.initial_cash,
@@ -369,6 +426,7 @@ def deployment_json(deployment: Deployment, *, origin: str) -> dict[str, Any]:
         "version_id": None if version is None else str(version.pk),
         "platform": deployment.platform,
         "live": bool(spec and spec.live),
+        "connection": None if deployment.connection_id is None else str(deployment.connection_id),
         "symbols": deployment.symbols,
         "timeframes": deployment.timeframes,
         "params": deployment.params,

@@ -1,6 +1,7 @@
 """The dashboard's forms of the runtimes app: "Run a backtest" (a strategy version on one of the
-workspace's datasets) and "New deployment". They check the shape of the input; the services
-(`create_hosted_backtest`, `runtimes.deployments`) check the rest."""
+workspace's datasets), "New deployment" and "Add a broker connection". They check the shape of
+the input; the services (`create_hosted_backtest`, `runtimes.deployments`,
+`runtimes.credentials`) check the rest."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from typing import Any
 
 from django import forms
 
+from accounts.models import BrokerCredential
 from config.decimal_fields import FormDecimalField
 from config.parsers import JSONDecoder
 from runtimes.core.platforms import PLATFORMS
+from runtimes.credentials import connectable_platforms
+from runtimes.hosting.brokers import FAMILIES
 from runtimes.hosting.risk import RiskLimits
 from runtimes.models import deployable_platforms
 from strategies.models import Dataset, StrategyVersion
@@ -71,6 +75,10 @@ class DeploymentForm(forms.Form):
         queryset=StrategyVersion.objects.none(), required=False, label="Strategy version",
         empty_label="Remote strategy (connects with an API key)")
     platform = forms.ChoiceField(choices=())
+    connection = forms.ModelChoiceField(
+        queryset=BrokerCredential.objects.none(), required=False, label="Broker connection",
+        empty_label="None (mock needs none)",
+        help_text="For a broker platform: one of this workspace's connections to it.")
     symbols = forms.CharField(max_length=2000, help_text="Comma-separated, e.g. AAPL, MSFT.")
     timeframes = forms.CharField(max_length=200, initial="1m",
                                  help_text="Comma-separated, e.g. 1m, 5m.")
@@ -95,12 +103,14 @@ class DeploymentForm(forms.Form):
         required=False, max_length=100, label="Type the deployment's name to confirm",
         help_text="Only for a live platform: real money is at stake.")
 
-    def __init__(self, *args: Any, versions: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, versions: Any, connections: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["version"].queryset = versions
         self.fields["version"].label_from_instance = (
             lambda v: f"{v.strategy.name} v{v.number}")
         self.fields["platform"].choices = deployable_platforms()
+        self.fields["connection"].queryset = connections
+        self.fields["connection"].label_from_instance = _connection_choice
 
     def clean_symbols(self) -> list[str]:
         symbols = [s.strip() for s in self.cleaned_data["symbols"].split(",") if s.strip()]
@@ -136,9 +146,58 @@ class DeploymentForm(forms.Form):
         """The keyword arguments of create_deployment this form decides."""
         data = self.cleaned_data
         return {"name": data["name"], "platform": data["platform"], "version": data["version"],
+                "connection": data["connection"],
                 "symbols": data["symbols"], "timeframes": data["timeframes"],
                 "params": data["params"], "initial_cash": data["initial_cash"],
                 "risk_limits": self.risk_limits()}
+
+
+def _connection_choice(credential: BrokerCredential) -> str:
+    spec = PLATFORMS.get(credential.platform)
+    live = " (live: real money)" if spec is not None and spec.live else ""
+    return f"{credential.label}: {spec.label if spec else credential.platform}{live}, " \
+           f"key {credential.shown_key}"
+
+
+class _Unrendered(forms.TextInput):
+    """A text input never filled back in: what was typed is not sent back with the page."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
+
+
+class ConnectionForm(forms.Form):
+    """"Add a broker connection": a label, the platform, the keys, and the broker family's
+    options (runtimes/hosting/brokers.py FAMILIES gives their fields). The keys are never
+    rendered back, not even after an error."""
+
+    label = forms.CharField(max_length=100, help_text="How you will recognise it, e.g. "
+                                                      "'Alpaca paper'.")
+    platform = forms.ChoiceField(choices=())
+    key_id = forms.CharField(max_length=256, label="API key id",
+                             widget=_Unrendered(attrs={"autocomplete": "off"}))
+    secret = forms.CharField(max_length=256, label="API secret key", strip=True,
+                             widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["platform"].choices = [(p, _platform_label(p))
+                                           for p in connectable_platforms()]
+        for family in FAMILIES.values():
+            for name, (allowed, default, label) in family.options.items():
+                self.fields[name] = forms.ChoiceField(
+                    choices=[(value, value.upper()) for value in allowed], initial=default,
+                    label=label, help_text=f"{family.label} only.")
+
+    def options(self) -> dict[str, Any]:
+        """The chosen options of the platform's family."""
+        family = FAMILIES[PLATFORMS[self.cleaned_data["platform"]].broker]
+        return {name: self.cleaned_data[name] for name in family.options}
+
+
+def _platform_label(platform_id: str) -> str:
+    spec = PLATFORMS[platform_id]
+    return f"{spec.label}: real money" if spec.live else spec.label
 
 
 class ConfirmForm(forms.Form):

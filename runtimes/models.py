@@ -93,6 +93,12 @@ class TradingSession(models.Model):
     timeframes = models.JSONField(default=list, blank=True)  # more to stream (wall clock)
     # Platform-specific settings given at creation (a bounded JSON object: e.g. mock's seed).
     options = models.JSONField(default=dict, blank=True)
+    # The workspace's broker connection a broker platform's session trades through (copied from
+    # its deployment at start). SET_NULL, not PROTECT: keys must stay deletable once nothing
+    # runs on them (a finished session keeps its history, not its keys); while a live session
+    # or an active deployment uses them, runtimes.credentials refuses the deletion.
+    connection = models.ForeignKey("accounts.BrokerCredential", on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="sessions")
     # The provider's snapshot (Provider.snapshot) as its host left it: what a host taking the
     # session over restores, and a wall-clock session's final state once it ended.
     provider_state = models.JSONField(null=True, blank=True)
@@ -172,6 +178,12 @@ class TradingSession(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def is_live_platform(self) -> bool:
+        """Whether it trades real money (its platform's spec.live): its pages say so in red."""
+        spec = platforms.PLATFORMS.get(self.platform)
+        return spec is not None and spec.live
 
     def progress_percent(self) -> int | None:
         """Batches emitted as a share of the dataset's bars (0-100), or None when the total is
@@ -508,6 +520,11 @@ class Deployment(models.Model):
         related_name="deployments",
     )
     platform = models.CharField(max_length=20, choices=deployable_platforms())
+    # The broker connection of a broker platform (spec.needs_connection), of this workspace and
+    # on this very platform; SET_NULL for the reason given on TradingSession.connection: a
+    # stopped deployment whose keys were deleted cannot start until it is given others.
+    connection = models.ForeignKey("accounts.BrokerCredential", on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="deployments")
     symbols = models.JSONField(default=list)
     timeframes = models.JSONField(default=list)
     params = models.JSONField(default=dict, blank=True)

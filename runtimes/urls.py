@@ -1,12 +1,19 @@
 """Routes of the runtimes app: the management API under /api/v1/, each session's Trading API
 under /sessions/{id}/ and /share/{token}/ (symbols and ids may carry %2F, hence `path:`; history
-before {id}), and the dashboard's backtest and deployment pages under /app/backtests/ and
-/app/deployments/."""
+before {id}), and the dashboard's backtest, deployment and broker connection pages under
+/app/backtests/, /app/deployments/ and /app/connections/."""
 
 from django.urls import URLPattern, path, re_path
 
 from config.api_routes import api_path
-from runtimes import api_views, deployment_api, deployment_views, views
+from runtimes import (
+    api_views,
+    connection_api,
+    connection_views,
+    deployment_api,
+    deployment_views,
+    views,
+)
 from runtimes.transport.views import SessionHealth, operation, unknown_route
 
 S = "sessions/<uuid:session_id>/"
@@ -48,6 +55,7 @@ trading_urlpatterns = [
 
 B = "app/backtests/"
 D = "app/deployments/"
+C = "app/connections/"
 
 web_urlpatterns = [
     path(B, views.backtest_list, name="backtest_list"),
@@ -66,10 +74,14 @@ web_urlpatterns = [
          name="deployment_delete"),
     path(D + "<uuid:deployment_id>/<str:action>/", deployment_views.deployment_action,
          name="deployment_action"),
+    path(C, connection_views.connection_list, name="connection_list"),
+    path(C + "<uuid:connection_id>/delete/", connection_views.connection_delete,
+         name="connection_delete"),
 ]
 
 W = "api/v1/workspaces/<uuid:workspace_id>/sessions"
 DW = "api/v1/workspaces/<uuid:workspace_id>/deployments"
+CW = "api/v1/workspaces/<uuid:workspace_id>/connections"
 
 urlpatterns = [
     api_path(W, api_views.SessionListCreate.as_view(), name="api-sessions"),
@@ -103,6 +115,9 @@ urlpatterns = [
                deployment_api.DeploymentAction.as_view(action_name=action),
                name=f"api-deployment-{action}")
       for action in ("start", "stop", "pause", "resume")),
+    api_path(CW, connection_api.ConnectionListCreate.as_view(), name="api-connections"),
+    api_path(CW + "/<uuid:connection_id>", connection_api.ConnectionDetail.as_view(),
+             name="api-connection"),
     *web_urlpatterns,
     *trading_urlpatterns,
 ]

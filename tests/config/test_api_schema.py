@@ -9,6 +9,7 @@ shares come from config/api_schema.py.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,10 +28,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.runtimes.connections import stored_connection
 from tests.runtimes.results import completed_session, synthetic_result
 from tests.runtimes.schedules.conftest import daily_bars
 
-# 15 valid or invalid requests to each of 59 operations: about 45 s on SQLite.
+# 15 valid or invalid requests to each of 63 operations: about 45 s on SQLite.
 EXAMPLES_PER_OPERATION = 15
 CHECKS = [
     not_a_server_error,
@@ -61,7 +63,20 @@ def throttle_out_of_the_way(settings) -> None:
 
 
 @pytest.fixture
-def api_schema(db, throttle_out_of_the_way, requests_share_the_test_transaction):
+def brokers_nowhere(request) -> None:
+    # A connection the fuzzer adds is checked with the broker first: never Alpaca itself, but a
+    # local port nobody listens on (refused at once: 400, as documented).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    urls = {"trading": f"http://127.0.0.1:{port}"}
+    django_settings = request.getfixturevalue("settings")  # `settings` is hypothesis's here
+    django_settings.BROKER_URLS = {"alpaca-paper": urls, "alpaca-live": urls}
+
+
+@pytest.fixture
+def api_schema(db, throttle_out_of_the_way, requests_share_the_test_transaction,
+               brokers_nowhere):
     from config.wsgi import application
 
     return schemathesis.openapi.from_wsgi("/api/schema/", application)
@@ -77,7 +92,7 @@ def owner_key(owner, workspace, make_api_key) -> str:
 def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     """One object of each kind in the owner's workspace, by the path parameter naming it: a
     version, a dataset, a schedule, a finished hosted backtest, a spare key, the teammate, a
-    deployment."""
+    deployment, a broker connection."""
     from runtimes.deployments import create_deployment
     from runtimes.models import Source
     from runtimes.schedules.services import create_schedule
@@ -116,6 +131,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     deployment = create_deployment(
         workspace=workspace, created_by=owner, role="owner", name="paper", platform="mock",
         version=version, symbols=["SPY"], timeframes=["1d"])
+    connection = stored_connection(workspace, owner)
     return {
         "workspace_id": str(workspace.pk),
         "strategy_id": str(version.strategy_id),
@@ -127,6 +143,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
         "member_id": str(workspace.memberships.get(user=teammate).pk),
         "link_id": str(link.pk),
         "deployment_id": str(deployment.pk),
+        "connection_id": str(connection.pk),
     }
 
 
@@ -175,7 +192,7 @@ def test_every_operation_answers_what_the_schema_documents_and_never_a_5xx(
         for operation in operations
         for failure in failures_of(operation, ids=known_ids, headers=headers)
     ]
-    assert len(operations) == 59
+    assert len(operations) == 63
     assert failures == [], "\n".join(failures)
 
 

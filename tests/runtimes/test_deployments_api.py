@@ -51,7 +51,8 @@ def test_create_answers_the_stopped_deployment(owner_api, owner, workspace):
     assert body == {
         "id": str(deployment.pk), "workspace": str(workspace.pk), "name": "demo",
         "source": "remote", "strategy": None, "version": None, "version_id": None,
-        "platform": "mock", "live": False, "symbols": ["AAPL"], "timeframes": ["1m"],
+        "platform": "mock", "live": False, "connection": None, "symbols": ["AAPL"],
+        "timeframes": ["1m"],
         "params": {"fast": 5},
         "risk_limits": {"max_order_quantity": None, "max_order_notional": None,
                         "max_position_quantity": None, "max_open_orders": 4,

@@ -10,12 +10,15 @@ import pytest
 from django.urls import reverse
 
 from runtimes import deployments
+from runtimes.hosting.risk import RiskLimits
 from runtimes.models import Deployment, Source, State, TradingSession
 from runtimes.providers import registry
+from tests.runtimes.connections import stored_connection
 from tests.runtimes.results import completed_session, synthetic_result
 
 pytestmark = pytest.mark.django_db
 
+LIVE_LIMITS = RiskLimits(max_position_quantity=Decimal(10), daily_loss_limit=Decimal(500))
 FORM = {"name": "demo", "version": "", "platform": "mock", "symbols": "AAPL, MSFT",
         "timeframes": "1m", "initial_cash": "100000", "params": "{}", "start_now": "on"}
 
@@ -159,7 +162,9 @@ def test_an_illegal_action_is_a_message_on_the_page(sign_in, owner, workspace):
 def test_a_live_start_needs_the_name_typed_again(sign_in, owner, workspace, monkeypatch):
     # As if this build had a provider for a live platform (the broker providers come later).
     monkeypatch.setitem(registry.FACTORIES, "alpaca-live", "runtimes.providers.mock:build")
-    deployment = deploy(workspace, owner, platform="alpaca-live")
+    connection = stored_connection(workspace, owner, platform="alpaca-live", label="Live")
+    deployment = deploy(workspace, owner, platform="alpaca-live", connection=connection,
+                        risk_limits=LIVE_LIMITS)
     client = sign_in(owner, workspace)
 
     untyped = client.post(act(deployment, "start"), {"confirm_name": "dem"}, follow=True)
@@ -171,6 +176,7 @@ def test_a_live_start_needs_the_name_typed_again(sign_in, owner, workspace, monk
     assert typed.status_code == 302
     assert Deployment.objects.get().state == "starting"
     assert TradingSession.objects.get().platform == "alpaca-live"
+    assert TradingSession.objects.get().connection_id == connection.pk
 
 
 def test_stop_and_delete_from_the_page(sign_in, owner, workspace):
