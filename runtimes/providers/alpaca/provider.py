@@ -153,6 +153,7 @@ class AlpacaProvider:
         self._clock_read_at: datetime | None = None
         self.exit_breaker = CircuitBreaker()
         self._last_health: ConnectionHealth | None = None
+        self._health_due = False  # a stream's state changed: report at the next drain
         self._closed = False
         rest.emit, rest.changed = self._push, self.health_changed
 
@@ -472,6 +473,9 @@ class AlpacaProvider:
         account are read here (once per drain) so a burst of fills costs two requests."""
         with self._lock:
             queued, self._queue = self._queue, []
+            health_due, self._health_due = self._health_due, False
+        if health_due:
+            self._report_health()
         events = self._complete(queued)
         market = self.market.drain_events()
         if not market:
@@ -624,6 +628,9 @@ class AlpacaProvider:
             self._quiet_reconnect = True
 
     def on_stream_state(self, stream: str, state: str, error: str | None) -> None:
+        """Called on the SDK's event-loop thread: the state is noted and the host woken; the
+        health sink (a database write in production, not allowed on an event loop) is told on
+        the host's thread, at the next drain."""
         now = self.now
         with self._lock:
             self._stream_states[stream] = state
@@ -640,7 +647,7 @@ class AlpacaProvider:
                                             error=error)
             if event is not None:
                 self._queue.append(event)
-        self._report_health()
+            self._health_due = True
         self._wake()
 
     # -- reconcile ----------------------------------------------------------------------------
