@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from runtimes.core.domain import OrderRequest, OrderType, TimeInForce
+from runtimes.core.domain import OrderRequest, OrderType, RejectReason, TimeInForce
 from runtimes.core.errors import (
     OrderNotFound,
     OrderNotModifiable,
@@ -114,6 +114,17 @@ def _reject_code(text: str) -> str:
     if "buying power" in text or "insufficient" in text:
         return "INSUFFICIENT_BALANCE"
     return "INVALID_VALUE"
+
+
+def reject_reason(text: str | None) -> RejectReason:
+    """The protocol's reject reason of a `rejected` trade update's reason text."""
+    if not text:
+        return RejectReason.UNKNOWN
+    lowered = text.lower()
+    if "market" in lowered and "closed" in lowered:
+        return RejectReason.MARKET_CLOSED
+    code = _reject_code(lowered)
+    return RejectReason(code) if code in RejectReason.__members__ else RejectReason.UNKNOWN
 
 
 def order_error(error: AlpacaError, order_id: str) -> TradingError:

@@ -43,6 +43,7 @@ from runtimes.core.domain import (
     OrderType,
     Position,
     Quote,
+    RejectReason,
 )
 from runtimes.core.errors import OrderNotFound, OrderNotModifiable, OrderValidationError
 from runtimes.core.events import (
@@ -67,6 +68,7 @@ from runtimes.providers.alpaca.orders import (
     check_request,
     order_error,
     position_error,
+    reject_reason,
     submit_error,
 )
 from runtimes.providers.alpaca.ports import MarketData, Streams
@@ -560,6 +562,9 @@ class AlpacaProvider:
         with self.book.lock:  # held while queueing: a submit's ORDER_CREATED cannot overtake
             before = self.book.orders.get(self.book.alias.get(str(raw["id"]), str(raw["id"])))
             order = self._take(raw)
+            if event in ("rejected", "suspended"):
+                order = replace(order, reject_reason=reject_reason(update.get("reason")))
+                self.book.remember(order)
             items += self._creation(order, raw)
             if event in ("fill", "partial_fill"):
                 items += self._fill_items(update, order)
@@ -842,6 +847,10 @@ class AlpacaProvider:
                 order = replace(order, id=local, client_order_id=None if known is None
                                 else known.client_order_id)
             previous = self.book.orders.get(order.id)
+            if previous is not None and order.reject_reason is RejectReason.UNKNOWN and \
+                    previous.reject_reason is not None:
+                # the order JSON has no reason; the `rejected` update had one
+                order = replace(order, reject_reason=previous.reject_reason)
             if previous is not None and replace(order, updated_at=previous.updated_at) == \
                     previous:
                 # Alpaca touched it without a change the protocol shows (accepted -> new):

@@ -20,7 +20,14 @@ from runtimes.core.connection import (
     BrokerConnection,
     ConnectionRejected,
 )
-from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from runtimes.core.domain import (
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    Side,
+    TimeInForce,
+)
 from runtimes.core.errors import (
     BrokerUnavailable,
     OrderNotFound,
@@ -102,11 +109,17 @@ def test_a_reject_carries_alpacas_reason(h: AlpacaHarness) -> None:
                                     "broker_code": 40310000,
                                     "reject_code": "INSUFFICIENT_BALANCE"}
     order = h.venue.submit_order(limit_buy())
-    h.fake.reject_order(order.id, "risk check")
+    h.fake.reject_order(order.id, "insufficient buying power for the order")
     h.until(lambda: h.venue.book.orders[order.id].status is OrderStatus.REJECTED,
             "the rejection arrives")
-    assert trading(h.take_events()) == ["ORDER_CREATED", "ORDER_REJECTED"]
-    assert h.venue.order(order.id).status is OrderStatus.REJECTED
+    events = h.take_events()
+    assert trading(events) == ["ORDER_CREATED", "ORDER_REJECTED"]
+    rejected = events[-1]
+    assert isinstance(rejected, OrderEvent)
+    assert rejected.order.reject_reason is RejectReason.INSUFFICIENT_BALANCE
+    read = h.venue.order(order.id)
+    assert (read.status, read.reject_reason) == (OrderStatus.REJECTED,
+                                                 RejectReason.INSUFFICIENT_BALANCE)
 
 
 def test_what_alpaca_refuses_is_refused_before_sending(h: AlpacaHarness) -> None:
