@@ -19,7 +19,7 @@ import heapq
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -47,13 +47,10 @@ from runtimes.core.domain import (
 )
 from runtimes.core.errors import OrderNotFound, OrderNotModifiable, OrderValidationError
 from runtimes.core.events import (
-    AccountEvent,
     ConnectionEvent,
     Event,
     OrderEvent,
     OrderEventKind,
-    PositionEvent,
-    PositionEventKind,
     TradeEvent,
 )
 from runtimes.core.provider import JsonDict, Pacing, Wake
@@ -62,6 +59,14 @@ from runtimes.core.wire import timestamp_str
 from runtimes.providers.alpaca import mapping as m
 from runtimes.providers.alpaca.book import Book
 from runtimes.providers.alpaca.breaker import CircuitBreaker
+from runtimes.providers.alpaca.dues import (
+    CREATING,
+    EVENT_KINDS,
+    AccountDue,
+    PositionDue,
+    Queued,
+    complete,
+)
 from runtimes.providers.alpaca.orders import (
     check_oco_leg,
     check_oco_pair,
@@ -93,40 +98,6 @@ CAPABILITIES: Final[JsonDict] = {
                  "client_order_id_idempotency", "order_replace"],
     "max_leverage": "1",
 }
-CREATING: Final = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding", "held",
-                             "pending_review"})
-EVENT_KINDS: Final[dict[str, OrderEventKind]] = {
-    "canceled": OrderEventKind.ORDER_CANCELLED,
-    "replaced": OrderEventKind.ORDER_CANCELLED,  # the old order; the new one is ORDER_MODIFIED
-    "expired": OrderEventKind.ORDER_EXPIRED,
-    "done_for_day": OrderEventKind.ORDER_EXPIRED,
-    "rejected": OrderEventKind.ORDER_REJECTED,
-    "suspended": OrderEventKind.ORDER_REJECTED,
-    "pending_cancel": OrderEventKind.ORDER_MODIFIED,
-    "pending_replace": OrderEventKind.ORDER_MODIFIED,
-    "stopped": OrderEventKind.ORDER_MODIFIED,
-    "restated": OrderEventKind.ORDER_MODIFIED,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _PositionDue:
-    """A fill's position event, completed at drain time from Alpaca's position (one read)."""
-
-    symbol: str
-    signed_fill: Decimal  # the fill's quantity, negative for a sell
-    after: Decimal | None  # signed, after the fill (the update's position_qty; None: unknown)
-    timestamp: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class _AccountDue:
-    timestamp: datetime
-
-
-_Queued = Event | _PositionDue | _AccountDue
-
-
 class AlpacaProvider:
     """Provider and Venue of one session on an Alpaca account."""
 
@@ -145,7 +116,7 @@ class AlpacaProvider:
         self.book = Book()
         self._wake = wake
         self._lock = threading.Lock()  # the queue and the connection state
-        self._queue: list[_Queued] = []
+        self._queue: list[Queued] = []
         self._stream_states: dict[str, str] = {}
         self._disconnected_at: datetime | None = None
         self._reconcile_due = False
@@ -274,7 +245,7 @@ class AlpacaProvider:
         paired, second = (parent, leg) if parent.id == first.id else (leg, parent)
         paired = replace(paired, client_order_id=first.client_order_id)
         self.book.remember(paired)
-        items: list[_Queued] = [OrderEvent(OrderEventKind.ORDER_MODIFIED, paired,
+        items: list[Queued] = [OrderEvent(OrderEventKind.ORDER_MODIFIED, paired,
                                            paired.updated_at)]
         if self.book.announce(second.id):
             items.append(OrderEvent(OrderEventKind.ORDER_CREATED, second, second.updated_at))
@@ -319,7 +290,7 @@ class AlpacaProvider:
             new = self._take(raw)
             old = replace(current, status=OrderStatus.CANCELLED, updated_at=new.created_at)
             self.book.remember(old)
-            items: list[_Queued] = []
+            items: list[Queued] = []
             if self.book.announce(new.id):
                 items.append(OrderEvent(OrderEventKind.ORDER_MODIFIED, new, new.updated_at,
                                         parent_order_id=new.parent_order_id))
@@ -486,58 +457,24 @@ class AlpacaProvider:
         # together); the two interleave by time
         return list(heapq.merge(market, events, key=lambda e: e.timestamp))
 
-    def _complete(self, queued: list[_Queued]) -> list[Event]:
-        if not any(isinstance(q, _PositionDue | _AccountDue) for q in queued):
-            return [q for q in queued if not isinstance(q, _PositionDue | _AccountDue)]
+    def _complete(self, queued: list[Queued]) -> list[Event]:
+        """Positions and the account after fills, read once; when Alpaca cannot answer, the
+        other events go out now and these at the next drain."""
+        if not any(isinstance(q, PositionDue | AccountDue) for q in queued):
+            return [q for q in queued if not isinstance(q, PositionDue | AccountDue)]
         try:
             listed = self.positions()
-            positions = {p.symbol: p for p in listed}
             raw = self.rest.get("/account")
-            account = m.to_account(raw, unrealized_pnl=sum((p.unrealized_pnl for p in listed),
-                                                           ZERO))
         except Exception as exc:  # the broker is busy: the rest goes out, these at the next drain
             log.warning("alpaca: positions/account not read after fills: %s", type(exc).__name__)
-            dues = [q for q in queued if isinstance(q, _PositionDue | _AccountDue)]
             with self._lock:
-                self._queue[:0] = dues
-            return [q for q in queued if not isinstance(q, _PositionDue | _AccountDue)]
-        last_account = max((i for i, q in enumerate(queued) if isinstance(q, _AccountDue)),
-                           default=-1)
-        events: list[Event] = []
-        for index, item in enumerate(queued):
-            if isinstance(item, _PositionDue):
-                events.append(self._position_event(item, positions.get(item.symbol)))
-            elif isinstance(item, _AccountDue):
-                if index == last_account:
-                    events.append(AccountEvent(account, item.timestamp))
-            else:
-                events.append(item)
-        return events
+                self._queue[:0] = [q for q in queued if isinstance(q, PositionDue | AccountDue)]
+            return [q for q in queued if not isinstance(q, PositionDue | AccountDue)]
+        account = m.to_account(raw, unrealized_pnl=sum((p.unrealized_pnl for p in listed), ZERO))
+        with self.book.lock:
+            return complete(queued, {p.symbol: p for p in listed}, account, self.book.opened_at)
 
-    def _position_event(self, due: _PositionDue, found: Position | None) -> PositionEvent:
-        """The position after one fill: its size from the update (an activity has none: then
-        Alpaca's position now), its prices from Alpaca's position read at drain time."""
-        after = due.after
-        if after is None:
-            after = ZERO if found is None else found.signed_quantity
-        before = after - due.signed_fill
-        if after == 0:
-            kind = PositionEventKind.POSITION_CLOSED
-        elif before == 0 or (before > 0) != (after > 0):
-            kind = PositionEventKind.POSITION_OPENED
-        else:
-            kind = PositionEventKind.POSITION_MODIFIED
-        opened = self.book.opened_at.get(due.symbol, due.timestamp)
-        if found is None:  # closed at Alpaca: what is known of it, flat
-            position = m.to_position({"symbol": due.symbol, "qty": "0"}, opened_at=opened,
-                                     updated_at=due.timestamp)
-        else:
-            position = replace(found, quantity=abs(after), updated_at=due.timestamp)
-        if kind is PositionEventKind.POSITION_CLOSED:
-            self.book.opened_at.pop(due.symbol, None)
-        return PositionEvent(kind, position, due.timestamp)
-
-    def _push(self, *items: _Queued, wake: bool = True) -> None:
+    def _push(self, *items: Queued, wake: bool = True) -> None:
         """Queue events (the book's lock first, always, then the queue's: one order). Callers
         holding the book's lock wake the host after releasing it."""
         with self.book.lock, self._lock:
@@ -558,7 +495,7 @@ class AlpacaProvider:
         if not raw.get("id") or not self._mine(raw):
             return
         event = str(update.get("event") or "")
-        items: list[_Queued] = []
+        items: list[Queued] = []
         with self.book.lock:  # held while queueing: a submit's ORDER_CREATED cannot overtake
             before = self.book.orders.get(self.book.alias.get(str(raw["id"]), str(raw["id"])))
             order = self._take(raw)
@@ -578,7 +515,7 @@ class AlpacaProvider:
         if items:
             self._wake()
 
-    def _creation(self, order: Order, raw: JsonDict) -> list[_Queued]:
+    def _creation(self, order: Order, raw: JsonDict) -> list[Queued]:
         if not self.book.announce(order.id):
             return []
         kind = OrderEventKind.ORDER_MODIFIED if raw.get("replaces") else \
@@ -588,7 +525,7 @@ class AlpacaProvider:
             updated_at=order.created_at)
         return [OrderEvent(kind, fresh, fresh.updated_at, parent_order_id=order.parent_order_id)]
 
-    def _fill_items(self, update: dict[str, Any], order: Order) -> list[_Queued]:
+    def _fill_items(self, update: dict[str, Any], order: Order) -> list[Queued]:
         fill = m.fill_from_update(update, order)
         if fill is None or not self.book.add_fill(fill, cumulative=order.filled_quantity):
             return []
@@ -597,12 +534,12 @@ class AlpacaProvider:
         return [
             OrderEvent(kind, order, fill.timestamp, parent_order_id=order.parent_order_id),
             TradeEvent(fill, fill.timestamp),
-            _PositionDue(fill.symbol, fill.quantity * fill.side.sign,
+            PositionDue(fill.symbol, fill.quantity * fill.side.sign,
                          m.dec(update.get("position_qty")), fill.timestamp),
-            _AccountDue(fill.timestamp),
+            AccountDue(fill.timestamp),
         ]
 
-    def _working(self, order: Order) -> list[_Queued]:
+    def _working(self, order: Order) -> list[Queued]:
         """A PENDING order is working now (the market opened, a bracket's entry filled): the
         strategy is told, and the market clock is read again soon (it probably opened)."""
         self._clock_read_at = None
@@ -611,7 +548,7 @@ class AlpacaProvider:
         return [OrderEvent(OrderEventKind.ORDER_MODIFIED, order, order.updated_at,
                            parent_order_id=order.parent_order_id)]
 
-    def _change_items(self, event: str, order: Order) -> list[_Queued]:
+    def _change_items(self, event: str, order: Order) -> list[Queued]:
         kind = EVENT_KINDS.get(event)
         if kind is None:
             if event not in ("order_cancel_rejected", "order_replace_rejected", "calculated"):
@@ -720,13 +657,13 @@ class AlpacaProvider:
             order, status=OrderStatus.PARTIALLY_FILLED, filled_quantity=cumulative)
         kind = OrderEventKind.ORDER_FILLED if status_now.status is OrderStatus.FILLED else \
             OrderEventKind.ORDER_PARTIALLY_FILLED
-        items: list[_Queued] = []
+        items: list[Queued] = []
         with self.book.lock:
             items += self._creation(order, {})
             self.book.first_time((order.id, "fill", str(status_now.filled_quantity)))
         items += [OrderEvent(kind, status_now, fill.timestamp), TradeEvent(fill, fill.timestamp),
-                  _PositionDue(fill.symbol, fill.quantity * fill.side.sign, None, fill.timestamp),
-                  _AccountDue(fill.timestamp)]
+                  PositionDue(fill.symbol, fill.quantity * fill.side.sign, None, fill.timestamp),
+                  AccountDue(fill.timestamp)]
         self._push(*items)
         return [fill]
 
@@ -737,7 +674,7 @@ class AlpacaProvider:
             return
         event = {OrderStatus.CANCELLED: "canceled", OrderStatus.EXPIRED: "expired",
                  OrderStatus.REJECTED: "rejected"}.get(order.status)
-        items: list[_Queued] = []
+        items: list[Queued] = []
         with self.book.lock:
             if order.is_open or since is None or order.created_at >= since:
                 items += self._creation(order, {})
