@@ -98,6 +98,8 @@ CAPABILITIES: Final[JsonDict] = {
                  "client_order_id_idempotency", "order_replace"],
     "max_leverage": "1",
 }
+
+
 class AlpacaProvider:
     """Provider and Venue of one session on an Alpaca account."""
 
@@ -283,10 +285,13 @@ class AlpacaProvider:
                 raw = self.rest.patch(f"/orders/{self.book.alpaca_id(order_id)}", body)
             except AlpacaError as error:
                 raise order_error(error, order_id) from None
-            if order_id in self.book.closing:
+            replaced = self.book.alpaca_id(order_id)
+            if replaced in self.book.closing:
                 self.book.closing.add(str(raw["id"]))
-            if order_id in self.book.foreign:
-                self.book.foreign[str(raw["id"])] = self.book.foreign[order_id]
+            if replaced in self.book.foreign:
+                self.book.foreign[str(raw["id"])] = self.book.foreign[replaced]
+            if replaced in self.book.oco_groups:
+                self.book.oco_groups[str(raw["id"])] = self.book.oco_groups[replaced]
             new = self._take(raw)
             old = replace(current, status=OrderStatus.CANCELLED, updated_at=new.created_at)
             self.book.remember(old)

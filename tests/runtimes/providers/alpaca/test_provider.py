@@ -287,15 +287,18 @@ def test_an_oco_pair_goes_to_alpaca_as_one_oco_order_and_one_exit_cancels_the_ot
     assert (now_open.id, now_open.status, now_open.client_order_id, now_open.limit_price) == (
         take.id, OrderStatus.OPEN, "tp-1", D(200))
     assert {o.id for o in h.venue.orders(open_only=True)} == {take.id, stop.id}
+    moved, previous = h.venue.modify_order(stop.id, stop_price=D(172))
+    assert (previous, moved.stop_price, moved.oco_group_id) == (stop.id, D(172), "exit-1")
     h.fake.fill(h.venue.book.alpaca_id(take.id))
-    h.until(lambda: h.venue.book.orders[stop.id].status is OrderStatus.CANCELLED,
+    h.until(lambda: h.venue.book.orders[moved.id].status is OrderStatus.CANCELLED,
             "the other exit is cancelled")
     events = h.take_events()
     assert trading(events) == ["ORDER_CREATED", "ORDER_MODIFIED", "ORDER_CREATED",
+                               "ORDER_MODIFIED", "ORDER_CANCELLED",
                                "ORDER_FILLED", "TradeEvent", "POSITION_CLOSED",
                                "AccountEvent", "ORDER_CANCELLED"]
     assert [e.order.id for e in events if isinstance(e, OrderEvent)] == [
-        take.id, take.id, stop.id, take.id, stop.id]
+        take.id, take.id, stop.id, moved.id, stop.id, take.id, moved.id]
     (fill,) = [e.fill for e in events if isinstance(e, TradeEvent)]
     assert (fill.order_id, fill.price, fill.quantity) == (take.id, D(200), D(3))
     assert h.venue.positions() == []
