@@ -124,15 +124,18 @@ class Book:
         with self.lock:
             open_orders = {o.id: str(o.filled_quantity)
                            for o in self.orders.values() if o.is_open}
+            # Alpaca's ids of those (an OCO order the strategy knows by its local id)
+            at_alpaca = set(open_orders) | {a for a, local in self.alias.items()
+                                            if local in open_orders}
             return {
                 "last_fill_at": (None if self.last_fill_at is None
                                  else self.last_fill_at.isoformat()),
                 "executions": self._executions.items()[-1000:],
                 "fill_keys": [list(k) for k in self._fill_keys.items()[-1000:]],
                 "open_orders": open_orders,
-                "foreign": {k: v for k, v in self.foreign.items() if k in open_orders},
-                "closing": sorted(self.closing & set(open_orders)),
-                "oco_groups": {k: v for k, v in self.oco_groups.items() if k in open_orders},
+                "foreign": {k: v for k, v in self.foreign.items() if k in at_alpaca},
+                "closing": sorted(self.closing & at_alpaca),
+                "oco_groups": {k: v for k, v in self.oco_groups.items() if k in at_alpaca},
                 "alias": {k: v for k, v in self.alias.items() if v in open_orders},
                 "announced": [i for i in self.announced.items() if i in open_orders],
             }

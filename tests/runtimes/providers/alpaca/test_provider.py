@@ -466,3 +466,24 @@ def test_a_trade_stream_that_gives_up_is_broker_connection_failed(h: AlpacaHarne
         ("BROKER_CONNECTION_FAILED", "Alpaca refused the keys")]
     assert h.venue.status()["connected"] is False
     assert h.health.reports[-1].streams["trade_updates"] == STREAM_FAILED
+
+
+def test_an_oco_pair_keeps_its_ids_and_group_across_a_takeover(h: AlpacaHarness) -> None:
+    h.venue.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY, quantity=D(3)))
+    h.pass_time()
+    take = h.venue.submit_order(OrderRequest(
+        symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.LIMIT,
+        limit_price=D(200), oco_group_id="exit-9"))
+    stop = h.venue.submit_order(OrderRequest(
+        symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.STOP,
+        stop_price=D(170), oco_group_id="exit-9"))
+    snapshot = h.venue.snapshot()
+    h.venue.close()
+    successor = AlpacaHarness(fake=h.fake, restored=snapshot)
+    try:
+        found = successor.venue.orders(open_only=True)
+        assert {(o.id, o.order_type, o.oco_group_id, o.parent_order_id) for o in found} == {
+            (take.id, OrderType.LIMIT, "exit-9", None), (stop.id, OrderType.STOP, "exit-9", None)}
+        assert successor.venue.order(take.id).status is OrderStatus.OPEN
+    finally:
+        successor.venue.close()
