@@ -88,6 +88,7 @@ CLOCK_REFRESH_SECONDS: Final = 60.0
 CLOCK_RETRY_SECONDS: Final = 5.0
 RECONCILE_MARGIN: Final = timedelta(seconds=5)  # activities are fetched from a little earlier
 TRADE_STREAM: Final = "trade_updates"
+LOCAL_PREFIX: Final = "oco-"  # ids of OCO orders held here until their pair arrives
 PAGE_SIZE: Final = 100  # Alpaca's largest page of account activities
 CAPABILITIES: Final[JsonDict] = {
     "supported_asset_classes": ["STOCK"],
@@ -221,8 +222,8 @@ class AlpacaProvider:
 
     def _hold_oco(self, group: str, request: OrderRequest) -> Order:
         now = self.now
-        order = Order(id=f"oco-{uuid.uuid4().hex[:20]}", symbol=request.symbol, side=request.side,
-                      order_type=request.order_type, quantity=request.quantity,
+        order = Order(id=f"{LOCAL_PREFIX}{uuid.uuid4().hex[:20]}", symbol=request.symbol,
+                      side=request.side, order_type=request.order_type, quantity=request.quantity,
                       status=OrderStatus.PENDING, time_in_force=request.time_in_force,
                       created_at=now, updated_at=now, client_order_id=request.client_order_id,
                       limit_price=request.limit_price, stop_price=request.stop_price,
@@ -376,8 +377,10 @@ class AlpacaProvider:
         for raw in reversed(self.rest.get("/orders", params) or []):
             if self._mine(raw):
                 found.extend(self._flatten(raw))
-        with self.book.lock:
-            found += [order for order, _ in self.book.held_oco.values()]
+        with self.book.lock:  # OCO orders that never reached Alpaca: waiting, or cancelled
+            sent = set(self.book.alias.values())
+            found += [o for o in self.book.orders.values()
+                      if o.id.startswith(LOCAL_PREFIX) and o.id not in sent]
         if open_only:
             found = [o for o in found if o.is_open]
         if symbol is not None:
@@ -393,7 +396,7 @@ class AlpacaProvider:
             return held[1]
         with self.book.lock:
             local = self.book.orders.get(order_id)
-        if local is not None and order_id.startswith("oco-") and not local.is_open \
+        if local is not None and order_id.startswith(LOCAL_PREFIX) and not local.is_open \
                 and order_id not in self.book.alias.values():
             return local  # a held OCO order cancelled before it was sent
         try:

@@ -312,6 +312,7 @@ def test_an_oco_order_cancelled_before_its_pair_never_reaches_alpaca(h: AlpacaHa
     assert cancelled.status is OrderStatus.CANCELLED
     assert h.venue.order(held.id).status is OrderStatus.CANCELLED
     assert h.venue.orders(open_only=True) == []
+    assert h.venue.all_orders() == [cancelled]
     assert not [r for r in h.fake.requests if r[0] in ("POST", "DELETE")]
     with pytest.raises(OrderValidationError) as caught:
         h.venue.submit_order(OrderRequest(
