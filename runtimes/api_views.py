@@ -33,6 +33,7 @@ from runtimes import comparison, services
 from runtimes.core.platforms import PLATFORMS
 from runtimes.core.provider import Pacing
 from runtimes.core.timeframes import TIMEFRAMES
+from runtimes.credentials import connection_in
 from runtimes.hosting import dispatch
 from runtimes.hosting.risk import RiskLimits
 from runtimes.models import KillSwitch, Platform, ShareLink, Source, TradingSession
@@ -136,8 +137,9 @@ def _timeframe_field(**kwargs: Any) -> serializers.ChoiceField:
 
 
 class LiveSessionCreateSerializer(SessionLimitsSerializer):
-    """A remote strategy's session on a wall-clock platform (mock): symbols, the stream's
-    timeframes, the starting balance and the platform's options; no dataset."""
+    """A remote strategy's session on a wall-clock platform (mock, a broker's paper platform):
+    symbols, the stream's timeframes, the starting balance and the platform's options, the
+    workspace's broker `connection` where the platform needs one; no dataset."""
 
     platform = serializers.CharField(max_length=20)
     dataset = serializers.JSONField(required=False)
@@ -150,6 +152,7 @@ class LiveSessionCreateSerializer(SessionLimitsSerializer):
     initial_cash = DecimalField(max_digits=24, decimal_places=8, default=Decimal(100_000),
                                 validators=[_positive])
     options = serializers.DictField(required=False, default=dict, validators=[_bounded_options])
+    connection = serializers.UUIDField(required=False, allow_null=True, default=None)
 
     def validate_dataset(self, value: Any) -> Any:
         if value is not None:
@@ -208,6 +211,7 @@ class SessionListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
             timeframes=data.get("timeframes") or [], initial_cash=data["initial_cash"],
             options=data["options"], connect_timeout_s=data["connect_timeout_s"],
             risk_limits=serializer.risk_limits(),
+            connection=connection_in(self.workspace, data["connection"]),
         )
         body = services.session_json(session, origin=_origin(request))
         return Response(body, status=status.HTTP_201_CREATED)

@@ -23,7 +23,7 @@ from accounts import services as accounts_services
 from accounts.models import BrokerCredential, User, Workspace
 from config.errors import ApiError
 from runtimes.core.connection import ConnectionRejected
-from runtimes.core.platforms import PLATFORMS
+from runtimes.core.platforms import PLATFORMS, PlatformSpec
 from runtimes.hosting import brokers
 from runtimes.models import LIVE_STATES, Deployment, TradingSession
 
@@ -147,3 +147,40 @@ def _in_use(credential: BrokerCredential, names: list[str], live: int) -> ApiErr
                     f"{' and '.join(parts)}: stop {'them' if live + len(names) > 1 else 'it'} "
                     "first.", status_code=409,
                     details={"deployments": names, "live_sessions": live})
+
+
+def check_connection(*, spec: PlatformSpec, workspace: Workspace,
+                     connection: BrokerCredential | None) -> None:
+    """A broker platform needs a connection of `workspace` on that very platform; any other
+    platform takes none. Raises ApiError NOT_FOUND (404) for another workspace's connection
+    (as for any foreign id) and VALIDATION_ERROR (400) on `connection` otherwise."""
+    if connection is not None and connection.workspace_id != workspace.pk:
+        raise ApiError("NOT_FOUND", "No such connection.", status_code=404)
+    if not spec.needs_connection:
+        if connection is not None:
+            raise _invalid_connection(f"{spec.label} needs no broker connection.")
+        return
+    if connection is None:
+        raise _invalid_connection(f"{spec.label} trades through a broker connection: choose "
+                       f"one of this workspace's {spec.label} connections.")
+    if connection.platform != spec.id:
+        other = PLATFORMS.get(connection.platform)
+        raise _invalid_connection(f"The connection {connection.label!r} is for "
+                       f"{other.label if other else connection.platform}, not {spec.label}.")
+
+
+def _invalid_connection(message: str) -> ApiError:
+    return ApiError("VALIDATION_ERROR", "The request has invalid fields; see details.",
+                    details={"connection": [message]})
+
+
+def connection_in(workspace: Workspace, connection_id: Any) -> BrokerCredential | None:
+    """The connection `connection_id` of `workspace` (None for None). Raises ApiError
+    NOT_FOUND (404) for an id this workspace has no connection of, another workspace's
+    included."""
+    if connection_id is None:
+        return None
+    found = BrokerCredential.objects.for_workspace(workspace).filter(pk=connection_id).first()
+    if found is None:
+        raise ApiError("NOT_FOUND", "No such connection.", status_code=404)
+    return found

@@ -31,6 +31,7 @@ from runtimes.core.json_limits import nested_deeper_than
 from runtimes.core.platforms import BACKTEST, PLATFORMS, PlatformSpec
 from runtimes.core.timeframes import TIMEFRAMES
 from runtimes.core.wire import decimal_str
+from runtimes.credentials import check_connection
 from runtimes.hosting import dispatch, quotas
 from runtimes.hosting.bus import get_bus
 from runtimes.hosting.risk import RiskLimits
@@ -97,26 +98,6 @@ def check_may_trade_on(*, spec: PlatformSpec, role: str | None) -> None:
 # What a live platform's deployment must limit (RiskLimits fields): how much it may hold of a
 # symbol and how much it may lose in a day. The others stay optional.
 LIVE_REQUIRED_LIMITS: Final = ("max_position_quantity", "daily_loss_limit")
-
-
-def check_connection(*, spec: PlatformSpec, workspace: Workspace,
-                     connection: BrokerCredential | None) -> None:
-    """A broker platform needs a connection of `workspace` on that very platform; any other
-    platform takes none. Raises ApiError NOT_FOUND (404) for another workspace's connection
-    (as for any foreign id) and VALIDATION_ERROR (400) on `connection` otherwise."""
-    if connection is not None and connection.workspace_id != workspace.pk:
-        raise ApiError("NOT_FOUND", "No such connection.", status_code=404)
-    if not spec.needs_connection:
-        if connection is not None:
-            raise _invalid("connection", f"{spec.label} needs no broker connection.")
-        return
-    if connection is None:
-        raise _invalid("connection", f"{spec.label} trades through a broker connection: choose "
-                       f"one of this workspace's {spec.label} connections.")
-    if connection.platform != spec.id:
-        other = PLATFORMS.get(connection.platform)
-        raise _invalid("connection", f"The connection {connection.label!r} is for "
-                       f"{other.label if other else connection.platform}, not {spec.label}.")
 
 
 def check_live_limits(*, spec: PlatformSpec, limits: RiskLimits) -> None:

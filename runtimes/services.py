@@ -15,11 +15,12 @@ from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from accounts.models import User, Workspace
+from accounts.models import BrokerCredential, User, Workspace
 from config.errors import ApiError
 from runtimes.core.platforms import PLATFORMS
 from runtimes.core.provider import Pacing
 from runtimes.core.wire import decimal_str
+from runtimes.credentials import check_connection
 from runtimes.hosting import dispatch, quotas
 from runtimes.hosting.bus import BusUnavailable, get_bus
 from runtimes.hosting.leases import end_session_of_lost_host, host_is_gone
@@ -140,19 +141,30 @@ def create_live_session(
     options: dict[str, Any],
     connect_timeout_s: int,
     risk_limits: RiskLimits | None = None,
+    connection: BrokerCredential | None = None,
 ) -> TradingSession:
-    """Record a remote-strategy session on a wall-clock platform (e.g. `mock`): no dataset, the
-    market runs in real time until the session is stopped. It holds no worker until its
-    strategy's first request or socket queues it (runtimes/dispatch.py).
+    """Record a remote-strategy session on a wall-clock platform (`mock`, a broker's paper
+    platform through one of the workspace's `connection`s): no dataset, the market runs in real
+    time until the session is stopped. It holds no worker until its strategy's first request or
+    socket queues it (runtimes/dispatch.py).
 
-    Raises ApiError INVALID_VALUE (400) for a platform without a provider here or a backtest
-    (which needs a dataset: create_backtest_session); VALIDATION_ERROR (400) for allowed
-    symbols outside the session's; QUOTA_EXCEEDED (429) as `create_backtest_session`.
+    Raises ApiError INVALID_VALUE (400) for a platform without a provider here, a backtest
+    (which needs a dataset: create_backtest_session) or a live platform (real money is traded
+    by a deployment, which an owner confirms: runtimes/deployments.py); VALIDATION_ERROR (400)
+    for allowed symbols outside the session's or a missing or mismatched connection;
+    QUOTA_EXCEEDED (429) as `create_backtest_session`.
     """
     check_platform(platform)
-    if PLATFORMS[platform].pacing != Pacing.WALL_CLOCK:
+    spec = PLATFORMS[platform]
+    if spec.pacing != Pacing.WALL_CLOCK:
         raise ApiError("INVALID_VALUE", f"A {platform} session needs a dataset.",
                        details={"field": "dataset", "provided": None})
+    if spec.live:
+        raise ApiError("INVALID_VALUE", f"{spec.label} trades real money: open it as a "
+                       "deployment, which an owner confirms and whose risk limits are set "
+                       "(POST /api/v1/workspaces/{ws}/deployments).",
+                       details={"field": "platform", "provided": platform})
+    check_connection(spec=spec, workspace=workspace, connection=connection)
     chosen = list(dict.fromkeys(symbols))
     limits = _limits_for(risk_limits or RiskLimits(), chosen)
     now = timezone.now()
@@ -166,7 +178,7 @@ def create_live_session(
             timeframe=timeframe, timeframes=[t for t in dict.fromkeys(timeframes)
                                              if t != timeframe],
             initial_cash=initial_cash, options=options, connect_timeout_s=connect_timeout_s,
-            **limits.as_columns(),
+            connection=connection, **limits.as_columns(),
         )
 
 
