@@ -86,8 +86,7 @@ def test_the_sma_example_decides_the_same_on_a_backtest_and_on_alpaca_paper(
     session = create_live_session(
         workspace=workspace, created_by=owner, platform="alpaca-paper", symbols=["AAPL"],
         timeframe="1m", timeframes=[], initial_cash=Decimal(100_000), options={},
-        connect_timeout_s=30)
-    TradingSession.objects.filter(pk=session.pk).update(connection=credential)
+        connect_timeout_s=30, connection=credential)
     process = start_example("sma_crossover.py", base_url=f"{daphne_url}/sessions/{session.id}",
                             key=trader_key, params=PARAMS)
     try:

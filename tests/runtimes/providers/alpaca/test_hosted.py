@@ -54,8 +54,7 @@ def test_the_sdk_trades_an_alpaca_paper_session_on_the_fake(
     session = create_live_session(
         workspace=workspace, created_by=owner, platform="alpaca-paper", symbols=[AAPL],
         timeframe="1m", timeframes=[], initial_cash=D(100_000), options={},
-        connect_timeout_s=30)
-    TradingSession.objects.filter(pk=session.pk).update(connection=credential)
+        connect_timeout_s=30, connection=credential)
     base = f"{daphne_url}/sessions/{session.id}"
     # retries: the first request may find the session still queued for a worker (503)
     gw = TradingGateway(base_url=base, api_key=trader_key, max_retries=10)
