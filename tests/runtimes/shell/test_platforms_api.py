@@ -24,6 +24,12 @@ def create_mock(client, workspace, **extra):
 
 
 REFUSED = [p for p in PLATFORMS if p not in registry.available()]
+BROKER_REFUSALS = {
+    # paper: through one of the workspace's connections; live: as a confirmed deployment only
+    "alpaca-paper": {"connection": ["Alpaca (paper) trades through a broker connection: choose "
+                                    "one of this workspace's Alpaca (paper) connections."]},
+    "alpaca-live": {"field": "platform", "provided": "alpaca-live"},
+}
 
 
 def test_the_platforms_with_a_provider_here_are_backtest_mock_and_alpaca():
@@ -39,7 +45,10 @@ def test_every_platform_is_created_or_refused_with_the_envelope(
             else {"symbols": ["AAPL"], "timeframe": "1m"})
     response = owner_client.post(sessions_url(workspace), {"platform": platform, **body},
                                  format="json")
-    if platform in REFUSED:
+    if platform in BROKER_REFUSALS:  # a provider here, but not a session without more
+        assert (response.status_code, response.json()["details"]) == (
+            400, BROKER_REFUSALS[platform])
+    elif platform in REFUSED:
         assert response.status_code == 400
         assert response.json() == {
             "code": "INVALID_VALUE",

@@ -56,10 +56,10 @@ def test_the_sdk_trades_an_alpaca_paper_session_on_the_fake(
         timeframe="1m", timeframes=[], initial_cash=D(100_000), options={},
         connect_timeout_s=30, connection=credential)
     base = f"{daphne_url}/sessions/{session.id}"
-    # retries: the first request may find the session still queued for a worker (503)
-    gw = TradingGateway(base_url=base, api_key=trader_key, max_retries=10)
+    gw = TradingGateway(base_url=base, api_key=trader_key, max_retries=0)
     try:
         with gw.stream() as events:
+            wait_for_state(session, {"running"}, timeout=30)  # attached: a host runs it
             bought = gw.submit_order(AAPL, "buy", "2", client_order_id="e2e-1")
             seen: list[str] = []
             for event in events:  # the fill's events, as the strategy sees them
