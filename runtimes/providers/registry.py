@@ -17,6 +17,8 @@ from runtimes.core.provider import ProviderFactory
 FACTORIES: Final[dict[str, str]] = {
     BACKTEST: "runtimes.providers.backtest:build",
     MOCK: "runtimes.providers.mock:build",
+    "alpaca-paper": "runtimes.providers.alpaca:build",
+    "alpaca-live": "runtimes.providers.alpaca:build",
 }
 
 

@@ -97,10 +97,10 @@ def test_backtest_and_unknown_platforms_are_refused(owner, workspace):
 
 
 def test_a_platform_without_a_provider_in_this_build_is_refused(owner, workspace):
-    status, code, details = refusal(deploy, workspace, owner, platform="alpaca-paper")
+    status, code, details = refusal(deploy, workspace, owner, platform="binance-testnet")
 
     assert (status, code, details) == (400, "PLATFORM_UNAVAILABLE",
-                                       {"field": "platform", "provided": "alpaca-paper"})
+                                       {"field": "platform", "provided": "binance-testnet"})
 
 
 def test_a_live_platform_needs_the_trade_live_scope_of_an_owner(owner, workspace):

@@ -1,5 +1,5 @@
 """The provider contract (contract.py) run against every provider we have: the backtest engine over
-a small in-memory dataset, and the mock market on a fake clock."""
+a small in-memory dataset, the mock market on a fake clock, and Alpaca on the fake Alpaca."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.events import Event
 from runtimes.core.market_data import MarketData
 from runtimes.providers.mock import MockMarket, build
+from tests.runtimes.providers.alpaca.harness import AlpacaHarness
 from tests.runtimes.providers.clock import FakeClock
 from tests.runtimes.providers.contract import Harness, ProviderContract
 
@@ -102,6 +103,7 @@ class MockHarness:
 HARNESSES: dict[str, Callable[[], Harness]] = {
     "backtest": BacktestHarness,
     "mock": MockHarness,
+    "alpaca": AlpacaHarness,
 }
 
 

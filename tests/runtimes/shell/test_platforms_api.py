@@ -24,11 +24,17 @@ def create_mock(client, workspace, **extra):
 
 
 REFUSED = [p for p in PLATFORMS if p not in registry.available()]
+BROKER_REFUSALS = {
+    # paper: through one of the workspace's connections; live: as a confirmed deployment only
+    "alpaca-paper": {"connection": ["Alpaca (paper) trades through a broker connection: choose "
+                                    "one of this workspace's Alpaca (paper) connections."]},
+    "alpaca-live": {"field": "platform", "provided": "alpaca-live"},
+}
 
 
-def test_the_platforms_with_a_provider_here_are_backtest_and_mock():
-    assert registry.available() == ["backtest", "mock"]
-    assert REFUSED == ["alpaca-paper", "alpaca-live", "binance-testnet", "binance-live"]
+def test_the_platforms_with_a_provider_here_are_backtest_mock_and_alpaca():
+    assert registry.available() == ["backtest", "mock", "alpaca-paper", "alpaca-live"]
+    assert REFUSED == ["binance-testnet", "binance-live"]
 
 
 @pytest.mark.parametrize("platform", list(PLATFORMS))
@@ -39,14 +45,17 @@ def test_every_platform_is_created_or_refused_with_the_envelope(
             else {"symbols": ["AAPL"], "timeframe": "1m"})
     response = owner_client.post(sessions_url(workspace), {"platform": platform, **body},
                                  format="json")
-    if platform in REFUSED:
+    if platform in BROKER_REFUSALS:  # a provider here, but not a session without more
+        assert (response.status_code, response.json()["details"]) == (
+            400, BROKER_REFUSALS[platform])
+    elif platform in REFUSED:
         assert response.status_code == 400
         assert response.json() == {
             "code": "INVALID_VALUE",
             "message": f"{platform!r} is not available here; available platforms: "
-                       f"backtest, mock.",
+                       f"backtest, mock, alpaca-paper, alpaca-live.",
             "details": {"field": "platform", "provided": platform,
-                        "available": ["backtest", "mock"]},
+                        "available": ["backtest", "mock", "alpaca-paper", "alpaca-live"]},
         }
     else:
         assert response.status_code == 201, response.json()
@@ -56,17 +65,18 @@ def test_every_platform_is_created_or_refused_with_the_envelope(
 def test_a_provider_of_the_registry_is_built_or_said_to_be_missing_from_this_build():
     assert registry.factory("backtest").__module__ == "runtimes.providers.backtest"
     assert registry.factory("mock").__module__ == "runtimes.providers.mock.provider"
+    assert registry.factory("alpaca-live").__module__ == "runtimes.providers.alpaca.build"
     with pytest.raises(registry.ProviderUnavailable) as refused:
-        registry.factory("alpaca-live")
-    assert str(refused.value) == ("no provider for platform 'alpaca-live' in this build; "
-                                  "available: backtest, mock")
+        registry.factory("binance-live")
+    assert str(refused.value) == ("no provider for platform 'binance-live' in this build; "
+                                  "available: backtest, mock, alpaca-paper, alpaca-live")
 
 
 def test_an_unknown_platform_is_refused_naming_the_available_ones(owner_client, workspace):
     response = create_mock(owner_client, workspace, platform="nyse")
     assert response.status_code == 400
     assert response.json()["message"] == ("'nyse' is an unknown platform; available platforms: "
-                                          "backtest, mock.")
+                                          "backtest, mock, alpaca-paper, alpaca-live.")
 
 
 def test_a_platform_that_is_not_a_string_is_refused(owner_client, workspace):
