@@ -10,17 +10,12 @@ these tests need the embedded worker."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from pathlib import Path
 
 import httpx
 import pytest
@@ -38,10 +33,16 @@ from tektii import (
     TradingGateway,
 )
 
-from runtimes.models import SessionEvent, TradingSession
+from runtimes.models import TradingSession
 from runtimes.providers import registry
 from tests.runtimes.conftest import wait_for_state
 from tests.runtimes.providers import fast_mock
+from tests.runtimes.shell.examples import (
+    Example,
+    journaled,
+    run_on_backtest,
+    start_example,
+)
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
 pytestmark = [
@@ -51,7 +52,6 @@ pytestmark = [
                        reason="needs the embedded worker (the fast mock is registered in-process)"),
 ]
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "strategies"
 MOCK_CANDLES = 5  # a mock run ends after an order, or after this many candles of one symbol
 AAPL = "AAPL"
 
@@ -81,21 +81,7 @@ def cancel(daphne_url: str, key: str, workspace, session_id: str) -> TradingSess
     return wait_for_state(TradingSession.objects.get(pk=session_id), {"cancelled", "failed"})
 
 
-def journaled(session_id: str, frame_type: str) -> int:
-    return SessionEvent.objects.filter(session_id=session_id,
-                                       frame__contains=f'"type":"{frame_type}"').count()
-
-
 # -- the same strategy file on backtest and mock --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Example:
-    files: dict[str, str]  # the backtest's dataset: symbol -> sample series
-    rows: int
-    backtest_params: dict
-    mock_symbols: list[str]
-    mock_params: dict  # short windows: the mock run lasts seconds
 
 
 STOCKS = ("AAPL", "MSFT", "NVDA", "JPM", "XOM")
@@ -112,44 +98,6 @@ RUNS = {
         {"lookback": 20, "rebalance_every": 5, "top_k": 2},
         ["AAPL", "MSFT"], {"lookback": 2, "rebalance_every": 1, "top_k": 1}),
 }
-
-
-def start_example(script: str, *, base_url: str, key: str, params: dict) -> subprocess.Popen:
-    """The example as a laptop runs it: its own process, configured by the SDK's variables."""
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("TEKTII_", "TRADING_GATEWAY_"))}
-    env.update(TEKTII_TRADING_GATEWAY_URL=base_url, TEKTII_TRADING_GATEWAY_API_KEY=key,
-               PARITY_STRATEGY_PARAMS=json.dumps(params))
-    return subprocess.Popen([sys.executable, str(EXAMPLES / script)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def backtest_dataset(workspace, tmp_path: Path, example: Example):
-    from config.sample_data import head_of
-    from strategies.services import register_dataset
-
-    copies = {symbol: head_of(series, example.rows, tmp_path / f"{symbol}.csv")
-              for symbol, series in example.files.items()}
-    return register_dataset(workspace=workspace, name="example", files=copies)
-
-
-def run_on_backtest(script, example, *, daphne_url, key, owner, workspace, tmp_path):
-    from runtimes.services import create_backtest_session
-
-    session = create_backtest_session(
-        workspace=workspace, created_by=owner,
-        dataset=backtest_dataset(workspace, tmp_path, example), symbols=None, timeframe=None,
-        start=None, end=None, initial_cash=Decimal(100_000), commission={},
-        slippage_bps=Decimal(0), connect_timeout_s=30, idle_timeout_s=30)
-    process = start_example(script, base_url=f"{daphne_url}/sessions/{session.id}", key=key,
-                            params=example.backtest_params)
-    _, stderr = process.communicate(timeout=80)
-    assert process.returncode == 0, stderr[-3000:]
-    session = wait_for_state(session, {"completed", "failed", "cancelled"})
-    assert (session.state, session.failure_reason) == ("completed", ""), stderr[-3000:]
-    assert "backtest complete" in stderr
-    assert session.result.orders, stderr[-3000:]
-    return str(session.id), stderr
 
 
 def run_on_mock(script, example, *, daphne_url, key, workspace):
