@@ -9,6 +9,7 @@ import pytest
 
 from runtimes.core.platforms import PLATFORMS
 from runtimes.providers import registry
+from tests.runtimes.connections import stored_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +25,6 @@ def create_mock(client, workspace, **extra):
 
 
 REFUSED = [p for p in PLATFORMS if p not in registry.available()]
-BROKER_REFUSALS = {
-    # paper: through one of the workspace's connections; live: as a confirmed deployment only
-    "alpaca-paper": {"connection": ["Alpaca (paper) trades through a broker connection: choose "
-                                    "one of this workspace's Alpaca (paper) connections."]},
-    "alpaca-live": {"field": "platform", "provided": "alpaca-live"},
-}
 
 
 def test_the_platforms_with_a_provider_here_are_backtest_mock_and_alpaca():
@@ -39,16 +34,15 @@ def test_the_platforms_with_a_provider_here_are_backtest_mock_and_alpaca():
 
 @pytest.mark.parametrize("platform", list(PLATFORMS))
 def test_every_platform_is_created_or_refused_with_the_envelope(
-    owner_client, workspace, dataset, platform
+    owner_client, owner, workspace, dataset, platform
 ):
     body = ({"dataset": str(dataset.id)} if platform == "backtest"
             else {"symbols": ["AAPL"], "timeframe": "1m"})
+    if PLATFORMS[platform].needs_connection and not PLATFORMS[platform].live:
+        body["connection"] = str(stored_connection(workspace, owner, platform=platform).id)
     response = owner_client.post(sessions_url(workspace), {"platform": platform, **body},
                                  format="json")
-    if platform in BROKER_REFUSALS:  # a provider here, but not a session without more
-        assert (response.status_code, response.json()["details"]) == (
-            400, BROKER_REFUSALS[platform])
-    elif platform in REFUSED:
+    if platform in REFUSED:
         assert response.status_code == 400
         assert response.json() == {
             "code": "INVALID_VALUE",
@@ -57,9 +51,65 @@ def test_every_platform_is_created_or_refused_with_the_envelope(
             "details": {"field": "platform", "provided": platform,
                         "available": ["backtest", "mock", "alpaca-paper", "alpaca-live"]},
         }
+    elif PLATFORMS[platform].live:
+        assert response.status_code == 400
+        assert response.json()["details"] == {"field": "platform", "provided": platform}
+        assert "open it as a deployment" in response.json()["message"]
     else:
         assert response.status_code == 201, response.json()
         assert response.json()["platform"] == platform
+
+
+# -- broker paper sessions name a connection of their workspace -----------------------------------
+
+
+def create_alpaca(client, workspace, **extra):
+    body = {"platform": "alpaca-paper", "symbols": ["AAPL"], "timeframe": "1m", **extra}
+    return client.post(sessions_url(workspace), body, format="json")
+
+
+def test_an_alpaca_paper_session_trades_through_the_connection_it_names(
+    owner_client, owner, workspace
+):
+    from runtimes.models import TradingSession
+
+    connection = stored_connection(workspace, owner)
+    response = create_alpaca(owner_client, workspace, connection=str(connection.id))
+    assert response.status_code == 201, response.json()
+    session = TradingSession.objects.get(pk=response.json()["id"])
+    assert (session.platform, session.connection_id) == ("alpaca-paper", connection.id)
+
+
+def test_an_alpaca_paper_session_without_a_connection_is_a_400_naming_it(owner_client, workspace):
+    response = create_alpaca(owner_client, workspace)
+    assert response.status_code == 400
+    assert response.json()["details"] == {"connection": [
+        "Alpaca (paper) trades through a broker connection: choose one of this workspace's "
+        "Alpaca (paper) connections."]}
+
+
+def test_a_connection_for_another_platform_is_a_400_naming_both(owner_client, owner, workspace):
+    live = stored_connection(workspace, owner, platform="alpaca-live", label="Live account")
+    response = create_alpaca(owner_client, workspace, connection=str(live.id))
+    assert response.status_code == 400
+    assert response.json()["details"] == {"connection": [
+        "The connection 'Live account' is for Alpaca (live), not Alpaca (paper)."]}
+
+
+def test_another_workspaces_connection_is_not_found(owner_client, workspace, stranger,
+                                                    stranger_workspace):
+    theirs = stored_connection(stranger_workspace, stranger)
+    response = create_alpaca(owner_client, workspace, connection=str(theirs.id))
+    assert response.status_code == 404
+    assert response.json()["code"] == "NOT_FOUND"
+
+
+def test_a_mock_session_takes_no_connection(owner_client, owner, workspace):
+    connection = stored_connection(workspace, owner)
+    response = create_mock(owner_client, workspace, connection=str(connection.id))
+    assert response.status_code == 400
+    assert response.json()["details"] == {"connection": [
+        "Mock market needs no broker connection."]}
 
 
 def test_a_provider_of_the_registry_is_built_or_said_to_be_missing_from_this_build():
