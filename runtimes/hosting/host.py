@@ -33,7 +33,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from runtimes.core import wire
+from runtimes.core.connection import ConnectionRejected
 from runtimes.core.datasets import DatasetError
+from runtimes.core.errors import TradingError
 from runtimes.core.provider import Pacing, Provider
 from runtimes.core.session import (
     BacktestStream,
@@ -746,6 +748,13 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
         endpoint.close()
         reason = f"dataset: {exc}" if session.dataset is not None else f"provider: {exc}"
         session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
+        return State.FAILED
+    except (ConnectionRejected, TradingError) as exc:
+        # The broker refused the connection's keys, or could not be reached to reconcile a
+        # session taken over (its messages are plain sentences without secrets): say so.
+        endpoint.close()
+        message = exc.message if isinstance(exc, TradingError) else str(exc)
+        session.finish(to=State.FAILED, now=timezone.now(), reason=f"broker: {message}")
         return State.FAILED
     try:
         return _host(session, endpoint, provider, lease)

@@ -85,3 +85,24 @@ def test_a_session_row_builds_a_provider_on_its_connection_and_takes_it_over(
             woken.clear()
     finally:
         successor.close()
+
+
+def test_a_session_whose_keys_alpaca_refuses_fails_at_start_saying_so(
+    owner, workspace, fake: FakeAlpaca,
+) -> None:
+    from django.utils import timezone
+
+    from runtimes.hosting.bus import InProcessBus
+    from runtimes.hosting.host import run_session_host
+    from runtimes.hosting.leases import HostLease
+
+    revoked = stored_connection(workspace, owner, key_id=KEY_ID, secret="revoked-since-saved")
+    session = TradingSession.objects.create(workspace=workspace, created_by=owner,
+                                            platform="alpaca-paper", symbols=["AAPL"],
+                                            timeframe="1m", connection=revoked, state="queued")
+    lease = HostLease.take(session, now=timezone.now())
+    assert run_session_host(lease=lease, bus=InProcessBus()) == "failed"
+    session.refresh_from_db()
+    assert (session.state, session.failure_reason) == (
+        "failed", "broker: Alpaca refused the connection (401: unauthorized); check its keys")
+    assert "revoked" not in session.failure_reason
