@@ -19,6 +19,7 @@ SAMPLE_KWARGS = {
     "session_id": uuid.UUID(int=8),
     "link_id": 9,
     "deployment_id": uuid.UUID(int=9),
+    "connection_id": uuid.UUID(int=10),
 }
 
 
