@@ -18,3 +18,16 @@ def stored_connection(workspace, owner, *, platform="alpaca-paper", label="Paper
         secret={"key_id": key_id, "secret": secret}, key_hint=key_id[-4:],
         options={"feed": feed}, validated_at=timezone.now(),
         account_summary={"account_number": "…7890", "status": "ACTIVE", "currency": "USD"})
+
+
+def deployment_started_on(connection, workspace, owner):
+    """A paper deployment on `connection`, started: its session holds the connection in use."""
+    from runtimes import deployments
+
+    deployment = deployments.create_deployment(
+        workspace=workspace, created_by=owner, role="owner", name="SMA paper",
+        platform=connection.platform, version=None, symbols=["AAPL"], timeframes=["1m"],
+        connection=connection)
+    deployments.start_deployment(deployment=deployment, started_by=owner, role="owner",
+                                 now=deployment.created_at)
+    return deployment

@@ -10,12 +10,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import BrokerCredential
-from runtimes import deployments
-from runtimes.providers import registry
 from tests.fakes.alpaca.server import KEY_ID, SECRET, FakeAlpaca
 from tests.runtimes.connections import KEY_ID as STORED_KEY_ID
 from tests.runtimes.connections import SECRET as STORED_SECRET
-from tests.runtimes.connections import stored_connection
+from tests.runtimes.connections import deployment_started_on, stored_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -122,15 +120,9 @@ def test_an_owner_deletes_an_unused_connection(owner, workspace, client_for):
 
 
 def test_deleting_a_connection_in_use_is_a_409_naming_the_deployment(owner, workspace,
-                                                                     client_for, monkeypatch):
-    monkeypatch.setitem(registry.FACTORIES, "alpaca-paper", "runtimes.providers.alpaca:build")
+                                                                     client_for):
     credential = stored_connection(workspace, owner)
-    deployment = deployments.create_deployment(
-        workspace=workspace, created_by=owner, role="owner", name="SMA paper",
-        platform="alpaca-paper", version=None, symbols=["AAPL"], timeframes=["1m"],
-        connection=credential)
-    deployments.start_deployment(deployment=deployment, started_by=owner, role="owner",
-                                 now=deployment.created_at)
+    deployment_started_on(credential, workspace, owner)
 
     response = client_for(owner, workspace).delete(url(workspace, credential.pk))
 

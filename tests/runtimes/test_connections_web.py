@@ -16,9 +16,8 @@ from runtimes.core.connection import ConnectionHealth
 from runtimes.hosting.brokers import DatabaseHealthSink
 from runtimes.hosting.risk import RiskLimits
 from runtimes.models import TradingSession
-from runtimes.providers import registry
 from tests.fakes.alpaca.server import KEY_ID, SECRET, FakeAlpaca
-from tests.runtimes.connections import stored_connection
+from tests.runtimes.connections import deployment_started_on, stored_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -120,8 +119,7 @@ def test_another_workspaces_connection_is_not_found(sign_in, owner, workspace, s
 
 
 def test_the_deployment_form_offers_the_workspaces_connections_only(
-        sign_in, owner, workspace, stranger, stranger_workspace, monkeypatch):
-    monkeypatch.setitem(registry.FACTORIES, "alpaca-paper", "runtimes.providers.alpaca:build")
+        sign_in, owner, workspace, stranger, stranger_workspace):
     ours = stored_connection(workspace, owner)
     theirs = stored_connection(stranger_workspace, stranger, label="Not yours")
     client = sign_in(owner, workspace)
@@ -140,8 +138,7 @@ def test_the_deployment_form_offers_the_workspaces_connections_only(
     assert deployments.Deployment.objects.get().connection_id == ours.pk
 
 
-def test_a_live_deployment_page_carries_the_red_banner(sign_in, owner, workspace, monkeypatch):
-    monkeypatch.setitem(registry.FACTORIES, "alpaca-live", "runtimes.providers.alpaca:build")
+def test_a_live_deployment_page_carries_the_red_banner(sign_in, owner, workspace):
     live = stored_connection(workspace, owner, platform="alpaca-live", label="Live")
     deployment = deployments.create_deployment(
         workspace=workspace, created_by=owner, role="owner", name="Real SMA",
@@ -171,15 +168,9 @@ def test_a_paper_deployment_page_has_no_banner(sign_in, owner, workspace):
 
 
 def test_a_connection_in_use_is_not_deleted_and_the_page_says_by_what(sign_in, owner,
-                                                                      workspace, monkeypatch):
-    monkeypatch.setitem(registry.FACTORIES, "alpaca-paper", "runtimes.providers.alpaca:build")
+                                                                      workspace):
     credential = stored_connection(workspace, owner)
-    deployment = deployments.create_deployment(
-        workspace=workspace, created_by=owner, role="owner", name="SMA paper",
-        platform="alpaca-paper", version=None, symbols=["AAPL"], timeframes=["1m"],
-        connection=credential)
-    deployments.start_deployment(deployment=deployment, started_by=owner, role="owner",
-                                 now=deployment.created_at)
+    deployment_started_on(credential, workspace, owner)
     client = sign_in(owner, workspace)
     target = reverse("connection_delete", args=[credential.pk])
 
