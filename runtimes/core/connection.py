@@ -29,6 +29,11 @@ ALPACA_URL_KEYS: Final = ("trading", "data", "trading_stream", "data_stream")
 # data_stream:    the stock data stream base without the feed ("wss://stream.data.alpaca.markets/v2");
 #                 the provider appends "/" + the connection's feed ("iex" or "sip")
 
+BINANCE_URL_KEYS: Final = ("api", "ws_api", "stream")
+# api:    REST base including /api ("https://api.binance.com/api"); the SDK appends /v3/<path>
+# ws_api: the WebSocket API ("wss://ws-api.binance.com:443/ws-api/v3"): the user data stream
+# stream: market streams base with a trailing slash ("wss://stream.binance.com:9443/")
+
 STREAM_CONNECTED: Final = "connected"
 STREAM_RECONNECTING: Final = "reconnecting"
 STREAM_FAILED: Final = "failed"  # given up, or the keys were refused
@@ -85,6 +90,19 @@ class RateBudget(Protocol):
         """When the window resets (epoch seconds), or None."""
 
 
+class SharedBudget(RateBudget, Protocol):
+    """A budget several connections share, counted per IP by the broker (Binance's request
+    weight: every tenant on a worker spends one budget; the implementation gives each
+    workspace a fair share of it). `acquire` refuses while a ban holds."""
+
+    def ban(self, seconds: float, reason: str) -> None:
+        """The broker banned the IP (Binance 418 with Retry-After): every session of every
+        connection on it stops calling until then."""
+
+    def banned_until(self) -> float | None:
+        """When the current ban ends (epoch seconds), or None."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionHealth:
     """What a provider knows of its connection, for the dashboard and `/v1/status`."""
@@ -96,6 +114,8 @@ class ConnectionHealth:
     market_open: bool | None = None
     last_error: str | None = None  # a plain sentence, never a secret
     circuit_breaker: str = "closed"  # "open" while broker calls are refused
+    clock_offset_ms: int | None = None  # broker time minus ours (Binance), as last measured
+    banned_until: datetime | None = None  # the broker banned this IP until then (Binance 418)
 
     def as_json(self) -> JsonDict:
         def stamp(moment: datetime | None) -> str | None:
@@ -109,6 +129,8 @@ class ConnectionHealth:
             "market_open": self.market_open,
             "last_error": self.last_error,
             "circuit_breaker": self.circuit_breaker,
+            "clock_offset_ms": self.clock_offset_ms,
+            "banned_until": stamp(self.banned_until),
         }
 
 
@@ -122,5 +144,6 @@ class BrokerAccess:
     """Everything a broker provider is given besides the session's own settings."""
 
     connection: BrokerConnection
-    budget: RateBudget
+    budget: RateBudget  # the account's (Alpaca: requests; Binance: orders)
     health: HealthSink
+    shared: SharedBudget | None = None  # the IP's (Binance request weight), None for Alpaca

@@ -292,7 +292,8 @@ def test_the_health_sink_writes_at_most_every_few_seconds_but_at_once_on_a_state
     assert BrokerCredential.objects.get(pk=credential.pk).health == {
         "last_success_at": "2026-12-07T14:30:00Z", "rate_limit_remaining": 140,
         "rate_limit_reset_at": None, "streams": {"trade_updates": "reconnecting"},
-        "market_open": None, "last_error": None, "circuit_breaker": "open"}
+        "market_open": None, "last_error": None, "circuit_breaker": "open",
+        "clock_offset_ms": None, "banned_until": None}
 
 
 @pytest.mark.django_db
