@@ -41,12 +41,18 @@ PRODUCTION_URLS = {
                     "data": "https://data.alpaca.markets",
                     "trading_stream": "wss://api.alpaca.markets/stream",
                     "data_stream": "wss://stream.data.alpaca.markets/v2"},
+    "binance-testnet": {"api": "https://testnet.binance.vision/api",
+                        "ws_api": "wss://ws-api.testnet.binance.vision/ws-api/v3",
+                        "stream": "wss://stream.testnet.binance.vision/"},
+    "binance-live": {"api": "https://api.binance.com/api",
+                     "ws_api": "wss://ws-api.binance.com:443/ws-api/v3",
+                     "stream": "wss://stream.binance.com:9443/"},
 }
 
 
 def broker_urls_with(env: dict[str, str]) -> dict[str, dict[str, str]]:
     """settings.BROKER_URLS as a fresh process with `env` (and none of ours) reads it."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "BINANCE_"))}
     code = ("import django, json; django.setup(); from django.conf import settings; "
             "print(json.dumps(settings.BROKER_URLS))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -55,7 +61,7 @@ def broker_urls_with(env: dict[str, str]) -> dict[str, dict[str, str]]:
     return json.loads(result.stdout)
 
 
-def test_the_broker_urls_are_alpacas_production_addresses_by_default():
+def test_the_broker_urls_are_the_brokers_production_addresses_by_default():
     assert broker_urls_with({}) == PRODUCTION_URLS
 
 
@@ -67,7 +73,22 @@ def test_the_environment_points_both_alpaca_platforms_elsewhere():
 
     expected = {"trading": "http://127.0.0.1:9", "data": "http://127.0.0.1:9",
                 "trading_stream": "ws://127.0.0.1:9/stream", "data_stream": "ws://127.0.0.1:9/v2"}
-    assert urls == {"alpaca-paper": expected, "alpaca-live": expected}
+    assert urls == {"alpaca-paper": expected, "alpaca-live": expected,
+                    "binance-testnet": PRODUCTION_URLS["binance-testnet"],
+                    "binance-live": PRODUCTION_URLS["binance-live"]}
+
+
+def test_the_environment_points_each_binance_platform_elsewhere_on_its_own():
+    urls = broker_urls_with({"BINANCE_TESTNET_API_URL": "http://127.0.0.1:9/api/",
+                             "BINANCE_TESTNET_WS_API_URL": "ws://127.0.0.1:9/ws-api/v3",
+                             "BINANCE_TESTNET_STREAM_URL": "ws://127.0.0.1:9",
+                             "BINANCE_API_URL": "http://127.0.0.1:8/api"})
+
+    assert urls["binance-testnet"] == {"api": "http://127.0.0.1:9/api",
+                                       "ws_api": "ws://127.0.0.1:9/ws-api/v3",
+                                       "stream": "ws://127.0.0.1:9/"}
+    assert urls["binance-live"] == {**PRODUCTION_URLS["binance-live"],
+                                    "api": "http://127.0.0.1:8/api"}
 
 
 # -- the connection ----------------------------------------------------------------------------
