@@ -145,6 +145,29 @@ def test_a_sessions_provider_settings_carry_its_connection(owner, workspace):
 
 
 @pytest.mark.django_db
+def test_a_binance_connection_gets_its_order_budget_and_its_workspaces_share_of_the_ip(
+        owner, workspace, stranger, stranger_workspace, settings):
+    settings.BINANCE_IP_SCOPE = scope = f"test-{uuid.uuid4()}"  # counters of this test alone
+    credential = stored_connection(workspace, owner, platform="binance-testnet")
+    neighbour = stored_connection(stranger_workspace, stranger, platform="binance-testnet")
+    live = stored_connection(workspace, owner, platform="binance-live")
+
+    access = brokers.broker_access_for(credential)
+    theirs = brokers.shared_budget_for(neighbour)
+    assert access.shared is not None and theirs is not None
+
+    assert [access.budget.acquire() for _ in range(100)] == [0.0] * 100
+    assert 9.0 < access.budget.acquire() <= 10.0  # 100 orders per 10 s
+    assert access.shared.acquire(20) == 0.0
+    assert (access.shared.remaining(), theirs.remaining()) == (5980, 3000)  # they now halve
+    access.shared.ban(60.0, "418")
+    assert theirs.banned_until() == access.shared.banned_until()  # one IP, one ban
+    assert brokers.shared_budget_for(live).banned_until() is None  # another host counts apart
+    assert brokers.ip_scope_of("binance-testnet") == f"{scope}:testnet.binance.vision"
+    assert brokers.shared_budget_for(stored_connection(workspace, owner)) is None  # Alpaca
+
+
+@pytest.mark.django_db
 def test_a_mock_session_gets_no_broker_access_and_a_broker_one_without_keys_fails(workspace):
     mock = TradingSession.objects.create(workspace=workspace, platform="mock", symbols=["AAPL"],
                                          timeframe="1m")
