@@ -48,7 +48,7 @@ def test_an_ed25519_key_signs_the_requests_however_it_was_pasted(pasted):
     signature = client._generate_signature({"timestamp": 1, "recvWindow": 10000},
                                            uri_encode=False)
 
-    assert client.API_URL == URLS["api"] and client.MARGIN_API_URL == "http://127.0.0.1:9/sapi"
+    assert URLS["api"] == client.API_URL and client.MARGIN_API_URL == "http://127.0.0.1:9/sapi"
     assert client.API_SECRET is None  # nothing is signed with HMAC
     eddsa.new(key.public_key(), "rfc8032").verify(b"recvWindow=10000&timestamp=1",
                                                    base64.b64decode(signature))  # or raises

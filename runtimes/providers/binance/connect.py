@@ -25,9 +25,9 @@ import time
 from typing import Any, Final
 
 import requests
-from Crypto.PublicKey import ECC
 from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
+from Crypto.PublicKey import ECC
 
 from runtimes.core.connection import BrokerConnection, ConnectionRejected
 from runtimes.core.platforms import PLATFORMS
