@@ -59,11 +59,13 @@ SOCKET_QUEUE: Final = 1_000  # python-binance's queue per socket (its default 10
 
 # python-binance logs every message it receives (the WebSocket API's answers to signed requests
 # among them) at DEBUG, and websockets every frame: these loggers never log below INFO,
-# whatever the root logger says.
-for _name in ("binance", "binance.ws", "binance.ws.reconnecting_websocket",
-              "binance.ws.websocket_api", "binance.ws.keepalive_websocket",
-              "binance.base_client", "binance.async_client"):
+# whatever the root logger says. Its sockets' logger (one for all of them) logs every drop as
+# an ERROR, and a drop that is the supervisor's to handle as an "Unknown exception": each one
+# reaches the supervisor as an {"e": "error"} message and is logged there, so it says nothing.
+for _name in ("binance", "binance.ws", "binance.ws.websocket_api",
+              "binance.ws.keepalive_websocket", "binance.base_client", "binance.async_client"):
     logging.getLogger(_name).setLevel(logging.INFO)
+logging.getLogger("binance.ws.reconnecting_websocket").setLevel(logging.CRITICAL)
 _WS_LOGGER = logging.getLogger(f"{__name__}.websockets")
 _WS_LOGGER.setLevel(logging.INFO)
 # Given to websockets' connect: pings every 10 s and a dead socket seen after 20 more.
