@@ -104,7 +104,8 @@ class Book:
         self.last_trade_ids: dict[str, int] = {}  # symbol -> the highest tradeId seen
         self.balances: dict[str, Balance] = {}
         self.entries: dict[str, tuple[Decimal, Decimal]] = {}  # symbol -> (avg entry, realized)
-        self.commission_paid: list[tuple[str, Decimal, Decimal]] = []  # (asset, amount, price)
+        # (asset, amount, the fill's price, its symbol): converted to the quote when read
+        self.commission_paid: list[tuple[str, Decimal, Decimal, str]] = []
         self.opened_at: dict[str, datetime] = {}
 
     def remember(self, order: Order) -> None:

@@ -732,19 +732,19 @@ class BinanceProvider:
         unrealized = sum((p.unrealized_pnl for p in positions), ZERO)
         return Account(balance=cash, equity=cash + held, margin_used=ZERO,
                        margin_available=free, unrealized_pnl=unrealized, realized_pnl=realized,
-                       total_commission=sum((self._in_quote(a, n, p) for a, n, p in paid), ZERO),
+                       total_commission=sum((self._in_quote(*each) for each in paid), ZERO),
                        currency=QUOTE, cash=free)
 
-    def _in_quote(self, asset: str, amount: Decimal, fill_price: Decimal) -> Decimal:
-        """A commission in the quote currency: as is in USDT, a base asset at its fill's price,
-        BNB at the BNBUSDT price (the session's market, else a REST ticker read once a
-        minute at most)."""
+    def _in_quote(self, asset: str, amount: Decimal, fill_price: Decimal, symbol: str,
+                  ) -> Decimal:
+        """A commission in the quote currency: as is in USDT, the fill's base asset at the
+        fill's price, another asset (BNB) at its USDT price (the session's market, else a REST
+        ticker read once)."""
+        rules = self.rules.get(symbol)
         if asset == QUOTE:
             return amount
-        for symbol in self.symbols:
-            rules = self.rules.get(symbol)
-            if rules is not None and rules.base == asset:
-                return amount * fill_price
+        if rules is not None and rules.base == asset:
+            return amount * fill_price
         price = self._fee_price(asset)
         return ZERO if price is None else amount * price
 
@@ -929,7 +929,8 @@ class BinanceProvider:
             realized += (fill.price - average) * fill.quantity
         book.entries[fill.symbol] = (average, realized)
         if fill.commission:
-            book.commission_paid.append((fill.commission_currency, fill.commission, fill.price))
+            book.commission_paid.append((fill.commission_currency, fill.commission, fill.price,
+                                         fill.symbol))
         return before, after
 
     def _position_event(self, fill: Fill, before: Decimal, after: Decimal,
