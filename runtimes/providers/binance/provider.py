@@ -159,6 +159,7 @@ class BinanceProvider:
         self._last_health: ConnectionHealth | None = None
         self._health_due = False
         self._closed = False
+        self._start = self.now  # when a position held before the session is first seen
         rest.emit, rest.changed, rest.banned = self._push, self._report_health, self._ban_seen
 
     # -- time ---------------------------------------------------------------------------------
@@ -706,6 +707,8 @@ class BinanceProvider:
             balance = self.book.balances.get(rules.base)
             entry = self.book.entries.get(symbol)
             opened = self.book.opened_at.get(symbol)
+            changed = max((x.timestamp for x in self.book.fills if x.symbol == symbol),
+                          default=None)
         quantity = ZERO if balance is None else balance.total
         if f.round_quantity(rules, quantity, market=False) <= 0 or (
                 rules.lot is not None and quantity < rules.lot.min_qty):
@@ -714,11 +717,11 @@ class BinanceProvider:
         average = entry[0] if entry is not None else (price or ZERO)
         realized = entry[1] if entry is not None else ZERO
         current = price if price is not None else average
-        now = self.now
         return Position(id=symbol, symbol=symbol, side=PositionSide.LONG, quantity=quantity,
                         average_entry_price=average, current_price=current,
                         unrealized_pnl=(current - average) * quantity, realized_pnl=realized,
-                        opened_at=opened or now, updated_at=now)
+                        opened_at=opened or self._start, updated_at=max(
+                            changed or self._start, opened or self._start))
 
     def _account(self) -> Account:
         with self.book.lock:

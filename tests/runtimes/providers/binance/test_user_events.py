@@ -76,9 +76,7 @@ def report(x: str, status: str, *, order_id: int = 7, client: str = PREFIX + "cm
 def kinds(events: list[Event]) -> list[str]:
     found = []
     for event in events:
-        if isinstance(event, OrderEvent):
-            found.append(event.kind.value)
-        elif isinstance(event, PositionEvent):
+        if isinstance(event, OrderEvent | PositionEvent):
             found.append(event.kind.value)
         else:
             found.append(type(event).__name__)
@@ -108,7 +106,7 @@ def test_a_partial_then_full_fill_is_told_once_in_order() -> None:
     positions = [e.position for e in events if isinstance(e, PositionEvent)]
     # the commission in BTC leaves less BTC than bought
     assert [p.quantity for p in positions] == [D("0.1998"), D("0.4995")]
-    account = [e.account for e in events if isinstance(e, AccountEvent)][0]
+    account = next(e.account for e in events if isinstance(e, AccountEvent))
     # commissions in the quote currency: base asset at its fill's price
     assert account.total_commission == D("0.0002") * D("40000.00") + D("0.0003") * D("39999.00")
     assert account.balance == D(100000) - D("0.2") * D("40000.00") - D("0.3") * D("39999.00")
