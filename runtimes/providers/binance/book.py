@@ -103,6 +103,7 @@ class Book:
         self.announced = Bounded()
         self.last_trade_ids: dict[str, int] = {}  # symbol -> the highest tradeId seen
         self.balances: dict[str, Balance] = {}
+        self.balances_read_ms = 0  # Binance's time of the last REST read of the account
         self.entries: dict[str, tuple[Decimal, Decimal]] = {}  # symbol -> (avg entry, realized)
         # (asset, amount, the fill's price, its symbol): converted to the quote when read
         self.commission_paid: list[tuple[str, Decimal, Decimal, str]] = []

@@ -679,8 +679,9 @@ class BinanceProvider:
     def refresh_balances(self) -> None:
         """GET account (weight 20): every balance, as of now."""
         raw = self.rest.call("account", self.rest.client.get_account)
-        at = int(raw.get("updateTime") or time.time() * 1000)
+        at = int(time.time() * 1000 + (self.rest.clock_offset_ms or 0))  # Binance's time
         with self.book.lock:
+            self.book.balances_read_ms = at
             for entry in raw.get("balances") or ():
                 self.book.balances[str(entry["asset"])] = Balance(
                     m.dec(entry.get("free")) or ZERO, m.dec(entry.get("locked")) or ZERO, at)
@@ -910,7 +911,9 @@ class BinanceProvider:
         quote = rules.quote if rules is not None else QUOTE
         book = self.book
         held = book.balances.get(base, Balance(ZERO, ZERO, 0))
-        included = held.as_of_ms >= at_ms > 0
+        # Stream events come in Binance's order (a trade, then its balances), so only a REST
+        # read of the account made after the trade includes it already
+        included = 0 < at_ms <= book.balances_read_ms
         signed = fill.quantity * fill.side.sign
         after = held.total if included else held.total + signed - (
             fill.commission if fill.commission_currency == base else ZERO)

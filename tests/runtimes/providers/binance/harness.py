@@ -67,9 +67,9 @@ class HealthLog:
         self.reports.append(health)
 
 
-def shared_budget(scope: str | None = None, workspace: str = "ws-1") -> SharedBudget:
-    return local_shared_budget(scope or f"ip-{uuid.uuid4().hex}", workspace, limit=6000,
-                               floor=100)
+def shared_budget(scope: str, workspace: str = "ws-1") -> SharedBudget:
+    """`workspace`'s view of the in-process weight counters of the IP `scope`."""
+    return local_shared_budget(scope, workspace, limit=6000, floor=100)
 
 
 class BinanceHarness:
@@ -83,7 +83,8 @@ class BinanceHarness:
                  restored: dict[str, Any] | None = None, session_id: str = "",
                  symbols: tuple[str, ...] = SYMBOLS) -> None:
         self.fake = fake or started_fake()
-        self.shared = shared or shared_budget()
+        self.scope = f"ip-{uuid.uuid4().hex}"  # the IP of this test's worker
+        self.shared = shared or shared_budget(self.scope)
         self.budget = LocalBudget(100, window_seconds=10)
         self.health = HealthLog()
         self.connection = BrokerConnection(

@@ -169,12 +169,23 @@ def test_account_positions_follow_outbound_account_position() -> None:
     assert provider.positions()[0].quantity == D("0.30")
 
 
-def test_a_fill_already_in_the_balances_is_not_counted_twice() -> None:
+def test_a_fill_already_in_a_rest_read_of_the_account_is_not_counted_twice() -> None:
     provider = offline_provider()
-    provider.on_user_event({"e": "outboundAccountPosition", "E": T0 + 5000, "u": T0 + 5000,
-                            "B": [{"a": "BTC", "f": "0.5", "l": "0"}]})
+    provider.book.balances["BTC"] = Balance(D("0.5"), D(0), T0 + 5000)
+    provider.book.balances_read_ms = T0 + 5000  # read after the trade below
     provider.on_user_event(report("TRADE", "FILLED", z="0.5", last="0.5", price="40000.00",
                                   trade=31, fee="0", fee_asset="BTC", at=T0 + 4000))
+    position = next(e for e in provider.drain_events() if isinstance(e, PositionEvent))
+    assert position.position.quantity == D("0.5")
+
+
+def test_a_balance_event_of_the_same_millisecond_does_not_hide_a_later_trade() -> None:
+    provider = offline_provider()
+    provider.on_user_event({"e": "outboundAccountPosition", "E": T0 + 4000, "u": T0 + 4000,
+                            "B": [{"a": "BTC", "f": "0.2", "l": "0"}]})
+    provider.on_user_event(report("TRADE", "PARTIALLY_FILLED", z="0.5", last="0.3",
+                                  price="40000.00", trade=32, fee="0", fee_asset="BTC",
+                                  at=T0 + 4000))
     position = next(e for e in provider.drain_events() if isinstance(e, PositionEvent))
     assert position.position.quantity == D("0.5")
 
