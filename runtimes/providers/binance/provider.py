@@ -504,8 +504,6 @@ class BinanceProvider:
             limit_price=limit_price if limit_price is not None else current.limit_price,
             stop_price=stop_price if stop_price is not None else current.stop_price,
             post_only=current.post_only, time_in_force=current.time_in_force)
-        with self.book.lock:
-            old_client = self.book.order_client_ids.get(current.id, "")
         strategy_id = current.client_order_id
         client_id = self.ids.generated("r" + uuid.uuid4().hex[:20])
         params = order_params(request, rules, client_id=client_id,
@@ -513,7 +511,6 @@ class BinanceProvider:
                               open_orders=self.book.open_count(current.symbol) - 1)
         params.update(cancelReplaceMode="STOP_ON_FAILURE",
                       cancelOrderId=int(self.book.binance_id(current.id)))
-        del old_client
         try:
             raw = self.rest.call("cancelReplace", self.rest.client.cancel_replace_order,
                                  **params)
@@ -1059,13 +1056,11 @@ class BinanceProvider:
                 continue  # another session's, or another tool's
             if raw is None:
                 raw = {"orderId": trade["orderId"], "symbol": symbol}
-            report = self._trade_report(trade, raw)
-            before = len(self.book.fills)
-            self._execution(report)
-            if len(self.book.fills) > before:
-                found.append(self.book.fills[-1] if self.book.fills[-1].id == m.fill_id(
-                    symbol, trade["id"]) else next(x for x in self.book.fills
-                                                   if x.id == m.fill_id(symbol, trade["id"])))
+            seen = (self.book.local_id(order_id), int(trade["id"])) in self.book.trades
+            self._execution(self._trade_report(trade, raw))
+            fill_id = m.fill_id(symbol, trade["id"])
+            if not seen:
+                found += [x for x in self.book.fills if x.id == fill_id]
         for raw in orders.values():
             status = str(raw.get("status"))
             self._execution(new_report(raw))
