@@ -330,6 +330,10 @@ class FakeBinance:
         """{"market": streams subscribed now, "user": user data subscriptions now}."""
         return self._hub.counts()
 
+    def connections(self) -> dict[str, int]:
+        """{"market": open market stream sockets, "ws_api": open WebSocket API sockets}."""
+        return self._hub.connection_counts()
+
     def used_weight(self) -> int:
         with self._exchange.lock:
             return self._gateway.used_weight
