@@ -33,6 +33,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -72,6 +73,7 @@ _WS_LOGGER.setLevel(logging.INFO)
 WEBSOCKET_PARAMS: Final[dict[str, Any]] = {
     "ping_interval": 10, "ping_timeout": 20, "open_timeout": 10, "logger": _WS_LOGGER,
 }
+OUTSIDE_RECV_WINDOW: Final = -1021  # the request's timestamp is too far from Binance's clock
 # Binance's codes for keys that retrying cannot cure.
 REFUSED_KEY_CODES: Final = {
     -2014: "Binance refused the connection's API key (its format is invalid)",
@@ -380,6 +382,8 @@ class BinanceStreams:
                 refused = REFUSED_KEY_CODES.get(exc.code)
                 if refused is not None:
                     raise StreamRefused(refused) from None
+                if exc.code == OUTSIDE_RECV_WINDOW:  # our clock drifted: measured again
+                    await self._measure_clock(client)
                 raise _Dropped(f"Binance refused the {USER_DATA} subscription "
                                f"(code {exc.code})") from None
             up()
@@ -397,6 +401,12 @@ class BinanceStreams:
                 client.ws_api.unregister_subscription_queue(socket._subscription_id)
                 socket._subscription_id = None
             await _shut_socket(socket)
+
+    async def _measure_clock(self, client: Any) -> None:
+        """The signatures' clock offset measured again (AsyncClient.create measured it once)."""
+        with contextlib.suppress(Exception):  # the next attempt tries again
+            answer = await client.get_server_time()
+            client.timestamp_offset = int(answer["serverTime"]) - int(time.time() * 1000)
 
     def _check_ws_api(self, client: Any) -> None:
         """Quiet is normal for user data: the WebSocket API connection must still be up."""
