@@ -276,3 +276,42 @@ def test_close_before_connecting_is_fast(fake, sessions) -> None:
     session.streams.close()
     assert time.monotonic() - began < 1.0
     assert session.streams.states() == {USER_DATA: STREAM_STOPPED, MARKET_DATA: STREAM_STOPPED}
+
+
+def test_a_silent_market_stream_is_a_drop(fake, sessions) -> None:
+    silent = Backoff(initial=0.01, cap=0.05, market_silence=0.3, user_check=0.2)
+    session = started(sessions, connection_to(fake), ("BTCUSDT",), backoff=silent)
+
+    session.listener.wait_states(MARKET_DATA, [STREAM_CONNECTED, STREAM_RECONNECTING,
+                                               STREAM_CONNECTED])
+    reason = next(e for s, st, e in session.listener.states
+                  if s == MARKET_DATA and st == STREAM_RECONNECTING)
+    assert reason == "the market_data stream went silent for 0.3 s"
+    assert STREAM_RECONNECTING not in session.listener.sequence(USER_DATA)  # quiet is normal
+
+
+def test_klines_missed_in_an_outage_are_fetched_once_and_in_order(fake, sessions) -> None:
+    session = started(sessions, connection_to(fake), ("BTCUSDT",))
+    session.connected()
+    minute = _minute()
+
+    def bar(at: datetime, close: str) -> Bar:
+        c = Decimal(close)
+        return Bar("BTCUSDT", "1m", at, c, c, c, c, Decimal("1"))
+
+    def candles(seen: list[Event]) -> list[tuple[datetime, Decimal]]:
+        return [(e.bar.timestamp, e.bar.close) for e in seen if isinstance(e, CandleEvent)]
+
+    fake.push_kline(bar(minute - timedelta(minutes=2), "100"))
+    session.events_until(lambda seen: len(candles(seen)) == 1)
+    fake.begin_restart()  # streams refused and REST 503 until it ends
+    session.listener.wait_states(MARKET_DATA, [STREAM_CONNECTED, STREAM_RECONNECTING])
+    fake.push_kline(bar(minute - timedelta(minutes=1), "101"))
+    fake.push_kline(bar(minute, "102"))
+    fake.end_restart()
+
+    seen = session.events_until(lambda seen: len(candles(seen)) >= 3)
+    assert candles(seen) == [(minute - timedelta(minutes=2), Decimal("100")),
+                             (minute - timedelta(minutes=1), Decimal("101")),
+                             (minute, Decimal("102"))]
+    assert [p["interval"] for _, path, p in fake.requests if path.endswith("/klines")] == ["1m"]
