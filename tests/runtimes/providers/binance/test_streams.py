@@ -210,7 +210,8 @@ def _place(fake: FakeBinance, **params: str) -> dict[str, Any]:
     return answer
 
 
-def test_dropped_streams_reconnect_and_subscribe_anew(fake, sessions) -> None:
+def test_dropped_streams_reconnect_and_subscribe_anew(fake, sessions, caplog) -> None:
+    caplog.set_level(logging.DEBUG)  # python-binance and websockets log frames at DEBUG
     session = started(sessions, connection_to(fake), ("BTCUSDT",))
     session.connected()
     fake.wait_for(lambda: fake.subscriptions()["user"] == 1)
@@ -227,6 +228,10 @@ def test_dropped_streams_reconnect_and_subscribe_anew(fake, sessions) -> None:
            quantity="0.01000", price="60000.00", newClientOrderId="after-drop")
     session.listener.wait(lambda: any(e.get("c") == "after-drop"
                                       for e in session.listener.events))
+    assert SECRET not in caplog.text and KEY_ID not in caplog.text
+    # Frames are never logged (websockets cuts them short, which is all that hid the key here).
+    assert [r.name for r in caplog.records if r.levelno < logging.INFO and
+            r.name.split(".")[0] in ("websockets", "binance")] == []
 
 
 def test_an_ended_user_stream_is_subscribed_anew(fake, sessions) -> None:
