@@ -6,8 +6,9 @@ python-binance reconnects its sockets by itself a few times, then stops silently
 socket is not re-subscribed when the WebSocket API reconnects (reference §2.5), and its
 `recv()` waits for ever. So its own reconnecting is switched off, and a supervisor per stream
 sees every drop: an {"e": "error"} message, an `eventStreamTerminated`, an exception, silence
-on the market socket (MARKET_SILENCE_SECONDS), or a WebSocket API connection found closed when
-checked (every USER_CHECK_SECONDS; websockets' own pings find a dead one). A drop is reported
+on the market socket (`Backoff.market_silence`), or a WebSocket API connection found closed or
+not answering a `ping` when checked (after `Backoff.user_check` of quiet; websockets' own pings
+find a dead socket too). A drop is reported
 (RECONNECTING, once per outage), the socket is rebuilt (a new `user_socket()` subscribes anew)
 after a backoff of 1-30 s with jitter, then CONNECTED. Refused keys (-2014, -2015, -1022 on the
 subscription) are FAILED at once. `close()` cancels the loop's tasks and returns within about a
@@ -391,7 +392,7 @@ class BinanceStreams:
                 try:
                     event = await asyncio.wait_for(socket.recv(), self.backoff.user_check)
                 except TimeoutError:
-                    self._check_ws_api(client)
+                    await self._check_ws_api(client)
                     continue
                 self._deliver(event)
         finally:
@@ -408,11 +409,19 @@ class BinanceStreams:
             answer = await client.get_server_time()
             client.timestamp_offset = int(answer["serverTime"]) - int(time.time() * 1000)
 
-    def _check_ws_api(self, client: Any) -> None:
-        """Quiet is normal for user data: the WebSocket API connection must still be up."""
+    async def _check_ws_api(self, client: Any) -> None:
+        """Quiet is normal for user data: the WebSocket API connection must still be up, and
+        answer a `ping` (weight 1). It is looked at first: python-binance would open a new
+        connection for the ping, one without the subscription."""
         ws_api = client.ws_api
         if getattr(ws_api, "ws", None) is None or ws_api._handle_read_loop is None:
             raise _Dropped(f"the {USER_DATA} stream's WebSocket API connection is gone")
+        try:
+            await asyncio.wait_for(client._ws_api_request("ping", False, {}),
+                                   self.backoff.user_check)
+        except Exception as exc:
+            raise _Dropped(f"the {USER_DATA} stream's WebSocket API did not answer a ping "
+                           f"({_describe(exc)})") from None
 
     def _deliver(self, event: Any) -> None:
         if not isinstance(event, dict):
