@@ -234,6 +234,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.workspaces",
+                "runtimes.broker_alerts.broker_alerts",
             ],
         },
     }
@@ -422,13 +423,40 @@ def _alpaca_urls(trading: str, trading_stream: str) -> dict[str, str]:
             "data_stream": _ALPACA_DATA_STREAM_URL.rstrip("/")}
 
 
+
+
+def _binance_urls(prefix: str, api: str, ws_api: str, stream: str) -> dict[str, str]:
+    # One set of variables per platform (BINANCE_* live, BINANCE_TESTNET_* testnet): pointing
+    # the live platform at a test address, or the testnet at production, takes a deliberate act.
+    stream_url = env.str(f"{prefix}_STREAM_URL", stream)
+    return {"api": env.str(f"{prefix}_API_URL", api).rstrip("/"),
+            "ws_api": env.str(f"{prefix}_WS_API_URL", ws_api),
+            "stream": stream_url if stream_url.endswith("/") else stream_url + "/"}
+
+
 BROKER_URLS: dict[str, dict[str, str]] = {
     "alpaca-paper": _alpaca_urls("https://paper-api.alpaca.markets",
                                  "wss://paper-api.alpaca.markets/stream"),
     "alpaca-live": _alpaca_urls("https://api.alpaca.markets", "wss://api.alpaca.markets/stream"),
+    "binance-testnet": _binance_urls("BINANCE_TESTNET", "https://testnet.binance.vision/api",
+                                     "wss://ws-api.testnet.binance.vision/ws-api/v3",
+                                     "wss://stream.testnet.binance.vision/"),
+    "binance-live": _binance_urls("BINANCE", "https://api.binance.com/api",
+                                  "wss://ws-api.binance.com:443/ws-api/v3",
+                                  "wss://stream.binance.com:9443/"),
 }
 # Alpaca's request budget per account (and so per connection), shared by every session on it.
 ALPACA_RATE_LIMIT_PER_MINUTE = env.int("ALPACA_RATE_LIMIT_PER_MINUTE", 200, minimum=1)
+# Binance's order budget per account (new orders per 10 s), shared by every session on it.
+BINANCE_ORDER_LIMIT_PER_10S = env.int("BINANCE_ORDER_LIMIT_PER_10S", 100, minimum=1)
+# Binance's request weight per IP a minute, shared by every workspace behind that IP; each
+# workspace may spend an equal split among the workspaces spending, never less than the floor.
+BINANCE_WEIGHT_LIMIT_PER_MINUTE = env.int("BINANCE_WEIGHT_LIMIT_PER_MINUTE", 6000, minimum=1)
+BINANCE_WEIGHT_FAIR_SHARE_FLOOR = env.int("BINANCE_WEIGHT_FAIR_SHARE_FLOOR", 300, minimum=1)
+# Which outgoing address the budget above is counted for: every process with the same value
+# shares one count. One NAT for all workers (the default): one value; workers calling Binance
+# from different addresses: a value per address.
+BINANCE_IP_SCOPE = env.str("BINANCE_IP_SCOPE", "shared")
 # How long checking a connection's keys on save may wait for the broker (a request is waiting).
 BROKER_VALIDATION_TIMEOUT_SECONDS = env.int("BROKER_VALIDATION_TIMEOUT_SECONDS", 5, minimum=1)
 

@@ -41,12 +41,15 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
 class ConnectionCreateSerializer(serializers.Serializer):
     label = serializers.CharField(max_length=100)
-    platform = serializers.CharField(max_length=20, help_text="alpaca-paper or alpaca-live.")
+    platform = serializers.CharField(
+        max_length=20, help_text="alpaca-paper, alpaca-live, binance-testnet or binance-live.")
     key_id = serializers.CharField(max_length=credentials.MAX_KEY_LENGTH, write_only=True)
     secret = serializers.CharField(max_length=credentials.MAX_KEY_LENGTH, write_only=True,
-                                   style={"input_type": "password"})
-    options = serializers.DictField(required=False, default=dict,
-                                    help_text='Alpaca: {"feed": "iex" | "sip"} (default iex).')
+                                   style={"input_type": "password"}, trim_whitespace=False)
+    options = serializers.DictField(
+        required=False, default=dict,
+        help_text='Alpaca: {"feed": "iex" | "sip"} (default iex). Binance: {"key_type": "hmac" '
+                  '| "ed25519"} (default hmac; ed25519: `secret` is the PEM private key).')
 
 
 REFUSED = error_response("Invalid fields, or the broker refused the keys, the account cannot "

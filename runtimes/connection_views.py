@@ -20,9 +20,10 @@ from rest_framework.exceptions import APIException, ValidationError
 
 from accounts.models import BrokerCredential, Membership
 from accounts.views import workspace_page
-from runtimes import credentials
+from runtimes import broker_alerts, credentials
 from runtimes.core.platforms import PLATFORMS
 from runtimes.forms import ConnectionForm
+from runtimes.hosting import brokers
 
 # The services' field names that the form has under another name.
 FORM_FIELDS = {"options": "feed"}
@@ -34,7 +35,8 @@ def _rows(membership: Membership) -> list[dict[str, Any]]:
         spec = PLATFORMS.get(credential.platform)
         health = credential.health or {}
         rows.append({"connection": credential, "spec": spec, "health": health,
-                     "streams": sorted((health.get("streams") or {}).items())})
+                     "streams": sorted((health.get("streams") or {}).items()),
+                     "ban": _ban(credential, spec)})
     return rows
 
 
@@ -84,6 +86,15 @@ def connection_delete(request: HttpRequest, membership: Membership,
     return render(request, "runtimes/connection_delete.html",
                   {"connection": credential, "spec": PLATFORMS.get(credential.platform),
                    "deployments": names, "live_sessions": live})
+
+
+def _ban(credential: BrokerCredential, spec: Any) -> str | None:
+    """The sentence of the ban that stops this connection's sessions now, if one does."""
+    family = brokers.family_of(credential.platform)
+    if spec is None or family is None or not family.shared_limit_setting:
+        return None
+    until = broker_alerts.banned_until(credential)
+    return None if until is None else broker_alerts.ban_message(family.label, until)
 
 
 def _form_error(form: ConnectionForm, exc: APIException) -> None:

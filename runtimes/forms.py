@@ -185,14 +185,17 @@ class ConnectionForm(forms.Form):
                                            for p in connectable_platforms()]
         for family in FAMILIES.values():
             for name, (allowed, default, label) in family.options.items():
+                # Not required: only the chosen platform's family's fields matter, and a
+                # family's field left out takes its default.
                 self.fields[name] = forms.ChoiceField(
                     choices=[(value, value.upper()) for value in allowed], initial=default,
-                    label=label, help_text=f"{family.label} only.")
+                    label=label, help_text=f"{family.label} only.", required=False)
 
     def options(self) -> dict[str, Any]:
-        """The chosen options of the platform's family."""
+        """The chosen options of the platform's family (a default for one left out)."""
         family = FAMILIES[PLATFORMS[self.cleaned_data["platform"]].broker]
-        return {name: self.cleaned_data[name] for name in family.options}
+        return {name: self.cleaned_data[name] or default
+                for name, (_allowed, default, _label) in family.options.items()}
 
 
 def _platform_label(platform_id: str) -> str:

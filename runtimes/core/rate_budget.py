@@ -71,10 +71,11 @@ _BUDGETS: dict[str, LocalBudget] = {}
 _BUDGETS_LOCK = threading.Lock()
 
 
-def local_budget(connection_id: str, *, limit: int) -> LocalBudget:
+def local_budget(connection_id: str, *, limit: int,
+                 window_seconds: float = 60.0) -> LocalBudget:
     """The one in-process budget of `connection_id` (made on first use)."""
     with _BUDGETS_LOCK:
         budget = _BUDGETS.get(connection_id)
         if budget is None:
-            budget = _BUDGETS[connection_id] = LocalBudget(limit)
+            budget = _BUDGETS[connection_id] = LocalBudget(limit, window_seconds=window_seconds)
         return budget

@@ -3,7 +3,11 @@ BROKER_URLS), the keys (revealed here and nowhere else), the request budget ever
 connection shares, and the health sink that keeps the connection's row up to date.
 
 Also the table of broker families: the fields a connection of each family asks for and the
-function that checks its keys on save (runtimes/credentials.py). Binance comes next.
+function that checks its keys on save (runtimes/credentials.py).
+
+Binance counts request weight per IP, so its connections are also given the SharedBudget of the
+address the workers call from (runtimes/hosting/shared_budget.py): one set of counters per IP
+scope (settings BINANCE_IP_SCOPE and Binance's host), viewed by each workspace for its fair share.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import import_module
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -25,6 +30,7 @@ from runtimes.core.connection import (
     BrokerConnection,
     ConnectionHealth,
     RateBudget,
+    SharedBudget,
 )
 from runtimes.core.platforms import PLATFORMS
 from runtimes.core.rate_budget import local_budget
@@ -42,7 +48,11 @@ class BrokerFamily:
     # Non-secret options: name -> (allowed values, default, label for people).
     options: dict[str, tuple[tuple[str, ...], str, str]]
     validator: str  # "module:function", (BrokerConnection, *, timeout) -> account summary
-    rate_limit_setting: str  # the settings name of its requests-per-minute budget
+    rate_limit_setting: str  # the settings name of its per-account budget (requests or orders)
+    rate_window_seconds: float = 60.0  # ... counted over this window
+    # The settings names of the per-IP budget's limit a minute and fair-share floor ("": none).
+    shared_limit_setting: str = ""
+    shared_floor_setting: str = ""
 
 
 FAMILIES: Final[dict[str, BrokerFamily]] = {
@@ -52,6 +62,16 @@ FAMILIES: Final[dict[str, BrokerFamily]] = {
         options={"feed": (("iex", "sip"), "iex", "Market data feed")},
         validator="runtimes.providers.alpaca.connect:validate",
         rate_limit_setting="ALPACA_RATE_LIMIT_PER_MINUTE"),
+    "binance": BrokerFamily(
+        label="Binance", key_id_label="API key",
+        secret_label="Secret key (HMAC) or private key (Ed25519, PEM)",  # noqa: S106
+        # Binance's key kinds that python-binance signs with (RSA keys are not offered: an
+        # Ed25519 key is the one Binance recommends besides HMAC). Not secret: which signature.
+        options={"key_type": (("hmac", "ed25519"), "hmac", "Key type")},
+        validator="runtimes.providers.binance.connect:validate",
+        rate_limit_setting="BINANCE_ORDER_LIMIT_PER_10S", rate_window_seconds=10.0,
+        shared_limit_setting="BINANCE_WEIGHT_LIMIT_PER_MINUTE",
+        shared_floor_setting="BINANCE_WEIGHT_FAIR_SHARE_FLOOR"),
 }
 
 
@@ -94,15 +114,43 @@ def connection_of(credential: BrokerCredential) -> BrokerConnection:
 
 
 def budget_for(credential: BrokerCredential) -> RateBudget:
-    """The request budget every session on `credential` shares: in Redis when the platform runs
-    on Redis (as the session bus decides: REDIS_URL), else in this process."""
+    """The request budget every session on `credential` shares (Binance: its order budget): in
+    Redis when the platform runs on Redis (as the session bus decides: REDIS_URL), else in this
+    process."""
     family = family_of(credential.platform)
     limit = int(getattr(settings, family.rate_limit_setting)) if family else 200
+    window = family.rate_window_seconds if family else 60.0
     if settings.REDIS_URL:
         from runtimes.hosting.budget_redis import RedisBudget
 
-        return RedisBudget(_redis_client(), str(credential.pk), limit=limit)
-    return local_budget(str(credential.pk), limit=limit)
+        return RedisBudget(_redis_client(), str(credential.pk), limit=limit,
+                           window_seconds=window)
+    return local_budget(str(credential.pk), limit=limit, window_seconds=window)
+
+
+def ip_scope_of(platform_id: str) -> str:
+    """The counters a platform's per-IP budget is kept in: the address the workers call from
+    (settings BINANCE_IP_SCOPE) and the broker host they call (testnet and live count apart)."""
+    host = urlsplit(urls_for(platform_id).get("api", "")).netloc or platform_id
+    return f"{settings.BINANCE_IP_SCOPE}:{host}"
+
+
+def shared_budget_for(credential: BrokerCredential) -> SharedBudget | None:
+    """The per-IP budget `credential`'s sessions spend, as its workspace's fair share of it (None
+    for a family without one: Alpaca). In Redis with REDIS_URL, else in this process."""
+    family = family_of(credential.platform)
+    if family is None or not family.shared_limit_setting:
+        return None
+    scope, workspace = ip_scope_of(credential.platform), str(credential.workspace_id)
+    limit = int(getattr(settings, family.shared_limit_setting))
+    floor = int(getattr(settings, family.shared_floor_setting))
+    if settings.REDIS_URL:
+        from runtimes.hosting.shared_budget import RedisSharedBudget
+
+        return RedisSharedBudget(_redis_client(), scope, workspace, limit=limit, floor=floor)
+    from runtimes.hosting.shared_budget import local_shared_budget
+
+    return local_shared_budget(scope, workspace, limit=limit, floor=floor)
 
 
 _redis: Any = None
@@ -123,7 +171,8 @@ def broker_access_for(credential: BrokerCredential) -> BrokerAccess:
     """Everything a provider on `credential` is given: the connection, the shared budget and a
     health sink writing to the credential's row."""
     return BrokerAccess(connection=connection_of(credential), budget=budget_for(credential),
-                        health=DatabaseHealthSink(str(credential.pk)))
+                        health=DatabaseHealthSink(str(credential.pk)),
+                        shared=shared_budget_for(credential))
 
 
 class DatabaseHealthSink:
@@ -155,6 +204,7 @@ class DatabaseHealthSink:
         last = self._written
         if last is None or dict(last.streams) != dict(health.streams):
             return True
-        if last.circuit_breaker != health.circuit_breaker:
+        if (last.circuit_breaker, last.banned_until) != (health.circuit_breaker,
+                                                          health.banned_until):
             return True
         return self.clock() - self._written_at >= self.interval and last != health

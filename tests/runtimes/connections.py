@@ -13,10 +13,11 @@ SECRET = "test-alpaca-secret-value-0123456789"
 
 def stored_connection(workspace, owner, *, platform="alpaca-paper", label="Paper account",
                       key_id=KEY_ID, secret=SECRET, feed="iex"):
+    options = {"key_type": "hmac"} if platform.startswith("binance") else {"feed": feed}
     return store_broker_credential(
         workspace=workspace, by=owner, platform=platform, label=label,
         secret={"key_id": key_id, "secret": secret}, key_hint=key_id[-4:],
-        options={"feed": feed}, validated_at=timezone.now(),
+        options=options, validated_at=timezone.now(),
         account_summary={"account_number": "…7890", "status": "ACTIVE", "currency": "USD"})
 
 

@@ -41,12 +41,18 @@ PRODUCTION_URLS = {
                     "data": "https://data.alpaca.markets",
                     "trading_stream": "wss://api.alpaca.markets/stream",
                     "data_stream": "wss://stream.data.alpaca.markets/v2"},
+    "binance-testnet": {"api": "https://testnet.binance.vision/api",
+                        "ws_api": "wss://ws-api.testnet.binance.vision/ws-api/v3",
+                        "stream": "wss://stream.testnet.binance.vision/"},
+    "binance-live": {"api": "https://api.binance.com/api",
+                     "ws_api": "wss://ws-api.binance.com:443/ws-api/v3",
+                     "stream": "wss://stream.binance.com:9443/"},
 }
 
 
 def broker_urls_with(env: dict[str, str]) -> dict[str, dict[str, str]]:
     """settings.BROKER_URLS as a fresh process with `env` (and none of ours) reads it."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "BINANCE_"))}
     code = ("import django, json; django.setup(); from django.conf import settings; "
             "print(json.dumps(settings.BROKER_URLS))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -55,7 +61,7 @@ def broker_urls_with(env: dict[str, str]) -> dict[str, dict[str, str]]:
     return json.loads(result.stdout)
 
 
-def test_the_broker_urls_are_alpacas_production_addresses_by_default():
+def test_the_broker_urls_are_the_brokers_production_addresses_by_default():
     assert broker_urls_with({}) == PRODUCTION_URLS
 
 
@@ -67,7 +73,22 @@ def test_the_environment_points_both_alpaca_platforms_elsewhere():
 
     expected = {"trading": "http://127.0.0.1:9", "data": "http://127.0.0.1:9",
                 "trading_stream": "ws://127.0.0.1:9/stream", "data_stream": "ws://127.0.0.1:9/v2"}
-    assert urls == {"alpaca-paper": expected, "alpaca-live": expected}
+    assert urls == {"alpaca-paper": expected, "alpaca-live": expected,
+                    "binance-testnet": PRODUCTION_URLS["binance-testnet"],
+                    "binance-live": PRODUCTION_URLS["binance-live"]}
+
+
+def test_the_environment_points_each_binance_platform_elsewhere_on_its_own():
+    urls = broker_urls_with({"BINANCE_TESTNET_API_URL": "http://127.0.0.1:9/api/",
+                             "BINANCE_TESTNET_WS_API_URL": "ws://127.0.0.1:9/ws-api/v3",
+                             "BINANCE_TESTNET_STREAM_URL": "ws://127.0.0.1:9",
+                             "BINANCE_API_URL": "http://127.0.0.1:8/api"})
+
+    assert urls["binance-testnet"] == {"api": "http://127.0.0.1:9/api",
+                                       "ws_api": "ws://127.0.0.1:9/ws-api/v3",
+                                       "stream": "ws://127.0.0.1:9/"}
+    assert urls["binance-live"] == {**PRODUCTION_URLS["binance-live"],
+                                    "api": "http://127.0.0.1:8/api"}
 
 
 # -- the connection ----------------------------------------------------------------------------
@@ -121,6 +142,29 @@ def test_a_sessions_provider_settings_carry_its_connection(owner, workspace):
     assert access.budget.acquire(2) == 0.0
     assert brokers.budget_for(credential).remaining() == 198  # one count per connection
     assert isinstance(access.health, brokers.DatabaseHealthSink)
+
+
+@pytest.mark.django_db
+def test_a_binance_connection_gets_its_order_budget_and_its_workspaces_share_of_the_ip(
+        owner, workspace, stranger, stranger_workspace, settings):
+    settings.BINANCE_IP_SCOPE = scope = f"test-{uuid.uuid4()}"  # counters of this test alone
+    credential = stored_connection(workspace, owner, platform="binance-testnet")
+    neighbour = stored_connection(stranger_workspace, stranger, platform="binance-testnet")
+    live = stored_connection(workspace, owner, platform="binance-live")
+
+    access = brokers.broker_access_for(credential)
+    theirs = brokers.shared_budget_for(neighbour)
+    assert access.shared is not None and theirs is not None
+
+    assert [access.budget.acquire() for _ in range(100)] == [0.0] * 100
+    assert 9.0 < access.budget.acquire() <= 10.0  # 100 orders per 10 s
+    assert access.shared.acquire(20) == 0.0
+    assert (access.shared.remaining(), theirs.remaining()) == (5980, 3000)  # they now halve
+    access.shared.ban(60.0, "418")
+    assert theirs.banned_until() == access.shared.banned_until()  # one IP, one ban
+    assert brokers.shared_budget_for(live).banned_until() is None  # another host counts apart
+    assert brokers.ip_scope_of("binance-testnet") == f"{scope}:testnet.binance.vision"
+    assert brokers.shared_budget_for(stored_connection(workspace, owner)) is None  # Alpaca
 
 
 @pytest.mark.django_db

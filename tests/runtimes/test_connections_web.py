@@ -4,6 +4,7 @@ rendered back), deletion behind a confirmation, owners only; and live deployment
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ from django.urls import reverse
 from accounts.models import BrokerCredential
 from runtimes import deployments
 from runtimes.core.connection import ConnectionHealth
+from runtimes.hosting import brokers
 from runtimes.hosting.brokers import DatabaseHealthSink
 from runtimes.hosting.risk import RiskLimits
 from runtimes.models import TradingSession
@@ -202,3 +204,42 @@ def test_a_live_sessions_pages_carry_the_red_banner_and_a_paper_ones_do_not(
               'Alpaca (live) with real funds')
     assert [banner in page for page in live_pages] == [True, True]
     assert ["live-banner" in page for page in paper_pages] == [False, False]
+
+
+# -- Binance: the IP ban ------------------------------------------------------------------------
+
+
+def test_a_ban_of_the_ip_is_said_on_every_page_of_a_workspace_with_a_binance_connection(
+        sign_in, owner, workspace, stranger, stranger_workspace, settings):
+    settings.BINANCE_IP_SCOPE = f"test-{uuid.uuid4()}"  # counters of this test alone
+    credential = stored_connection(workspace, owner, platform="binance-testnet",
+                                   label="Testnet")
+    stored_connection(stranger_workspace, stranger)  # Alpaca only: not concerned
+    shared = brokers.shared_budget_for(credential)
+    shared.ban(600.0, "418 after GET /api/v3/account")
+    until = datetime.fromtimestamp(shared.banned_until(), UTC)
+    sentence = (f"Binance has banned this server&#x27;s IP until {until:%H:%M} UTC after too "
+                "many requests; Binance sessions are stopped until then.")
+    alert = f'<div class="message error broker-alert" role="alert">{sentence}</div>'
+
+    client = sign_in(owner, workspace)
+    dashboard = client.get(reverse("dashboard")).content.decode()
+    connections = client.get(PAGE).content.decode()
+    elsewhere = sign_in(stranger, stranger_workspace).get(reverse("dashboard")).content.decode()
+
+    assert dashboard.count(alert) == 1
+    assert connections.count(alert) == 2  # atop the page, and on the Binance connection
+    assert "broker-alert" not in elsewhere
+
+
+def test_a_binance_connections_health_shows_its_clock_offset_and_ban(sign_in, owner, workspace):
+    credential = stored_connection(workspace, owner, platform="binance-testnet")
+    DatabaseHealthSink(str(credential.pk)).report(ConnectionHealth(
+        clock_offset_ms=-1250, banned_until=datetime(2026, 12, 7, 15, 5, tzinfo=UTC),
+        streams={"user_data": "stopped"}))
+
+    page = sign_in(owner, workspace).get(PAGE).content.decode()
+
+    assert "Clock offset: -1250 ms" in page
+    assert "Banned until: 2026-12-07T15:05:00Z" in page
+    assert "<td>HMAC key</td>" in page

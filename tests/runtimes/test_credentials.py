@@ -20,6 +20,7 @@ from runtimes.credentials import (
     broker_platforms,
     connectable_platforms,
 )
+from runtimes.hosting import brokers
 from runtimes.providers.alpaca import connect
 from tests.fakes.alpaca.server import KEY_ID, SECRET, FakeAlpaca
 
@@ -52,7 +53,8 @@ def refused(call, *args, **kwargs):
 def test_the_broker_platforms_are_those_of_the_registry_that_connect_to_a_broker():
     assert broker_platforms() == ["alpaca-paper", "alpaca-live", "binance-testnet",
                                   "binance-live"]
-    assert connectable_platforms() == ["alpaca-paper", "alpaca-live"]
+    assert connectable_platforms() == ["alpaca-paper", "alpaca-live", "binance-testnet",
+                                       "binance-live"]
 
 
 def test_keys_the_broker_accepts_are_stored_with_their_hint_and_the_accounts_summary(
@@ -148,7 +150,8 @@ def test_an_unknown_platform_or_one_without_a_broker_is_refused(owner, workspace
     assert not BrokerCredential.objects.exists()
 
 
-def test_a_broker_whose_keys_this_build_cannot_check_is_refused(owner, workspace):
+def test_a_broker_whose_keys_this_build_cannot_check_is_refused(owner, workspace, monkeypatch):
+    monkeypatch.delitem(brokers.FAMILIES, "binance")  # a build without Binance
     with pytest.raises(ValidationError) as refusal:
         add(workspace, owner, platform="binance-live")
 
