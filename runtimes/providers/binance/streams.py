@@ -39,7 +39,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from binance import AsyncClient, BinanceSocketManager
 from binance.exceptions import BinanceAPIException, BinanceWebsocketUnableToConnect
 
 from runtimes.core.connection import (
@@ -50,6 +49,7 @@ from runtimes.core.connection import (
     BrokerConnection,
 )
 from runtimes.providers.binance.market_data import BinanceMarketData, stream_names
+from runtimes.providers.binance.sdk import client_class, socket_manager_class
 
 log = logging.getLogger(__name__)
 
@@ -117,26 +117,6 @@ class StreamRefused(Exception):
 
 class _Dropped(Exception):
     """The stream dropped; `str()` says how."""
-
-
-def client_class(connection: BrokerConnection) -> type[Any]:
-    """An AsyncClient whose REST and WebSocket API go to the connection's URLs (the WebSocket
-    API URL is read only in the constructor: reference §2.1)."""
-
-    class _Client(AsyncClient):  # type: ignore[misc]  # python-binance is untyped
-        API_URL = connection.urls["api"]
-        WS_API_URL = connection.urls["ws_api"]
-
-    return _Client
-
-
-def socket_manager_class(connection: BrokerConnection) -> type[Any]:
-    """A BinanceSocketManager whose market streams go to the connection's stream URL."""
-
-    class _Manager(BinanceSocketManager):  # type: ignore[misc]  # python-binance is untyped
-        STREAM_URL = connection.urls["stream"]
-
-    return _Manager
 
 
 def _supervised(socket: Any) -> Any:
