@@ -32,7 +32,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
 import requests
-from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from runtimes.core.bars import Bar, BarSeries, datetime_to_epoch, epoch_to_datetime
@@ -44,6 +43,7 @@ from runtimes.core.errors import BrokerUnavailable, RateLimited, SymbolNotFound
 from runtimes.core.events import CandleEvent, Event, QuoteEvent
 from runtimes.core.staleness import StalenessTracker
 from runtimes.core.timeframes import bucket_start, timeframe_seconds
+from runtimes.providers.binance.sdk import rest_client_class
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,9 @@ def rest_client(connection: BrokerConnection) -> MarketRest:
     """python-binance's sync Client at the connection's REST URL: no ping at construction, a
     timeout on every request. (BaseClient makes an asyncio loop for the calling thread if it has
     none: harmless for the sync calls made here.)"""
-
-    class _Client(Client):  # type: ignore[misc]  # python-binance is untyped
-        API_URL = connection.urls["api"]
-
-    client: MarketRest = _Client(connection.key_id, connection.secret, ping=False,
-                                 requests_params={"timeout": REST_TIMEOUT_SECONDS})
+    client: MarketRest = rest_client_class(connection)(
+        connection.key_id, connection.secret, ping=False,
+        requests_params={"timeout": REST_TIMEOUT_SECONDS})
     return client
 
 

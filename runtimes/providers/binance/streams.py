@@ -6,8 +6,9 @@ python-binance reconnects its sockets by itself a few times, then stops silently
 socket is not re-subscribed when the WebSocket API reconnects (reference §2.5), and its
 `recv()` waits for ever. So its own reconnecting is switched off, and a supervisor per stream
 sees every drop: an {"e": "error"} message, an `eventStreamTerminated`, an exception, silence
-on the market socket (MARKET_SILENCE_SECONDS), or a WebSocket API connection found closed when
-checked (every USER_CHECK_SECONDS; websockets' own pings find a dead one). A drop is reported
+on the market socket (`Backoff.market_silence`), or a WebSocket API connection found closed or
+not answering a `ping` when checked (after `Backoff.user_check` of quiet; websockets' own pings
+find a dead socket too). A drop is reported
 (RECONNECTING, once per outage), the socket is rebuilt (a new `user_socket()` subscribes anew)
 after a backoff of 1-30 s with jitter, then CONNECTED. Refused keys (-2014, -2015, -1022 on the
 subscription) are FAILED at once. `close()` cancels the loop's tasks and returns within about a
@@ -33,11 +34,11 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from binance import AsyncClient, BinanceSocketManager
 from binance.exceptions import BinanceAPIException, BinanceWebsocketUnableToConnect
 
 from runtimes.core.connection import (
@@ -48,6 +49,7 @@ from runtimes.core.connection import (
     BrokerConnection,
 )
 from runtimes.providers.binance.market_data import BinanceMarketData, stream_names
+from runtimes.providers.binance.sdk import client_class, socket_manager_class
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ _WS_LOGGER.setLevel(logging.INFO)
 WEBSOCKET_PARAMS: Final[dict[str, Any]] = {
     "ping_interval": 10, "ping_timeout": 20, "open_timeout": 10, "logger": _WS_LOGGER,
 }
+OUTSIDE_RECV_WINDOW: Final = -1021  # the request's timestamp is too far from Binance's clock
 # Binance's codes for keys that retrying cannot cure.
 REFUSED_KEY_CODES: Final = {
     -2014: "Binance refused the connection's API key (its format is invalid)",
@@ -114,26 +117,6 @@ class StreamRefused(Exception):
 
 class _Dropped(Exception):
     """The stream dropped; `str()` says how."""
-
-
-def client_class(connection: BrokerConnection) -> type[Any]:
-    """An AsyncClient whose REST and WebSocket API go to the connection's URLs (the WebSocket
-    API URL is read only in the constructor: reference §2.1)."""
-
-    class _Client(AsyncClient):  # type: ignore[misc]  # python-binance is untyped
-        API_URL = connection.urls["api"]
-        WS_API_URL = connection.urls["ws_api"]
-
-    return _Client
-
-
-def socket_manager_class(connection: BrokerConnection) -> type[Any]:
-    """A BinanceSocketManager whose market streams go to the connection's stream URL."""
-
-    class _Manager(BinanceSocketManager):  # type: ignore[misc]  # python-binance is untyped
-        STREAM_URL = connection.urls["stream"]
-
-    return _Manager
 
 
 def _supervised(socket: Any) -> Any:
@@ -380,6 +363,8 @@ class BinanceStreams:
                 refused = REFUSED_KEY_CODES.get(exc.code)
                 if refused is not None:
                     raise StreamRefused(refused) from None
+                if exc.code == OUTSIDE_RECV_WINDOW:  # our clock drifted: measured again
+                    await self._measure_clock(client)
                 raise _Dropped(f"Binance refused the {USER_DATA} subscription "
                                f"(code {exc.code})") from None
             up()
@@ -387,7 +372,7 @@ class BinanceStreams:
                 try:
                     event = await asyncio.wait_for(socket.recv(), self.backoff.user_check)
                 except TimeoutError:
-                    self._check_ws_api(client)
+                    await self._check_ws_api(client)
                     continue
                 self._deliver(event)
         finally:
@@ -398,11 +383,25 @@ class BinanceStreams:
                 socket._subscription_id = None
             await _shut_socket(socket)
 
-    def _check_ws_api(self, client: Any) -> None:
-        """Quiet is normal for user data: the WebSocket API connection must still be up."""
+    async def _measure_clock(self, client: Any) -> None:
+        """The signatures' clock offset measured again (AsyncClient.create measured it once)."""
+        with contextlib.suppress(Exception):  # the next attempt tries again
+            answer = await client.get_server_time()
+            client.timestamp_offset = int(answer["serverTime"]) - int(time.time() * 1000)
+
+    async def _check_ws_api(self, client: Any) -> None:
+        """Quiet is normal for user data: the WebSocket API connection must still be up, and
+        answer a `ping` (weight 1). It is looked at first: python-binance would open a new
+        connection for the ping, one without the subscription."""
         ws_api = client.ws_api
         if getattr(ws_api, "ws", None) is None or ws_api._handle_read_loop is None:
             raise _Dropped(f"the {USER_DATA} stream's WebSocket API connection is gone")
+        try:
+            await asyncio.wait_for(client._ws_api_request("ping", False, {}),
+                                   self.backoff.user_check)
+        except Exception as exc:
+            raise _Dropped(f"the {USER_DATA} stream's WebSocket API did not answer a ping "
+                           f"({_describe(exc)})") from None
 
     def _deliver(self, event: Any) -> None:
         if not isinstance(event, dict):
