@@ -94,8 +94,8 @@ class Book:
         self.held_oco: dict[str, tuple[Order, Any]] = {}  # group -> (local order, request)
         self.oco_groups: dict[str, str] = {}  # order id -> the strategy's oco_group_id
         self.parents: dict[str, str] = {}  # an emulated bracket's exit order -> its entry
-        self.closing: set[str] = set()  # close_position orders
-        self.replacing: set[str] = set()  # orders made by cancelReplace (ORDER_MODIFIED)
+        self.closing: set[str] = set()  # client ids of close_position orders
+        self.replacing: set[str] = set()  # client ids of cancelReplace's new orders
         self.plans: dict[str, BracketPlan] = {}  # entry id -> plan
         self.fills: list[Fill] = []
         self.trades = Bounded()  # (orderId, tradeId) seen
@@ -177,7 +177,8 @@ class Book:
                 "alias": {b: self.alias[b] for b in binance_open},
                 "oco_groups": {i: g for i, g in self.oco_groups.items() if i in open_ids},
                 "parents": {i: p for i, p in self.parents.items() if i in open_ids},
-                "closing": sorted(self.closing & open_ids),
+                "closing": sorted(self.closing & {self.order_client_ids.get(i)
+                                                  for i in open_ids}),
                 "plans": [p.as_json() for p in self.plans.values() if not p.done],
                 "entries": {s: [str(a), str(r)] for s, (a, r) in self.entries.items()},
             }

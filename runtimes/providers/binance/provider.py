@@ -280,9 +280,11 @@ class BinanceProvider:
     def _send(self, params: dict[str, Any], strategy_id: str | None, *,
               bracket: OrderRequest | None = None, closing: bool = False) -> Order:
         client_id = str(params["newClientOrderId"])
-        if strategy_id is not None:
-            with self.book.lock:
+        with self.book.lock:  # before the call: the stream may tell of the order first
+            if strategy_id is not None:
                 self.book.strategy_ids[client_id] = strategy_id
+            if closing:
+                self.book.closing.add(client_id)
         try:
             raw = self.rest.call("order", self.rest.client.create_order, **params)
         except BinanceError as error:
@@ -293,8 +295,6 @@ class BinanceProvider:
             raise submit_error(error) from None
         order_id = str(raw["orderId"])
         with self.book.lock:
-            if closing:
-                self.book.closing.add(order_id)
             if bracket is not None:
                 self.book.plans[order_id] = BracketPlan(
                     entry_id=order_id, symbol=str(raw["symbol"]),
@@ -511,6 +511,10 @@ class BinanceProvider:
                               open_orders=self.book.open_count(current.symbol) - 1)
         params.update(cancelReplaceMode="STOP_ON_FAILURE",
                       cancelOrderId=int(self.book.binance_id(current.id)))
+        with self.book.lock:  # before the call: the stream may tell of the new order first
+            self.book.replacing.add(client_id)
+            if strategy_id is not None:
+                self.book.strategy_ids[client_id] = strategy_id
         try:
             raw = self.rest.call("cancelReplace", self.rest.client.cancel_replace_order,
                                  **params)
@@ -519,9 +523,6 @@ class BinanceProvider:
         new_raw = raw.get("newOrderResponse") or {}
         new_id = str(new_raw.get("orderId"))
         with self.book.lock:
-            self.book.replacing.add(new_id)
-            if strategy_id is not None:
-                self.book.strategy_ids[client_id] = strategy_id
             plan = self.book.plans.pop(current.id, None)
             if plan is not None:
                 plan.entry_id = new_id
@@ -848,7 +849,7 @@ class BinanceProvider:
             order = m.to_order(raw, self.ids, order_id=local, client_order_id=strategy_id,
                                now=self.now, parent_order_id=self.book.parents.get(binance_id),
                                oco_group_id=self.book.oco_groups.get(local),
-                               reduce_only=binance_id in self.book.closing,
+                               reduce_only=client in self.book.closing,
                                stop_loss=None if plan is None or plan.stop_loss is None
                                else Decimal(plan.stop_loss),
                                take_profit=None if plan is None or plan.take_profit is None
@@ -867,8 +868,8 @@ class BinanceProvider:
     def _creation(self, order: Order) -> list[Event | _AccountDue]:
         if not self.book.announce(order.id):
             return []
-        kind = OrderEventKind.ORDER_MODIFIED if order.id in self.book.replacing else \
-            OrderEventKind.ORDER_CREATED
+        kind = OrderEventKind.ORDER_MODIFIED if self.book.order_client_ids.get(order.id) in \
+            self.book.replacing else OrderEventKind.ORDER_CREATED
         fresh = order if order.filled_quantity == 0 else replace(
             order, status=OrderStatus.OPEN, filled_quantity=ZERO, average_fill_price=None,
             updated_at=order.created_at)
@@ -1061,13 +1062,26 @@ class BinanceProvider:
             fill_id = m.fill_id(symbol, trade["id"])
             if not seen:
                 found += [x for x in self.book.fills if x.id == fill_id]
+        since_ms = None if since is None else int(since.timestamp() * 1000)
         for raw in orders.values():
-            status = str(raw.get("status"))
-            self._execution(new_report(raw))
-            if status in ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED"):
-                self._execution(change_report(raw, "EXPIRED" if status.startswith("EXPIRED")
-                                              else status))
+            self._reconciled_order(raw, since_ms)
         return found
+
+    def _reconciled_order(self, raw: JsonDict, since_ms: int | None) -> None:
+        """An order the stream may not have told of: created, or ended, after `since_ms` (what
+        happened before it, the previous host or the stream told); then its state as Binance
+        has it now."""
+        status = str(raw.get("status"))
+        created = int(raw.get("time") or 0)
+        updated = int(raw.get("updateTime") or created)
+        if since_ms is None or created >= since_ms:
+            self._execution(new_report(raw))
+        with self.book.lock:
+            self._take(raw)
+        if status in ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED") and (
+                since_ms is None or updated >= since_ms):
+            self._execution(change_report(raw, "EXPIRED" if status.startswith("EXPIRED")
+                                          else status))
 
     def _trade_report(self, trade: JsonDict, raw: JsonDict) -> JsonDict:
         """A myTrades trade as an executionReport, its cumulative quantity counted from the

@@ -297,3 +297,38 @@ def test_status_shows_the_connection(h: BinanceHarness) -> None:
     assert status["last_heartbeat"] is not None
     assert datetime.fromisoformat(status["last_heartbeat"].replace("Z", "+00:00")) <= \
         datetime.now(UTC)
+
+
+def test_a_retry_after_a_restart_answers_the_first_order(h: BinanceHarness) -> None:
+    first = h.venue.submit_order(OrderRequest(symbol="BTCUSDT", side=Side.BUY, quantity=D(1),
+                                              client_order_id="r-2"))
+    h.pass_time()
+    h.take_events()
+    state = h.venue.snapshot()  # the order is done: the snapshot no longer carries it
+    assert state["book"]["open_orders"] == {}
+    h.venue.close()
+    restored = BinanceHarness(fake=h.fake, restored=state)
+    try:
+        again = restored.venue.submit_order(OrderRequest(
+            symbol="BTCUSDT", side=Side.BUY, quantity=D(1), client_order_id="r-2"))
+        assert (again.id, again.status, again.client_order_id) == (
+            first.id, OrderStatus.FILLED, "r-2")
+        assert len(h.fake.orders()) == 1
+        restored.tick()  # (its fill happened before the snapshot: not in this book's fills)
+        assert [e for e in restored._events if isinstance(e, OrderEvent)] == []
+    finally:
+        restored.venue.close()
+
+
+def test_a_duplicate_client_id_at_binance_answers_the_first_order(h: BinanceHarness) -> None:
+    first = h.venue.submit_order(limit(Side.BUY, "1", "39000", client_order_id="d-1"))
+    with h.venue.book.lock:  # a provider that never learnt of it (its host died mid-request)
+        h.venue.book.orders.clear()
+        h.venue.book.order_client_ids.clear()
+    again = h.venue.submit_order(limit(Side.BUY, "1", "39000", client_order_id="d-1"))
+    assert (again.id, again.client_order_id, again.status) == (first.id, "d-1",
+                                                                OrderStatus.OPEN)
+    sent = [p["newClientOrderId"] for m, path, p in h.fake.requests
+            if m == "POST" and path == "/api/v3/order"]
+    assert sent == [h.venue.ids.for_strategy("d-1")] * 2  # the same id: Binance refused it
+    assert len(h.fake.orders()) == 1
