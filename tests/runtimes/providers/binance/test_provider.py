@@ -12,8 +12,20 @@ from decimal import Decimal as D
 import pytest
 
 from runtimes.core.connection import SharedBudget
-from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, Side
-from runtimes.core.errors import BrokerUnavailable, OrderRejected, RateLimited
+from runtimes.core.domain import (
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TrailingType,
+)
+from runtimes.core.errors import (
+    BrokerUnavailable,
+    OrderRejected,
+    OrderValidationError,
+    RateLimited,
+)
 from runtimes.core.events import (
     AccountEvent,
     ConnectionEvent,
@@ -332,3 +344,46 @@ def test_a_duplicate_client_id_at_binance_answers_the_first_order(h: BinanceHarn
             if m == "POST" and path == "/api/v3/order"]
     assert sent == [h.venue.ids.for_strategy("d-1")] * 2  # the same id: Binance refused it
     assert len(h.fake.orders()) == 1
+
+
+def sent_order(h: BinanceHarness) -> dict[str, str]:
+    return [p for m, path, p in h.fake.requests if m == "POST" and path == "/api/v3/order"][-1]
+
+
+def test_stops_map_by_side_and_market(h: BinanceHarness) -> None:
+    bought(h)
+    h.venue.submit_order(OrderRequest(symbol="BTCUSDT", side=Side.SELL, quantity=D("0.5"),
+                                      order_type=OrderType.STOP, stop_price=D(35000)))
+    assert (sent_order(h)["type"], sent_order(h)["stopPrice"]) == ("STOP_LOSS", "35000.00")
+    h.venue.submit_order(OrderRequest(symbol="BTCUSDT", side=Side.SELL, quantity=D("0.5"),
+                                      order_type=OrderType.STOP_LIMIT, stop_price=D(45000),
+                                      limit_price=D(44900)))
+    assert (sent_order(h)["type"], sent_order(h)["timeInForce"]) == ("TAKE_PROFIT_LIMIT",
+                                                                      "GTC")
+    maker = h.venue.submit_order(limit(Side.BUY, "0.5", "30000", post_only=True))
+    assert sent_order(h)["type"] == "LIMIT_MAKER" and "timeInForce" not in sent_order(h)
+    assert maker.post_only is True
+
+
+def test_what_binance_spot_does_not_take_is_refused_with_the_reason(h: BinanceHarness) -> None:
+    posted = posted_orders(h.fake)
+    with pytest.raises(OrderValidationError) as day:
+        h.venue.submit_order(limit(Side.BUY, "1", "30000", time_in_force=TimeInForce.DAY))
+    assert day.value.details["field"] == "time_in_force"
+    with pytest.raises(OrderValidationError) as absolute:
+        h.venue.submit_order(OrderRequest(
+            symbol="BTCUSDT", side=Side.SELL, quantity=D(1), order_type=OrderType.TRAILING_STOP,
+            trailing_distance=D(100), trailing_type=TrailingType.ABSOLUTE))
+    assert absolute.value.details["field"] == "trailing_type"
+    assert posted_orders(h.fake) == posted
+
+
+def test_the_used_weight_header_is_observed(h: BinanceHarness) -> None:
+    h.take_events()
+    h.fake.set_used_weight(5500)
+    h.venue.account()
+    remaining = h.shared.remaining()
+    assert remaining is not None and remaining <= 6000 - 5500 - 20
+    warnings = [e for e in h.take_events() if isinstance(e, RateLimitEvent)]
+    assert [e.event for e in warnings] == ["RATE_LIMIT_WARNING"]
+    assert h.venue.rest.used_weight is not None and h.venue.rest.used_weight >= 5520
