@@ -132,9 +132,8 @@ def test_exchange_info_has_binance_filters_for_btcusdt(client: Client) -> None:
     info = client.get_symbol_info("BTCUSDT")
     assert info is not None
     assert (info["status"], info["baseAsset"], info["quoteAsset"]) == ("TRADING", "BTC", "USDT")
-    assert (info["ocoAllowed"], info["quoteOrderQtyMarketAllowed"], info["cancelReplaceAllowed"]) == (
-        True, True, True,
-    )  # fmt: skip
+    flags = ("ocoAllowed", "quoteOrderQtyMarketAllowed", "cancelReplaceAllowed")
+    assert [info[flag] for flag in flags] == [True, True, True]
     filters = {f["filterType"]: f for f in info["filters"]}
     assert filters["PRICE_FILTER"] == {
         "filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000",
@@ -249,25 +248,33 @@ def test_stop_loss_and_take_profit_limits_trigger_on_the_book(
     assert client.get_order(symbol="BTCUSDT", orderId=profit["orderId"])["status"] == "FILLED"
 
 
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        ({"quantity": "0.000011", "price": "43000.00"}, (400, -1013, "Filter failure: LOT_SIZE")),
-        ({"quantity": "0.01000", "price": "43000.001"}, (400, -1013, "Filter failure: PRICE_FILTER")),
-        ({"quantity": "0.00010", "price": "43000.00"}, (400, -1013, "Filter failure: NOTIONAL")),
-        ({"quantity": "0.01000", "price": "300000.00"}, (400, -1013, "Filter failure: PERCENT_PRICE_BY_SIDE")),
-        ({"quantity": "0.000000001", "price": "43000.00"}, (400, -1111, "Parameter 'quantity' has too much precision.")),
-        ({"quantity": "1e-05", "price": "43000.00"}, (400, -1100, "Illegal characters found in parameter 'quantity'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")),
-        ({"quantity": "3.00000", "price": "43000.00"}, (400, -2010, "Account has insufficient balance for requested action.")),
-        ({"symbol": "NOPEUSDT", "quantity": "1", "price": "1.00"}, (400, -1121, "Invalid symbol.")),
-    ],
-)  # fmt: skip
+ILLEGAL = (
+    "Illegal characters found in parameter 'quantity'; "
+    "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'."
+)
+REFUSALS = [
+    ("0.000011", "43000.00", -1013, "Filter failure: LOT_SIZE"),
+    ("0.01000", "43000.001", -1013, "Filter failure: PRICE_FILTER"),
+    ("0.00010", "43000.00", -1013, "Filter failure: NOTIONAL"),
+    ("0.01000", "300000.00", -1013, "Filter failure: PERCENT_PRICE_BY_SIDE"),
+    ("0.000000001", "43000.00", -1111, "Parameter 'quantity' has too much precision."),
+    ("1e-05", "43000.00", -1100, ILLEGAL),
+    ("3.00000", "43000.00", -2010, "Account has insufficient balance for requested action."),
+]
+
+
+@pytest.mark.parametrize(("quantity", "price", "code", "msg"), REFUSALS)
 def test_new_orders_are_refused_naming_the_rule(
-    fake: FakeBinance, client: Client, params: dict[str, str], expected: tuple[int, int, str]
+    fake: FakeBinance, client: Client, quantity: str, price: str, code: int, msg: str
 ) -> None:
-    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", **params}
-    assert _error(client.create_order, **order) == expected
+    order = {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+        "quantity": quantity, "price": price,
+    }  # fmt: skip
+    assert _error(client.create_order, **order) == (400, code, msg)
     assert fake.orders() == []
+    unknown = {**order, "symbol": "NOPEUSDT"}
+    assert _error(client.create_order, **unknown) == (400, -1121, "Invalid symbol.")
 
 
 def test_market_orders_check_market_lot_size_and_a_duplicate_open_client_id_is_refused(
@@ -295,7 +302,8 @@ def test_cancel_answers_with_the_cancel_id_and_unknown_orders_are_refused(
     cancelled = client.cancel_order(
         symbol="BTCUSDT", origClientOrderId="to-cancel", newClientOrderId="the-cancel"
     )
-    assert {k: cancelled[k] for k in ("orderId", "origClientOrderId", "clientOrderId", "status")} == {
+    keys = ("orderId", "origClientOrderId", "clientOrderId", "status")
+    assert {k: cancelled[k] for k in keys} == {
         "orderId": placed["orderId"], "origClientOrderId": "to-cancel",
         "clientOrderId": "the-cancel", "status": "CANCELED",
     }  # fmt: skip
@@ -332,9 +340,8 @@ def test_cancel_replace_swaps_the_order_or_reports_which_half_failed(
         newClientOrderId="v2",
     )  # fmt: skip
     assert (swapped["cancelResult"], swapped["newOrderResult"]) == ("SUCCESS", "SUCCESS")
-    assert (swapped["cancelResponse"]["status"], swapped["cancelResponse"]["origClientOrderId"]) == (
-        "CANCELED", "v1",
-    )  # fmt: skip
+    cancel = swapped["cancelResponse"]
+    assert (cancel["status"], cancel["origClientOrderId"]) == ("CANCELED", "v1")
     assert (swapped["newOrderResponse"]["clientOrderId"], swapped["newOrderResponse"]["price"]) == (
         "v2", "42100.00000000",
     )  # fmt: skip
@@ -652,7 +659,8 @@ async def test_kline_and_book_ticker_streams_raw_and_combined(
             "s": "ETHUSDT", "b": "2301.00000000", "B": "10.00000000", "a": "2301.10000000",
             "A": "10.00000000",
         }  # fmt: skip
-        assert [(m["stream"], m["data"].get("e")) for m in (await both.recv(), await both.recv())] == [
+        combined = [await both.recv(), await both.recv()]
+        assert [(m["stream"], m["data"].get("e")) for m in combined] == [
             ("btcusdt@kline_1m", "kline"), ("ethusdt@bookTicker", None),
         ]  # fmt: skip
 

@@ -130,7 +130,7 @@ class FakeBinance:
         await site.start()
         server = site._server
         assert server is not None
-        self._port = server.sockets[0].getsockname()[1]
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         """Close every socket first (so SDK clients see a drop), then the server."""
