@@ -4,8 +4,8 @@ routes, behind one middleware doing the gateway's work (tests/fakes/binance/gate
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
