@@ -24,6 +24,7 @@ from tests.fakes.binance.server import KEY_ID, SECRET
 
 BID, ASK = Decimal("43000.00"), Decimal("43000.10")
 T0 = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+_READ_TIMEOUT = 0.3
 
 
 def _bar(minute: int, close: str, *, symbol: str = "BTCUSDT", timeframe: str = "1m") -> Bar:
@@ -131,9 +132,8 @@ def test_exchange_info_has_binance_filters_for_btcusdt(client: Client) -> None:
     info = client.get_symbol_info("BTCUSDT")
     assert info is not None
     assert (info["status"], info["baseAsset"], info["quoteAsset"]) == ("TRADING", "BTC", "USDT")
-    assert (info["ocoAllowed"], info["quoteOrderQtyMarketAllowed"], info["cancelReplaceAllowed"]) == (
-        True, True, True,
-    )  # fmt: skip
+    flags = ("ocoAllowed", "quoteOrderQtyMarketAllowed", "cancelReplaceAllowed")
+    assert [info[flag] for flag in flags] == [True, True, True]
     filters = {f["filterType"]: f for f in info["filters"]}
     assert filters["PRICE_FILTER"] == {
         "filterType": "PRICE_FILTER", "minPrice": "0.01000000", "maxPrice": "1000000.00000000",
@@ -248,25 +248,33 @@ def test_stop_loss_and_take_profit_limits_trigger_on_the_book(
     assert client.get_order(symbol="BTCUSDT", orderId=profit["orderId"])["status"] == "FILLED"
 
 
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        ({"quantity": "0.000011", "price": "43000.00"}, (400, -1013, "Filter failure: LOT_SIZE")),
-        ({"quantity": "0.01000", "price": "43000.001"}, (400, -1013, "Filter failure: PRICE_FILTER")),
-        ({"quantity": "0.00010", "price": "43000.00"}, (400, -1013, "Filter failure: NOTIONAL")),
-        ({"quantity": "0.01000", "price": "300000.00"}, (400, -1013, "Filter failure: PERCENT_PRICE_BY_SIDE")),
-        ({"quantity": "0.000000001", "price": "43000.00"}, (400, -1111, "Parameter 'quantity' has too much precision.")),
-        ({"quantity": "1e-05", "price": "43000.00"}, (400, -1100, "Illegal characters found in parameter 'quantity'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")),
-        ({"quantity": "3.00000", "price": "43000.00"}, (400, -2010, "Account has insufficient balance for requested action.")),
-        ({"symbol": "NOPEUSDT", "quantity": "1", "price": "1.00"}, (400, -1121, "Invalid symbol.")),
-    ],
-)  # fmt: skip
+ILLEGAL = (
+    "Illegal characters found in parameter 'quantity'; "
+    "legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'."
+)
+REFUSALS = [
+    ("0.000011", "43000.00", -1013, "Filter failure: LOT_SIZE"),
+    ("0.01000", "43000.001", -1013, "Filter failure: PRICE_FILTER"),
+    ("0.00010", "43000.00", -1013, "Filter failure: NOTIONAL"),
+    ("0.01000", "300000.00", -1013, "Filter failure: PERCENT_PRICE_BY_SIDE"),
+    ("0.000000001", "43000.00", -1111, "Parameter 'quantity' has too much precision."),
+    ("1e-05", "43000.00", -1100, ILLEGAL),
+    ("3.00000", "43000.00", -2010, "Account has insufficient balance for requested action."),
+]
+
+
+@pytest.mark.parametrize(("quantity", "price", "code", "msg"), REFUSALS)
 def test_new_orders_are_refused_naming_the_rule(
-    fake: FakeBinance, client: Client, params: dict[str, str], expected: tuple[int, int, str]
+    fake: FakeBinance, client: Client, quantity: str, price: str, code: int, msg: str
 ) -> None:
-    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", **params}
-    assert _error(client.create_order, **order) == expected
+    order = {
+        "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+        "quantity": quantity, "price": price,
+    }  # fmt: skip
+    assert _error(client.create_order, **order) == (400, code, msg)
     assert fake.orders() == []
+    unknown = {**order, "symbol": "NOPEUSDT"}
+    assert _error(client.create_order, **unknown) == (400, -1121, "Invalid symbol.")
 
 
 def test_market_orders_check_market_lot_size_and_a_duplicate_open_client_id_is_refused(
@@ -294,7 +302,8 @@ def test_cancel_answers_with_the_cancel_id_and_unknown_orders_are_refused(
     cancelled = client.cancel_order(
         symbol="BTCUSDT", origClientOrderId="to-cancel", newClientOrderId="the-cancel"
     )
-    assert {k: cancelled[k] for k in ("orderId", "origClientOrderId", "clientOrderId", "status")} == {
+    keys = ("orderId", "origClientOrderId", "clientOrderId", "status")
+    assert {k: cancelled[k] for k in keys} == {
         "orderId": placed["orderId"], "origClientOrderId": "to-cancel",
         "clientOrderId": "the-cancel", "status": "CANCELED",
     }  # fmt: skip
@@ -331,9 +340,8 @@ def test_cancel_replace_swaps_the_order_or_reports_which_half_failed(
         newClientOrderId="v2",
     )  # fmt: skip
     assert (swapped["cancelResult"], swapped["newOrderResult"]) == ("SUCCESS", "SUCCESS")
-    assert (swapped["cancelResponse"]["status"], swapped["cancelResponse"]["origClientOrderId"]) == (
-        "CANCELED", "v1",
-    )  # fmt: skip
+    cancel = swapped["cancelResponse"]
+    assert (cancel["status"], cancel["origClientOrderId"]) == ("CANCELED", "v1")
     assert (swapped["newOrderResponse"]["clientOrderId"], swapped["newOrderResponse"]["price"]) == (
         "v2", "42100.00000000",
     )  # fmt: skip
@@ -371,6 +379,78 @@ def test_oco_sell_lists_two_legs_and_one_filling_expires_the_other(
     assert statuses == [("EXEC_STARTED", "EXECUTING"), ("ALL_DONE", "ALL_DONE")]
     assert fake.locked_balances() == {}
     assert fake.balances()["BTC"] == Decimal("0.04990")
+
+
+def test_a_buy_oco_cancelled_by_one_leg_cancels_both_and_unlocks(
+    fake: FakeBinance, client: Client
+) -> None:
+    listed = client.create_oco_order(
+        symbol="BTCUSDT", side="BUY", quantity="0.01000", aboveType="STOP_LOSS_LIMIT",
+        aboveStopPrice="44000.00", abovePrice="44100.00", aboveTimeInForce="GTC",
+        belowType="LIMIT_MAKER", belowPrice="42000.00", newOrderRespType="RESULT",
+    )  # fmt: skip
+    assert [r["type"] for r in listed["orderReports"]] == ["LIMIT_MAKER", "STOP_LOSS_LIMIT"]
+    assert fake.locked_balances() == {"USDT": Decimal("441.0000000")}
+    below = listed["orders"][0]
+    cancelled = client.cancel_order(symbol="BTCUSDT", orderId=below["orderId"])
+    assert cancelled["orderListId"] == listed["orderListId"]
+    assert [o["status"] for o in fake.orders()] == ["CANCELED", "CANCELED"]
+    assert [e["L"] for e in fake.user_events() if e["e"] == "listStatus"] == [
+        "EXECUTING", "ALL_DONE",
+    ]  # fmt: skip
+    assert fake.locked_balances() == {}
+    assert fake.balances() == {"USDT": Decimal("100000.0000000")}
+
+
+def test_a_kline_range_fills_resting_orders_and_held_fills_wait_for_the_script(
+    fake: FakeBinance, client: Client
+) -> None:
+    resting = client.create_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01000",
+        price="42995.00",
+    )  # fmt: skip
+    fake.push_kline(_bar(5, "43000"))  # low 42990
+    assert fake.order(resting["orderId"])["status"] == "FILLED"
+    fake.hold_fills()
+    market = _buy_btc(client, "0.01000")
+    assert (market["status"], market["fills"]) == ("NEW", [])
+    fake.fill(market["orderId"], Decimal("0.00400"))
+    assert fake.order(market["orderId"])["executedQty"] == "0.00400000"
+    fake.hold_fills(False)
+    assert fake.order(market["orderId"])["status"] == "FILLED"
+
+
+def test_scripted_rejection_expiry_and_deposit_reach_the_user_events(
+    fake: FakeBinance, client: Client
+) -> None:
+    fake.reject_next_order(-1015, "Too many new orders.", status=429)
+    assert _error(lambda: _buy_btc(client)) == (429, -1015, "Too many new orders.")
+    placed = client.create_order(
+        symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01000",
+        price="42000.00",
+    )  # fmt: skip
+    fake.expire(placed["orderId"])
+    fake.deposit("BNB", Decimal("2"))
+    events = fake.user_events()
+    assert [(e["e"], e.get("x")) for e in events] == [
+        ("executionReport", "NEW"), ("outboundAccountPosition", None),
+        ("executionReport", "EXPIRED"), ("outboundAccountPosition", None),
+        ("balanceUpdate", None), ("outboundAccountPosition", None),
+    ]  # fmt: skip
+    assert (events[4]["a"], events[4]["d"]) == ("BNB", "2.00000000")
+    assert events[5]["B"] == [{"a": "BNB", "f": "2.00000000", "l": "0.00000000"}]
+
+
+def test_commission_is_charged_in_bnb_when_paying_fees_with_bnb() -> None:
+    balances = {"USDT": Decimal(1000), "BNB": Decimal(1)}
+    with FakeBinance(
+        balances=balances, symbols=("BTCUSDT", "BNBUSDT"), pay_fees_in_bnb=True
+    ) as fake:
+        fake.set_book("BTCUSDT", bid=BID, ask=ASK)
+        fake.set_book("BNBUSDT", bid=Decimal("600.00"), ask=Decimal("600.00"))
+        fill = _buy_btc(_client(fake), "0.01000")["fills"][0]
+        assert (fill["commission"], fill["commissionAsset"]) == ("0.00071666", "BNB")
+        assert fake.balances()["BNB"] == Decimal("0.99928334")
 
 
 # -- market data, weight, faults -------------------------------------------------------------
@@ -432,6 +512,17 @@ def test_over_the_weight_limit_429_with_retry_after_then_a_418_ban_that_lasts(
         assert (caught.value.status_code, caught.value.code) == (418, -1003)
         assert "banned until" in caught.value.message
         assert caught.value.response.headers["Retry-After"] in ("119", "120")
+    fake.set_clock_offset(121_000)  # the ban's two minutes pass on the server's clock
+    assert "serverTime" in client.get_server_time()
+
+
+def test_requests_that_ignore_retry_after_get_the_ip_banned(
+    fake: FakeBinance, client: Client
+) -> None:
+    fake.fail_next(429, retry_after=30)
+    assert _error(client.get_server_time)[:2] == (429, -1003)
+    statuses = [_error(client.get_server_time)[0] for _ in range(3)]
+    assert statuses == [429, 429, 418]  # the third request inside Retry-After is banned
 
 
 def test_scripted_gateway_errors_and_restarts_answer_without_a_binance_body(
@@ -456,8 +547,16 @@ async def sdk(fake: FakeBinance) -> AsyncIterator[tuple[AsyncClient, BinanceSock
         STREAM_URL = fake.urls["stream"]
 
     client = await LocalAsyncClient.create(KEY_ID, SECRET)
+    client.ws_api.TIMEOUT = _READ_TIMEOUT
     yield client, LocalSocketManager(client)
     await client.close_connection()
+
+
+def _quick(socket: Any) -> Any:
+    """python-binance's sockets close only after their read loop's `recv` times out (10 s);
+    a short timeout keeps these tests fast without changing what they see."""
+    socket.TIMEOUT = _READ_TIMEOUT
+    return socket
 
 
 async def _until(fake: FakeBinance, condition: Any) -> None:
@@ -541,9 +640,9 @@ async def test_kline_and_book_ticker_streams_raw_and_combined(
 ) -> None:
     _, manager = sdk
     async with (
-        manager.kline_socket("BTCUSDT", interval="1m") as klines,
-        manager.symbol_book_ticker_socket("ETHUSDT") as books,
-        manager.multiplex_socket(["btcusdt@kline_1m", "ethusdt@bookTicker"]) as both,
+        _quick(manager.kline_socket("BTCUSDT", interval="1m")) as klines,
+        _quick(manager.symbol_book_ticker_socket("ETHUSDT")) as books,
+        _quick(manager.multiplex_socket(["btcusdt@kline_1m", "ethusdt@bookTicker"])) as both,
     ):
         await _until(fake, lambda: fake.subscriptions()["market"] == 4)
         fake.push_kline(_bar(5, "43100"), closed=False)
@@ -560,7 +659,8 @@ async def test_kline_and_book_ticker_streams_raw_and_combined(
             "s": "ETHUSDT", "b": "2301.00000000", "B": "10.00000000", "a": "2301.10000000",
             "A": "10.00000000",
         }  # fmt: skip
-        assert [(m["stream"], m["data"].get("e")) for m in (await both.recv(), await both.recv())] == [
+        combined = [await both.recv(), await both.recv()]
+        assert [(m["stream"], m["data"].get("e")) for m in combined] == [
             ("btcusdt@kline_1m", "kline"), ("ethusdt@bookTicker", None),
         ]  # fmt: skip
 
@@ -575,3 +675,27 @@ def test_stop_closes_the_open_stream_sockets() -> None:
     fake.stop()
     with pytest.raises(ConnectionClosed):
         socket.recv(timeout=5)
+
+
+async def test_the_ws_api_refuses_a_subscription_signed_with_the_wrong_secret(
+    fake: FakeBinance,
+) -> None:
+    class LocalAsyncClient(AsyncClient):
+        API_URL = fake.urls["api"]
+        WS_API_URL = fake.urls["ws_api"]
+
+    class LocalSocketManager(BinanceSocketManager):
+        STREAM_URL = fake.urls["stream"]
+
+    client = await LocalAsyncClient.create(KEY_ID, "wrong")
+    client.ws_api.TIMEOUT = _READ_TIMEOUT
+    try:
+        with pytest.raises(BinanceAPIException) as caught:
+            async with LocalSocketManager(client).user_socket():
+                pass
+        assert (caught.value.status_code, caught.value.code, caught.value.message) == (
+            400, -1022, "Signature for this request is not valid.",
+        )  # fmt: skip
+        assert fake.subscriptions()["user"] == 0
+    finally:
+        await client.close_connection()
