@@ -128,6 +128,11 @@ def _supervised(socket: Any) -> Any:
 
     async def refuse() -> None:
         await socket.before_reconnect()
+        # The WebSocket API's requests still waiting for an answer fail now, not after its
+        # 10 s timeout: the connection that would have carried the answer is gone.
+        for waiting in list(getattr(socket, "_responses", {}).values()):
+            if not waiting.done():
+                waiting.set_exception(BinanceWebsocketUnableToConnect("the connection dropped"))
         raise BinanceWebsocketUnableToConnect("reconnects are the supervisor's")
 
     socket._run_reconnect = refuse
