@@ -14,8 +14,9 @@ after a backoff of 1-30 s with jitter, then CONNECTED. Refused keys (-2014, -201
 subscription) are FAILED at once. `close()` cancels the loop's tasks and returns within about a
 second.
 
-States reach the UserListener on the stream thread: CONNECTED once the socket is open (market)
-or the subscription was answered 200 (user data), on the first connect and every reconnect;
+States reach the UserListener on the stream thread: CONNECTED once the market socket is open and
+gave a message or did not drop within `Backoff.settle`, or once the subscription was answered
+200 (user data), on the first connect and every reconnect;
 RECONNECTING when a connection dropped or could not be made; FAILED when the keys were refused
 or after `Backoff.max_attempts` failures in a row; STOPPED on close. When the market stream is
 back after a drop, the session's market data is told first (`on_stream_reconnected`: it fetches
@@ -103,6 +104,7 @@ class Backoff:
     max_attempts: int | None = 40  # failures in a row before FAILED (None: never give up)
     stable_seconds: float = 30.0  # a connection that lasted this long starts the count anew
     market_silence: float = 60.0  # no market message for this long: the socket is dead
+    settle: float = 1.0  # an open market socket not dropped within this long is connected
     user_check: float = 10.0  # how often the WebSocket API connection is checked
 
     def delay(self, attempt: int, rng: random.Random) -> float:
@@ -126,6 +128,11 @@ def _supervised(socket: Any) -> Any:
 
     async def refuse() -> None:
         await socket.before_reconnect()
+        # The WebSocket API's requests still waiting for an answer fail now, not after its
+        # 10 s timeout: the connection that would have carried the answer is gone.
+        for waiting in list(getattr(socket, "_responses", {}).values()):
+            if not waiting.done():
+                waiting.set_exception(BinanceWebsocketUnableToConnect("the connection dropped"))
         raise BinanceWebsocketUnableToConnect("reconnects are the supervisor's")
 
     socket._run_reconnect = refuse
@@ -319,6 +326,10 @@ class BinanceStreams:
         socket = _supervised(manager.multiplex_socket(self.streams))
         try:
             await socket.__aenter__()
+            # Open is not yet up: a server that accepts and drops at once (a restart) would
+            # make every attempt a CONNECTED. Up is a first message, or `settle` s without a drop.
+            with contextlib.suppress(TimeoutError):
+                self._route(await asyncio.wait_for(socket.recv(), self.backoff.settle))
             up()
             while True:
                 try:

@@ -36,7 +36,7 @@ from runtimes.providers.binance.streams import (
 )
 from tests.fakes.binance.server import KEY_ID, SECRET, FakeBinance
 
-FAST = Backoff(initial=0.01, cap=0.05, user_check=0.2)
+FAST = Backoff(initial=0.01, cap=0.05, user_check=0.2, settle=0.1)
 WAIT = 10.0  # seconds a signalled wait may take on a loaded machine before the test fails
 _ids = itertools.count(1)
 
@@ -248,17 +248,40 @@ def test_an_ended_user_stream_is_subscribed_anew(fake, sessions) -> None:
     assert reason == ["Binance ended the user_data subscription"]
 
 
-def test_refused_keys_fail_the_user_stream_at_once(fake, sessions, caplog) -> None:
-    wrong = "wrongSecret000000000000000000000000000000000000000000000000000000"
+WRONG = "wrong0000000000000000000000000000000000000000000000000000000000000"
+
+
+@pytest.mark.parametrize(("key_id", "secret", "error"), [
+    (KEY_ID, WRONG, "Binance refused the signature of the connection's secret"),
+    (WRONG, SECRET, "Binance refused the connection's API key (invalid key, IP or permissions)"),
+])
+def test_refused_keys_fail_the_user_stream_at_once(fake, sessions, caplog, key_id, secret,
+                                                   error) -> None:
     caplog.set_level(logging.DEBUG)
-    session = started(sessions, connection_to(fake, secret=wrong), ("BTCUSDT",))
+    session = started(sessions, connection_to(fake, key_id=key_id, secret=secret),
+                      ("BTCUSDT",))
 
     session.listener.wait_states(USER_DATA, [STREAM_FAILED])
-    [(_, _, error)] = [s for s in session.listener.states if s[0] == USER_DATA]
-    assert error is not None and error.startswith("Binance refused the ")
+    assert [s for s in session.listener.states if s[0] == USER_DATA] == [
+        (USER_DATA, STREAM_FAILED, error)]
     assert session.streams.states()[USER_DATA] == STREAM_FAILED
     assert fake.subscriptions()["user"] == 0
-    assert wrong not in caplog.text and SECRET not in caplog.text
+    assert WRONG not in caplog.text and SECRET not in caplog.text
+
+
+def test_an_outage_is_one_reconnecting_and_gives_up_after_max_attempts(fake, sessions) -> None:
+    patient = Backoff(initial=0.01, cap=0.02, max_attempts=4, user_check=0.2, settle=0.1)
+    session = started(sessions, connection_to(fake), ("BTCUSDT",), backoff=patient)
+    session.connected()
+    fake.begin_restart()  # never ends: every attempt is refused
+
+    for stream in (USER_DATA, MARKET_DATA):
+        session.listener.wait_states(stream, [STREAM_CONNECTED, STREAM_RECONNECTING,
+                                              STREAM_FAILED])
+    failed = [e for _, st, e in session.listener.states if st == STREAM_FAILED]
+    assert len(failed) == 2
+    assert all(e is not None and e.startswith("gave up after 4 attempts: ") for e in failed)
+    fake.end_restart()
 
 
 def test_close_is_fast_and_reports_stopped(fake, sessions) -> None:
@@ -284,7 +307,7 @@ def test_close_before_connecting_is_fast(fake, sessions) -> None:
 
 
 def test_a_silent_market_stream_is_a_drop(fake, sessions) -> None:
-    silent = Backoff(initial=0.01, cap=0.05, market_silence=0.3, user_check=0.2)
+    silent = Backoff(initial=0.01, cap=0.05, market_silence=0.3, user_check=0.2, settle=0.1)
     session = started(sessions, connection_to(fake), ("BTCUSDT",), backoff=silent)
 
     session.listener.wait_states(MARKET_DATA, [STREAM_CONNECTED, STREAM_RECONNECTING,
