@@ -177,6 +177,7 @@ class ConnectionForm(forms.Form):
     key_id = forms.CharField(max_length=256, label="API key id",
                              widget=_Unrendered(attrs={"autocomplete": "off"}))
     secret = forms.CharField(max_length=256, label="API secret key", strip=True,
+                             help_text="Binance with an Ed25519 key: its PEM private key.",
                              widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -161,3 +161,27 @@ def test_the_schema_documents_the_connection_endpoints(client):
     create = schema["components"]["schemas"]["ConnectionCreate"]
     assert create["properties"]["secret"]["writeOnly"] is True
     assert "secret" not in schema["components"]["schemas"]["Connection"]["properties"]
+
+
+def test_binance_live_keys_need_a_key_that_may_trade_live_before_binance_is_asked(
+        owner, workspace, client_for, settings):
+    settings.BROKER_URLS = {"binance-live": {"api": "http://127.0.0.1:9/api"}}  # never called
+    body = {"label": "Live", "platform": "binance-live", "key_id": KEY_ID, "secret": SECRET,
+            "options": {"key_type": "hmac"}}
+
+    response = client_for(owner, workspace).post(url(workspace), body, format="json")
+
+    assert (response.status_code, response.json()["details"]) == (
+        403, {"required_scope": "trade:live"})
+    assert not BrokerCredential.objects.exists()
+
+
+def test_a_binance_key_type_must_be_one_binance_signs_with(owner, workspace, client_for):
+    body = {"label": "Testnet", "platform": "binance-testnet", "key_id": KEY_ID,
+            "secret": SECRET, "options": {"key_type": "rsa"}}
+
+    response = client_for(owner, workspace).post(url(workspace), body, format="json")
+
+    assert (response.status_code, response.json()["details"]) == (
+        400, {"options": ["key_type must be one of hmac, ed25519."]})
+    assert secrets_in(response) == []

@@ -19,6 +19,9 @@ from runtimes.hosting.brokers import DatabaseHealthSink
 from runtimes.hosting.risk import RiskLimits
 from runtimes.models import TradingSession
 from tests.fakes.alpaca.server import KEY_ID, SECRET, FakeAlpaca
+from tests.fakes.binance import FakeBinance
+from tests.fakes.binance.server import KEY_ID as BINANCE_KEY_ID
+from tests.fakes.binance.server import SECRET as BINANCE_SECRET
 from tests.runtimes.connections import deployment_started_on, stored_connection
 
 pytestmark = pytest.mark.django_db
@@ -243,3 +246,24 @@ def test_a_binance_connections_health_shows_its_clock_offset_and_ban(sign_in, ow
     assert "Clock offset: -1250 ms" in page
     assert "Banned until: 2026-12-07T15:05:00Z" in page
     assert "<td>HMAC key</td>" in page
+
+
+def test_an_owner_adds_a_binance_connection_and_a_key_that_can_withdraw_is_a_form_error(
+        sign_in, owner, workspace, settings):
+    form = {"label": "Testnet", "platform": "binance-testnet", "key_id": BINANCE_KEY_ID,
+            "secret": BINANCE_SECRET, "key_type": "hmac"}
+    client = sign_in(owner, workspace)
+    with FakeBinance(withdrawals_enabled=True) as fake:
+        settings.BROKER_URLS = {"binance-testnet": dict(fake.urls)}
+        refused = client.post(PAGE, form).content.decode()
+    with FakeBinance() as fake:
+        settings.BROKER_URLS = {"binance-testnet": dict(fake.urls)}
+        added = client.post(PAGE, form, follow=True).content.decode()
+
+    assert ("This key can withdraw funds: create a key with withdrawals disabled; Parity never "
+            "needs them.") in refused
+    assert "Connection &#x27;Testnet&#x27; added: the broker accepted its keys." in added
+    assert "<code>…WXYZ</code>" in added and "<td>HMAC key</td>" in added
+    assert BrokerCredential.objects.get().options == {"key_type": "hmac"}
+    for page in (refused, added):
+        assert BINANCE_SECRET not in page and BINANCE_KEY_ID not in page

@@ -210,3 +210,41 @@ def test_the_api_says_which_field_is_missing(owner, workspace, make_api_key):
     assert response.json()["details"] == {"connection": [
         "Alpaca (paper) trades through a broker connection: choose one of this workspace's "
         "Alpaca (paper) connections."]}
+
+
+# -- Binance: the same rules (the provider is another branch's: the registry is patched) -------
+
+
+@pytest.fixture
+def binance_available(monkeypatch):
+    for platform in ("binance-testnet", "binance-live"):
+        monkeypatch.setitem(registry.FACTORIES, platform, "runtimes.providers.binance:build")
+
+
+def test_a_binance_deployment_needs_a_binance_connection_of_its_own_workspace(
+        owner, workspace, stranger, stranger_workspace, paper, binance_available):
+    testnet = stored_connection(workspace, owner, platform="binance-testnet", label="Testnet")
+    theirs = stored_connection(stranger_workspace, stranger, platform="binance-testnet")
+    options = {"platform": "binance-testnet", "symbols": ["BTCUSDT"]}
+
+    assert refusal(deploy, workspace, owner, **options)[3] == {"connection": [
+        "Binance (testnet) trades through a broker connection: choose one of this workspace's "
+        "Binance (testnet) connections."]}
+    assert refusal(deploy, workspace, owner, connection=paper, **options)[3] == {"connection": [
+        "The connection 'Paper account' is for Alpaca (paper), not Binance (testnet)."]}
+    assert refusal(deploy, workspace, owner, connection=theirs, **options)[:3] == (
+        404, "NOT_FOUND", "No such connection.")
+    deployment = deploy(workspace, owner, connection=testnet, **options)
+    session = deployments.start_deployment(deployment=deployment, started_by=owner,
+                                           role="owner", now=NOW)
+    assert TradingSession.objects.get(pk=session.pk).connection_id == testnet.pk
+
+
+def test_a_binance_live_deployment_needs_its_risk_limits(owner, workspace, binance_available):
+    live = stored_connection(workspace, owner, platform="binance-live")
+    options = {"platform": "binance-live", "symbols": ["BTCUSDT"], "connection": live}
+
+    assert refusal(deploy, workspace, owner, **options)[:3] == (
+        400, "VALIDATION_ERROR",
+        "Binance (live) trades real money: set a maximum position size and a daily loss limit.")
+    assert deploy(workspace, owner, risk_limits=LIVE_LIMITS, **options).platform == "binance-live"

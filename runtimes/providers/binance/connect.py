@@ -27,6 +27,7 @@ from typing import Any, Final
 import requests
 from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
+from Crypto.PublicKey import ECC
 
 from runtimes.core.connection import BrokerConnection, ConnectionRejected
 from runtimes.core.platforms import PLATFORMS
@@ -53,7 +54,8 @@ def ed25519_pem(text: str) -> str:
     password field keeps one line) or from the bare base64 body."""
     body = _PEM_BODY.sub("", text)
     lines = "\n".join(textwrap.wrap(body, 64))
-    return f"-----BEGIN PRIVATE KEY-----\n{lines}\n-----END PRIVATE KEY-----\n"
+    # No final line break: python-binance takes a key of more than 120 characters for RSA.
+    return f"-----BEGIN PRIVATE KEY-----\n{lines}\n-----END PRIVATE KEY-----"
 
 
 def client_for(connection: BrokerConnection, *, timeout: float) -> Client:
@@ -64,19 +66,27 @@ def client_for(connection: BrokerConnection, *, timeout: float) -> Client:
         API_URL = api_url
         MARGIN_API_URL = sapi_url(api_url)
 
-    key_type = str(connection.options.get("key_type", "hmac"))
+    if str(connection.options.get("key_type", "hmac")) == "ed25519":
+        pem = _readable_ed25519(connection.secret)
+        return ConnectionClient(connection.key_id, None, ping=False,
+                                requests_params={"timeout": timeout}, private_key=pem)
+    return ConnectionClient(connection.key_id, connection.secret, ping=False,
+                            requests_params={"timeout": timeout})
+
+
+def _readable_ed25519(secret: str) -> str:
+    """The PEM of an Ed25519 private key, read once here: python-binance's constructor would
+    fail half-way on a bad one (and its __del__ then raises)."""
+    pem = ed25519_pem(secret)
     try:
-        if key_type == "ed25519":
-            return ConnectionClient(connection.key_id, None, ping=False,
-                                    requests_params={"timeout": timeout},
-                                    private_key=ed25519_pem(connection.secret))
-        return ConnectionClient(connection.key_id, connection.secret, ping=False,
-                                requests_params={"timeout": timeout})
+        key = ECC.import_key(pem)
     except (ValueError, IndexError, TypeError):
-        # pycryptodome's own message may quote the key: none of it is passed on.
+        key = None  # pycryptodome's own message may quote the key: none of it is passed on
+    if key is None or key.curve != "Ed25519" or not key.has_private():
         raise ConnectionRejected("The Ed25519 private key could not be read: paste the whole "
                                  "PEM private key (-----BEGIN PRIVATE KEY----- ...) that "
-                                 "belongs to this API key.") from None
+                                 "belongs to this API key.")
+    return pem
 
 
 def validate(connection: BrokerConnection, *, timeout: float = DEFAULT_TIMEOUT_S
