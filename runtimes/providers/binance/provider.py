@@ -855,8 +855,11 @@ class BinanceProvider:
                                take_profit=None if plan is None or plan.take_profit is None
                                else Decimal(plan.take_profit))
             if previous is not None:
-                if previous.filled_quantity > order.filled_quantity:
-                    return previous  # an older report than what is known
+                if previous.filled_quantity > order.filled_quantity or (
+                        previous.status.is_terminal and not order.status.is_terminal):
+                    # an older report than what is known (the stream's NEW after the REST
+                    # answer of a cancel): the order never goes back
+                    return previous
                 if previous.reject_reason is not None and order.reject_reason is not None:
                     order = replace(order, reject_reason=previous.reject_reason)
                 order = replace(order, created_at=previous.created_at)

@@ -301,6 +301,9 @@ def test_an_emulated_bracket_places_its_oco_when_the_entry_fills(h: BinanceHarne
 
 
 def test_status_shows_the_connection(h: BinanceHarness) -> None:
+    h.fake.set_book("BTCUSDT", bid=D(40000), ask=D(40001))  # the market stream's first message
+    h.until(lambda: h.venue.health().streams.get("market_data") == "connected",
+            "the market stream is connected")
     status = h.venue.status()
     assert status["connected"] is True
     assert status["connection"]["streams"] == {"market_data": "connected",

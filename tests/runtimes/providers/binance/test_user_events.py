@@ -260,3 +260,13 @@ def test_snapshot_is_small_and_restores_the_dedupe() -> None:
     assert [e for e in fresh.drain_events() if isinstance(e, TradeEvent)] == []
     kinds_of = {e.kind for e in fresh.drain_events() if isinstance(e, OrderEvent)}
     assert OrderEventKind.ORDER_CREATED not in kinds_of
+
+
+def test_a_late_report_never_takes_an_order_back() -> None:
+    provider = offline_provider()
+    provider.on_user_event(report("NEW", "NEW"))
+    provider.on_user_event(report("CANCELED", "CANCELED", client="x", C=PREFIX + "cmine"))
+    provider.on_user_event(report("NEW", "NEW"))  # the stream's copy, after the REST answer
+    assert provider.order("7").status is OrderStatus.CANCELLED
+    assert provider.orders(open_only=True) == []
+    assert kinds(provider.drain_events()) == ["ORDER_CREATED", "ORDER_CANCELLED"]
