@@ -151,6 +151,7 @@ class BinanceProvider:
         self._reconcile_due = False
         self._reconcile_not_before = datetime.min.replace(tzinfo=UTC)
         self._plans_due = False
+        self._plans_not_before = datetime.min.replace(tzinfo=UTC)
         self._clock_at: datetime | None = None
         self._rules_at: datetime | None = None
         self._told_ban: float | None = None
@@ -169,10 +170,12 @@ class BinanceProvider:
         return datetime.now(UTC)
 
     def next_due(self) -> float | None:
-        if self._new_ban() is not None or self._plans_due:
+        if self._new_ban() is not None:
             return 0.0
         dues = [self._since_due(self._clock_at, CLOCK_REFRESH_SECONDS),
                 self._since_due(self._rules_at, RULES_REFRESH_SECONDS)]
+        if self._plans_due:
+            dues.append((self._plans_not_before - self.now).total_seconds())
         if self._reconcile_due:
             dues.append(max(0.0, (self._reconcile_not_before - self.now).total_seconds()))
         market_due = self.market.next_due()
@@ -190,8 +193,8 @@ class BinanceProvider:
             self._ban_seen(ban_sentence(until))
         if self._reconcile_due and now >= self._reconcile_not_before:
             self._reconcile_after_drop(now)
-        if self._plans_due:
-            self._try(self.sync_plans)
+        if self._plans_due and now >= self._plans_not_before:
+            self._sync_plans_or_later(now)
         if self._since_due(self._clock_at, CLOCK_REFRESH_SECONDS) <= 0 and \
                 not self._try(self.measure_clock):
             self._clock_at = now - timedelta(seconds=CLOCK_REFRESH_SECONDS - RETRY_SECONDS)
@@ -273,8 +276,8 @@ class BinanceProvider:
                               open_orders=self.book.open_count(request.symbol))
         order = self._send(params, request.client_order_id, bracket=request if bracket
                            else None)
-        if bracket:
-            self.sync_plans()
+        if bracket:  # filled at once (a market entry): its exits now, else when it fills
+            self._sync_plans_or_later(self.now)
         return order
 
     def _send(self, params: dict[str, Any], strategy_id: str | None, *,
@@ -403,6 +406,13 @@ class BinanceProvider:
         return order
 
     # -- emulated brackets --------------------------------------------------------------------
+
+    def _sync_plans_or_later(self, now: datetime) -> None:
+        """Place what the brackets need; when Binance cannot take it now (rate limited,
+        unreachable), again in a few seconds, not in a busy loop."""
+        if not self._try(self.sync_plans):
+            self._plans_due = True
+            self._plans_not_before = now + timedelta(seconds=RETRY_SECONDS)
 
     def sync_plans(self) -> None:
         """Each bracket whose entry filled more than its OCO covers: the OCO is (re)placed on

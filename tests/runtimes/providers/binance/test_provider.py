@@ -390,3 +390,19 @@ def test_the_used_weight_header_is_observed(h: BinanceHarness) -> None:
     warnings = [e for e in h.take_events() if isinstance(e, RateLimitEvent)]
     assert [e.event for e in warnings] == ["RATE_LIMIT_WARNING"]
     assert h.venue.rest.used_weight is not None and h.venue.rest.used_weight >= 5520
+
+
+def test_a_bracket_whose_exits_cannot_be_placed_now_places_them_later(
+        h: BinanceHarness) -> None:
+    h.fake.hold_fills(False)  # the market entry fills at once
+    h.fake.fail_next(503, path="/api/v3/orderList")
+    entry = h.venue.submit_order(OrderRequest(symbol="BTCUSDT", side=Side.BUY, quantity=D(1),
+                                              stop_loss=D(35000), take_profit=D(45000)))
+    assert h.venue.order(entry.id).status is OrderStatus.FILLED  # the entry stands
+    assert not [o for o in h.venue.orders() if o.parent_order_id == entry.id]
+    due = h.venue.next_due()
+    assert due is not None and 4 < due <= 5  # again in a few seconds, not in a busy loop
+    h.venue._plans_not_before = datetime.now(UTC)  # those seconds passed
+    h.tick()
+    exits = [o for o in h.venue.orders(open_only=True) if o.parent_order_id == entry.id]
+    assert sorted(o.order_type.value for o in exits) == ["LIMIT", "STOP"]
