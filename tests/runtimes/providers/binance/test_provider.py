@@ -406,3 +406,23 @@ def test_a_bracket_whose_exits_cannot_be_placed_now_places_them_later(
     h.tick()
     exits = [o for o in h.venue.orders(open_only=True) if o.parent_order_id == entry.id]
     assert sorted(o.order_type.value for o in exits) == ["LIMIT", "STOP"]
+
+
+def test_an_ended_user_subscription_is_a_drop_reconciled(h: BinanceHarness) -> None:
+    h.take_events()
+    h.fake.end_user_stream()
+    found: list[Event] = []
+
+    def reconnected() -> bool:
+        h.tick()
+        found.extend(h._events)
+        h._events.clear()
+        return any(isinstance(e, ConnectionEvent) and e.event == "BROKER_RECONNECTED"
+                   for e in found)
+
+    h.until(reconnected, "the subscription is renewed and reconciled")
+    connections = [e for e in found if isinstance(e, ConnectionEvent)]
+    assert [c.event for c in connections] == ["BROKER_DISCONNECTED", "BROKER_RECONNECTED"]
+    assert connections[-1].reconciled == {"open_orders": [], "positions": [],
+                                          "fills_since_last_event": []}
+    h.fake.wait_for(lambda: h.fake.subscriptions()["user"] == 1)
