@@ -19,6 +19,8 @@ FACTORIES: Final[dict[str, str]] = {
     MOCK: "runtimes.providers.mock:build",
     "alpaca-paper": "runtimes.providers.alpaca:build",
     "alpaca-live": "runtimes.providers.alpaca:build",
+    "binance-testnet": "runtimes.providers.binance:build",
+    "binance-live": "runtimes.providers.binance:build",
 }
 
 

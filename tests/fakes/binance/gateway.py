@@ -121,6 +121,7 @@ class Gateway:
     def set_used(self, used: int, now_ms: int) -> None:
         self._window(now_ms)
         self.used_weight = used
+        self.blocked_until_ms, self.strikes = 0, 0
 
     def ban(self, seconds: int, now_ms: int) -> None:
         self.banned_until_ms = now_ms + seconds * 1000
@@ -143,11 +144,13 @@ class Gateway:
         self._window(now_ms)
         assert self.window_start_ms is not None
         if now_ms < self.blocked_until_ms:
+            # Still told to back off: another 429, and a ban for a client that keeps coming.
             self.strikes += 1
             if self.strikes >= self.strikes_to_ban:
                 self.ban(self.ban_seconds, now_ms)
                 self.strikes = 0
                 return self.banned(now_ms)
+            return too_many(math.ceil((self.blocked_until_ms - now_ms) / 1000), self.weight_limit)
         if self.used_weight + cost > self.weight_limit:
             retry = max(1, math.ceil((self.window_start_ms + 60_000 - now_ms) / 1000))
             self.blocked_until_ms = now_ms + retry * 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -86,11 +87,11 @@ def build_app(exchange: Exchange, gateway: Gateway, options: dict[str, Any]) -> 
             except ApiError as error:
                 return _error(error, headers)
         try:
-            response = await handler(request)
+            answer = await handler(request)
         except ApiError as error:
             return _error(error, headers)
-        response.headers.update(headers)
-        return response
+        answer.headers.update(headers)
+        return answer
 
     async def ping(request: web.Request) -> web.Response:
         return _json({})
@@ -242,14 +243,14 @@ def build_app(exchange: Exchange, gateway: Gateway, options: dict[str, Any]) -> 
     async def ticker_price(request: web.Request) -> web.Response:
         def one(symbol: str) -> dict[str, Any]:
             price = exchange.last_price.get(symbol) or exchange.average_price(symbol)
-            return {"symbol": symbol, "price": amount(price or 0)}
+            return {"symbol": symbol, "price": amount(price or Decimal(0))}
 
         return _per_symbol(request, one)
 
     async def avg_price(request: web.Request) -> web.Response:
         with exchange.lock:
             spec = exchange.spec(request[PARAMS].get("symbol"))
-            price = exchange.average_price(spec.symbol) or 0
+            price = exchange.average_price(spec.symbol) or Decimal(0)
             return _json({"mins": 5, "price": amount(price), "closeTime": exchange.now_ms()})
 
     app = web.Application(middlewares=[gate])

@@ -24,7 +24,7 @@ from tests.fakes.binance.gateway import Fault, Gateway
 from tests.fakes.binance.rest import build_app
 from tests.fakes.binance.state import Outgoing
 from tests.fakes.binance.streams import Hub
-from tests.fakes.binance.values import ApiError
+from tests.fakes.binance.values import ApiError, amount
 
 KEY_ID = "fakeBinanceKey000000000000000000000000000000000000000000000WXYZ"
 SECRET = "fakeBinanceSecret00000000000000000000000000000000000000000000000"
@@ -130,7 +130,7 @@ class FakeBinance:
         await site.start()
         server = site._server
         assert server is not None
-        self._port = server.sockets[0].getsockname()[1]
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         """Close every socket first (so SDK clients see a drop), then the server."""
@@ -231,6 +231,25 @@ class FakeBinance:
         """An EXPIRED execution of an open order (as Binance expires IOC leftovers)."""
         self._exchange.expire(order_id)
 
+    def deposit(self, asset: str, quantity: Decimal) -> None:
+        """Money arrives (or leaves, negative): a balanceUpdate and an
+        outboundAccountPosition on the user data stream."""
+        exchange = self._exchange
+        with exchange.lock:
+            exchange.ledger.add(asset.upper(), quantity)
+            now = exchange.now_ms()
+            exchange.emit_user(
+                {
+                    "e": "balanceUpdate",
+                    "E": now,
+                    "a": asset.upper(),
+                    "d": amount(quantity),
+                    "T": now,
+                }
+            )
+            exchange.emit_positions([asset.upper()])
+            exchange.notify()
+
     # -- faults -------------------------------------------------------------------------------
     def fail_next(
         self,
@@ -329,6 +348,10 @@ class FakeBinance:
     def subscriptions(self) -> dict[str, int]:
         """{"market": streams subscribed now, "user": user data subscriptions now}."""
         return self._hub.counts()
+
+    def connections(self) -> dict[str, int]:
+        """{"market": open market stream sockets, "ws_api": open WebSocket API sockets}."""
+        return self._hub.connection_counts()
 
     def used_weight(self) -> int:
         with self._exchange.lock:

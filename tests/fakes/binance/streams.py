@@ -130,6 +130,14 @@ class Hub:
                 "user": sum(len(c.subscriptions) for c in self.connections if c.kind == "ws_api"),
             }
 
+    def connection_counts(self) -> dict[str, int]:
+        """{"market": open market stream connections, "ws_api": open WS API connections}."""
+        with self.state.lock:
+            return {
+                kind: sum(1 for c in self.connections if c.kind == kind)
+                for kind in ("market", "ws_api")
+            }
+
     # -- market streams ----------------------------------------------------------------------
     async def raw_stream(self, request: web.Request) -> web.StreamResponse:
         names = [s for s in request.match_info["streams"].split("/") if s]
@@ -239,13 +247,13 @@ class Hub:
             return {"subscriptionId": subscription}
         if method == "userDataStream.unsubscribe":
             with self.state.lock:
+                # Binance: "attempt to close the subscription with that id, if it exists": an
+                # unknown id (lost with a dropped connection) is not an error.
                 chosen = params.get("subscriptionId")
                 if chosen is None:
                     connection.subscriptions.clear()
-                elif chosen in connection.subscriptions:
-                    connection.subscriptions.discard(chosen)
                 else:
-                    raise ApiError(400, -2, f"Subscription with id {chosen} does not exist.")
+                    connection.subscriptions.discard(chosen)
                 self.state.notify()
             return {}
         raise ApiError(

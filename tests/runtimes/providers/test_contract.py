@@ -1,5 +1,6 @@
 """The provider contract (contract.py) run against every provider we have: the backtest engine over
-a small in-memory dataset, the mock market on a fake clock, and Alpaca on the fake Alpaca."""
+a small in-memory dataset, the mock market on a fake clock, Alpaca on the fake Alpaca and Binance
+on the fake Binance."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from runtimes.core.events import Event
 from runtimes.core.market_data import MarketData
 from runtimes.providers.mock import MockMarket, build
 from tests.runtimes.providers.alpaca.harness import AlpacaHarness
+from tests.runtimes.providers.binance.harness import BinanceHarness
 from tests.runtimes.providers.clock import FakeClock
 from tests.runtimes.providers.contract import Harness, ProviderContract
 
@@ -104,6 +106,7 @@ HARNESSES: dict[str, Callable[[], Harness]] = {
     "backtest": BacktestHarness,
     "mock": MockHarness,
     "alpaca": AlpacaHarness,
+    "binance": BinanceHarness,
 }
 
 
