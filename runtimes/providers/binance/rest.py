@@ -39,8 +39,7 @@ from runtimes.core.connection import BrokerConnection, RateBudget, SharedBudget
 from runtimes.core.errors import BrokerUnavailable, RateLimited
 from runtimes.core.events import Event, RateLimitEvent
 from runtimes.providers.alpaca.breaker import CircuitBreaker
-from runtimes.providers.binance.connect import ed25519_pem
-from runtimes.providers.binance.sdk import rest_client_class
+from runtimes.providers.binance.sdk import rest_client_class, signing_arguments
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +100,7 @@ class BinanceRest:
         # Client() sets an asyncio loop in this thread if it has none (§2.7): harmless here,
         # the host's thread runs no loop of its own
         cls = rest_client_class(connection)
-        if str(connection.options.get("key_type", "hmac")) == "ed25519":
-            # an Ed25519 key signs instead of the HMAC secret (connect.py checked it at save)
-            self.client = cls(connection.key_id, None, ping=False,
-                              private_key=ed25519_pem(connection.secret))
-        else:
-            self.client = cls(connection.key_id, connection.secret, ping=False)
+        self.client = cls(connection.key_id, ping=False, **signing_arguments(connection))
         self.client.REQUEST_RECVWINDOW = RECV_WINDOW_MS
         self.client.REQUEST_TIMEOUT = TIMEOUT_SECONDS
 

@@ -10,9 +10,12 @@ market streams and the user socket.
 
 from __future__ import annotations
 
+from typing import Any
+
 from binance import AsyncClient, BinanceSocketManager, Client
 
 from runtimes.core.connection import BrokerConnection
+from runtimes.providers.binance.connect import ed25519_pem
 
 
 def client_class(connection: BrokerConnection) -> type[AsyncClient]:
@@ -38,3 +41,11 @@ def socket_manager_class(connection: BrokerConnection) -> type[BinanceSocketMana
     return type("ConnectionSocketManager", (BinanceSocketManager,), {
         "STREAM_URL": connection.urls["stream"],
     })
+
+
+def signing_arguments(connection: BrokerConnection) -> dict[str, Any]:
+    """The python-binance constructor arguments that sign for `connection`: its HMAC secret, or
+    its Ed25519 private key (key_type "ed25519", checked when the connection was saved)."""
+    if str(connection.options.get("key_type", "hmac")) == "ed25519":
+        return {"api_secret": None, "private_key": ed25519_pem(connection.secret)}
+    return {"api_secret": connection.secret}

@@ -50,7 +50,11 @@ from runtimes.core.connection import (
     BrokerConnection,
 )
 from runtimes.providers.binance.market_data import BinanceMarketData, stream_names
-from runtimes.providers.binance.sdk import client_class, socket_manager_class
+from runtimes.providers.binance.sdk import (
+    client_class,
+    signing_arguments,
+    socket_manager_class,
+)
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +300,8 @@ class BinanceStreams:
         async with self._client_lock:
             if self._client is None:
                 cls = client_class(self.connection)
-                client = await cls.create(self.connection.key_id, self.connection.secret)
+                client = await cls.create(self.connection.key_id,
+                                          **signing_arguments(self.connection))
                 _supervised(client.ws_api)
                 self._client = client
             return self._client

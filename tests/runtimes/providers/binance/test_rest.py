@@ -42,3 +42,25 @@ def test_an_ed25519_key_signs_instead_of_a_secret() -> None:
     rest = rest_of(pem_on_one_line, "ed25519")
     signature = base64.b64decode(unquote(rest.client._generate_signature(dict(PAYLOAD))))
     eddsa.new(key.public_key(), "rfc8032").verify(SIGNED.encode(), signature)  # raises if not
+
+
+def test_the_streams_client_signs_with_the_same_ed25519_key() -> None:
+    """The user data subscription is signed by the AsyncClient the streams build from the same
+    arguments (a key of type ed25519 has no HMAC secret)."""
+    import asyncio
+
+    from runtimes.providers.binance.sdk import client_class, signing_arguments
+
+    key = ECC.generate(curve="Ed25519")
+    connection = BrokerConnection(id="c1", platform="binance-testnet", key_id="key-0001",
+                                  secret=key.export_key(format="PEM"), urls=URLS,
+                                  options={"key_type": "ed25519"})
+
+    async def signature() -> bytes:
+        client = client_class(connection)(connection.key_id, **signing_arguments(connection))
+        try:
+            return base64.b64decode(unquote(client._generate_signature(dict(PAYLOAD))))
+        finally:
+            await client.close_connection()
+
+    eddsa.new(key.public_key(), "rfc8032").verify(SIGNED.encode(), asyncio.run(signature()))
