@@ -148,10 +148,13 @@ class Trader:
                 await asyncio.sleep(0.2)
 
     async def every_order(self) -> list[dict]:
+        """Each order of the session once: the open ones, then the ended ones; an order that
+        ended between the two reads (a market order filling at the next tick) is in both, and
+        counts once, as it ended."""
         async with httpx.AsyncClient(base_url=self.base_url, headers=self.headers) as rest:
             open_ = (await rest.get("/v1/orders")).json()
             done = (await rest.get("/v1/orders/history")).json()
-        return open_ + done
+        return list({order["id"]: order for order in open_ + done}.values())
 
 
 def takeovers(frames: list[dict]) -> list[dict]:
