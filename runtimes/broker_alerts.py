@@ -44,16 +44,24 @@ def bans_of(credentials: list[BrokerCredential]) -> list[str]:
 
 
 def broker_alerts(request: HttpRequest) -> dict[str, Any]:
-    """Template context: `broker_alerts`, the bans that stop this workspace's sessions (one
-    query for its connections on platforms with a per-IP budget, then one read per platform)."""
+    """Template context: `broker_alerts`, the bans that stop this workspace's sessions. Bans are
+    rare: each platform with a per-IP budget is asked first (no query), and only a platform
+    under a ban costs a query (does this workspace have a connection on it?)."""
     membership = current_membership(request)
     if membership is None:
         return {"broker_alerts": []}
-    one_per_platform: dict[str, BrokerCredential] = {}
-    for credential in BrokerCredential.objects.for_workspace(membership.workspace).filter(
-            platform__in=_shared_budget_platforms()):
-        one_per_platform.setdefault(credential.platform, credential)
-    return {"broker_alerts": bans_of(list(one_per_platform.values()))}
+    latest: dict[str, datetime] = {}
+    for platform in _shared_budget_platforms():
+        shared = brokers.shared_budget_of(platform, str(membership.workspace_id))
+        until = None if shared is None else shared.banned_until()
+        if until is None or not BrokerCredential.objects.for_workspace(
+                membership.workspace).filter(platform=platform).exists():
+            continue
+        label = brokers.FAMILIES[PLATFORMS[platform].broker].label
+        moment = datetime.fromtimestamp(until, UTC)
+        if label not in latest or moment > latest[label]:
+            latest[label] = moment
+    return {"broker_alerts": [ban_message(label, until) for label, until in sorted(latest.items())]}
 
 
 def _shared_budget_platforms() -> list[str]:

@@ -138,19 +138,25 @@ def ip_scope_of(platform_id: str) -> str:
 def shared_budget_for(credential: BrokerCredential) -> SharedBudget | None:
     """The per-IP budget `credential`'s sessions spend, as its workspace's fair share of it (None
     for a family without one: Alpaca). In Redis with REDIS_URL, else in this process."""
-    family = family_of(credential.platform)
+    return shared_budget_of(credential.platform, str(credential.workspace_id))
+
+
+def shared_budget_of(platform: str, workspace_id: str) -> SharedBudget | None:
+    """The per-IP budget of `platform`'s sessions, as workspace `workspace_id`'s fair share of it
+    (None for a family without one)."""
+    family = family_of(platform)
     if family is None or not family.shared_limit_setting:
         return None
-    scope, workspace = ip_scope_of(credential.platform), str(credential.workspace_id)
+    scope = ip_scope_of(platform)
     limit = int(getattr(settings, family.shared_limit_setting))
     floor = int(getattr(settings, family.shared_floor_setting))
     if settings.REDIS_URL:
         from runtimes.hosting.shared_budget import RedisSharedBudget
 
-        return RedisSharedBudget(_redis_client(), scope, workspace, limit=limit, floor=floor)
+        return RedisSharedBudget(_redis_client(), scope, workspace_id, limit=limit, floor=floor)
     from runtimes.hosting.shared_budget import local_shared_budget
 
-    return local_shared_budget(scope, workspace, limit=limit, floor=floor)
+    return local_shared_budget(scope, workspace_id, limit=limit, floor=floor)
 
 
 _redis: Any = None

@@ -17,6 +17,7 @@ from runtimes.core.market_data import MarketData
 from runtimes.hosting.commands import execute
 from runtimes.hosting.risk import RiskGuard, RiskLimits
 from runtimes.models import Deployment, SessionAudit, Source, State, TradingSession
+from runtimes.providers import registry
 from runtimes.sandbox import runner as sandbox
 from runtimes.sandbox.runner import SandboxSupport, StrategyRuntime
 from tests.runtimes.core.scenario import D, bars
@@ -96,14 +97,16 @@ def test_backtest_and_unknown_platforms_are_refused(owner, workspace):
     assert "backtest" not in details["available"]
 
 
-def test_a_platform_without_a_provider_in_this_build_is_refused(owner, workspace):
+def test_a_platform_without_a_provider_in_this_build_is_refused(owner, workspace, monkeypatch):
+    monkeypatch.delitem(registry.FACTORIES, "binance-testnet")  # as a build without it
     status, code, details = refusal(deploy, workspace, owner, platform="binance-testnet")
 
     assert (status, code, details) == (400, "PLATFORM_UNAVAILABLE",
                                        {"field": "platform", "provided": "binance-testnet"})
 
 
-def test_a_live_platform_needs_the_trade_live_scope_of_an_owner(owner, workspace):
+def test_a_live_platform_needs_the_trade_live_scope_of_an_owner(owner, workspace, monkeypatch):
+    monkeypatch.delitem(registry.FACTORIES, "binance-live")  # as a build without it
     status, code, details = refusal(deploy, workspace, owner, role="member",
                                     platform="binance-live")
 

@@ -132,8 +132,9 @@ def test_a_live_platform_without_the_trade_live_scope_is_403(owner, workspace, o
 
     assert (response.status_code, response.json()["code"]) == (403, "FORBIDDEN")
     assert response.json()["details"] == {"required_scope": "trade:live"}
-    # With the scope, it is the missing provider that refuses it (this build has only mock).
-    assert (with_scope.status_code, with_scope.json()["code"]) == (400, "PLATFORM_UNAVAILABLE")
+    # With the scope, it is the missing broker connection that refuses it.
+    assert (with_scope.status_code, with_scope.json()["code"]) == (400, "VALIDATION_ERROR")
+    assert list(with_scope.json()["details"]) == ["connection"]
     assert not Deployment.objects.exists()
 
 

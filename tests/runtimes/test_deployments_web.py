@@ -73,8 +73,8 @@ def test_a_valid_form_creates_and_starts_the_deployment(sign_in, owner, workspac
     ({"params": "{oops"}, "params", "Not valid JSON"),
     ({"initial_cash": "-1"}, "initial_cash", "greater than or equal to 0.01"),
     ({"timeframes": "1m, 9x"}, "timeframes", "unknown: 9x"),
-    ({"platform": "binance-testnet"}, "platform",
-     "Binance (testnet) is not available in this build"),
+    ({"platform": "binance-testnet"}, "connection",
+     "Binance (testnet) trades through a broker connection"),
     ({"platform": "nyse"}, "platform", "Select a valid choice"),
     ({"platform": "binance-live"}, "confirm_name", "type the deployment&#x27;s name"),
 ])

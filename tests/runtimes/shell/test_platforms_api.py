@@ -24,40 +24,48 @@ def create_mock(client, workspace, **extra):
     return client.post(sessions_url(workspace), body, format="json")
 
 
-REFUSED = [p for p in PLATFORMS if p not in registry.available()]
+REFUSED = [p for p in PLATFORMS if p not in registry.available()]  # none in this build
 
 
-def test_the_platforms_with_a_provider_here_are_backtest_mock_and_alpaca():
-    assert registry.available() == ["backtest", "mock", "alpaca-paper", "alpaca-live"]
-    assert REFUSED == ["binance-testnet", "binance-live"]
+def test_every_platform_of_the_registry_has_a_provider_here():
+    assert registry.available() == ["backtest", "mock", "alpaca-paper", "alpaca-live",
+                                    "binance-testnet", "binance-live"]
+    assert REFUSED == []
 
 
 @pytest.mark.parametrize("platform", list(PLATFORMS))
-def test_every_platform_is_created_or_refused_with_the_envelope(
+def test_every_platform_is_created_or_said_how_to_open_it(
     owner_client, owner, workspace, dataset, platform
 ):
     body = ({"dataset": str(dataset.id)} if platform == "backtest"
-            else {"symbols": ["AAPL"], "timeframe": "1m"})
+            else {"symbols": ["BTCUSDT"], "timeframe": "1m"})
     if PLATFORMS[platform].needs_connection and not PLATFORMS[platform].live:
         body["connection"] = str(stored_connection(workspace, owner, platform=platform).id)
     response = owner_client.post(sessions_url(workspace), {"platform": platform, **body},
                                  format="json")
-    if platform in REFUSED:
-        assert response.status_code == 400
-        assert response.json() == {
-            "code": "INVALID_VALUE",
-            "message": f"{platform!r} is not available here; available platforms: "
-                       f"backtest, mock, alpaca-paper, alpaca-live.",
-            "details": {"field": "platform", "provided": platform,
-                        "available": ["backtest", "mock", "alpaca-paper", "alpaca-live"]},
-        }
-    elif PLATFORMS[platform].live:
+    if PLATFORMS[platform].live:
         assert response.status_code == 400
         assert response.json()["details"] == {"field": "platform", "provided": platform}
         assert "open it as a deployment" in response.json()["message"]
     else:
         assert response.status_code == 201, response.json()
         assert response.json()["platform"] == platform
+
+
+def test_a_platform_without_a_provider_in_this_build_is_refused_naming_the_available_ones(
+    owner_client, workspace, monkeypatch
+):
+    monkeypatch.delitem(registry.FACTORIES, "binance-testnet")  # as a build without it
+    response = owner_client.post(sessions_url(workspace), {
+        "platform": "binance-testnet", "symbols": ["BTCUSDT"], "timeframe": "1m"}, format="json")
+    available = ["backtest", "mock", "alpaca-paper", "alpaca-live", "binance-live"]
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "INVALID_VALUE",
+        "message": "'binance-testnet' is not available here; available platforms: "
+                   f"{', '.join(available)}.",
+        "details": {"field": "platform", "provided": "binance-testnet", "available": available},
+    }
 
 
 # -- broker paper sessions name a connection of their workspace -----------------------------------
@@ -112,21 +120,27 @@ def test_a_mock_session_takes_no_connection(owner_client, owner, workspace):
         "Mock market needs no broker connection."]}
 
 
-def test_a_provider_of_the_registry_is_built_or_said_to_be_missing_from_this_build():
+def test_a_provider_of_the_registry_is_built_or_said_to_be_missing_from_this_build(
+    monkeypatch,
+):
     assert registry.factory("backtest").__module__ == "runtimes.providers.backtest"
     assert registry.factory("mock").__module__ == "runtimes.providers.mock.provider"
     assert registry.factory("alpaca-live").__module__ == "runtimes.providers.alpaca.build"
+    assert registry.factory("binance-live").__module__ == "runtimes.providers.binance.build"
+    monkeypatch.delitem(registry.FACTORIES, "binance-live")  # as a build without it
     with pytest.raises(registry.ProviderUnavailable) as refused:
         registry.factory("binance-live")
     assert str(refused.value) == ("no provider for platform 'binance-live' in this build; "
-                                  "available: backtest, mock, alpaca-paper, alpaca-live")
+                                  "available: backtest, mock, alpaca-paper, alpaca-live, "
+                                  "binance-testnet")
 
 
 def test_an_unknown_platform_is_refused_naming_the_available_ones(owner_client, workspace):
     response = create_mock(owner_client, workspace, platform="nyse")
     assert response.status_code == 400
-    assert response.json()["message"] == ("'nyse' is an unknown platform; available platforms: "
-                                          "backtest, mock, alpaca-paper, alpaca-live.")
+    assert response.json()["message"] == (
+        "'nyse' is an unknown platform; available platforms: backtest, mock, alpaca-paper, "
+        "alpaca-live, binance-testnet, binance-live.")
 
 
 def test_a_platform_that_is_not_a_string_is_refused(owner_client, workspace):
