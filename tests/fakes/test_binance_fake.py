@@ -528,12 +528,21 @@ def test_requests_that_ignore_retry_after_get_the_ip_banned(
 def test_scripted_gateway_errors_and_restarts_answer_without_a_binance_body(
     fake: FakeBinance, client: Client
 ) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    placed = _buy_btc(client, "0.01000")
     fake.fail_next(502)
     assert _error(client.get_server_time)[:2] == (502, 0)
+    socket = connect(fake.urls["stream"] + "ws/btcusdt@bookTicker")
+    fake.wait_for(lambda: fake.subscriptions()["market"] == 1)
     fake.begin_restart()
+    assert fake.connections() == {"market": 0, "ws_api": 0}
+    with pytest.raises(ConnectionClosed):
+        socket.recv(timeout=5)
     assert _error(client.get_server_time)[:2] == (503, 0)
     fake.end_restart()
-    assert "serverTime" in client.get_server_time()
+    assert client.get_order(symbol="BTCUSDT", orderId=placed["orderId"])["status"] == "FILLED"
 
 
 # -- streams ----------------------------------------------------------------------------------

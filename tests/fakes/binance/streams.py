@@ -150,12 +150,11 @@ class Hub:
     async def _market(
         self, request: web.Request, names: list[str], *, combined: bool
     ) -> web.StreamResponse:
+        if self.down:  # restarting: the handshake fails, as at a closed gateway
+            raise web.HTTPServiceUnavailable()
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         connection = Connection("market", ws, request, combined=combined)
-        if self.down:
-            connection.abort()
-            return ws
         connection.streams = [_stream_name(n) for n in names]
         self._register(connection)
         writer = asyncio.ensure_future(_write(connection))
@@ -200,12 +199,11 @@ class Hub:
 
     # -- WebSocket API -----------------------------------------------------------------------
     async def ws_api(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            raise web.HTTPServiceUnavailable()
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         connection = Connection("ws_api", ws, request)
-        if self.down:
-            connection.abort()
-            return ws
         self._register(connection)
         writer = asyncio.ensure_future(_write(connection))
         try:
