@@ -2,7 +2,7 @@
 
 Orders go through Binance's REST API (rest.py) with this session's newClientOrderId prefix, so
 that several sessions can share one account and each sees only its own orders; balances are
-the account's. Executions arrive on the user data stream (streams.py, h-bstreams, calls
+the account's. Executions arrive on the user data stream (streams.py calls
 `on_user_event` on its thread): every executionReport of the session's orders becomes order,
 trade, position and account events, each once and in order; an order's REST answer (FULL, with
 its fills) goes through the same path, so whichever arrives first is told and the other is a
