@@ -1,5 +1,5 @@
 """What the provider needs of the market data and the streams (market_data.py and
-streams.py implement them; shared-interface.md is the contract): typed here so that the provider
+streams.py implement them): typed here so that the provider
 can be built with other implementations in tests and type-checks on its own."""
 
 from __future__ import annotations
