@@ -16,7 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from runtimes.core.domain import Fill, Order
+from runtimes.core.domain import Fill, Order, OrderRequest
+from runtimes.core.exchange_snapshot import dataclass_from_json, dataclass_to_json
 
 MAX_SEEN: Final = 5_000  # execution ids and event keys remembered (and snapshotted)
 
@@ -56,7 +57,7 @@ class Book:
         self.oco_groups: dict[str, str] = {}  # alpaca order id -> the strategy's oco_group_id
         # An OCO group's first order waits here (a local PENDING order) until its pair arrives
         # and both go to Alpaca as one `oco` order; its local id stays the strategy's id for it.
-        self.held_oco: dict[str, tuple[Order, Any]] = {}  # group -> (local order, request)
+        self.held_oco: dict[str, tuple[Order, OrderRequest]] = {}  # group -> (local order, request)
         self.alias: dict[str, str] = {}  # alpaca order id -> the local id the strategy knows
         self.fills: list[Fill] = []
         self._executions = _Bounded()
@@ -138,6 +139,10 @@ class Book:
                 "oco_groups": {k: v for k, v in self.oco_groups.items() if k in at_alpaca},
                 "alias": {k: v for k, v in self.alias.items() if v in open_orders},
                 "announced": [i for i in self.announced.items() if i in open_orders],
+                # an OCO leg still waiting here for its pair: Alpaca does not know it yet
+                "held_oco": {group: {"order": dataclass_to_json(order),
+                                     "request": dataclass_to_json(request)}
+                             for group, (order, request) in self.held_oco.items()},
             }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -154,3 +159,7 @@ class Book:
             self.alias.update(state.get("alias", {}))
             for order_id in state.get("announced", ()):
                 self.announced.add(order_id)
+            for group, held in state.get("held_oco", {}).items():
+                order = dataclass_from_json(Order, held["order"])
+                self.held_oco[group] = (order, dataclass_from_json(OrderRequest, held["request"]))
+                self.orders[order.id] = order

@@ -488,3 +488,26 @@ def test_an_oco_pair_keeps_its_ids_and_group_across_a_takeover(h: AlpacaHarness)
         assert successor.venue.order(take.id).status is OrderStatus.OPEN
     finally:
         successor.venue.close()
+
+
+def test_an_oco_leg_waiting_for_its_pair_is_carried_over_a_takeover(h: AlpacaHarness) -> None:
+    h.venue.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY, quantity=D(3)))
+    h.pass_time()
+    take = h.venue.submit_order(OrderRequest(
+        symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.LIMIT,
+        limit_price=D(200), oco_group_id="exit-7"))
+    snapshot = h.venue.snapshot()
+    h.venue.close()
+    successor = AlpacaHarness(fake=h.fake, restored=snapshot)
+    try:
+        assert successor.venue.order(take.id).status is OrderStatus.PENDING
+        stop = successor.venue.submit_order(OrderRequest(
+            symbol="AAPL", side=Side.SELL, quantity=D(3), order_type=OrderType.STOP,
+            stop_price=D(170), oco_group_id="exit-7"))
+        found = successor.venue.orders(open_only=True)
+        assert {(o.id, o.order_type, o.oco_group_id) for o in found} == {
+            (take.id, OrderType.LIMIT, "exit-7"), (stop.id, OrderType.STOP, "exit-7")}
+        sent = [r[3] for r in h.fake.requests if r[0] == "POST" and r[1] == "/v2/orders"]
+        assert [body.get("order_class") for body in sent] == [None, "oco"]  # one OCO order
+    finally:
+        successor.venue.close()
