@@ -11,41 +11,13 @@ Shared by the host's thread and the SDK's stream thread: every method takes the 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any
 
 from runtimes.core.domain import Fill, Order, OrderRequest
 from runtimes.core.exchange_snapshot import dataclass_from_json, dataclass_to_json
-
-MAX_SEEN: Final = 5_000  # execution ids and event keys remembered (and snapshotted)
-
-
-class _Bounded:
-    """A set that forgets its oldest members past `limit`."""
-
-    __slots__ = ("_members", "_order")
-
-    def __init__(self, limit: int = MAX_SEEN) -> None:
-        self._order: deque[Any] = deque(maxlen=limit)
-        self._members: set[Any] = set()
-
-    def add(self, item: Any) -> bool:
-        """True when `item` was new."""
-        if item in self._members:
-            return False
-        if len(self._order) == self._order.maxlen:
-            self._members.discard(self._order[0])
-        self._order.append(item)
-        self._members.add(item)
-        return True
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._members
-
-    def items(self) -> list[Any]:
-        return list(self._order)
+from runtimes.providers.broker_common import Bounded
 
 
 class Book:
@@ -60,10 +32,10 @@ class Book:
         self.held_oco: dict[str, tuple[Order, OrderRequest]] = {}  # group -> (local order, request)
         self.alias: dict[str, str] = {}  # alpaca order id -> the local id the strategy knows
         self.fills: list[Fill] = []
-        self._executions = _Bounded()
-        self._fill_keys = _Bounded()  # (order id, cumulative filled qty): stream vs activity
-        self._event_keys = _Bounded()
-        self.announced = _Bounded()  # order ids whose ORDER_CREATED/MODIFIED went out
+        self._executions = Bounded()
+        self._fill_keys = Bounded()  # (order id, cumulative filled qty): stream vs activity
+        self._event_keys = Bounded()
+        self.announced = Bounded()  # order ids whose ORDER_CREATED/MODIFIED went out
         self.opened_at: dict[str, datetime] = {}  # symbol -> when the session saw it open
         self.position_updated: dict[str, datetime] = {}
         self.last_fill_at: datetime | None = None

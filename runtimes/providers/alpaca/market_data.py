@@ -43,6 +43,7 @@ from runtimes.core.errors import BrokerUnavailable, RateLimited, SymbolNotFound
 from runtimes.core.events import CandleEvent, Event, QuoteEvent
 from runtimes.core.staleness import StalenessTracker
 from runtimes.core.timeframes import DAY, bucket_start, timeframe_seconds
+from runtimes.providers.broker_common import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,6 @@ BAR_GRACE_SECONDS: Final = 15  # Alpaca sends a minute's bar within seconds of i
 DEFAULT_HISTORY_BARS: Final = 1_000  # history() without start nor limit
 REST_QUOTE_TTL_SECONDS: Final = 5.0  # a quote fetched by REST serves this long (no stream quote)
 REST_TIMEOUT_SECONDS: Final = 10.0  # alpaca-py's requests have no timeout of their own
-RATE_LIMITED_FALLBACK_SECONDS: Final = 60  # a 429 without Retry-After
 
 # The timeframes Alpaca serves itself; the others are built from the largest one that divides them.
 NATIVE_TIMEFRAMES: Final[dict[str, TimeFrame]] = {
@@ -467,7 +467,7 @@ class AlpacaMarketData:
     def _error_of(self, exc: APIError, symbol: str) -> Exception:
         status = exc.status_code
         if status == 429:
-            retry = _retry_after(exc)
+            retry = retry_after_seconds(exc.response)
             self.budget.blocked_for(retry)
             return RateLimited("Alpaca's rate limit of this connection was reached",
                                retry_after_seconds=retry)
@@ -488,14 +488,6 @@ def _last_of(close: Decimal | None, bid: Decimal, ask: Decimal) -> Decimal:
         return (bid + ask) / 2
     return max(bid, ask)
 
-
-def _retry_after(exc: APIError) -> int:
-    response = exc.response
-    header = None if response is None else response.headers.get("Retry-After")
-    try:
-        return max(1, math.ceil(float(header))) if header else RATE_LIMITED_FALLBACK_SECONDS
-    except ValueError:
-        return RATE_LIMITED_FALLBACK_SECONDS
 
 
 def _feed_of(connection: BrokerConnection) -> DataFeed:

@@ -37,12 +37,12 @@ from runtimes.core.connection import BrokerConnection, RateBudget
 from runtimes.core.errors import BrokerUnavailable, RateLimited
 from runtimes.core.events import Event, RateLimitEvent
 from runtimes.providers.alpaca.breaker import CircuitBreaker
+from runtimes.providers.broker_common import int_or_none, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_SECONDS: Final = 10.0
 WARNING_SHARE: Final = 0.10  # warn when less than this share of the window's budget is left
-DEFAULT_RETRY_AFTER: Final = 60
 HIT: Final = "RATE_LIMIT_HIT"
 WARNING: Final = "RATE_LIMIT_WARNING"
 
@@ -149,7 +149,7 @@ class AlpacaRest:
         if status == 429:
             for each in breakers:
                 each.ended()
-            seconds = retry_after(exc)
+            seconds = retry_after_seconds(exc.response)
             self.budget.blocked_for(seconds)
             self._hit(seconds)
             raise RateLimited(f"Alpaca rate limit: {message}", retry_after_seconds=seconds)
@@ -173,9 +173,9 @@ class AlpacaRest:
         """The response hook: what Alpaca says of the budget is the truth (another tool on the
         same account spends it too)."""
         headers = response.headers
-        limit = _int(headers.get("X-RateLimit-Limit"))
-        remaining = _int(headers.get("X-RateLimit-Remaining"))
-        reset = _int(headers.get("X-RateLimit-Reset"))
+        limit = int_or_none(headers.get("X-RateLimit-Limit"))
+        remaining = int_or_none(headers.get("X-RateLimit-Remaining"))
+        reset = int_or_none(headers.get("X-RateLimit-Reset"))
         if limit is None and remaining is None and reset is None:
             return
         self.budget.observe(limit=limit, remaining=remaining,
@@ -220,20 +220,6 @@ def read_error(exc: APIError) -> tuple[int | None, str]:
         return None, text.strip()[:200]
     code = body.get("code")
     message = body.get("message") or body.get("error") or "no reason given"
-    return (code if isinstance(code, int) else _int(code)), str(message)
+    return (code if isinstance(code, int) else int_or_none(code)), str(message)
 
 
-def retry_after(exc: APIError) -> int:
-    response = exc.response
-    header = None if response is None else response.headers.get("Retry-After")
-    seconds = _int(header)
-    return DEFAULT_RETRY_AFTER if seconds is None else max(1, seconds)
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(str(value)))
-    except ValueError:
-        return None

@@ -10,42 +10,17 @@ thread and the stream thread: every method takes the lock.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
 from runtimes.core.domain import ZERO, Fill, Order
+from runtimes.providers.broker_common import Bounded
 
-MAX_SEEN: Final = 5_000
 SNAPSHOT_SEEN: Final = 500
 
 
-class Bounded:
-    """A set that forgets its oldest members past `limit`."""
-
-    __slots__ = ("_members", "_order")
-
-    def __init__(self, limit: int = MAX_SEEN) -> None:
-        self._order: deque[Any] = deque(maxlen=limit)
-        self._members: set[Any] = set()
-
-    def add(self, item: Any) -> bool:
-        """True when `item` was new."""
-        if item in self._members:
-            return False
-        if len(self._order) == self._order.maxlen:
-            self._members.discard(self._order[0])
-        self._order.append(item)
-        self._members.add(item)
-        return True
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._members
-
-    def items(self) -> list[Any]:
-        return list(self._order)
 
 
 @dataclass(slots=True)

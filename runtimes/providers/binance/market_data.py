@@ -44,6 +44,7 @@ from runtimes.core.events import CandleEvent, Event, QuoteEvent
 from runtimes.core.staleness import StalenessTracker
 from runtimes.core.timeframes import bucket_start, timeframe_seconds
 from runtimes.providers.binance.sdk import rest_client_class
+from runtimes.providers.broker_common import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ WEIGHT_BOOK_TICKER: Final = 2
 WEIGHT_LIMIT_1M: Final = 6_000  # Binance's REQUEST_WEIGHT per IP and minute
 REST_QUOTE_TTL_SECONDS: Final = 5.0  # a quote fetched by REST serves this long (no stream quote)
 REST_TIMEOUT_SECONDS: Final = 10.0
-RETRY_AFTER_FALLBACK_SECONDS: Final = 60  # a 429 or 418 without Retry-After
 UNKNOWN_SYMBOL: Final = -1121
 
 
@@ -472,12 +472,12 @@ class BinanceMarketData:
     def _error_of(self, exc: BinanceAPIException, symbol: str) -> Exception:
         status = exc.status_code
         if status == 429:
-            retry = _retry_after(exc.response)
+            retry = retry_after_seconds(exc.response)
             self.shared.blocked_for(retry)
             return RateLimited("Binance's request weight limit of this IP was reached",
                                retry_after_seconds=retry)
         if status == 418:
-            retry = _retry_after(exc.response)
+            retry = retry_after_seconds(exc.response)
             reason = "Binance banned this IP for exceeding its request limits"
             self.shared.ban(retry, reason)
             return BrokerUnavailable(f"{reason} (for {retry} s)", broker=self.broker,
@@ -505,14 +505,6 @@ def _last_of(close: Decimal | None, bid: Decimal, ask: Decimal) -> Decimal:
         return (bid + ask) / 2
     return max(bid, ask)
 
-
-def _retry_after(response: Any) -> int:
-    headers = getattr(response, "headers", None)
-    header = None if headers is None else headers.get("Retry-After")
-    try:
-        return max(1, math.ceil(float(header))) if header else RETRY_AFTER_FALLBACK_SECONDS
-    except ValueError:
-        return RETRY_AFTER_FALLBACK_SECONDS
 
 
 def _source_of(timeframe: str) -> str:

@@ -40,6 +40,7 @@ from runtimes.core.errors import BrokerUnavailable, RateLimited
 from runtimes.core.events import Event, RateLimitEvent
 from runtimes.providers.alpaca.breaker import CircuitBreaker
 from runtimes.providers.binance.sdk import rest_client_class, signing_arguments
+from runtimes.providers.broker_common import int_or_none, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ WEIGHT_LIMIT: Final = 6000  # REQUEST_WEIGHT per minute per IP
 ORDER_LIMIT: Final = 100  # ORDERS per 10 s per account
 ORDER_WINDOW_SECONDS: Final = 10
 WARNING_SHARE: Final = 0.10
-DEFAULT_RETRY_AFTER: Final = 60
 CLOCK_SKEW: Final = -1021
 HIT: Final = "RATE_LIMIT_HIT"
 WARNING: Final = "RATE_LIMIT_WARNING"
@@ -169,7 +169,7 @@ class BinanceRest:
         message = str(exc.message or "no reason given")[:300]
         if status in (418, 429):
             self.breaker.ended()
-            seconds = retry_after(exc)
+            seconds = retry_after_seconds(exc.response)
             if status == 418:
                 until = time.time() + seconds
                 sentence = ban_sentence(until)
@@ -215,7 +215,7 @@ class BinanceRest:
         if headers is None:
             return
         now = time.time()
-        used = _int(headers.get("X-MBX-USED-WEIGHT-1M"))
+        used = int_or_none(headers.get("X-MBX-USED-WEIGHT-1M"))
         if used is not None:
             self.used_weight = used
             reset = (math.floor(now / 60) + 1) * 60.0
@@ -224,7 +224,7 @@ class BinanceRest:
             if used > WEIGHT_LIMIT * (1 - WARNING_SHARE) and response is not None and \
                     response.status_code not in (418, 429):
                 self._warn(WEIGHT_LIMIT - used, reset)
-        orders = _int(headers.get("X-MBX-ORDER-COUNT-10S"))
+        orders = int_or_none(headers.get("X-MBX-ORDER-COUNT-10S"))
         if orders is not None:
             self.order_count = orders
             reset = (math.floor(now / ORDER_WINDOW_SECONDS) + 1) * float(ORDER_WINDOW_SECONDS)
@@ -257,17 +257,3 @@ def ban_sentence(until: float) -> str:
             " (too many requests); every session on it waits")
 
 
-def retry_after(exc: BinanceAPIException) -> int:
-    response = exc.response
-    header = None if response is None else response.headers.get("Retry-After")
-    seconds = _int(header)
-    return DEFAULT_RETRY_AFTER if seconds is None else max(1, seconds)
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(str(value)))
-    except ValueError:
-        return None
