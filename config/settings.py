@@ -159,6 +159,11 @@ if CELERY_EMBEDDED_WORKER:
     # The in-memory broker is polled (every second by default): a queued session would wait up
     # to a second for the worker to see its dispatch task. Redis delivers at once.
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
+# Sessions the embedded worker (`make run`) hosts at once: each running session holds a worker
+# thread until it ends, so this caps concurrent backtests (hosted and remote together); more
+# wait queued. 8 lets a workspace's parameter sweep run 8 hosted backtests together (issue 14);
+# a thread costs little, the sessions' own memory is what grows (bench/bench_hosted_many.py).
+EMBEDDED_WORKER_CONCURRENCY = env.int("EMBEDDED_WORKER_CONCURRENCY", 8, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
