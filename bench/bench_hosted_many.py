@@ -43,6 +43,7 @@ from bench.bench_trading_api import (
 )
 
 SPEED_UP_TARGET = 1.6
+STARVED_SHARE = 0.5  # a run below half its fair share of the aggregate is starved
 MEMORY_TARGET_MB = 150.0
 YEAR_OF_MINUTES = 525_600
 SKIP_MARK = "BENCH-SKIP "
@@ -101,8 +102,11 @@ def report_many(result: dict[str, Any]) -> None:
           f"{aggregate:,.0f} bars/s = {ratio:.2f} x a single run's {single_rate:,.0f} bars/s "
           f"(target >= {SPEED_UP_TARGET} x: {verdict}) in {result['wall_s']:.1f} s")
     starts = [r["start_s"] for r in runs if r["start_s"] is not None]
+    fair = aggregate / len(runs)
+    starved = "none starved" if min(rates) >= STARVED_SHARE * fair else "STARVED"
     print(f"  each run: {min(rates):,.0f} .. {max(rates):,.0f} bars/s (min .. max; fair share "
-          f"{aggregate / len(runs):,.0f}), start-up {min(starts):.2f} .. {max(starts):.2f} s")
+          f"{fair:,.0f}: {starved}, the slowest at {min(rates) / fair:.2f} x), start-up "
+          f"{min(starts):.2f} .. {max(starts):.2f} s")
 
 
 def report_memory(result: dict[str, Any]) -> None:
