@@ -101,6 +101,10 @@ def report_many(result: dict[str, Any]) -> None:
           f"(embedded, {result['slots']} worker slots, {os.cpu_count()} cores): aggregate "
           f"{aggregate:,.0f} bars/s = {ratio:.2f} x a single run's {single_rate:,.0f} bars/s "
           f"(target >= {SPEED_UP_TARGET} x: {verdict}) in {result['wall_s']:.1f} s")
+    bars = sum(r["bars"] for r in runs)
+    print(f"  CPU per bar: the platform process {result['platform_cpu_s'] / bars * 1e6:,.0f} us "
+          f"({result['platform_cpu_s'] / result['wall_s']:.0%} of a core: one interpreter hosts "
+          f"every run), the sandboxes {result['sandbox_cpu_s'] / bars * 1e6:,.0f} us")
     starts = [r["start_s"] for r in runs if r["start_s"] is not None]
     fair = aggregate / len(runs)
     starved = "none starved" if min(rates) >= STARVED_SHARE * fair else "STARVED"
@@ -168,10 +172,20 @@ def _phase(phase: str, tmp: Path) -> dict[str, Any] | None:
 def _many(tmp: Path) -> dict[str, Any]:
     launch = _launcher({"many": _btc_csv(tmp, _knob("BENCH_MANY_ROWS", 20000))})
     single = _wait_all([launch("many")])[0]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), os.times()
     sessions = [launch("many") for _ in range(_knob("BENCH_MANY_RUNS", 8))]
     runs = _wait_all(sessions)
-    return {"single": single, "runs": runs, "wall_s": time.perf_counter() - started}
+    wall, spent = time.perf_counter() - started, os.times()
+    return {
+        "single": single,
+        "runs": runs,
+        "wall_s": wall,
+        # This process (web server, worker, every host: one interpreter) and the sandboxes
+        # (reaped children, so their whole trees).
+        "platform_cpu_s": spent.user + spent.system - cpu.user - cpu.system,
+        "sandbox_cpu_s": spent.children_user + spent.children_system
+        - cpu.children_user - cpu.children_system,
+    }
 
 
 def _memory(tmp: Path) -> dict[str, Any]:
