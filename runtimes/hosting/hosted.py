@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -23,6 +24,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from runtimes.core.platforms import BACKTEST as BACKTEST_PLATFORM
+from runtimes.hosting.channel import session_prefix
 from runtimes.instance import PlatformNotFound, check_platform_url, internal_url
 from runtimes.models import Source, State, TradingSession
 from runtimes.sandbox.runner import (
@@ -34,6 +37,7 @@ from runtimes.sandbox.runner import (
     SandboxSpec,
     SandboxUnavailable,
     SessionTarget,
+    channel_env,
     start_sandboxed,
     strategy_env,
 )
@@ -139,6 +143,12 @@ class HostedStrategy:
             revoke_session_tokens(session=session)
         return hosted
 
+    @property
+    def channel(self) -> socket.socket | None:
+        """The listening socket of a run over the local channel (None: it talks WebSocket, or
+        it did not start). The host serves it (runtimes/hosting/channel.py)."""
+        return None if self._run is None else self._run.process.channel
+
     def _start(self) -> None:
         session = self.session
         if session.strategy_version is None:
@@ -150,11 +160,8 @@ class HostedStrategy:
         try:
             entry = extract_strategy(version=session.strategy_version, into=code_dir)
             _hand_over(code_dir, slot)
-            target = session_target(session)  # checked before a token exists
-            lifetime = timedelta(seconds=limits.wall_seconds) + TOKEN_MARGIN
-            token = mint_session_token(session=session, lifetime=lifetime)
-            spec = SandboxSpec(code_dir, str(entry.relative_to(code_dir.resolve())),
-                               strategy_env(token=token, params=session.params or {}),
+            target, env = self._connection(limits)
+            spec = SandboxSpec(code_dir, str(entry.relative_to(code_dir.resolve())), env,
                                target, slot=slot, label=str(session.pk))
             process = start_sandboxed(spec, limits,
                                       allow_unsandboxed=settings.SANDBOX_ALLOW_UNSANDBOXED)
@@ -168,6 +175,18 @@ class HostedStrategy:
         self._watcher = threading.Thread(target=self._watch, name=f"hosted-{session.pk}",
                                          daemon=True)
         self._watcher.start()
+
+    def _connection(self, limits: SandboxLimits) -> tuple[SessionTarget | None, dict[str, str]]:
+        """How the run reaches its session, and its variables: a backtest over the local channel
+        (no credential at all: the channel is the session's), anything else through the relay
+        with a token for its own session, minted once the platform's URL was checked."""
+        session, params = self.session, self.session.params or {}
+        if uses_channel(session):
+            return None, channel_env(base_path=session_prefix(session.pk), params=params)
+        target = session_target(session)  # checked before a token exists
+        lifetime = timedelta(seconds=limits.wall_seconds) + TOKEN_MARGIN
+        token = mint_session_token(session=session, lifetime=lifetime)
+        return target, strategy_env(token=token, params=params)
 
     def _watch(self) -> None:
         assert self._run is not None
@@ -240,6 +259,14 @@ class HostedStrategy:
         TradingSession.objects.filter(pk=self.session.pk).update(
             output=result.output, output_tail=result.output_tail,
             output_truncated_bytes=result.truncated_bytes, sandboxed=result.sandboxed)
+
+
+def uses_channel(session: TradingSession) -> bool:
+    """Whether a hosted session's strategy talks to its host over the local channel: backtests,
+    unless HOSTED_BACKTEST_TRANSPORT says "websocket" (wall-clock sessions always use the relay:
+    they survive their worker, and their sockets reconnect to the next host)."""
+    return (session.platform == BACKTEST_PLATFORM
+            and settings.HOSTED_BACKTEST_TRANSPORT == "channel")
 
 
 def _hand_over(code_dir: Path, slot: int) -> None:

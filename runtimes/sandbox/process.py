@@ -9,6 +9,7 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -22,7 +23,8 @@ class SandboxProcess:
     """A started run. `wait()` blocks until it ends (at the latest at its wall limit) and always
     returns the same result; `kill()` ends it now from any thread."""
 
-    def __init__(self, popen, *, limits, workdir, output, relay, status_fd, sandboxed) -> None:
+    def __init__(self, popen, *, limits, workdir, output, relay, status_fd, sandboxed,
+                 channel=None) -> None:
         self._popen: subprocess.Popen[bytes] = popen
         self._limits: SandboxLimits = limits
         self._workdir: _Workdir = workdir
@@ -30,6 +32,9 @@ class SandboxProcess:
         self._relay: SessionRelay | None = relay
         self._status_fd: int | None = status_fd
         self.sandboxed: bool = sandboxed
+        # A channel run's listening socket (runtimes/sandbox/shim.py): the caller serves and
+        # closes it, since it outlives the process by the host's last answers.
+        self.channel: socket.socket | None = channel
         self._started = time.monotonic()
         self._wait_lock = threading.Lock()
         self._result: SandboxResult | None = None
