@@ -62,6 +62,7 @@ from runtimes.hosting.survival import (
 )
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
 from runtimes.providers.registry import ProviderUnavailable
+from runtimes.transport.stored_state import READABLE_OPS
 
 logger = logging.getLogger(__name__)
 
@@ -672,7 +673,8 @@ class SessionHost:
             self.endpoint.close_connection(connection, CLOSE_NORMAL)
         self._hold_lease()  # before the strategy's output is stored, and again below
         if self.strategy is not None:  # its output is stored before the session ends
-            self.strategy.stop(state=state)
+            serve = self._serve_ended if isinstance(self.endpoint, StrategyChannel) else None
+            self.strategy.stop(state=state, serve=serve)
         counts = self.stream.counts()
         with transaction.atomic():
             self._hold_lease()  # first: a host whose lease was taken writes nothing
@@ -683,6 +685,24 @@ class SessionHost:
                                 events_sent=counts.sent, events_acked=counts.acked,
                                 batches=self.stream.batches_emitted)
         return state
+
+    def _serve_ended(self, seconds: float) -> None:
+        """While a channel run's strategy exits after its session ended: answer its reads from
+        the final state (its end-of-backtest hook may ask for the account), refuse the rest as
+        the web tier refuses an ended session's."""
+        message = self.endpoint.receive(seconds)
+        if message is None or message.get("kind") != "command":
+            return
+        assert self.outcome is not None
+        state = self.outcome[0]
+        if message.get("op") == "session":
+            reply = Reply(200, self.session_info())
+        elif message.get("op") in READABLE_OPS:
+            reply = commands.execute(self.provider, message)
+        else:
+            reply = Reply(503, {"code": "SHUTTING_DOWN", "message": f"The session has {state}.",
+                                "details": {"state": state}})
+        self.endpoint.reply(message["request"], reply)
 
     def abandon(self, reason: str) -> None:
         """After a crash: tell and release the sockets (no database work, it may be the cause)."""

@@ -17,6 +17,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 EXIT_GRACE_SECONDS = 1.0  # after the process exits, frames it sent last may still be in flight
 COMPLETED_EXIT_SECONDS = 5.0  # how long a strategy may take to exit after its run completed
+EXIT_POLL_SECONDS = 0.01  # serving a channel run while it exits: how often its exit is seen
 TOKEN_MARGIN = timedelta(minutes=5)  # a token outlives the wall clock by this, then expires
 
 
@@ -209,9 +211,11 @@ class HostedStrategy:
         """What the strategy has printed until now (empty before it started)."""
         return "" if self._run is None else self._run.process.output_so_far()
 
-    def stop(self, *, state: str) -> None:
+    def stop(self, *, state: str, serve: Callable[[float], None] | None = None) -> None:
         """After the session ended in `state`: let a completed run's strategy exit on its own
         for a moment, kill it otherwise; store its output on the session, revoke its token.
+        `serve(seconds)` answers the strategy meanwhile (a channel run's last requests, e.g.
+        the final account asked from its end-of-backtest hook), waiting at most that long.
         Only the first call acts: the host's crash path calls it again after the session has
         ended, and no database write may follow the session's end."""
         if self._stopped:
@@ -221,7 +225,7 @@ class HostedStrategy:
         try:
             if run is not None and self._watcher is not None:
                 if state == State.COMPLETED:
-                    self._watcher.join(COMPLETED_EXIT_SECONDS)
+                    self._await_exit(serve)
                 if self._watcher.is_alive():
                     run.process.kill()
                 self._watcher.join()
@@ -234,6 +238,15 @@ class HostedStrategy:
                 SLOTS.release(run.slot_fd)
                 shutil.rmtree(run.code_dir, ignore_errors=True)
                 self._run = None
+
+    def _await_exit(self, serve: Callable[[float], None] | None) -> None:
+        assert self._watcher is not None
+        deadline = time.monotonic() + COMPLETED_EXIT_SECONDS
+        while self._watcher.is_alive() and (left := deadline - time.monotonic()) > 0:
+            if serve is None:
+                self._watcher.join(left)
+            else:
+                serve(min(left, EXIT_POLL_SECONDS))
 
     def discard(self) -> None:
         """Kill the process and remove what it left, writing nothing: the session was ended in

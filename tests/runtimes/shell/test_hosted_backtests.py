@@ -82,6 +82,22 @@ raise SystemExit(3)
 """
 
 
+ASKS_ITS_ACCOUNT_AT_THE_END = """\
+import asyncio
+from tektii import AsyncTradingGateway
+async def main():
+    async with AsyncTradingGateway() as gateway:
+        finals = []
+        async def final(_):
+            finals.append((await gateway.get_account()).balance)
+        async with gateway.stream(on_backtest_complete=final) as events:
+            async for _ in events:
+                pass
+        print("final cash", finals, flush=True)
+asyncio.run(main())
+"""
+
+
 @pytest.fixture
 def hosted(owner, workspace, dataset, celery_worker, daphne_url, settings):
     """hosted(source or example file name, **options) -> a hosted backtest being started."""
@@ -133,6 +149,17 @@ def test_a_hosted_sma_crossover_completes_in_the_sandbox_with_its_output_capture
 
 
 @needs_bubblewrap
+def test_the_end_of_backtest_hook_reads_the_final_account_and_the_strategy_exits_by_itself(
+        hosted):
+    session = wait_for_state(hosted(ASKS_ITS_ACCOUNT_AT_THE_END), ENDED, timeout=30)
+
+    assert (session.state, session.failure_reason) == ("completed", "")
+    # Answered while the host waited for it to exit (it was not killed: exit code 0 printed
+    # after the answer).
+    assert session.output == "final cash ['100000']\n"
+
+
+@needs_bubblewrap
 def test_a_strategy_that_raises_fails_with_its_exit_code_and_traceback_tail(hosted):
     session = wait_for_state(hosted(RAISES), ENDED, timeout=30)
 
@@ -148,7 +175,8 @@ def test_a_strategy_that_raises_fails_with_its_exit_code_and_traceback_tail(host
     (SLEEPS_FOREVER, "strategy: wall time limit of 8 s exceeded"),
     (SPINS_THE_CPU, "strategy: CPU time limit of 2 s exceeded"),
     (PRINTS_GIGABYTES, "strategy: CPU time limit of 2 s exceeded"),
-    (FORK_BOMB, "strategy: process limit of 64 reached"),
+    # The shim's process forks on as its children die at the limit, until the wall clock.
+    (FORK_BOMB, "strategy: process limit of 64 reached; stopped at its wall time limit of 8 s"),
 ], ids=["memory-hog", "sleeper", "cpu-spinner", "prints-gigabytes", "fork-bomb"])
 def test_a_misbehaving_strategy_fails_with_its_reason_and_the_platform_keeps_serving(
     hosted, daphne_url, settings, code, reason
