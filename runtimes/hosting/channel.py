@@ -60,6 +60,9 @@ JSON_HEADERS = {"content-type": "application/json"}
 
 # What the strategy may send on a connection of each role.
 STREAM, HTTP = "stream", "http"
+# The channel's connection and request ids: never the bus's ("conn-", "obs-", "req-", uuids), so
+# an answer for a connection that went away is dropped rather than handed to the bus.
+CHANNEL_ID_PREFIX = "chan-"
 
 
 @dataclass(eq=False)
@@ -99,7 +102,7 @@ class StrategyChannel:
         for end in (self._wake_read, self._wake_write):
             end.setblocking(False)
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
-        self._peers: dict[str, _Peer] = {}  # by connection id ("ch-1"), streams and HTTP alike
+        self._peers: dict[str, _Peer] = {}  # by connection id ("chan-1"), streams and HTTP alike
         self._requests: dict[str, _Peer] = {}  # request id -> the connection that asked
         self._ready: deque[JsonDict] = deque()
         self._ids = itertools.count(1)
@@ -126,19 +129,22 @@ class StrategyChannel:
                 self._on_ready(key.fileobj, key.data, events)  # type: ignore[arg-type]
 
     def send(self, connection_id: str, texts: list[str]) -> None:
-        peer = self._peers.get(connection_id)
-        if peer is None:
+        if not connection_id.startswith(CHANNEL_ID_PREFIX):
             self.bus.send(connection_id, texts)
-        elif peer.role == STREAM and texts:
+            return
+        peer = self._peers.get(connection_id)
+        if peer is not None and peer.role == STREAM and texts:
             self._write(peer, b"".join(frame(MESSAGE, text.encode()) for text in texts))
 
     def send_observed(self, connection_id: str, texts: list[str]) -> None:
         self.bus.send_observed(connection_id, texts)
 
     def close_connection(self, connection_id: str, code: int) -> None:
+        if not connection_id.startswith(CHANNEL_ID_PREFIX):
+            self.bus.close_connection(connection_id, code)
+            return
         peer = self._peers.get(connection_id)
         if peer is None:
-            self.bus.close_connection(connection_id, code)
             return
         self._write(peer, frame(CLOSE, str(code).encode()))
         peer.closing = True
@@ -146,10 +152,12 @@ class StrategyChannel:
             self._drop(peer, detach=False)
 
     def reply(self, request_id: str, reply: Reply) -> None:
-        peer = self._requests.pop(request_id, None)
-        if peer is None:
+        if not request_id.startswith(CHANNEL_ID_PREFIX):
             self.bus.reply(request_id, reply)
             return
+        peer = self._requests.pop(request_id, None)
+        if peer is None:
+            return  # its connection went away while the host worked on it
         headers = {**JSON_HEADERS, **(retry_after_of(reply) or {})}
         self._answer(peer, reply.status, reply.body, headers)
 
@@ -200,7 +208,7 @@ class StrategyChannel:
                 sock.close()  # the shim sees a closed connection: a clear error, nothing held
                 continue
             sock.setblocking(False)
-            peer = _Peer(sock, f"ch-{next(self._ids)}")
+            peer = _Peer(sock, f"{CHANNEL_ID_PREFIX}{next(self._ids)}")
             self._peers[peer.name] = peer
             self._selector.register(sock, selectors.EVENT_READ, peer)
 
