@@ -217,9 +217,13 @@ class SessionConsumer(AsyncWebsocketConsumer):
         """Post to the host; what it answers on this loop meanwhile (an ack handled at once
         releases the next batch) is sent here, without a hop through the writer's queue,
         unless older batches still wait for the writer."""
+        bus = get_bus()
+        if not bus.answers_in_place:
+            await bus.apost(self.session_id, message)
+            return
         self.answered = []
         try:
-            get_bus().post(self.session_id, message)
+            bus.post(self.session_id, message)
         finally:
             answered, self.answered = self.answered, None
         if not answered:
