@@ -156,32 +156,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.session_id = grant.session_id
         self.generation = await database_sync_to_async(host_generation)(self.session_id)
         await self.accept()
-        loop = asyncio.get_running_loop()
-        loop_thread = threading.get_ident()
-        self.outbox: asyncio.Queue[Batch] = asyncio.Queue()
-        # Batches from other threads on their way to the outbox, oldest first: while any is,
-        # nothing may overtake it (deque appends and pops are atomic).
-        self.crossing: deque[Batch] = deque()
-        self.sending = asyncio.Lock()  # one batch at a time, whoever sends it
-
-        def arrive() -> None:
-            self.outbox.put_nowait(self.crossing.popleft())
-
-        def sink(texts: list[str], close_code: int | None) -> None:
-            # From the host's thread (in-process bus): hand over to this socket's loop, nothing
-            # more. On this loop: to `receive` when it is posting (it sends them itself), else
-            # (a relay of the Redis bus) to the writer, without waking the loop.
-            if threading.get_ident() != loop_thread:
-                self.crossing.append((texts, close_code))
-                loop.call_soon_threadsafe(arrive)
-            elif self.answered is not None:
-                self.answered.append((texts, close_code))
-            else:
-                self.outbox.put_nowait((texts, close_code))
-
+        self._open_outbox()
         self.writer = asyncio.create_task(self._write())
         self.watchdog = asyncio.create_task(self._close_once_ended())
-        self.connection_id = get_bus().connect(self.session_id, sink, last_event_id=cursor)
+        self.connection_id = get_bus().connect(self.session_id, self.take_frames,
+                                               last_event_id=cursor)
 
         async def refused(refusal: access.Refusal) -> None:
             # After the frames already queued: say why, then close (the writer does both).
@@ -189,6 +168,34 @@ class SessionConsumer(AsyncWebsocketConsumer):
             self.outbox.put_nowait(([access.disconnect_notice(refusal)], refusal.close_code))
 
         self.guard = asyncio.create_task(access.guard(grant, access.recheck, refused))
+
+    def _open_outbox(self) -> None:
+        """What frames for this socket go through, on its event loop (connect)."""
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self.outbox: asyncio.Queue[Batch] = asyncio.Queue()
+        # Batches from other threads on their way to the outbox, oldest first: while any is,
+        # nothing may overtake it (deque appends and pops are atomic).
+        self.crossing: deque[Batch] = deque()
+        self.sending = asyncio.Lock()  # one batch at a time, whoever sends it
+
+    def take_frames(self, texts: list[str], close_code: int | None) -> None:
+        """The socket's bus.FrameSink. From the host's thread (in-process bus): hand over to
+        this socket's loop, nothing more. On this loop: to `receive` when it is posting (it
+        sends them itself), else (a relay of the Redis bus) to the writer."""
+        if threading.get_ident() != self.loop_thread:
+            self.crossing.append((texts, close_code))
+            self.loop.call_soon_threadsafe(self._arrive)
+        elif self.answered is not None:
+            self.answered.append((texts, close_code))
+        elif self.crossing:
+            self.crossing.append((texts, close_code))
+            self.loop.call_soon(self._arrive)
+        else:
+            self.outbox.put_nowait((texts, close_code))
+
+    def _arrive(self) -> None:
+        self.outbox.put_nowait(self.crossing.popleft())
 
     async def _write(self) -> None:
         while True:
@@ -228,7 +235,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
             answered, self.answered = self.answered, None
         if not answered:
             return
-        if self.writing or self.sending.locked() or self.crossing or not self.outbox.empty():
+        if self.crossing:  # behind what another thread handed over first
+            for batch in answered:
+                self.crossing.append(batch)
+                self.loop.call_soon(self._arrive)
+            return
+        if self.writing or self.sending.locked() or not self.outbox.empty():
             for batch in answered:
                 self.outbox.put_nowait(batch)
             return
