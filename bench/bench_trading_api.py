@@ -137,7 +137,11 @@ def report(topology: str, result: dict[str, Any], ceiling: float, sdk_ceiling: f
     for name, run, count in (("SMA", sma, sma["events"]), ("acks", acks, acks["frames"])):
         cpu = run.get("cpu")
         if cpu:
-            print(f"  CPU per event ({name}): platform {cpu['server_s'] / count * 1e6:,.0f} us, "
+            parts = cpu.get("processes_s", [])
+            split = (f" (web {parts[0] / count * 1e6:,.0f} us + worker "
+                     f"{parts[1] / count * 1e6:,.0f} us)" if len(parts) == 2 else "")
+            print(f"  CPU per event ({name}): platform {cpu['server_s'] / count * 1e6:,.0f} us"
+                  f"{split}, "
                   f"strategy {cpu['strategy_s'] / count * 1e6:,.0f} us, "
                   f"wall {cpu['wall_s'] / count * 1e6:,.0f} us")
 
@@ -167,6 +171,7 @@ def _client(*args: str, server_pids: tuple[int, ...] = ()) -> dict[str, Any]:
 
     started = time.perf_counter()
     server_before = _cpu_seconds(server_pids)
+    each_before = [_cpu_seconds((pid,)) for pid in server_pids]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-m", "bench.trading_client", *args], cwd=ROOT,
                          stdout=subprocess.PIPE, text=True, check=True)
@@ -177,6 +182,9 @@ def _client(*args: str, server_pids: tuple[int, ...] = ()) -> dict[str, Any]:
     if server_pids:
         answer["cpu"] = {
             "server_s": _cpu_seconds(server_pids) - server_before,
+            # Per platform process (distributed: the web process, then the worker's).
+            "processes_s": [_cpu_seconds((pid,)) - before
+                            for pid, before in zip(server_pids, each_before, strict=True)],
             "strategy_s": (after.ru_utime + after.ru_stime)
                           - (children.ru_utime + children.ru_stime),
             "wall_s": elapsed,
