@@ -246,21 +246,22 @@ def write_events(session: TradingSession, rows: list[tuple[int, str, str, bool]]
     """Insert journal rows (sequence, event id, frame text, acked) of one session.
 
     On PostgreSQL with COPY: Django's bulk_create binds client-side under psycopg 3 and quoted
-    every frame in Python, a third of the worker's CPU in the Redis benchmark."""
+    every frame in Python, a third of the worker's CPU in the Redis benchmark. Elsewhere (SQLite,
+    the embedded topology) with one `executemany`: bulk_create built a model instance and bound
+    every value in Python, a write that held the host's lock (and stalled its acks and orders)
+    several times longer."""
     if not rows:
         return
     meta = SessionEvent._meta
     columns = ", ".join(meta.get_field(name).column
                         for name in ("session", "sequence", "event_id", "frame", "acked"))
     if db_connection.vendor != "postgresql":
-        # One prepared INSERT for every row: bulk_create built a model instance and compiled
-        # each field of every frame, about 100 us a frame, as much as the rest of a hosted bar.
-        key = meta.get_field("session").target_field.get_db_prep_value(  # type: ignore[union-attr]
-            session.pk, connection=db_connection)
+        session_value = meta.get_field("session").get_db_prep_value(session.pk, db_connection)
         with db_connection.cursor() as cursor:
             cursor.executemany(
+                # The model's own table and column names; every value is bound.
                 f"INSERT INTO {meta.db_table} ({columns}) VALUES (%s, %s, %s, %s, %s)",  # noqa: S608
-                [(key, sequence, event_id, frame, acked)
+                [(session_value, sequence, event_id, frame, acked)
                  for sequence, event_id, frame, acked in rows])
         return
     with db_connection.cursor() as cursor, cursor.copy(
