@@ -1,10 +1,12 @@
 """The Trading API end to end (issue 4): an SDK strategy over the real WebSocket and REST API.
 
-Figures, each printed beside its target and the loopback ceiling measured in the same run:
-bars/s of a 100,000-bar BTCUSDT backtest driven by an SDK SMA 10/30 crossover, on the embedded
-topology (daphne thread + in-process Celery worker, SQLite file) and through Redis (a daphne
-process and a `celery worker` process over Redis and a fresh PostgreSQL database); events/s of a
-20-symbol daily universe; ack round trip and order submit latency (p50, p99).
+Figures, each printed beside its target and the ceilings measured in the same run (a bare
+WebSocket echo; the SDK SMA client against a do-nothing lock-step server): bars/s of a
+100,000-bar BTCUSDT backtest driven by an SDK SMA 10/30 crossover, also as a fraction of the SDK
+ceiling (issue 14: >= 0.5 x embedded, >= 0.33 x through Redis), on the embedded topology (daphne
+thread + in-process Celery worker, SQLite file) and through Redis (a daphne process and a `celery
+worker` process over Redis and a fresh PostgreSQL database); events/s of a 20-symbol daily
+universe; ack round trip; order submit latency (p50, p99; embedded target 2 ms / 5 ms).
 
 Each topology runs in a child process of its own (Django is configured once per process), and
 every strategy in a grandchild (`bench.trading_client`), as a remote strategy would.
@@ -30,6 +32,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"embedded": 2500.0, "distributed": 1000.0}
+# Issue 14: SMA bars/s as a fraction of the SDK-alone ceiling of the same run, and order submit
+# latency (p50, p99 seconds; embedded only: the Redis topology has no latency target).
+SDK_RATIO_TARGETS = {"embedded": 0.5, "distributed": 0.33}
+SUBMIT_TARGETS = {"embedded": (0.002, 0.005)}
 UNIVERSE_SIZE = 20
 RESULT_MARK = "BENCH-RESULT "
 
@@ -54,7 +60,7 @@ def main() -> None:
     for topology in _env("BENCH_TOPOLOGIES", "embedded,distributed").split(","):
         result = _run_child(topology.strip())
         if result is not None:
-            report(topology.strip(), result, ceiling)
+            report(topology.strip(), result, ceiling, sdk)
 
 
 def measure_sdk_ceiling(events: int) -> float:
@@ -108,7 +114,7 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def report(topology: str, result: dict[str, Any], ceiling: float) -> None:
+def report(topology: str, result: dict[str, Any], ceiling: float, sdk_ceiling: float) -> None:
     sma, universe, acks = result["sma"], result["universe"], result["acks"]
     bars = sma["candles"] / sma["elapsed"]
     target = TARGETS[topology]
@@ -117,19 +123,38 @@ def report(topology: str, result: dict[str, Any], ceiling: float) -> None:
     print(f"  SMA 10/30 over {sma['candles']:,} BTCUSDT bars: {bars:,.0f} bars/s "
           f"(target {target:,.0f}: {verdict}; ceiling {ceiling:,.0f} rt/s) "
           f"{sma['orders']:,} orders in {sma['elapsed']:.1f} s")
+    ratio, ratio_target = bars / sdk_ceiling, SDK_RATIO_TARGETS[topology]
+    print(f"  SMA against the SDK ceiling ({sdk_ceiling:,.0f} events/s): {ratio:.2f} x "
+          f"(target >= {ratio_target:.2f} x: {'ok' if ratio >= ratio_target else 'BELOW TARGET'})")
     events = universe["events"] / universe["elapsed"]
     print(f"  {UNIVERSE_SIZE}-symbol daily universe: {events:,.0f} events/s "
           f"({universe['events']:,} events, {universe['candles']:,} candles, "
           f"{universe['orders']:,} orders; ceiling {ceiling:,.0f} rt/s)")
     print(f"  ack round trip: {_percentiles(acks['ack_s'])} over {len(acks['ack_s']):,} acks "
           f"(ceiling {1e6 / ceiling:,.0f} us)")
-    print(f"  order submit:   {_percentiles(sma['submit_s'])} over {len(sma['submit_s']):,} orders")
+    print(f"  order submit:   {_percentiles(sma['submit_s'])} over {len(sma['submit_s']):,} orders"
+          f"{_submit_verdict(topology, sma['submit_s'])}")
     for name, run, count in (("SMA", sma, sma["events"]), ("acks", acks, acks["frames"])):
         cpu = run.get("cpu")
         if cpu:
-            print(f"  CPU per event ({name}): platform {cpu['server_s'] / count * 1e6:,.0f} us, "
+            parts = cpu.get("processes_s", [])
+            split = (f" (web {parts[0] / count * 1e6:,.0f} us + worker "
+                     f"{parts[1] / count * 1e6:,.0f} us)" if len(parts) == 2 else "")
+            print(f"  CPU per event ({name}): platform {cpu['server_s'] / count * 1e6:,.0f} us"
+                  f"{split}, "
                   f"strategy {cpu['strategy_s'] / count * 1e6:,.0f} us, "
                   f"wall {cpu['wall_s'] / count * 1e6:,.0f} us")
+
+
+def _submit_verdict(topology: str, seconds: list[float]) -> str:
+    """` (target p50 <= 2,000 us, p99 <= 5,000 us: ok)`, or nothing without a target."""
+    target = SUBMIT_TARGETS.get(topology)
+    if target is None or len(seconds) < 2:
+        return ""
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    met = cuts[49] <= target[0] and cuts[98] <= target[1]
+    return (f" (target p50 <= {target[0] * 1e6:,.0f} us, p99 <= {target[1] * 1e6:,.0f} us: "
+            f"{'ok' if met else 'BELOW TARGET'})")
 
 
 def _percentiles(seconds: list[float]) -> str:
@@ -146,6 +171,7 @@ def _client(*args: str, server_pids: tuple[int, ...] = ()) -> dict[str, Any]:
 
     started = time.perf_counter()
     server_before = _cpu_seconds(server_pids)
+    each_before = [_cpu_seconds((pid,)) for pid in server_pids]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([sys.executable, "-m", "bench.trading_client", *args], cwd=ROOT,
                          stdout=subprocess.PIPE, text=True, check=True)
@@ -156,6 +182,9 @@ def _client(*args: str, server_pids: tuple[int, ...] = ()) -> dict[str, Any]:
     if server_pids:
         answer["cpu"] = {
             "server_s": _cpu_seconds(server_pids) - server_before,
+            # Per platform process (distributed: the web process, then the worker's).
+            "processes_s": [_cpu_seconds((pid,)) - before
+                            for pid, before in zip(server_pids, each_before, strict=True)],
             "strategy_s": (after.ru_utime + after.ru_stime)
                           - (children.ru_utime + children.ru_stime),
             "wall_s": elapsed,

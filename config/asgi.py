@@ -108,7 +108,14 @@ class PooledThreadASGIHandler(ASGIHandler):
 
 class TradingApiASGIHandler(PooledThreadASGIHandler):
     """The handler of `/sessions/...`: the same, with `settings.TRADING_API_MIDDLEWARE`, the chain
-    without sessions, CSRF, user and messages (half a millisecond of an order submit)."""
+    without sessions, CSRF, user and messages (half a millisecond of an order submit), and
+    `settings.TRADING_API_URLCONF`, the Trading API's routes alone."""
+
+    def create_request(self, scope, body_file):  # type: ignore[no-untyped-def]
+        request, error_response = super().create_request(scope, body_file)
+        if request is not None:
+            request.urlconf = settings.TRADING_API_URLCONF  # reset as the request finishes
+        return request, error_response
 
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler reads settings.MIDDLEWARE and nothing else; this runs once, at start-up.

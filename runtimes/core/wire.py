@@ -61,8 +61,18 @@ def optional_decimal_str(value: Decimal | None) -> str | None:
 def timestamp_str(moment: datetime) -> str:
     """RFC 3339 UTC with `Z`: "2025-01-15T10:30:00Z", fractions only when present (".5" is
     written as milliseconds ".500", other fractions as microseconds). Raises ValueError if naive."""
+    global _last_timestamp
+    last = _last_timestamp  # one read: hosts on other threads replace the pair, never edit it
+    if moment == last[0]:  # a candle names its time twice (equal instants: one UTC text)
+        return last[1]
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment.isoformat()} is naive; the wire needs tz-aware datetimes")
+    text = _timestamp_text(moment)
+    _last_timestamp = (moment, text)
+    return text
+
+
+def _timestamp_text(moment: datetime) -> str:
     utc = moment.astimezone(UTC).replace(tzinfo=None)
     micros = utc.microsecond
     if micros == 0:
@@ -70,6 +80,9 @@ def timestamp_str(moment: datetime) -> str:
     if micros % 1000 == 0:
         return utc.isoformat(timespec="milliseconds") + "Z"
     return utc.isoformat(timespec="microseconds") + "Z"
+
+
+_last_timestamp: tuple[datetime, str] = (datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01T00:00:00Z")
 
 
 def encode_frame(frame: JsonDict) -> str:

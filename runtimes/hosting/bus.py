@@ -79,6 +79,10 @@ class HostEndpoint(Protocol):
 class SessionBus(Protocol):
     """The web side, plus `host()` for the worker that runs the session."""
 
+    # Whether a host may answer a post on the poster's own thread, within `post` (in-process:
+    # an ack handled at once releases the next frames there); else answers come later.
+    answers_in_place: bool
+
     def host(self, session_id: str) -> HostEndpoint: ...
 
     def connect(self, session_id: str, sink: FrameSink, *, last_event_id: str | None,
@@ -88,6 +92,9 @@ class SessionBus(Protocol):
 
     def post(self, session_id: str, message: JsonDict) -> None:
         """Fire-and-forget web -> host message (ack, detach, notice, cancel)."""
+
+    async def apost(self, session_id: str, message: JsonDict) -> None:
+        """`post` from a socket's event loop, in order with the socket's earlier posts."""
 
     def request(self, session_id: str, command: JsonDict, *, timeout: float) -> Reply:
         """Run a command in the host and wait for its reply. Raises BusUnavailable."""
@@ -119,6 +126,8 @@ class InProcessBus:
     """One process, many threads: daphne's event loop on one side, Celery worker threads on the
     other. Mailboxes are created by whichever side comes first, so a socket may connect before the
     worker has picked the session up; its attach waits in the inbox."""
+
+    answers_in_place = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -173,6 +182,10 @@ class InProcessBus:
         if message.get("kind") == "detach":
             box.sinks.pop(message["connection"], None)
         box.deliver(message, blocking=False)
+
+    async def apost(self, session_id: str, message: JsonDict) -> None:
+        # Nothing to wait for: a host taking the message directly answers on this very call.
+        self.post(session_id, message)
 
     def request(self, session_id: str, command: JsonDict, *, timeout: float) -> Reply:
         box = self._mailbox(session_id)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
@@ -48,6 +49,7 @@ from runtimes.core.takeover import reconcile, takeover_frame
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
 from runtimes.hosting import commands
 from runtimes.hosting.bus import HostEndpoint, Reply, SessionBus
+from runtimes.hosting.channel import StrategyChannel, session_prefix
 from runtimes.hosting.hosted import HostedStrategy
 from runtimes.hosting.leases import HostLease, LeaseLost
 from runtimes.hosting.provision import build_provider
@@ -60,6 +62,7 @@ from runtimes.hosting.survival import (
 )
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
 from runtimes.providers.registry import ProviderUnavailable
+from runtimes.transport.stored_state import READABLE_OPS
 
 logger = logging.getLogger(__name__)
 
@@ -243,18 +246,24 @@ def write_events(session: TradingSession, rows: list[tuple[int, str, str, bool]]
     """Insert journal rows (sequence, event id, frame text, acked) of one session.
 
     On PostgreSQL with COPY: Django's bulk_create binds client-side under psycopg 3 and quoted
-    every frame in Python, a third of the worker's CPU in the Redis benchmark."""
+    every frame in Python, a third of the worker's CPU in the Redis benchmark. Elsewhere (SQLite,
+    the embedded topology) with one `executemany`: bulk_create built a model instance and bound
+    every value in Python, a write that held the host's lock (and stalled its acks and orders)
+    several times longer."""
     if not rows:
-        return
-    if db_connection.vendor != "postgresql":
-        SessionEvent.objects.bulk_create(
-            [SessionEvent(session=session, sequence=sequence, event_id=event_id, frame=frame,
-                          acked=acked) for sequence, event_id, frame, acked in rows],
-            batch_size=2000)
         return
     meta = SessionEvent._meta
     columns = ", ".join(meta.get_field(name).column
                         for name in ("session", "sequence", "event_id", "frame", "acked"))
+    if db_connection.vendor != "postgresql":
+        session_value = meta.get_field("session").get_db_prep_value(session.pk, db_connection)
+        with db_connection.cursor() as cursor:
+            cursor.executemany(
+                # The model's own table and column names; every value is bound.
+                f"INSERT INTO {meta.db_table} ({columns}) VALUES (%s, %s, %s, %s, %s)",  # noqa: S608
+                [(session_value, sequence, event_id, frame, acked)
+                 for sequence, event_id, frame, acked in rows])
+        return
     with db_connection.cursor() as cursor, cursor.copy(
             f"COPY {meta.db_table} ({columns}) FROM STDIN") as copy:
         for sequence, event_id, frame, acked in rows:
@@ -641,6 +650,13 @@ class SessionHost:
             "simulated_time": self._venue_time(),
         }
 
+    def health(self) -> JsonDict:
+        """`GET {base}/health` of a running session (the web tier answers it from the row)."""
+        return {"status": "connected", "version": settings.VERSION,
+                "git_sha": getattr(settings, "GIT_SHA", "unknown"),
+                "providers": [{"platform": self.session.platform, "connected": True,
+                               "stale_instruments": []}]}
+
     def _venue_time(self) -> str | None:
         """The provider's time, once there is one: a backtest's after its first batch."""
         if not self.wall_clock and not getattr(self.provider, "steps_done", 0):
@@ -658,7 +674,8 @@ class SessionHost:
             self.endpoint.close_connection(connection, CLOSE_NORMAL)
         self._hold_lease()  # before the strategy's output is stored, and again below
         if self.strategy is not None:  # its output is stored before the session ends
-            self.strategy.stop(state=state)
+            serve = self._serve_ended if isinstance(self.endpoint, StrategyChannel) else None
+            self.strategy.stop(state=state, serve=serve)
         counts = self.stream.counts()
         with transaction.atomic():
             self._hold_lease()  # first: a host whose lease was taken writes nothing
@@ -669,6 +686,24 @@ class SessionHost:
                                 events_sent=counts.sent, events_acked=counts.acked,
                                 batches=self.stream.batches_emitted)
         return state
+
+    def _serve_ended(self, seconds: float) -> None:
+        """While a channel run's strategy exits after its session ended: answer its reads from
+        the final state (its end-of-backtest hook may ask for the account), refuse the rest as
+        the web tier refuses an ended session's."""
+        message = self.endpoint.receive(seconds)
+        if message is None or message.get("kind") != "command":
+            return
+        assert self.outcome is not None
+        state = self.outcome[0]
+        if message.get("op") == "session":
+            reply = Reply(200, self.session_info())
+        elif message.get("op") in READABLE_OPS:
+            reply = commands.execute(self.provider, message)
+        else:
+            reply = Reply(503, {"code": "SHUTTING_DOWN", "message": f"The session has {state}.",
+                                "details": {"state": state}})
+        self.endpoint.reply(message["request"], reply)
 
     def abandon(self, reason: str) -> None:
         """After a crash: tell and release the sockets (no database work, it may be the cause)."""
@@ -784,6 +819,11 @@ def _host(
     predecessor = predecessor_of(session) if wall_clock else None
     host = SessionHost(session, endpoint, provider, lease=lease, predecessor=predecessor)
     host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
+    if host.strategy is not None and host.strategy.channel is not None:
+        # The strategy reaches this thread over its own socket; the bus still brings the rest.
+        host.endpoint = StrategyChannel(endpoint, host.strategy.channel,
+                                        session_prefix=session_prefix(session.pk),
+                                        health=host.health)
     RUNNING_HOSTS.add(host)
     keep_inbox = False  # what is posted meanwhile is for the next host of a session moving on
     try:
@@ -811,4 +851,4 @@ def _host(
         RUNNING_HOSTS.discard(host)
         if host.strategy is not None:  # after a crash; stopping twice is harmless
             host.strategy.stop(state=State.FAILED)
-        endpoint.close(keep_inbox=keep_inbox)
+        host.endpoint.close(keep_inbox=keep_inbox)

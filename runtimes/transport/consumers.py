@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
@@ -42,6 +44,8 @@ ENDED_CHECK_SECONDS = 5.0
 # autobahn, can send no other code below 3000: 1001 was silently never sent.)
 CLOSE_NORMAL = 1000
 MOVED_REASON = "the session moved to another worker"
+
+Batch = tuple[list[str], int | None]  # frame texts for the socket, then a close code or None
 
 
 def host_generation(session_id: str) -> int | None:
@@ -108,6 +112,22 @@ class SessionConsumer(AsyncWebsocketConsumer):
     watchdog: asyncio.Task[None] | None = None
     generation: int | None = None  # the fencing number of the host serving this socket
     batches_out = 0  # what the writer handed on: the watchdog's sign of life, one add per batch
+    # While `receive` posts a frame on the socket's loop, what the host answers there (the
+    # in-process bus handles an ack on the poster's thread): sent by `receive` itself.
+    answered: list[Batch] | None = None
+    writing = False  # the writer holds a batch: anything newer waits behind it
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Channels' loop serves several sources (client, channel layer) with a new task and an
+        # asyncio.wait per message; a socket without a channel layer has one: awaited directly.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels runs close_old_connections on asgiref's one shared sync thread before every
@@ -136,40 +156,98 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.session_id = grant.session_id
         self.generation = await database_sync_to_async(host_generation)(self.session_id)
         await self.accept()
-        loop = asyncio.get_running_loop()
-        loop_thread = threading.get_ident()
-        outbox: asyncio.Queue[tuple[list[str], int | None]] = asyncio.Queue()
-
-        def sink(texts: list[str], close_code: int | None) -> None:
-            # From the host's thread (in-process bus): hand over to this socket's loop, nothing
-            # more. From a relay on this loop (Redis bus): no need to wake the loop.
-            if threading.get_ident() == loop_thread:
-                outbox.put_nowait((texts, close_code))
-            else:
-                loop.call_soon_threadsafe(outbox.put_nowait, (texts, close_code))
-
-        self.writer = asyncio.create_task(self._write(outbox))
+        self._open_outbox()
+        self.writer = asyncio.create_task(self._write())
         self.watchdog = asyncio.create_task(self._close_once_ended())
-        self.connection_id = get_bus().connect(self.session_id, sink, last_event_id=cursor)
+        self.connection_id = get_bus().connect(self.session_id, self.take_frames,
+                                               last_event_id=cursor)
 
         async def refused(refusal: access.Refusal) -> None:
             # After the frames already queued: say why, then close (the writer does both).
             self.close_reason = refusal.reason
-            outbox.put_nowait(([access.disconnect_notice(refusal)], refusal.close_code))
+            self.outbox.put_nowait(([access.disconnect_notice(refusal)], refusal.close_code))
 
         self.guard = asyncio.create_task(access.guard(grant, access.recheck, refused))
 
-    async def _write(self, outbox: asyncio.Queue[tuple[list[str], int | None]]) -> None:
-        # Texts are the host's encoded frames, sent as they are: straight to the server's send,
-        # past the consumer's keyword-to-message wrapping.
+    def _open_outbox(self) -> None:
+        """What frames for this socket go through, on its event loop (connect)."""
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self.outbox: asyncio.Queue[Batch] = asyncio.Queue()
+        # Batches from other threads on their way to the outbox, oldest first: while any is,
+        # nothing may overtake it (deque appends and pops are atomic).
+        self.crossing: deque[Batch] = deque()
+        self.sending = asyncio.Lock()  # one batch at a time, whoever sends it
+
+    def take_frames(self, texts: list[str], close_code: int | None) -> None:
+        """The socket's bus.FrameSink. From the host's thread (in-process bus): hand over to
+        this socket's loop, nothing more. On this loop: to `receive` when it is posting (it
+        sends them itself), else (a relay of the Redis bus) to the writer."""
+        if threading.get_ident() != self.loop_thread:
+            self.crossing.append((texts, close_code))
+            self.loop.call_soon_threadsafe(self._arrive)
+        elif self.answered is not None:
+            self.answered.append((texts, close_code))
+        elif self.crossing:
+            self.crossing.append((texts, close_code))
+            self.loop.call_soon(self._arrive)
+        else:
+            self.outbox.put_nowait((texts, close_code))
+
+    def _arrive(self) -> None:
+        self.outbox.put_nowait(self.crossing.popleft())
+
+    async def _write(self) -> None:
         while True:
-            texts, close_code = await outbox.get()
-            self.batches_out += 1
-            for text in texts:
-                await self.base_send({"type": "websocket.send", "text": text})
-            if close_code is not None:
-                await self.close(code=close_code, reason=self.close_reason)
-                return
+            texts, close_code = await self.outbox.get()
+            self.writing = True
+            try:
+                async with self.sending:
+                    if await self._send_batch(texts, close_code):
+                        return
+            finally:
+                self.writing = False
+
+    async def _send_batch(self, texts: list[str], close_code: int | None) -> bool:
+        """Send one batch; True once it closed the socket. Texts are the host's encoded frames,
+        sent as they are: straight to the server's send, past the consumer's keyword-to-message
+        wrapping."""
+        self.batches_out += 1
+        for text in texts:
+            await self.base_send({"type": "websocket.send", "text": text})
+        if close_code is not None:
+            await self.close(code=close_code, reason=self.close_reason)
+            return True
+        return False
+
+    async def _post(self, message: dict[str, Any]) -> None:
+        """Post to the host; what it answers on this loop meanwhile (an ack handled at once
+        releases the next batch) is sent here, without a hop through the writer's queue,
+        unless older batches still wait for the writer."""
+        bus = get_bus()
+        if not bus.answers_in_place:
+            await bus.apost(self.session_id, message)
+            return
+        self.answered = []
+        try:
+            bus.post(self.session_id, message)
+        finally:
+            answered, self.answered = self.answered, None
+        if not answered:
+            return
+        if self.crossing:  # behind what another thread handed over first
+            for batch in answered:
+                self.crossing.append(batch)
+                self.loop.call_soon(self._arrive)
+            return
+        if self.writing or self.sending.locked() or not self.outbox.empty():
+            for batch in answered:
+                self.outbox.put_nowait(batch)
+            return
+        async with self.sending:
+            for texts, close_code in answered:
+                if await self._send_batch(texts, close_code):
+                    return
 
     async def _close_once_ended(self) -> None:
         """Every ENDED_CHECK_SECONDS without a frame out: close if the session has ended. Its
@@ -199,11 +277,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
         try:
             message = parse_client_message(text_data if text_data is not None else bytes_data)
         except InvalidMessage as exc:
-            get_bus().post(self.session_id, {"kind": "notice", "connection": self.connection_id,
-                                             **_notice(exc)})
+            await self._post({"kind": "notice", "connection": self.connection_id, **_notice(exc)})
             return
         if isinstance(message, EventAck):
-            get_bus().post(self.session_id, {
+            await self._post({
                 "kind": "ack", "connection": self.connection_id,
                 "events": list(message.events_processed),
                 "correlation_id": message.correlation_id,

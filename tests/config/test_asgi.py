@@ -72,6 +72,26 @@ async def test_the_trading_api_runs_a_chain_without_sessions_csrf_and_messages()
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_the_trading_api_routes_by_its_own_urls_and_the_platform_still_by_all():
+    from io import BytesIO
+
+    from django.urls import Resolver404, resolve
+
+    from config.asgi import TradingApiASGIHandler
+
+    scope = {"type": "http", "method": "GET", "path": "/sessions/x/v1/account", "headers": [],
+             "query_string": b"", "root_path": "", "server": ("127.0.0.1", 80)}
+    request, _ = TradingApiASGIHandler().create_request(scope, BytesIO())
+    assert request.urlconf == "config.trading_urls"
+    with pytest.raises(Resolver404):
+        resolve("/livez", "config.trading_urls")  # its routes only
+    status, _, body = await _get("/sessions/3f1c2b9e-0000-4000-8000-000000000009/v1/orders")
+    assert (status, json.loads(body)["code"]) == (401, "UNAUTHORIZED")
+    status, _, _ = await _get("/livez")  # on a request thread the Trading API used just now
+    assert status == 200
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_one_hop_still_sends_request_started_and_request_finished():
     from django.core import signals
 

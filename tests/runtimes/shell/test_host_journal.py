@@ -125,3 +125,14 @@ def test_the_batch_count_reaches_the_row_every_few_seconds_while_it_runs(session
     host.record_progress()
     session_row.refresh_from_db()
     assert session_row.batches == host.stream.batches_emitted == 5
+
+
+def test_written_rows_read_back_through_the_orm_exactly(session_row):
+    from runtimes.hosting.host import write_events
+
+    write_events(session_row, [(7, "evt-7", _text(7), True), (8, "evt-8", 'é "x"\n', False)])
+
+    assert list(session_row.events.values_list("session_id", "sequence", "event_id", "frame",
+                                               "acked")) == [
+        (session_row.pk, 7, "evt-7", _text(7), True),
+        (session_row.pk, 8, "evt-8", 'é "x"\n', False)]

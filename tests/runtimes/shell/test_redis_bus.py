@@ -156,6 +156,26 @@ async def test_messages_posted_on_an_event_loop_reach_the_host_in_order(redis_bu
         ("attach", None), ("ack", ["evt-1"]), ("ack", ["evt-2"]), ("detach", None)]
 
 
+async def test_an_awaited_post_keeps_its_place_behind_what_the_poster_still_holds(redis_bus):
+    session_id = _session_id()
+    connection = redis_bus.connect(session_id, lambda texts, code: None, last_event_id=None)
+    host = redis_bus.host(session_id)
+    # The attach is still in the poster's hands: this ack queues behind it...
+    await redis_bus.apost(session_id, {"kind": "ack", "connection": connection,
+                                       "events": ["evt-1"]})
+    await redis_bus._posters[asyncio.get_running_loop()].drained()
+    # ...and once the poster is idle, one is pushed in place, before `apost` returns.
+    await redis_bus.apost(session_id, {"kind": "ack", "connection": connection,
+                                       "events": ["evt-2"]})
+    try:
+        received = [await in_thread(host.receive)(2) for _ in range(3)]
+    finally:
+        host.close()
+        await redis_bus.aclose()
+    assert [(m["kind"], m.get("events")) for m in received] == [
+        ("attach", None), ("ack", ["evt-1"]), ("ack", ["evt-2"])]
+
+
 def test_a_hosts_wait_ends_at_its_deadline_not_at_the_servers_next_timer_tick(redis_bus):
     # Redis ends a BLPOP on its own timer (100 ms at the default hz of 10) and takes 0 as
     # "forever": a host due in 20 ms would tick up to 100 ms late, one due now never.
