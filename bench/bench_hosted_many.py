@@ -16,7 +16,7 @@ settings.EMBEDDED_WORKER_CONCURRENCY):
 Each phase runs in a child process (Django is configured once per process). Skipped, with the
 reason, when the bubblewrap sandbox cannot run here.
 
-Knobs: BENCH_MANY_RUNS (8), BENCH_MANY_ROWS (20000 bars a run), BENCH_MEMORY_RUNS (2),
+Knobs: BENCH_MANY_RUNS (8), BENCH_MANY_ROWS (50000 bars a run), BENCH_MEMORY_RUNS (2),
 BENCH_MEMORY_ROWS (525600); DJANGO_DEBUG (0).
 """
 
@@ -173,7 +173,7 @@ def _phase(phase: str, tmp: Path) -> dict[str, Any] | None:
 
 
 def _many(tmp: Path) -> dict[str, Any]:
-    launch = _launcher({"many": _btc_csv(tmp, _knob("BENCH_MANY_ROWS", 20000))})
+    launch = _launcher({"many": _btc_csv(tmp, _knob("BENCH_MANY_ROWS", 50000))})
     single = _wait_all([launch("many")])[0]
     # The sandboxes' CPU is sampled from /proc: they are not reaped as this process' children.
     sampler = ProcessSampler(os.getpid())
