@@ -29,6 +29,10 @@ DATA_DIR = Path(env.str("PARITY_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # in ../shared/data beside the clone (PARITY_SHARED_DATA) only adds to it. See config/sample_data.
 BUNDLED_DATA_DIR = sample_data.BUNDLED_DATA_DIR
 SHARED_DATA_DIR = sample_data.shared_data_dir(env)
+# Parsed dataset files by content hash (runtimes/core/bar_cache.py): a run loads its bars in
+# milliseconds instead of parsing text again. Bounded in size; 0 MB turns it off.
+BAR_CACHE_DIR = Path(env.str("BAR_CACHE_DIR", str(DATA_DIR / "cache" / "bars"))).resolve()
+BAR_CACHE_MAX_MB = env.int("BAR_CACHE_MAX_MB", 2048, minimum=0)
 VERSION = "0.1.0"
 GIT_SHA = env.str("GIT_SHA", "unknown")
 

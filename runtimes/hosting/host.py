@@ -738,6 +738,7 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
     if session.state != State.WAITING:
         endpoint.close()
         return None
+    began = time.perf_counter()
     try:
         provider = build_provider(session, wake=endpoint.wake)
     except ProviderUnavailable as exc:
@@ -756,14 +757,16 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
         message = exc.message if isinstance(exc, TradingError) else str(exc)
         session.finish(to=State.FAILED, now=timezone.now(), reason=f"broker: {message}")
         return State.FAILED
+    built = time.perf_counter()
     try:
-        return _host(session, endpoint, provider, lease)
+        return _host(session, endpoint, provider, lease, began=began, built=built)
     finally:
         provider.close()
 
 
 def _host(
-    session: TradingSession, endpoint: HostEndpoint, provider: Provider, lease: HostLease
+    session: TradingSession, endpoint: HostEndpoint, provider: Provider, lease: HostLease,
+    began: float = 0.0, built: float = 0.0,
 ) -> str | None:
     """Run `session` on its built `provider` under `lease` (run_session_host's second half)."""
     total = getattr(provider, "steps_total", None)  # a backtest knows its batches up front
@@ -784,6 +787,12 @@ def _host(
     predecessor = predecessor_of(session) if wall_clock else None
     host = SessionHost(session, endpoint, provider, lease=lease, predecessor=predecessor)
     host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
+    started = time.perf_counter()
+    dispatch = (timezone.now() - session.created_at).total_seconds() - (started - began)
+    parts = {"dispatch": dispatch, "provider": built - began, "strategy": started - built}
+    logger.debug("session %s start-up: %s", session.id,
+                 ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in parts.items()),
+                 extra={"startup": {"session": str(session.id), **parts}})
     RUNNING_HOSTS.add(host)
     keep_inbox = False  # what is posted meanwhile is for the next host of a session moving on
     try:
