@@ -160,9 +160,10 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 6 * 3600, minimum=60)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {
     "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 if CELERY_EMBEDDED_WORKER:
-    # The in-memory broker is polled (every second by default): a queued session would wait up
-    # to a second for the worker to see its dispatch task. Redis delivers at once.
-    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
+    # kombu's in-memory broker is polled (every second): a queued session would wait for the
+    # worker to see its dispatch task. This one wakes its consumers when a message is sent, as
+    # Redis delivers at once; the interval only bounds a consumer's sleep between looks.
+    CELERY_BROKER_TRANSPORT = "config.embedded_broker:Transport"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -739,36 +739,60 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
         endpoint.close()
         return None
     began = time.perf_counter()
+    # A hosted strategy's sandbox, interpreter and SDK start while its data loads: it needs its
+    # session only when it first connects, and what it sends waits in the inbox till the host runs.
+    strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
+    spawned = time.perf_counter()
     try:
         provider = build_provider(session, wake=endpoint.wake)
     except ProviderUnavailable as exc:
-        endpoint.close()
-        session.finish(to=State.FAILED, now=timezone.now(), reason=f"provider: {exc}")
-        return State.FAILED
+        return _fail_unhosted(session, endpoint, strategy, f"provider: {exc}")
     except (DatasetError, ValueError, OSError) as exc:
-        endpoint.close()
         reason = f"dataset: {exc}" if session.dataset is not None else f"provider: {exc}"
-        session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
-        return State.FAILED
+        return _fail_unhosted(session, endpoint, strategy, reason)
     except (ConnectionRejected, TradingError) as exc:
         # The broker refused the connection's keys, or could not be reached to reconcile a
         # session taken over (its messages are plain sentences without secrets): say so.
-        endpoint.close()
         message = exc.message if isinstance(exc, TradingError) else str(exc)
-        session.finish(to=State.FAILED, now=timezone.now(), reason=f"broker: {message}")
-        return State.FAILED
-    built = time.perf_counter()
+        return _fail_unhosted(session, endpoint, strategy, f"broker: {message}")
+    except BaseException:
+        if strategy is not None:
+            strategy.stop(state=State.FAILED)
+        raise
+    _log_start_up(session, began=began, spawned=spawned, built=time.perf_counter())
     try:
-        return _host(session, endpoint, provider, lease, began=began, built=built)
+        return _host(session, endpoint, provider, lease, strategy)
     finally:
         provider.close()
 
 
+def _fail_unhosted(session: TradingSession, endpoint: HostEndpoint,
+                   strategy: HostedStrategy | None, reason: str) -> str:
+    """End a session before its host runs (no provider, no lease); its strategy, started
+    meanwhile, is stopped first (output stored, token revoked: nothing is written after the
+    end)."""
+    endpoint.close()
+    if strategy is not None:
+        strategy.stop(state=State.FAILED)
+    session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
+    return State.FAILED
+
+
+def _log_start_up(session: TradingSession, *, began: float, spawned: float, built: float) -> None:
+    """Where a session's start-up went (debug; bench/bench_startup.py reads `startup`)."""
+    waited = (timezone.now() - session.created_at).total_seconds() - (time.perf_counter() - began)
+    parts = {"dispatch": waited, "strategy spawn": spawned - began, "provider": built - spawned}
+    logger.debug("session %s start-up: %s", session.id,
+                 ", ".join(f"{name} {value * 1000:.0f} ms" for name, value in parts.items()),
+                 extra={"startup": {"session": str(session.id), **parts}})
+
+
 def _host(
     session: TradingSession, endpoint: HostEndpoint, provider: Provider, lease: HostLease,
-    began: float = 0.0, built: float = 0.0,
+    strategy: HostedStrategy | None,
 ) -> str | None:
-    """Run `session` on its built `provider` under `lease` (run_session_host's second half)."""
+    """Run `session` on its built `provider` under `lease`, with its hosted `strategy` started
+    already (run_session_host's second half)."""
     total = getattr(provider, "steps_total", None)  # a backtest knows its batches up front
     try:
         still_ours = lease.renew(now=timezone.now(),
@@ -777,22 +801,16 @@ def _host(
         # The database refused the write: nothing has run yet, so end the session now rather
         # than leave it to the reaper once its lease runs out.
         logger.exception("session host %s could not renew its lease", session.id)
-        endpoint.close()
-        session.finish(to=State.FAILED, now=timezone.now(), reason="internal error in the host")
-        return State.FAILED
+        return _fail_unhosted(session, endpoint, strategy, "internal error in the host")
     if not still_ours:
         endpoint.close(keep_inbox=True)
+        if strategy is not None:
+            strategy.discard()  # the session was ended in place of this host
         return None
     wall_clock = provider.pacing == Pacing.WALL_CLOCK
     predecessor = predecessor_of(session) if wall_clock else None
     host = SessionHost(session, endpoint, provider, lease=lease, predecessor=predecessor)
-    host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
-    started = time.perf_counter()
-    dispatch = (timezone.now() - session.created_at).total_seconds() - (started - began)
-    parts = {"dispatch": dispatch, "provider": built - began, "strategy": started - built}
-    logger.debug("session %s start-up: %s", session.id,
-                 ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in parts.items()),
-                 extra={"startup": {"session": str(session.id), **parts}})
+    host.strategy = strategy
     RUNNING_HOSTS.add(host)
     keep_inbox = False  # what is posted meanwhile is for the next host of a session moving on
     try:

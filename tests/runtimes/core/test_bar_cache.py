@@ -1,4 +1,4 @@
-"""The cache of parsed bar files: hits give the parse's exact series, anything doubtful is a miss."""
+"""The cache of parsed bar files: a hit is the parse's exact series; anything doubtful a miss."""
 
 import os
 from decimal import Decimal
