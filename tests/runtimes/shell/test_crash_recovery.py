@@ -311,6 +311,12 @@ def run_folders(session) -> list[str]:
     )
 
 
+def total_batches(session) -> int | None:
+    from runtimes.models import TradingSession
+
+    return TradingSession.objects.values_list("total_batches", flat=True).get(pk=session.pk)
+
+
 @pytest.mark.skipif(not probe_bubblewrap().available, reason="needs the bubblewrap sandbox")
 async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_removes_its_folders(
     workers, owner, workspace, dataset, web_process
@@ -334,10 +340,11 @@ async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_remove
     workers.internal_url = web_process.url
     workers.start()
     session = await in_thread(create)()
+    # The sandbox starts while the data loads; the host has run once its lease holds the total.
     await in_thread(poll)(
-        lambda: run_folders(session) == ["sandbox", "strategy"],
+        lambda: run_folders(session) == ["sandbox", "strategy"] and total_batches(session),
         timeout=30,
-        what="the sandbox started",
+        what="the sandbox started and the host ran",
     )
     assert (
         await in_thread(SessionToken.objects.usable(timezone.now()).filter(session=session).count)()
