@@ -171,13 +171,13 @@ def extract_strategy(*, version: StrategyVersion, into: Path) -> Path:
 # -- datasets ------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def bar_cache() -> BarCache:
     """This deployment's cache of parsed dataset files (BAR_CACHE_DIR, BAR_CACHE_MAX_MB): filled
     when a dataset is registered or uploaded, read when a backtest loads its files."""
     return BarCache(settings.BAR_CACHE_DIR, max_bytes=settings.BAR_CACHE_MAX_MB << 20)
 
 
+@transaction.atomic
 def register_dataset(
     *, workspace: Workspace, name: str, files: dict[str, Path], by: User | None = None
 ) -> Dataset:
