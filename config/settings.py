@@ -413,6 +413,11 @@ SANDBOX_MEMORY_MB = env.int("SANDBOX_MEMORY_MB", 1024, minimum=64)  # address sp
 SANDBOX_CPU_SECONDS = env.int("SANDBOX_CPU_SECONDS", 600, minimum=1)
 SANDBOX_WALL_SECONDS = env.int("SANDBOX_WALL_SECONDS", 3600, minimum=5)
 SANDBOX_MAX_OUTPUT_BYTES = env.int("SANDBOX_MAX_OUTPUT_BYTES", 1 << 20, minimum=1024)
+# How a hosted backtest's strategy reaches its host: "channel", a unix socket served by the host's
+# own thread (runtimes/sandbox/shim.py, runtimes/hosting/channel.py: engine speed), or
+# "websocket", the relay to the web tier (as remote strategies and hosted paper sessions talk).
+HOSTED_BACKTEST_TRANSPORT = env.choice("HOSTED_BACKTEST_TRANSPORT", ("channel", "websocket"),
+                                       "channel")
 
 # --- broker connections (runtimes/hosting/brokers.py, docs/broker-connections.md) ---------------
 # Where each broker platform's APIs are, per platform id: Alpaca's production addresses unless

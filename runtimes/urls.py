@@ -14,6 +14,7 @@ from runtimes import (
     deployment_views,
     views,
 )
+from runtimes.transport.routes import HEALTH, TRADING_ROUTES
 from runtimes.transport.views import SessionHealth, operation, unknown_route
 
 S = "sessions/<uuid:session_id>/"
@@ -24,25 +25,8 @@ SHARE = "share/<str:share_token>/"
 def trading_routes(base: str) -> list[URLPattern]:
     """The Trading API under `base`: a session's own address, or a share link's."""
     return [
-        path(base + "health", SessionHealth.as_view()),
-        path(base + "v1/account", operation(get="account")),
-        path(base + "v1/orders", operation(post="submit_order", get="list_orders",
-                                           delete="cancel_all_orders")),
-        path(base + "v1/orders/history", operation(get="order_history")),
-        path(base + "v1/orders/<path:order_id>", operation(
-            get="get_order", patch="modify_order", delete="cancel_order")),
-        path(base + "v1/positions", operation(get="list_positions",
-                                              delete="close_all_positions")),
-        path(base + "v1/positions/<path:position_id>", operation(
-            get="get_position", patch="modify_position", delete="close_position")),
-        path(base + "v1/trades", operation(get="list_trades")),
-        path(base + "v1/quotes/<path:symbol>", operation(get="quote")),
-        path(base + "v1/bars/<path:symbol>", operation(get="bars")),
-        path(base + "v1/capabilities", operation(get="capabilities")),
-        path(base + "v1/status", operation(get="status")),
-        path(base + "v1/circuit-breakers", operation(get="circuit_breakers")),
-        path(base + "v1/circuit-breakers/reset", operation(post="reset_circuit_breakers")),
-        path(base + "v1/session", operation(get="session")),
+        path(base + HEALTH, SessionHealth.as_view()),
+        *(path(base + template, operation(**ops)) for template, ops in TRADING_ROUTES),
     ]
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
@@ -48,6 +49,7 @@ from runtimes.core.takeover import reconcile, takeover_frame
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
 from runtimes.hosting import commands
 from runtimes.hosting.bus import HostEndpoint, Reply, SessionBus
+from runtimes.hosting.channel import StrategyChannel, session_prefix
 from runtimes.hosting.hosted import HostedStrategy
 from runtimes.hosting.leases import HostLease, LeaseLost
 from runtimes.hosting.provision import build_provider
@@ -60,6 +62,7 @@ from runtimes.hosting.survival import (
 )
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
 from runtimes.providers.registry import ProviderUnavailable
+from runtimes.transport.stored_state import READABLE_OPS
 
 logger = logging.getLogger(__name__)
 
@@ -246,15 +249,20 @@ def write_events(session: TradingSession, rows: list[tuple[int, str, str, bool]]
     every frame in Python, a third of the worker's CPU in the Redis benchmark."""
     if not rows:
         return
-    if db_connection.vendor != "postgresql":
-        SessionEvent.objects.bulk_create(
-            [SessionEvent(session=session, sequence=sequence, event_id=event_id, frame=frame,
-                          acked=acked) for sequence, event_id, frame, acked in rows],
-            batch_size=2000)
-        return
     meta = SessionEvent._meta
     columns = ", ".join(meta.get_field(name).column
                         for name in ("session", "sequence", "event_id", "frame", "acked"))
+    if db_connection.vendor != "postgresql":
+        # One prepared INSERT for every row: bulk_create built a model instance and compiled
+        # each field of every frame, about 100 us a frame, as much as the rest of a hosted bar.
+        key = meta.get_field("session").target_field.get_db_prep_value(  # type: ignore[union-attr]
+            session.pk, connection=db_connection)
+        with db_connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {meta.db_table} ({columns}) VALUES (%s, %s, %s, %s, %s)",  # noqa: S608
+                [(key, sequence, event_id, frame, acked)
+                 for sequence, event_id, frame, acked in rows])
+        return
     with db_connection.cursor() as cursor, cursor.copy(
             f"COPY {meta.db_table} ({columns}) FROM STDIN") as copy:
         for sequence, event_id, frame, acked in rows:
@@ -641,6 +649,13 @@ class SessionHost:
             "simulated_time": self._venue_time(),
         }
 
+    def health(self) -> JsonDict:
+        """`GET {base}/health` of a running session (the web tier answers it from the row)."""
+        return {"status": "connected", "version": settings.VERSION,
+                "git_sha": getattr(settings, "GIT_SHA", "unknown"),
+                "providers": [{"platform": self.session.platform, "connected": True,
+                               "stale_instruments": []}]}
+
     def _venue_time(self) -> str | None:
         """The provider's time, once there is one: a backtest's after its first batch."""
         if not self.wall_clock and not getattr(self.provider, "steps_done", 0):
@@ -658,7 +673,8 @@ class SessionHost:
             self.endpoint.close_connection(connection, CLOSE_NORMAL)
         self._hold_lease()  # before the strategy's output is stored, and again below
         if self.strategy is not None:  # its output is stored before the session ends
-            self.strategy.stop(state=state)
+            serve = self._serve_ended if isinstance(self.endpoint, StrategyChannel) else None
+            self.strategy.stop(state=state, serve=serve)
         counts = self.stream.counts()
         with transaction.atomic():
             self._hold_lease()  # first: a host whose lease was taken writes nothing
@@ -669,6 +685,24 @@ class SessionHost:
                                 events_sent=counts.sent, events_acked=counts.acked,
                                 batches=self.stream.batches_emitted)
         return state
+
+    def _serve_ended(self, seconds: float) -> None:
+        """While a channel run's strategy exits after its session ended: answer its reads from
+        the final state (its end-of-backtest hook may ask for the account), refuse the rest as
+        the web tier refuses an ended session's."""
+        message = self.endpoint.receive(seconds)
+        if message is None or message.get("kind") != "command":
+            return
+        assert self.outcome is not None
+        state = self.outcome[0]
+        if message.get("op") == "session":
+            reply = Reply(200, self.session_info())
+        elif message.get("op") in READABLE_OPS:
+            reply = commands.execute(self.provider, message)
+        else:
+            reply = Reply(503, {"code": "SHUTTING_DOWN", "message": f"The session has {state}.",
+                                "details": {"state": state}})
+        self.endpoint.reply(message["request"], reply)
 
     def abandon(self, reason: str) -> None:
         """After a crash: tell and release the sockets (no database work, it may be the cause)."""
@@ -740,7 +774,8 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
         return None
     began = time.perf_counter()
     # A hosted strategy's sandbox, interpreter and SDK start while its data loads: it needs its
-    # session only when it first connects, and what it sends waits in the inbox till the host runs.
+    # session only when it first connects, and what it sends meanwhile waits (on its local
+    # channel's socket, or in the bus' inbox) until the host runs.
     strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
     spawned = time.perf_counter()
     try:
@@ -756,8 +791,7 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
         message = exc.message if isinstance(exc, TradingError) else str(exc)
         return _fail_unhosted(session, endpoint, strategy, f"broker: {message}")
     except BaseException:
-        if strategy is not None:
-            strategy.stop(state=State.FAILED)
+        _drop_strategy(strategy)
         raise
     _log_start_up(session, began=began, spawned=spawned, built=time.perf_counter())
     try:
@@ -772,10 +806,25 @@ def _fail_unhosted(session: TradingSession, endpoint: HostEndpoint,
     meanwhile, is stopped first (output stored, token revoked: nothing is written after the
     end)."""
     endpoint.close()
-    if strategy is not None:
-        strategy.stop(state=State.FAILED)
+    _drop_strategy(strategy)
     session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
     return State.FAILED
+
+
+def _drop_strategy(strategy: HostedStrategy | None, *, discard: bool = False) -> None:
+    """Stop a strategy that no host served (`discard`: writing nothing) and close its local
+    channel's listening socket, which otherwise the serving host closes."""
+    if strategy is None:
+        return
+    channel = strategy.channel  # read first: stopping forgets the run
+    try:
+        if discard:
+            strategy.discard()
+        else:
+            strategy.stop(state=State.FAILED)
+    finally:
+        if channel is not None:
+            channel.close()
 
 
 def _log_start_up(session: TradingSession, *, began: float, spawned: float, built: float) -> None:
@@ -804,13 +853,17 @@ def _host(
         return _fail_unhosted(session, endpoint, strategy, "internal error in the host")
     if not still_ours:
         endpoint.close(keep_inbox=True)
-        if strategy is not None:
-            strategy.discard()  # the session was ended in place of this host
+        _drop_strategy(strategy, discard=True)  # the session was ended in place of this host
         return None
     wall_clock = provider.pacing == Pacing.WALL_CLOCK
     predecessor = predecessor_of(session) if wall_clock else None
     host = SessionHost(session, endpoint, provider, lease=lease, predecessor=predecessor)
     host.strategy = strategy
+    if host.strategy is not None and host.strategy.channel is not None:
+        # The strategy reaches this thread over its own socket; the bus still brings the rest.
+        host.endpoint = StrategyChannel(endpoint, host.strategy.channel,
+                                        session_prefix=session_prefix(session.pk),
+                                        health=host.health)
     RUNNING_HOSTS.add(host)
     keep_inbox = False  # what is posted meanwhile is for the next host of a session moving on
     try:
@@ -838,4 +891,4 @@ def _host(
         RUNNING_HOSTS.discard(host)
         if host.strategy is not None:  # after a crash; stopping twice is harmless
             host.strategy.stop(state=State.FAILED)
-        endpoint.close(keep_inbox=keep_inbox)
+        host.endpoint.close(keep_inbox=keep_inbox)

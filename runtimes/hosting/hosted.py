@@ -13,9 +13,11 @@ import fcntl
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +25,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from runtimes.core.platforms import BACKTEST as BACKTEST_PLATFORM
+from runtimes.hosting.channel import session_prefix
 from runtimes.instance import PlatformNotFound, check_platform_url, internal_url
 from runtimes.models import Source, State, TradingSession
 from runtimes.sandbox.runner import (
@@ -34,6 +38,7 @@ from runtimes.sandbox.runner import (
     SandboxSpec,
     SandboxUnavailable,
     SessionTarget,
+    channel_env,
     start_sandboxed,
     strategy_env,
 )
@@ -44,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 EXIT_GRACE_SECONDS = 1.0  # after the process exits, frames it sent last may still be in flight
 COMPLETED_EXIT_SECONDS = 5.0  # how long a strategy may take to exit after its run completed
+EXIT_POLL_SECONDS = 0.01  # serving a channel run while it exits: how often its exit is seen
 TOKEN_MARGIN = timedelta(minutes=5)  # a token outlives the wall clock by this, then expires
 
 
@@ -139,6 +145,12 @@ class HostedStrategy:
             revoke_session_tokens(session=session)
         return hosted
 
+    @property
+    def channel(self) -> socket.socket | None:
+        """The listening socket of a run over the local channel (None: it talks WebSocket, or
+        it did not start). The host serves it (runtimes/hosting/channel.py)."""
+        return None if self._run is None else self._run.process.channel
+
     def _start(self) -> None:
         session = self.session
         if session.strategy_version is None:
@@ -150,11 +162,8 @@ class HostedStrategy:
         try:
             entry = extract_strategy(version=session.strategy_version, into=code_dir)
             _hand_over(code_dir, slot)
-            target = session_target(session)  # checked before a token exists
-            lifetime = timedelta(seconds=limits.wall_seconds) + TOKEN_MARGIN
-            token = mint_session_token(session=session, lifetime=lifetime)
-            spec = SandboxSpec(code_dir, str(entry.relative_to(code_dir.resolve())),
-                               strategy_env(token=token, params=session.params or {}),
+            target, env = self._connection(limits)
+            spec = SandboxSpec(code_dir, str(entry.relative_to(code_dir.resolve())), env,
                                target, slot=slot, label=str(session.pk))
             process = start_sandboxed(spec, limits,
                                       allow_unsandboxed=settings.SANDBOX_ALLOW_UNSANDBOXED)
@@ -168,6 +177,18 @@ class HostedStrategy:
         self._watcher = threading.Thread(target=self._watch, name=f"hosted-{session.pk}",
                                          daemon=True)
         self._watcher.start()
+
+    def _connection(self, limits: SandboxLimits) -> tuple[SessionTarget | None, dict[str, str]]:
+        """How the run reaches its session, and its variables: a backtest over the local channel
+        (no credential at all: the channel is the session's), anything else through the relay
+        with a token for its own session, minted once the platform's URL was checked."""
+        session, params = self.session, self.session.params or {}
+        if uses_channel(session):
+            return None, channel_env(base_path=session_prefix(session.pk), params=params)
+        target = session_target(session)  # checked before a token exists
+        lifetime = timedelta(seconds=limits.wall_seconds) + TOKEN_MARGIN
+        token = mint_session_token(session=session, lifetime=lifetime)
+        return target, strategy_env(token=token, params=params)
 
     def _watch(self) -> None:
         assert self._run is not None
@@ -190,9 +211,11 @@ class HostedStrategy:
         """What the strategy has printed until now (empty before it started)."""
         return "" if self._run is None else self._run.process.output_so_far()
 
-    def stop(self, *, state: str) -> None:
+    def stop(self, *, state: str, serve: Callable[[float], None] | None = None) -> None:
         """After the session ended in `state`: let a completed run's strategy exit on its own
         for a moment, kill it otherwise; store its output on the session, revoke its token.
+        `serve(seconds)` answers the strategy meanwhile (a channel run's last requests, e.g.
+        the final account asked from its end-of-backtest hook), waiting at most that long.
         Only the first call acts: the host's crash path calls it again after the session has
         ended, and no database write may follow the session's end."""
         if self._stopped:
@@ -202,7 +225,7 @@ class HostedStrategy:
         try:
             if run is not None and self._watcher is not None:
                 if state == State.COMPLETED:
-                    self._watcher.join(COMPLETED_EXIT_SECONDS)
+                    self._await_exit(serve)
                 if self._watcher.is_alive():
                     run.process.kill()
                 self._watcher.join()
@@ -215,6 +238,15 @@ class HostedStrategy:
                 SLOTS.release(run.slot_fd)
                 shutil.rmtree(run.code_dir, ignore_errors=True)
                 self._run = None
+
+    def _await_exit(self, serve: Callable[[float], None] | None) -> None:
+        assert self._watcher is not None
+        deadline = time.monotonic() + COMPLETED_EXIT_SECONDS
+        while self._watcher.is_alive() and (left := deadline - time.monotonic()) > 0:
+            if serve is None:
+                self._watcher.join(left)
+            else:
+                serve(min(left, EXIT_POLL_SECONDS))
 
     def discard(self) -> None:
         """Kill the process and remove what it left, writing nothing: the session was ended in
@@ -240,6 +272,14 @@ class HostedStrategy:
         TradingSession.objects.filter(pk=self.session.pk).update(
             output=result.output, output_tail=result.output_tail,
             output_truncated_bytes=result.truncated_bytes, sandboxed=result.sandboxed)
+
+
+def uses_channel(session: TradingSession) -> bool:
+    """Whether a hosted session's strategy talks to its host over the local channel: backtests,
+    unless HOSTED_BACKTEST_TRANSPORT says "websocket" (wall-clock sessions always use the relay:
+    they survive their worker, and their sockets reconnect to the next host)."""
+    return (session.platform == BACKTEST_PLATFORM
+            and settings.HOSTED_BACKTEST_TRANSPORT == "channel")
 
 
 def _hand_over(code_dir: Path, slot: int) -> None:

@@ -4,6 +4,7 @@ development fallback without namespaces, each forked from one long-lived spawner
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from runtimes.sandbox.spec import (
 
 BWRAP = "/usr/bin/bwrap"
 FORWARDER_SOURCE = Path(__file__).with_name("forwarder.py")
+SHIM_SOURCE = Path(__file__).with_name("shim.py")
 
 # Paths inside the sandbox.
 IN_TMP = "/tmp"  # noqa: S108 (the sandbox's own private tmpfs)
@@ -31,6 +33,8 @@ IN_PYTHON = "/opt/python"
 IN_VENV = "/opt/venv"
 IN_CODE = "/strategy"
 IN_FORWARDER = "/opt/parity/forwarder.py"
+IN_SHIM = "/opt/parity/shim.py"
+CHANNEL_URL = "http://127.0.0.1:8080"  # a channel run's base URL: the shim routes every request
 IN_SOCKET = "/run/parity/platform.sock"
 
 
@@ -49,6 +53,23 @@ def _base_env(python_lib: str, tmp: str) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
     }
+
+
+def channel_listener(workdir: _Workdir) -> socket.socket:
+    """The unix socket a channel run's shim connects to, listening before the run starts (its
+    first connection waits in the backlog until the host serves it). Only the run's uid may
+    connect; the host owns and closes it."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(workdir.socket_path)
+        os.chmod(workdir.socket_path, 0o600)
+        if workdir.identity is not None:
+            os.chown(workdir.socket_path, *workdir.identity)
+        listener.listen(64)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
 
 
 def _strategy_env(spec: SandboxSpec, base: dict[str, str], url: str) -> dict[str, str]:
@@ -71,9 +92,15 @@ def _start_bubblewrap(
     runtime = spec.runtime
     sources = [runtime.python_home, runtime.site_packages, spec.code_dir.resolve()]
     exposed = [workdir.expose(source) for source in sources]
-    relay = SessionRelay(socket_path=workdir.socket_path, target=spec.target)
-    relay.start(owner=workdir.identity)
-    url = f"http://127.0.0.1:{_inner_port(spec.target)}{spec.target.path_prefix.rstrip('/')}"
+    relay: SessionRelay | None = None
+    channel: socket.socket | None = None
+    if spec.target is None:
+        channel = channel_listener(workdir)
+        url = spec.env.get("TEKTII_TRADING_GATEWAY_URL", CHANNEL_URL)
+    else:
+        relay = SessionRelay(socket_path=workdir.socket_path, target=spec.target)
+        relay.start(owner=workdir.identity)
+        url = f"http://127.0.0.1:{_inner_port(spec.target)}{spec.target.path_prefix.rstrip('/')}"
     env = _strategy_env(spec, _base_env(f"{IN_PYTHON}/lib", IN_TMP), url)
     fds = _Fds()
     try:
@@ -91,7 +118,9 @@ def _start_bubblewrap(
         binds = workdir.hidden_binds(sources, exposed)
         popen = _spawn(argv, limits, workdir, binds, env=None, cwd="/", pass_fds=fds.all)
     except BaseException:
-        relay.close()
+        for opened in (relay, channel):
+            if opened is not None:
+                opened.close()
         raise
     finally:
         fds.close()
@@ -103,13 +132,17 @@ def _start_bubblewrap(
         relay=relay,
         status_fd=status_read,
         sandboxed=True,
+        channel=channel,
     )
 
 
 def _forwarder_command(spec: SandboxSpec) -> list[str]:
     python = f"{IN_VENV}/bin/python"
+    strategy_file = f"{IN_CODE}/{spec.entry}"
+    if spec.target is None:  # the shim runs the strategy in its own process, no forwarder
+        return ["--", python, "-s", IN_SHIM, IN_SOCKET, "--", strategy_file]
     port = str(_inner_port(spec.target))
-    strategy = [python, "-s", f"{IN_CODE}/{spec.entry}"]
+    strategy = [python, "-s", strategy_file]
     return ["--", python, "-I", "-S", IN_FORWARDER, port, IN_SOCKET, "--", *strategy]
 
 
@@ -136,6 +169,7 @@ def _bwrap_options(spec, limits, workdir, exposed, env, fds) -> list[str]:
         ("--ro-bind-data", str(fds.memfd(venv_cfg)), f"{IN_VENV}/pyvenv.cfg"),
         ("--symlink", f"{IN_PYTHON}/bin/python{version}", f"{IN_VENV}/bin/python"),
         ("--ro-bind-data", str(fds.memfd(FORWARDER_SOURCE.read_text())), IN_FORWARDER),
+        ("--ro-bind-data", str(fds.memfd(SHIM_SOURCE.read_text())), IN_SHIM),
         ("--ro-bind", code_dir, IN_CODE),
         ("--bind", workdir.socket_path, IN_SOCKET),
         ("--size", str(limits.tmp_bytes), "--tmpfs", IN_TMP),
@@ -171,12 +205,27 @@ def _start_unsandboxed(
     venv = _write_venv(workdir.path / "venv", python_home, runtime)
     tmp = str(workdir.path / "tmp")
     target = spec.target
-    url = f"http://{target.host}:{target.port}{target.path_prefix.rstrip('/')}"
     base = {**_base_env(f"{python_home}/lib", tmp), "PATH": "/usr/bin:/bin"}
-    env = _strategy_env(spec, base, url)
-    argv = [str(venv / "bin" / "python"), "-s", str(code_dir / spec.entry)]
+    python, strategy_file = str(venv / "bin" / "python"), str(code_dir / spec.entry)
+    channel: socket.socket | None = None
+    if target is None:
+        shim = workdir.path / "shim.py"  # a copy the run's uid can read, wherever the repo is
+        shim.write_text(SHIM_SOURCE.read_text())
+        shim.chmod(0o644)
+        channel = channel_listener(workdir)
+        env = _strategy_env(spec, base, spec.env.get("TEKTII_TRADING_GATEWAY_URL", CHANNEL_URL))
+        argv = [python, "-s", str(shim), workdir.socket_path, "--", strategy_file]
+    else:
+        url = f"http://{target.host}:{target.port}{target.path_prefix.rstrip('/')}"
+        env = _strategy_env(spec, base, url)
+        argv = [python, "-s", strategy_file]
     binds = workdir.hidden_binds(sources, [python_home, code_dir])
-    popen = _spawn(argv, limits, workdir, binds, env=env, cwd=tmp, pass_fds=())
+    try:
+        popen = _spawn(argv, limits, workdir, binds, env=env, cwd=tmp, pass_fds=())
+    except BaseException:
+        if channel is not None:
+            channel.close()
+        raise
     return SandboxProcess(
         popen,
         limits=limits,
@@ -185,6 +234,7 @@ def _start_unsandboxed(
         relay=None,
         status_fd=None,
         sandboxed=False,
+        channel=channel,
     )
 
 

@@ -9,12 +9,14 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import threading
 import time
 
 from runtimes.sandbox.host import _Workdir
 from runtimes.sandbox.relay import SessionRelay
+from runtimes.sandbox.shim import FAILURE_PREFIX
 from runtimes.sandbox.spec import Outcome, SandboxLimits, SandboxResult
 
 
@@ -22,7 +24,8 @@ class SandboxProcess:
     """A started run. `wait()` blocks until it ends (at the latest at its wall limit) and always
     returns the same result; `kill()` ends it now from any thread."""
 
-    def __init__(self, popen, *, limits, workdir, output, relay, status_fd, sandboxed) -> None:
+    def __init__(self, popen, *, limits, workdir, output, relay, status_fd, sandboxed,
+                 channel=None) -> None:
         self._popen: subprocess.Popen[bytes] = popen
         self._limits: SandboxLimits = limits
         self._workdir: _Workdir = workdir
@@ -30,6 +33,9 @@ class SandboxProcess:
         self._relay: SessionRelay | None = relay
         self._status_fd: int | None = status_fd
         self.sandboxed: bool = sandboxed
+        # A channel run's listening socket (runtimes/sandbox/shim.py): the caller serves and
+        # closes it, since it outlives the process by the host's last answers.
+        self.channel: socket.socket | None = channel
         self._started = time.monotonic()
         self._wait_lock = threading.Lock()
         self._result: SandboxResult | None = None
@@ -108,7 +114,12 @@ class SandboxProcess:
         if self._killed:
             return "failed", "stopped by the platform"
         if self._timed_out:
-            return "failed", f"wall time limit of {_seconds(self._limits.wall_seconds)} exceeded"
+            wall = f"wall time limit of {_seconds(self._limits.wall_seconds)}"
+            # A fork bomb's parent may fork on for ever as its children die at the limit.
+            limit = limit_reached(_last_lines(self._output.tail_text()), self._limits)
+            if limit is not None:
+                return "failed", f"{limit}; stopped at its {wall}"
+            return "failed", f"{wall} exceeded"
         if not started:
             return "failed", f"sandbox failed to start: {self._output.last_line()}"
         if exit_code == 0:
@@ -119,7 +130,22 @@ class SandboxProcess:
 def explain_exit(exit_code: int, tail: str, limits: SandboxLimits) -> str:
     """A sentence a person can act on for a non-zero exit, from its code and last output lines.
     Python turns most limits into exceptions (MemoryError, EAGAIN, EMFILE, EFBIG) and exits 1."""
-    last_lines = "\n".join([line for line in tail.splitlines() if line.strip()][-10:])
+    last_lines = _last_lines(tail)
+    refusal = _RUNTIME_REFUSAL.search(last_lines)
+    if refusal is not None:  # the shim's own sentence (an SDK it does not know, say)
+        return refusal.group(1)
+    limit = limit_reached(last_lines, limits)
+    if limit is not None:
+        return limit
+    if exit_code == 128 + signal.SIGXCPU:
+        return f"CPU time limit of {_seconds(limits.cpu_seconds)} exceeded"
+    if exit_code > 128 and exit_code - 128 in _SIGNAL_NAMES:
+        return f"killed by signal {_SIGNAL_NAMES[exit_code - 128]}"
+    return f"exited with code {exit_code}"
+
+
+def limit_reached(last_lines: str, limits: SandboxLimits) -> str | None:
+    """The limit the last output lines show the run ran into, as a sentence; None if none."""
     for pattern, template in _LIMIT_MARKERS:
         if pattern.search(last_lines):
             return template.format(
@@ -130,13 +156,14 @@ def explain_exit(exit_code: int, tail: str, limits: SandboxLimits) -> str:
                 tmp=_bytes(limits.tmp_bytes),
                 shm=_bytes(limits.shm_bytes),
             )
-    if exit_code == 128 + signal.SIGXCPU:
-        return f"CPU time limit of {_seconds(limits.cpu_seconds)} exceeded"
-    if exit_code > 128 and exit_code - 128 in _SIGNAL_NAMES:
-        return f"killed by signal {_SIGNAL_NAMES[exit_code - 128]}"
-    return f"exited with code {exit_code}"
+    return None
 
 
+def _last_lines(tail: str) -> str:
+    return "\n".join([line for line in tail.splitlines() if line.strip()][-10:])
+
+
+_RUNTIME_REFUSAL = re.compile(rf"^{re.escape(FAILURE_PREFIX)}(.+)$", re.M)
 _LIMIT_MARKERS = [
     (
         re.compile(r"MemoryError|bad_alloc|Cannot allocate memory|out of memory", re.I),

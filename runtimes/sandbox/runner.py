@@ -19,6 +19,7 @@ from pathlib import Path
 from runtimes.sandbox.host import _Workdir
 from runtimes.sandbox.launch import (
     BWRAP,
+    CHANNEL_URL,
     FORWARDER_SOURCE,
     IN_CODE,
     IN_FORWARDER,
@@ -53,6 +54,7 @@ from runtimes.sandbox.spec import (
 
 __all__ = [
     "BWRAP",
+    "CHANNEL_URL",
     "FORWARDER_SOURCE",
     "IN_CODE",
     "IN_FORWARDER",
@@ -75,6 +77,7 @@ __all__ = [
     "SessionRelay",
     "SessionTarget",
     "StrategyRuntime",
+    "channel_env",
     "explain_exit",
     "parse_request_head",
     "path_allowed",
@@ -91,6 +94,15 @@ def strategy_env(*, token: str, params: Mapping[str, object]) -> dict[str, str]:
     """The variables a session passes: its token (the SDK's API key) and its parameters."""
     return {
         "TEKTII_TRADING_GATEWAY_API_KEY": token,
+        PARAMS_VARIABLE: json.dumps(params, sort_keys=True, separators=(",", ":"), default=str),
+    }
+
+
+def channel_env(*, base_path: str, params: Mapping[str, object]) -> dict[str, str]:
+    """The variables of a run over the local channel: the SDK's base URL (the shim routes every
+    request to the host, which serves `base_path` only), no credential, and its parameters."""
+    return {
+        "TEKTII_TRADING_GATEWAY_URL": CHANNEL_URL + base_path.rstrip("/"),
         PARAMS_VARIABLE: json.dumps(params, sort_keys=True, separators=(",", ":"), default=str),
     }
 

@@ -69,12 +69,15 @@ class StrategyRuntime:
 @dataclass(frozen=True)
 class SandboxSpec:
     """One strategy run: its code (mounted read-only at /strategy), the file to run, the variables
-    it gets (token, params; see `strategy_env`), its session and its slot (a unique uid)."""
+    it gets (token or channel URL, params; see `strategy_env`), its session's target (None for a
+    channel run) and its slot (a unique uid)."""
 
     code_dir: Path
     entry: str
     env: Mapping[str, str]
-    target: SessionTarget
+    # Where the relay sends the strategy's HTTP and WebSocket; None: the strategy talks to its host
+    # over the local channel instead (runtimes/sandbox/shim.py), and the sandbox has no relay.
+    target: SessionTarget | None
     slot: int = 0
     runtime: StrategyRuntime = field(default_factory=StrategyRuntime.current)
     label: str = ""  # names the run's temp folder (the session id), for a sweep after a crash

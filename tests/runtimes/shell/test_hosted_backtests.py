@@ -82,6 +82,22 @@ raise SystemExit(3)
 """
 
 
+ASKS_ITS_ACCOUNT_AT_THE_END = """\
+import asyncio
+from tektii import AsyncTradingGateway
+async def main():
+    async with AsyncTradingGateway() as gateway:
+        finals = []
+        async def final(_):
+            finals.append((await gateway.get_account()).balance)
+        async with gateway.stream(on_backtest_complete=final) as events:
+            async for _ in events:
+                pass
+        print("final cash", finals, flush=True)
+asyncio.run(main())
+"""
+
+
 @pytest.fixture
 def hosted(owner, workspace, dataset, celery_worker, daphne_url, settings):
     """hosted(source or example file name, **options) -> a hosted backtest being started."""
@@ -128,8 +144,19 @@ def test_a_hosted_sma_crossover_completes_in_the_sandbox_with_its_output_capture
     assert "backtest complete" in session.output
     assert "trading BTCUSDT (fast 10, slow 30)" in session.output
     assert session.output_truncated_bytes == 0
-    assert [t.revoked_at is not None for t in SessionToken.objects.filter(session=session)] == [
-        True]
+    # Over the local channel the run holds no credential at all.
+    assert not SessionToken.objects.filter(session=session).exists()
+
+
+@needs_bubblewrap
+def test_the_end_of_backtest_hook_reads_the_final_account_and_the_strategy_exits_by_itself(
+        hosted):
+    session = wait_for_state(hosted(ASKS_ITS_ACCOUNT_AT_THE_END), ENDED, timeout=30)
+
+    assert (session.state, session.failure_reason) == ("completed", "")
+    # Answered while the host waited for it to exit (it was not killed: exit code 0 printed
+    # after the answer).
+    assert session.output == "final cash ['100000']\n"
 
 
 @needs_bubblewrap
@@ -148,7 +175,8 @@ def test_a_strategy_that_raises_fails_with_its_exit_code_and_traceback_tail(host
     (SLEEPS_FOREVER, "strategy: wall time limit of 8 s exceeded"),
     (SPINS_THE_CPU, "strategy: CPU time limit of 2 s exceeded"),
     (PRINTS_GIGABYTES, "strategy: CPU time limit of 2 s exceeded"),
-    (FORK_BOMB, "strategy: process limit of 64 reached"),
+    # The shim's process forks on as its children die at the limit, until the wall clock.
+    (FORK_BOMB, "strategy: process limit of 64 reached; stopped at its wall time limit of 8 s"),
 ], ids=["memory-hog", "sleeper", "cpu-spinner", "prints-gigabytes", "fork-bomb"])
 def test_a_misbehaving_strategy_fails_with_its_reason_and_the_platform_keeps_serving(
     hosted, daphne_url, settings, code, reason
@@ -166,12 +194,56 @@ def test_a_misbehaving_strategy_fails_with_its_reason_and_the_platform_keeps_ser
     assert run_sma(hosted, name="after").state == "completed"
 
 
+TRIES_ANOTHER_SESSION_OVER_THE_CHANNEL = """\
+import asyncio, json, os, urllib.request
+from tektii import AsyncTradingGateway, TektiiError
+base = os.environ["TEKTII_TRADING_GATEWAY_URL"]  # the shim serves it over the local channel
+sessions, own = base.rsplit("/", 1)
+other = json.loads(os.environ["PARITY_STRATEGY_PARAMS"])["other"]
+async def main():
+    for session in (own, other):
+        async with AsyncTradingGateway(base_url=f"{sessions}/{session}") as gateway:
+            try:
+                await gateway.get_account()
+                print(session, "account", flush=True)
+            except TektiiError as error:
+                print(session, getattr(error, "status_code", None), error.code, flush=True)
+asyncio.run(main())
+try:  # anything but the channel finds no way out of the sandbox
+    urllib.request.urlopen(base + "/v1/account", timeout=5)
+except OSError as error:
+    print("urllib:", type(error).__name__, flush=True)
+print("token:", os.environ.get("TEKTII_TRADING_GATEWAY_API_KEY"), flush=True)
+raise SystemExit(3)
+"""
+
+
 @needs_bubblewrap
-def test_a_hosted_strategy_reaches_its_own_session_only(hosted, start_backtest):
+def test_a_hosted_strategy_reaches_its_own_session_only_over_the_channel(hosted,
+                                                                         start_backtest):
     from django.utils import timezone
 
     from runtimes.services import cancel_session
 
+    other = start_backtest()
+
+    session = wait_for_state(hosted(TRIES_ANOTHER_SESSION_OVER_THE_CHANNEL,
+                                    params={"other": str(other.id)}), ENDED, timeout=30)
+    cancel_session(session=other, now=timezone.now())
+
+    assert session.failure_reason == "strategy: exited with code 3"
+    # Its own session answers; the host refuses any other path; no credential to steal.
+    assert session.output.splitlines() == [
+        f"{session.id} account", f"{other.id} 403 FORBIDDEN", "urllib: URLError", "token: None"]
+
+
+@needs_bubblewrap
+def test_a_hosted_strategy_reaches_its_own_session_only(hosted, start_backtest, settings):
+    from django.utils import timezone
+
+    from runtimes.services import cancel_session
+
+    settings.HOSTED_BACKTEST_TRANSPORT = "websocket"
     other = start_backtest()
 
     session = wait_for_state(hosted(TRIES_ANOTHER_SESSION, params={"other": str(other.id)}),
@@ -245,6 +317,7 @@ def test_a_run_whose_internal_url_is_another_server_fails_naming_the_setting_and
 
     foreign_url, seen = foreign
     settings.PLATFORM_INTERNAL_URL = foreign_url  # the fixture pointed it at daphne
+    settings.HOSTED_BACKTEST_TRANSPORT = "websocket"  # a run over the channel never asks it
 
     session = wait_for_state(run_sma_started(hosted), ENDED, timeout=30)
 
