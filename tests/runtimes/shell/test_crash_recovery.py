@@ -66,6 +66,7 @@ class Workers:
         self.internal_url = ""  # where hosted strategies reach the platform (a web process)
         self.queue = f"crash-{uuid.uuid4().hex[:8]}"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.settings: dict[str, str] = {}  # more environment of the worker processes
 
     def start(self, *, with_beat: bool = False) -> subprocess.Popen[bytes]:
         env = {
@@ -74,6 +75,7 @@ class Workers:
             "DATABASE_URL": _test_database_url(),
             "PARITY_DATA_DIR": str(self.data_dir),
             "PLATFORM_INTERNAL_URL": self.internal_url,
+            **self.settings,
         }
         command = [
             sys.executable,
@@ -338,6 +340,8 @@ async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_remove
         )
 
     workers.internal_url = web_process.url
+    # Through the relay, with a session token (a backtest over the local channel has none).
+    workers.settings["HOSTED_BACKTEST_TRANSPORT"] = "websocket"
     workers.start()
     session = await in_thread(create)()
     # The sandbox starts while the data loads; the host has run once its lease holds the total.
