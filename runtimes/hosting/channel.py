@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import selectors
+import select
 import socket
 import time
 from collections import deque
@@ -60,6 +60,9 @@ JSON_HEADERS = {"content-type": "application/json"}
 
 # What the strategy may send on a connection of each role.
 STREAM, HTTP = "stream", "http"
+# The channel's connection and request ids: never the bus's ("conn-", "obs-", "req-", uuids), so
+# an answer for a connection that went away is dropped rather than handed to the bus.
+CHANNEL_ID_PREFIX = "chan-"
 
 
 @dataclass(eq=False)
@@ -93,13 +96,15 @@ class StrategyChannel:
         self.monotonic = monotonic
         self._listener = listener
         listener.setblocking(False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(listener, selectors.EVENT_READ, None)
+        # epoll itself, not `selectors`: its per-call bookkeeping was a visible part of a bar.
+        self._poll = select.epoll()
+        self._poll.register(listener.fileno(), select.EPOLLIN)
         self._wake_read, self._wake_write = socket.socketpair()
         for end in (self._wake_read, self._wake_write):
             end.setblocking(False)
-        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
-        self._peers: dict[str, _Peer] = {}  # by connection id ("ch-1"), streams and HTTP alike
+        self._poll.register(self._wake_read.fileno(), select.EPOLLIN)
+        self._by_fd: dict[int, _Peer] = {}
+        self._peers: dict[str, _Peer] = {}  # by connection id ("chan-1"), streams and HTTP alike
         self._requests: dict[str, _Peer] = {}  # request id -> the connection that asked
         self._ready: deque[JsonDict] = deque()
         self._ids = itertools.count(1)
@@ -122,23 +127,26 @@ class StrategyChannel:
             if now >= deadline:
                 return None
             wait = min(deadline, self._bus_due) - now
-            for key, events in self._selector.select(wait):
-                self._on_ready(key.fileobj, key.data, events)  # type: ignore[arg-type]
+            for fd, events in self._poll.poll(wait):
+                self._on_ready(fd, events)
 
     def send(self, connection_id: str, texts: list[str]) -> None:
-        peer = self._peers.get(connection_id)
-        if peer is None:
+        if not connection_id.startswith(CHANNEL_ID_PREFIX):
             self.bus.send(connection_id, texts)
-        elif peer.role == STREAM and texts:
+            return
+        peer = self._peers.get(connection_id)
+        if peer is not None and peer.role == STREAM and texts:
             self._write(peer, b"".join(frame(MESSAGE, text.encode()) for text in texts))
 
     def send_observed(self, connection_id: str, texts: list[str]) -> None:
         self.bus.send_observed(connection_id, texts)
 
     def close_connection(self, connection_id: str, code: int) -> None:
+        if not connection_id.startswith(CHANNEL_ID_PREFIX):
+            self.bus.close_connection(connection_id, code)
+            return
         peer = self._peers.get(connection_id)
         if peer is None:
-            self.bus.close_connection(connection_id, code)
             return
         self._write(peer, frame(CLOSE, str(code).encode()))
         peer.closing = True
@@ -146,10 +154,12 @@ class StrategyChannel:
             self._drop(peer, detach=False)
 
     def reply(self, request_id: str, reply: Reply) -> None:
-        peer = self._requests.pop(request_id, None)
-        if peer is None:
+        if not request_id.startswith(CHANNEL_ID_PREFIX):
             self.bus.reply(request_id, reply)
             return
+        peer = self._requests.pop(request_id, None)
+        if peer is None:
+            return  # its connection went away while the host worked on it
         headers = {**JSON_HEADERS, **(retry_after_of(reply) or {})}
         self._answer(peer, reply.status, reply.body, headers)
 
@@ -168,25 +178,28 @@ class StrategyChannel:
                 self._close_socket(peer.sock)
             self._peers.clear()
             self._requests.clear()
-            self._selector.close()
+            self._by_fd.clear()
+            self._poll.close()
             for sock in (self._listener, self._wake_read, self._wake_write):
                 sock.close()
         self.bus.close(keep_inbox=keep_inbox)
 
     # -- events from the selector -----------------------------------------------------------------
 
-    def _on_ready(self, sock: socket.socket, peer: _Peer | None, events: int) -> None:
-        if sock is self._listener:
-            self._accept()
-        elif sock is self._wake_read:
-            with contextlib.suppress(BlockingIOError, OSError):
-                sock.recv(4096)
-            self._bus_due = 0.0  # whoever woke us may have posted on the bus
-        elif peer is not None:
-            if events & selectors.EVENT_WRITE:
+    def _on_ready(self, fd: int, events: int) -> None:
+        peer = self._by_fd.get(fd)
+        if peer is not None:
+            if events & select.EPOLLOUT:
                 self._flush(peer)
-            if events & selectors.EVENT_READ and peer.name in self._peers:
+            if events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR) and (
+                    peer.name in self._peers):
                 self._read(peer)
+        elif fd == self._listener.fileno():
+            self._accept()
+        elif fd == self._wake_read.fileno():
+            with contextlib.suppress(BlockingIOError, OSError):
+                self._wake_read.recv(4096)
+            self._bus_due = 0.0  # whoever woke us may have posted on the bus
 
     def _accept(self) -> None:
         while True:
@@ -200,9 +213,10 @@ class StrategyChannel:
                 sock.close()  # the shim sees a closed connection: a clear error, nothing held
                 continue
             sock.setblocking(False)
-            peer = _Peer(sock, f"ch-{next(self._ids)}")
+            peer = _Peer(sock, f"{CHANNEL_ID_PREFIX}{next(self._ids)}")
             self._peers[peer.name] = peer
-            self._selector.register(sock, selectors.EVENT_READ, peer)
+            self._by_fd[sock.fileno()] = peer
+            self._poll.register(sock.fileno(), select.EPOLLIN)
 
     def _read(self, peer: _Peer) -> None:
         try:
@@ -345,7 +359,7 @@ class StrategyChannel:
             if sent == len(data):
                 return
             peer.outbox += data[sent:]
-            self._selector.modify(peer.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, peer)
+            self._poll.modify(peer.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
         if len(peer.outbox) > MAX_OUTBOX_BYTES:  # it stopped reading: it loses the connection
             self._drop(peer, detach=True)
 
@@ -363,13 +377,15 @@ class StrategyChannel:
         if peer.closing:
             self._drop(peer, detach=False)
         else:
-            self._selector.modify(peer.sock, selectors.EVENT_READ, peer)
+            self._poll.modify(peer.sock.fileno(), select.EPOLLIN)
 
     def _drop(self, peer: _Peer, *, detach: bool) -> None:
         if self._peers.pop(peer.name, None) is None:
             return
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(peer.sock)
+        fd = peer.sock.fileno()
+        if self._by_fd.pop(fd, None) is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._poll.unregister(fd)
         self._close_socket(peer.sock)
         for request_id in [rid for rid, asker in self._requests.items() if asker is peer]:
             del self._requests[request_id]
