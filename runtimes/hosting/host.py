@@ -73,6 +73,9 @@ POLL_SECONDS = 0.1  # how long the host blocks on its inbox: bounds cancel and t
 # inbox: they change the session row.
 DIRECT_ON_ANY_THREAD = frozenset({"ack", "notice", "detach"})
 DIRECT_ON_BLOCKING_THREAD = DIRECT_ON_ANY_THREAD | {"command"}
+# How often `_step` checks timeouts, the strategy's process, the journal and the lease while
+# messages keep coming (always when none came): a bar of a lock-step run paid for all of them.
+HOUSEKEEPING_SECONDS = 0.001
 PROGRESS_WRITE_SECONDS = 2.0  # how often the batch count reaches the row (the dashboard's bar)
 JOURNAL_CHUNK = 5000  # frames are written to SessionEvent at least this many at a time...
 JOURNAL_FLUSH_SECONDS = 1.0  # ...or at least this often: what a crash may lose of the journal
@@ -308,6 +311,7 @@ class SessionHost:
         self.outcome: tuple[str, str] | None = None  # (state, reason) once decided
         self.last_progress = monotonic()
         self.progress_written = monotonic()
+        self.housekeeping_due = float("-inf")  # when `_step` next checks timeouts, the journal...
         self.strategy: HostedStrategy | None = None  # a hosted session's sandboxed process
         # Held by whichever thread runs the session at the moment: the host's own, or a poster's
         # taking a message directly (`take_now`). The provider and the stream are
@@ -437,6 +441,10 @@ class SessionHost:
             return
         if self.wall_clock and self.outcome is None:
             self._tick()
+        moment = self.monotonic()
+        if message is not None and moment < self.housekeeping_due:
+            return  # a lock-step run takes a message every few microseconds: check once a ms
+        self.housekeeping_due = moment + HOUSEKEEPING_SECONDS
         self._check_timeouts(connect_deadline)
         if self.outcome is None and self.strategy is not None:
             self.outcome = self.strategy.outcome()
