@@ -29,6 +29,10 @@ DATA_DIR = Path(env.str("PARITY_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 # in ../shared/data beside the clone (PARITY_SHARED_DATA) only adds to it. See config/sample_data.
 BUNDLED_DATA_DIR = sample_data.BUNDLED_DATA_DIR
 SHARED_DATA_DIR = sample_data.shared_data_dir(env)
+# Parsed dataset files by content hash (runtimes/core/bar_cache.py): a run loads its bars in
+# milliseconds instead of parsing text again. Bounded in size; 0 MB turns it off.
+BAR_CACHE_DIR = Path(env.str("BAR_CACHE_DIR", str(DATA_DIR / "cache" / "bars"))).resolve()
+BAR_CACHE_MAX_MB = env.int("BAR_CACHE_MAX_MB", 2048, minimum=0)
 VERSION = "0.1.0"
 GIT_SHA = env.str("GIT_SHA", "unknown")
 
@@ -156,9 +160,10 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 6 * 3600, minimum=60)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {
     "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600}
 if CELERY_EMBEDDED_WORKER:
-    # The in-memory broker is polled (every second by default): a queued session would wait up
-    # to a second for the worker to see its dispatch task. Redis delivers at once.
-    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
+    # kombu's in-memory broker is polled (every second): a queued session would wait for the
+    # worker to see its dispatch task. This one wakes its consumers when a message is sent, as
+    # Redis delivers at once; the interval only bounds a consumer's sleep between looks.
+    CELERY_BROKER_TRANSPORT = "config.embedded_broker:Transport"
 # Sessions the embedded worker (`make run`) hosts at once: each running session holds a worker
 # thread until it ends, so this caps concurrent backtests (hosted and remote together); more
 # wait queued. 8 lets a workspace's parameter sweep run 8 hosted backtests together (issue 14);

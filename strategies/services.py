@@ -22,6 +22,7 @@ from django.db.models import Max
 from accounts.models import User, Workspace
 from config.errors import ApiError
 from config.sample_data import series_path
+from runtimes.core.bar_cache import BarCache
 from runtimes.core.bars import BarSeries
 from runtimes.core.datasets import DatasetError, load_bar_series, parse_bar_series
 from runtimes.core.datasets_formats import detect_kind
@@ -170,6 +171,12 @@ def extract_strategy(*, version: StrategyVersion, into: Path) -> Path:
 # -- datasets ------------------------------------------------------------------------------------
 
 
+def bar_cache() -> BarCache:
+    """This deployment's cache of parsed dataset files (BAR_CACHE_DIR, BAR_CACHE_MAX_MB): filled
+    when a dataset is registered or uploaded, read when a backtest loads its files."""
+    return BarCache(settings.BAR_CACHE_DIR, max_bytes=settings.BAR_CACHE_MAX_MB << 20)
+
+
 @transaction.atomic
 def register_dataset(
     *, workspace: Workspace, name: str, files: dict[str, Path], by: User | None = None
@@ -181,8 +188,10 @@ def register_dataset(
     """
     if not files:
         raise ValueError("a dataset needs at least one file")
+    cache = bar_cache()
     loaded = {
-        symbol: (Path(path), load_bar_series(path, symbol=symbol)) for symbol, path in files.items()
+        symbol: (Path(path), load_bar_series(path, symbol=symbol, cache=cache))
+        for symbol, path in files.items()
     }
     empty = sorted(symbol for symbol, (_, series) in loaded.items() if not len(series))
     if empty:
@@ -225,12 +234,13 @@ def upload_dataset(
     """
     problems = _dataset_request_problems(workspace=workspace, name=name, files=files)
     loaded: dict[str, BarSeries] = {}
+    cache = bar_cache()
     for symbol, (filename, data) in files.items():
         if any(p["file"] == filename for p in problems):
             continue
         try:
             loaded[symbol] = parse_bar_series(data, filename=filename, symbol=symbol,
-                                              timeframe=timeframe)
+                                              timeframe=timeframe, cache=cache)
         except DatasetError as exc:
             problems.append(_problem(exc.file, exc.problem, row=exc.row, column=exc.column))
     timeframes = {series.timeframe for series in loaded.values()}

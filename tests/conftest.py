@@ -137,7 +137,9 @@ def sign_in(client):
 
 @pytest.fixture(autouse=True)
 def _private_file_storage(settings, tmp_path):
-    """Uploads (strategy versions, datasets) go to this test's own folder, never to ./var."""
+    """Uploads (strategy versions, datasets) and parsed dataset files go to this test's own
+    folder, never to ./var."""
+    settings.BAR_CACHE_DIR = tmp_path / "bar-cache"
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runtimes.core.bar_cache import BarCache, content_digest
 from runtimes.core.bars import BarSeries, decimal_to_scaled, row_problem
 from runtimes.core.dataset_errors import DatasetError
 from runtimes.core.datasets_formats import (
@@ -59,14 +60,44 @@ def load_bar_series(
     timeframe: str | None = None,
     source_name: str | None = None,
     assume_utc: bool = False,
+    cache: BarCache | None = None,
 ) -> BarSeries:
     """Read one symbol's bars from a CSV, JSON or Parquet file (detected from its content).
 
     `timeframe` None infers it from the smallest spacing between bars. Naive timestamps are an error
     unless `assume_utc`; date-only values are UTC midnight. Raises DatasetError on any bad row.
+    With a `cache`, a file parsed before (same content, same inputs) is not parsed again.
     """
     path = Path(path)
     source = source_name or path.name
+    if cache is None or not symbol:  # (no symbol: the parse says what is wrong)
+        return _load_file(path, symbol, timeframe, source, assume_utc)
+    try:
+        before = _version(path)
+        digest = content_digest(path)
+    except OSError as exc:
+        raise DatasetError(file=source, problem=f"cannot read file ({exc.strerror})") from exc
+    cached = cache.get(digest, symbol=symbol, timeframe=timeframe, assume_utc=assume_utc)
+    if cached is not None:
+        return cached
+    series = _load_file(path, symbol, timeframe, source, assume_utc)
+    try:
+        unchanged = _version(path) == before
+    except OSError:
+        unchanged = False
+    if unchanged:  # else the file changed while it was read: what was parsed is not `digest`'s
+        cache.put(digest, series, timeframe=timeframe, assume_utc=assume_utc)
+    return series
+
+
+def _version(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _load_file(
+    path: Path, symbol: str, timeframe: str | None, source: str, assume_utc: bool
+) -> BarSeries:
     try:
         compressed = _is_gzip(path)
         data = _read_bytes(path, compressed, size=8)
@@ -107,8 +138,24 @@ def parse_bar_series(
     symbol: str,
     timeframe: str | None = None,
     assume_utc: bool = False,
+    cache: BarCache | None = None,
 ) -> BarSeries:
-    """Like load_bar_series for bytes already in memory (uploads); `filename` names errors."""
+    """Like load_bar_series for bytes already in memory (uploads); `filename` names errors.
+    With a `cache`, the series is kept for a later load of a file holding these bytes."""
+    if cache is None or not symbol:
+        return _parse_bytes(data, filename, symbol, timeframe, assume_utc)
+    digest = content_digest(data)
+    cached = cache.get(digest, symbol=symbol, timeframe=timeframe, assume_utc=assume_utc)
+    if cached is not None:
+        return cached
+    series = _parse_bytes(data, filename, symbol, timeframe, assume_utc)
+    cache.put(digest, series, timeframe=timeframe, assume_utc=assume_utc)
+    return series
+
+
+def _parse_bytes(
+    data: bytes, filename: str, symbol: str, timeframe: str | None, assume_utc: bool
+) -> BarSeries:
     kind = detect_kind(data[:8], filename)
     if kind == "parquet":
         table = read_parquet(data, filename, assume_utc)
@@ -124,11 +171,17 @@ def parse_bar_series(
 
 
 def load_market_data(
-    paths: Mapping[str, Path | str], *, timeframe: str | None = None, assume_utc: bool = False
+    paths: Mapping[str, Path | str],
+    *,
+    timeframe: str | None = None,
+    assume_utc: bool = False,
+    cache: BarCache | None = None,
 ) -> MarketData:
-    """Load one file per symbol (`{symbol: path}`) and align them; DatasetError on bad data."""
+    """Load one file per symbol (`{symbol: path}`) and align them; DatasetError on bad data.
+    `cache` as in load_bar_series."""
     series = [
-        load_bar_series(path, symbol=symbol, timeframe=timeframe, assume_utc=assume_utc)
+        load_bar_series(path, symbol=symbol, timeframe=timeframe, assume_utc=assume_utc,
+                        cache=cache)
         for symbol, path in paths.items()
     ]
     timeframes = {s.timeframe for s in series}

@@ -77,11 +77,15 @@ class MarketData:
 
     def slice(self, start: datetime | None, end: datetime | None) -> MarketData:
         """Every series restricted to [start, end] (inclusive); series may become empty."""
+        if start is None and end is None:
+            return self  # immutable: the whole period is this very data
         return MarketData([s.slice(start, end) for s in self._series])
 
 
 def _union_timeline(series: Sequence[BarSeries]) -> Sequence[int]:
     longest = max(series, key=len)
+    if all(s._timestamps == longest._timestamps for s in series):
+        return longest._timestamps  # one symbol, or all on one clock: share, compared in C
     stamps = set(longest.timestamps())
     if all(stamps.issuperset(s.timestamps()) for s in series):
         return longest._timestamps  # the common case of one symbol: share, do not copy

@@ -73,6 +73,9 @@ POLL_SECONDS = 0.1  # how long the host blocks on its inbox: bounds cancel and t
 # inbox: they change the session row.
 DIRECT_ON_ANY_THREAD = frozenset({"ack", "notice", "detach"})
 DIRECT_ON_BLOCKING_THREAD = DIRECT_ON_ANY_THREAD | {"command"}
+# How often `_step` checks timeouts, the strategy's process, the journal and the lease while
+# messages keep coming (always when none came): a bar of a lock-step run paid for all of them.
+HOUSEKEEPING_SECONDS = 0.001
 PROGRESS_WRITE_SECONDS = 2.0  # how often the batch count reaches the row (the dashboard's bar)
 JOURNAL_CHUNK = 5000  # frames are written to SessionEvent at least this many at a time...
 JOURNAL_FLUSH_SECONDS = 1.0  # ...or at least this often: what a crash may lose of the journal
@@ -308,6 +311,7 @@ class SessionHost:
         self.outcome: tuple[str, str] | None = None  # (state, reason) once decided
         self.last_progress = monotonic()
         self.progress_written = monotonic()
+        self.housekeeping_due = float("-inf")  # when `_step` next checks timeouts, the journal...
         self.strategy: HostedStrategy | None = None  # a hosted session's sandboxed process
         # Held by whichever thread runs the session at the moment: the host's own, or a poster's
         # taking a message directly (`take_now`). The provider and the stream are
@@ -437,6 +441,10 @@ class SessionHost:
             return
         if self.wall_clock and self.outcome is None:
             self._tick()
+        moment = self.monotonic()
+        if message is not None and moment < self.housekeeping_due:
+            return  # a lock-step run takes a message every few microseconds: check once a ms
+        self.housekeeping_due = moment + HOUSEKEEPING_SECONDS
         self._check_timeouts(connect_deadline)
         if self.outcome is None and self.strategy is not None:
             self.outcome = self.strategy.outcome()
@@ -773,34 +781,76 @@ def run_session_host(*, lease: HostLease, bus: SessionBus) -> str | None:
     if session.state != State.WAITING:
         endpoint.close()
         return None
+    began = time.perf_counter()
+    # A hosted strategy's sandbox, interpreter and SDK start while its data loads: it needs its
+    # session only when it first connects, and what it sends meanwhile waits (on its local
+    # channel's socket, or in the bus' inbox) until the host runs.
+    strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
+    spawned = time.perf_counter()
     try:
         provider = build_provider(session, wake=endpoint.wake)
     except ProviderUnavailable as exc:
-        endpoint.close()
-        session.finish(to=State.FAILED, now=timezone.now(), reason=f"provider: {exc}")
-        return State.FAILED
+        return _fail_unhosted(session, endpoint, strategy, f"provider: {exc}")
     except (DatasetError, ValueError, OSError) as exc:
-        endpoint.close()
         reason = f"dataset: {exc}" if session.dataset is not None else f"provider: {exc}"
-        session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
-        return State.FAILED
+        return _fail_unhosted(session, endpoint, strategy, reason)
     except (ConnectionRejected, TradingError) as exc:
         # The broker refused the connection's keys, or could not be reached to reconcile a
         # session taken over (its messages are plain sentences without secrets): say so.
-        endpoint.close()
         message = exc.message if isinstance(exc, TradingError) else str(exc)
-        session.finish(to=State.FAILED, now=timezone.now(), reason=f"broker: {message}")
-        return State.FAILED
+        return _fail_unhosted(session, endpoint, strategy, f"broker: {message}")
+    except BaseException:
+        _drop_strategy(strategy)
+        raise
+    _log_start_up(session, began=began, spawned=spawned, built=time.perf_counter())
     try:
-        return _host(session, endpoint, provider, lease)
+        return _host(session, endpoint, provider, lease, strategy)
     finally:
         provider.close()
 
 
+def _fail_unhosted(session: TradingSession, endpoint: HostEndpoint,
+                   strategy: HostedStrategy | None, reason: str) -> str:
+    """End a session before its host runs (no provider, no lease); its strategy, started
+    meanwhile, is stopped first (output stored, token revoked: nothing is written after the
+    end)."""
+    endpoint.close()
+    _drop_strategy(strategy)
+    session.finish(to=State.FAILED, now=timezone.now(), reason=reason)
+    return State.FAILED
+
+
+def _drop_strategy(strategy: HostedStrategy | None, *, discard: bool = False) -> None:
+    """Stop a strategy that no host served (`discard`: writing nothing) and close its local
+    channel's listening socket, which otherwise the serving host closes."""
+    if strategy is None:
+        return
+    channel = strategy.channel  # read first: stopping forgets the run
+    try:
+        if discard:
+            strategy.discard()
+        else:
+            strategy.stop(state=State.FAILED)
+    finally:
+        if channel is not None:
+            channel.close()
+
+
+def _log_start_up(session: TradingSession, *, began: float, spawned: float, built: float) -> None:
+    """Where a session's start-up went (debug; bench/bench_startup.py reads `startup`)."""
+    waited = (timezone.now() - session.created_at).total_seconds() - (time.perf_counter() - began)
+    parts = {"dispatch": waited, "strategy spawn": spawned - began, "provider": built - spawned}
+    logger.debug("session %s start-up: %s", session.id,
+                 ", ".join(f"{name} {value * 1000:.0f} ms" for name, value in parts.items()),
+                 extra={"startup": {"session": str(session.id), **parts}})
+
+
 def _host(
-    session: TradingSession, endpoint: HostEndpoint, provider: Provider, lease: HostLease
+    session: TradingSession, endpoint: HostEndpoint, provider: Provider, lease: HostLease,
+    strategy: HostedStrategy | None,
 ) -> str | None:
-    """Run `session` on its built `provider` under `lease` (run_session_host's second half)."""
+    """Run `session` on its built `provider` under `lease`, with its hosted `strategy` started
+    already (run_session_host's second half)."""
     total = getattr(provider, "steps_total", None)  # a backtest knows its batches up front
     try:
         still_ours = lease.renew(now=timezone.now(),
@@ -809,16 +859,15 @@ def _host(
         # The database refused the write: nothing has run yet, so end the session now rather
         # than leave it to the reaper once its lease runs out.
         logger.exception("session host %s could not renew its lease", session.id)
-        endpoint.close()
-        session.finish(to=State.FAILED, now=timezone.now(), reason="internal error in the host")
-        return State.FAILED
+        return _fail_unhosted(session, endpoint, strategy, "internal error in the host")
     if not still_ours:
         endpoint.close(keep_inbox=True)
+        _drop_strategy(strategy, discard=True)  # the session was ended in place of this host
         return None
     wall_clock = provider.pacing == Pacing.WALL_CLOCK
     predecessor = predecessor_of(session) if wall_clock else None
     host = SessionHost(session, endpoint, provider, lease=lease, predecessor=predecessor)
-    host.strategy = HostedStrategy.start_for(session)  # None unless the session is hosted
+    host.strategy = strategy
     if host.strategy is not None and host.strategy.channel is not None:
         # The strategy reaches this thread over its own socket; the bus still brings the rest.
         host.endpoint = StrategyChannel(endpoint, host.strategy.channel,

@@ -16,6 +16,7 @@ from runtimes.core.provider import JsonDict, Provider, Wake
 from runtimes.hosting.brokers import broker_access_for
 from runtimes.models import TradingSession
 from runtimes.providers import registry
+from strategies.services import bar_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +35,15 @@ class SessionProviderSettings:
 
 def settings_for(session: TradingSession) -> SessionProviderSettings:
     """The provider settings of `session`. A backtest's options carry its dataset's file paths,
-    its period and its costs; other platforms get the session's own `options`. A broker
-    platform's session gets its connection (`broker_access`); ValueError when it has none (its
-    keys were deleted), as for any settings a provider cannot use."""
+    its period, its costs and the cache of parsed files; other platforms get the session's own
+    `options`. A broker platform's session gets its connection (`broker_access`); ValueError
+    when it has none (its keys were deleted), as for any settings a provider cannot use."""
     options: dict[str, Any] = dict(session.options or {})
     if session.dataset is not None:
         options.update(
             paths=session.dataset.paths(), start=session.start, end=session.end,
-            commission=dict(session.commission or {}), slippage_bps=str(session.slippage_bps))
+            commission=dict(session.commission or {}), slippage_bps=str(session.slippage_bps),
+            bar_cache=bar_cache())
     timeframes = [session.timeframe,
                   *(t for t in session.timeframes or () if t != session.timeframe)]
     return SessionProviderSettings(

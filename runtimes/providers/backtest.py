@@ -39,7 +39,7 @@ CIRCUIT_BREAKERS: Final[JsonDict] = {
 class BacktestSettings:
     """A ProviderSettings for a backtest. `options`: `paths` {symbol: file path} (required),
     `start`/`end` (tz-aware datetimes or None), `commission` {field: decimal string},
-    `slippage_bps` (decimal string)."""
+    `slippage_bps` (decimal string), `bar_cache` (a BarCache of parsed files, or None)."""
 
     symbols: tuple[str, ...]
     timeframes: tuple[str, ...]
@@ -93,7 +93,8 @@ def build_backtest(settings: ProviderSettings) -> BacktestProvider:
     session's symbols and its [start, end] period, in its first timeframe."""
     options = settings.options
     paths = {s: p for s, p in dict(options["paths"]).items() if s in settings.symbols}
-    data: MarketData = load_market_data(paths, timeframe=settings.timeframes[0])
+    data: MarketData = load_market_data(paths, timeframe=settings.timeframes[0],
+                                        cache=options.get("bar_cache"))
     data = data.slice(options.get("start"), options.get("end"))
     rates: dict[str, Any] = {k: Decimal(v) for k, v in
                              dict(options.get("commission") or {}).items()}

@@ -96,6 +96,16 @@ def test_daily_stocks_align_by_date_with_gaps_for_missing_orcl_days():
     assert market.bars_at(step + 2)[1] == orcl.bar(step)
 
 
+def test_symbols_on_one_clock_align_without_a_map_and_the_whole_period_is_the_data_itself():
+    bars = [bar(m, "1", "1", "1", "1", symbol=s) for s in ("B", "A") for m in (0, 1, 3)]
+    market = MarketData.from_bars(bars)
+    assert list(market.timeline()) == [1617321600, 1617321660, 1617321780]
+    assert [market.series_index_at(1, step) for step in range(3)] == [0, 1, 2]
+    assert [b.symbol for b in market.bars_at(2)] == ["B", "A"]
+    assert market.slice(None, None) is market
+    assert len(market.slice(None, minute(1))) == 2
+
+
 def test_market_data_from_bars_unions_timestamps_and_keeps_symbol_order():
     bars = [
         bar(0, "1", "1", "1", "1", symbol="B"),

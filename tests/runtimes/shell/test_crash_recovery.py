@@ -66,6 +66,7 @@ class Workers:
         self.internal_url = ""  # where hosted strategies reach the platform (a web process)
         self.queue = f"crash-{uuid.uuid4().hex[:8]}"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.settings: dict[str, str] = {}  # more environment of the worker processes
 
     def start(self, *, with_beat: bool = False) -> subprocess.Popen[bytes]:
         env = {
@@ -74,6 +75,7 @@ class Workers:
             "DATABASE_URL": _test_database_url(),
             "PARITY_DATA_DIR": str(self.data_dir),
             "PLATFORM_INTERNAL_URL": self.internal_url,
+            **self.settings,
         }
         command = [
             sys.executable,
@@ -311,6 +313,12 @@ def run_folders(session) -> list[str]:
     )
 
 
+def total_batches(session) -> int | None:
+    from runtimes.models import TradingSession
+
+    return TradingSession.objects.values_list("total_batches", flat=True).get(pk=session.pk)
+
+
 @pytest.mark.skipif(not probe_bubblewrap().available, reason="needs the bubblewrap sandbox")
 async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_removes_its_folders(
     workers, owner, workspace, dataset, web_process
@@ -332,12 +340,15 @@ async def test_kill_9_of_the_worker_of_a_hosted_run_revokes_its_token_and_remove
         )
 
     workers.internal_url = web_process.url
+    # Through the relay, with a session token (a backtest over the local channel has none).
+    workers.settings["HOSTED_BACKTEST_TRANSPORT"] = "websocket"
     workers.start()
     session = await in_thread(create)()
+    # The sandbox starts while the data loads; the host has run once its lease holds the total.
     await in_thread(poll)(
-        lambda: run_folders(session) == ["sandbox", "strategy"],
+        lambda: run_folders(session) == ["sandbox", "strategy"] and total_batches(session),
         timeout=30,
-        what="the sandbox started",
+        what="the sandbox started and the host ran",
     )
     assert (
         await in_thread(SessionToken.objects.usable(timezone.now()).filter(session=session).count)()

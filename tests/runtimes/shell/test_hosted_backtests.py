@@ -329,3 +329,24 @@ def test_a_run_whose_internal_url_is_another_server_fails_naming_the_setting_and
     )
     assert not SessionToken.objects.filter(session=session).exists()  # none was minted
     assert seen and not any("pst_" in request or "Authorization" in request for request in seen)
+
+
+@needs_bubblewrap
+def test_the_strategy_starts_while_the_data_loads_and_is_stopped_when_the_data_is_bad(
+    hosted, dataset
+):
+    import tempfile
+
+    from runtimes.models import SessionToken
+
+    path = Path(dataset.files.get().path)  # registered where it is: edited after the fact
+    path.write_text("timestamp,open,high,low,close,volume\nyesterday,1,1,1,1,1\n")
+
+    session = wait_for_state(hosted(SLEEPS_FOREVER), ENDED, timeout=30)
+
+    assert (session.state, session.failure_reason) == (
+        "failed", "dataset: BTCUSDT.csv row 1 (not counting the header; line 2): timestamp "
+        "'yesterday' is not a date or time")
+    assert session.sandboxed  # its sandbox had started before the data was read
+    assert not SessionToken.objects.filter(session=session, revoked_at__isnull=True).exists()
+    assert not list(Path(tempfile.gettempdir()).glob(f"parity-strategy-{session.pk}-*"))
