@@ -164,6 +164,11 @@ if CELERY_EMBEDDED_WORKER:
     # worker to see its dispatch task. This one wakes its consumers when a message is sent, as
     # Redis delivers at once; the interval only bounds a consumer's sleep between looks.
     CELERY_BROKER_TRANSPORT = "config.embedded_broker:Transport"
+# Sessions the embedded worker (`make run`) hosts at once: each running session holds a worker
+# thread until it ends, so this caps concurrent backtests (hosted and remote together); more
+# wait queued. 8 lets a workspace's parameter sweep run 8 hosted backtests together (issue 14);
+# a thread costs little, the sessions' own memory is what grows (bench/bench_hosted_many.py).
+EMBEDDED_WORKER_CONCURRENCY = env.int("EMBEDDED_WORKER_CONCURRENCY", 8, minimum=1)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

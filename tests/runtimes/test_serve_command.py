@@ -147,3 +147,41 @@ def test_a_hosted_backtest_finds_the_platform_served_on_a_non_default_port(
     assert (backtest["state"], backtest["failure_reason"]) == ("completed", "")
     assert backtest["sandboxed"] is True
     assert "backtest complete" in backtest["output"]
+
+
+def test_serve_gives_the_embedded_worker_the_configured_session_slots(
+    monkeypatch: pytest.MonkeyPatch, settings: object
+) -> None:
+    from runtimes.management.commands import serve
+
+    started: list[int] = []
+
+    class Services:
+        def stop(self) -> None:
+            started.append(-1)
+
+    def start(app: object, *, concurrency: int) -> Services:
+        started.append(concurrency)
+        return Services()
+
+    class Server:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(serve, "start_embedded_services", start)
+    monkeypatch.setattr(serve, "Server", Server)
+    monkeypatch.setattr(serve, "follow_served_address", lambda **_: None)
+    monkeypatch.setattr(serve, "reap_lost_sessions", list)
+    settings.CELERY_EMBEDDED_WORKER = True  # type: ignore[attr-defined]
+    settings.EMBEDDED_WORKER_CONCURRENCY = 3  # type: ignore[attr-defined]
+    serve.Command().handle(host="127.0.0.1", port=0, no_worker=False)
+    assert started == [3, -1]
+
+
+def test_the_embedded_worker_hosts_eight_sessions_at_once_by_default() -> None:
+    from django.conf import settings
+
+    assert settings.EMBEDDED_WORKER_CONCURRENCY == 8

@@ -36,7 +36,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Ended {len(reaped)} session(s) whose host had stopped.")
         services = None
         if settings.CELERY_EMBEDDED_WORKER and not no_worker:
-            services = start_embedded_services(celery_app)
+            services = start_embedded_services(
+                celery_app, concurrency=settings.EMBEDDED_WORKER_CONCURRENCY
+            )
         self.stdout.write(
             f"Parity {settings.VERSION} ({settings.TOPOLOGY}) on http://{host}:{port}/"
         )
