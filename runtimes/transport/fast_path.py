@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from types import SimpleNamespace
 from typing import Any, Final
 
@@ -46,12 +47,14 @@ from runtimes.transport.routes import HEALTH, match_route
 from runtimes.transport.views import COMMAND_TIMEOUT_S, VALIDATORS, retry_after_of
 
 logger = logging.getLogger(__name__)
+request_logger = logging.getLogger("django.request")  # where Django logs its 4xx and 5xx
 
 GRANT_TTL_S: Final = 1.0  # a grant is never used longer after its check began
 GRANT_REFRESH_S: Final = 0.5  # a grant in use is checked again from this age (in the background)
 MAX_GRANTS: Final = 4096  # (credential, session) pairs kept; the oldest go first
 MAX_VERIFYING: Final = 8  # checks in flight at once (each is a thread hop and a cache read)
 MAX_FAST_BODY_BYTES: Final = 64 * 1024  # a larger body (no order is) goes to Django
+MAX_IN_FLIGHT: Final = 256  # commands awaited here at once; beyond, requests go to Django
 # Django's `<uuid:session_id>` converter, then the path relative to the session's base.
 SESSION_PATH: Final = re.compile(
     r"/sessions/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/(v1/.+)\Z")
@@ -167,6 +170,7 @@ class TradingApiFastPath:
         self.django = django
         self.grants = grants or Grants()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
         # Django's host check, and middleware settings that change an answer this layer renders
         # the same way regardless: with any of them on, everything goes to Django.
         self.allowed_hosts = settings.ALLOWED_HOSTS or (
@@ -185,27 +189,35 @@ class TradingApiFastPath:
         if stale:
             self._spawn(self.grants.check(call.grant_key, call.meta, call.session_id))
         bus = get_bus()
+        if not isinstance(bus, InProcessBus) or self.in_flight >= MAX_IN_FLIGHT:
+            return await self.django(scope, receive, send)
         read = await _read_body(receive)
         if read is None:
             return  # the client went away (Django answers nothing either)
         messages, body = read
         replay = _replaying(messages, receive)
         command = None if body is None else self._command(call, body)
-        if command is None or not isinstance(bus, InProcessBus):
-            return await self.django(scope, replay, send)
-        future = bus.submit(call.session_id, command)
+        future = None if command is None else bus.submit(call.session_id, command)
         if future is None:
             return await self.django(scope, replay, send)
+        self.in_flight += 1
         try:
             reply = await asyncio.wait_for(asyncio.wrap_future(future), COMMAND_TIMEOUT_S)
         except BusUnavailable:  # the host ended before it ran the command: as if never posted
             return await self.django(scope, replay, send)
         except TimeoutError:
             future.cancel()
-            reply = await self._unanswered(call)
-            if reply is None:
+            unanswered = await self._unanswered(call)
+            if unanswered is None:
                 return await self.django(scope, replay, send)
+            reply = unanswered
+        finally:
+            self.in_flight -= 1
         await self._answer(send, reply)
+        if reply.status >= 400:  # as Django's handler logs it (log_response)
+            request_logger.log(logging.ERROR if reply.status >= 500 else logging.WARNING,
+                               "%s: %s", HTTPStatus(reply.status).phrase, scope["path"],
+                               extra={"status_code": reply.status})
 
     # -- what a request is ------------------------------------------------------------------------
 
