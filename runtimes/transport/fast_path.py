@@ -10,9 +10,10 @@ the Redis bus, a share link) goes to Django unchanged, the body it read replayed
 
 A grant is verified off the loop with the view's own rules (the credential as DRF picks it,
 `authenticate_session_token`/`authenticate_api_key`, `find_session`, `denial`, a session a host
-runs), after Django accepted that credential for that session; it is re-verified while in use
-from GRANT_REFRESH_S, and never used past GRANT_TTL_S or past the credential's expiry: a revoked
-key, a removed or demoted creator is refused within a second, as sockets are (access.py).
+runs), after Django accepted that credential for that session. It is dropped at once when the
+credential cache's epoch moved (accounts/auth_cache.py: a revoked key, a removed or demoted
+creator, a session's transition), re-verified while in use from GRANT_REFRESH_S, and never used
+past GRANT_TTL_S (a change nobody published is seen within a second) or the credential's expiry.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from django.http import QueryDict
 from django.http.request import split_domain_port, validate_host
 from rest_framework.renderers import JSONRenderer
 
-from accounts import keys
+from accounts import auth_cache, keys
 from accounts.authentication import presented_key
 from accounts.services import authenticate_api_key
 from config.errors import error_body
@@ -74,11 +75,13 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class FastGrant:
-    """A credential may trade on a session: checked from `checked_at` (monotonic) on; good
-    until the credential's own expiry (`expires_at`, epoch seconds) if it has one."""
+    """A credential may trade on a session: checked from `checked_at` (monotonic) on, after the
+    credential cache's `epoch` was read; good until the credential's own expiry (`expires_at`,
+    epoch seconds) if it has one."""
 
     checked_at: float
     expires_at: float | None
+    epoch: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ def check_grant(meta: dict[str, str], session_id: str, *,
     """The view's checks (views.resolve_session, access.denial) for the credential these
     headers present, from the database or the credential cache: a grant if it may trade on
     `session_id` now and a host runs that session, else None (sync)."""
-    checked_at = monotonic()
+    checked_at, epoch = monotonic(), auth_cache.current_epoch()
     request = SimpleNamespace(META=meta)
     raw_token = presented_token(request)  # type: ignore[arg-type]
     if raw_token is not None:  # DRF tries the session token first
@@ -118,15 +121,18 @@ def check_grant(meta: dict[str, str], session_id: str, *,
     if denial(credential, session) is not None:
         return None
     expires = credential.expires_at
-    return FastGrant(checked_at, None if expires is None else expires.timestamp())
+    return FastGrant(checked_at, None if expires is None else expires.timestamp(), epoch)
 
 
 class Grants:
     """Grants by (credential headers' keyed hash, session id): bounded, with the checks in
     flight, so one pair is checked at most once at a time and a flood of pairs is not."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.monotonic = monotonic
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic,
+                 epoch: Callable[[], str] = auth_cache.current_epoch) -> None:
+        # The epoch lives in this process's memory cache whenever the bus is in-process (no
+        # REDIS_URL): reading it on the loop blocks on nothing.
+        self.monotonic, self.epoch = monotonic, epoch
         self._grants: dict[tuple[str, str], FastGrant] = {}
         self._checking: set[tuple[str, str]] = set()
 
@@ -136,8 +142,8 @@ class Grants:
         if grant is None:
             return False, False
         age = self.monotonic() - grant.checked_at
-        if age >= GRANT_TTL_S or (grant.expires_at is not None
-                                  and time.time() >= grant.expires_at):
+        if (age >= GRANT_TTL_S or grant.epoch != self.epoch()
+                or (grant.expires_at is not None and time.time() >= grant.expires_at)):
             del self._grants[key]
             return False, False
         return True, age >= GRANT_REFRESH_S

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -140,36 +141,65 @@ async def test_both_paths_answer_every_request_alike(
     assert fast.django.calls - reached == (len(matrix) - 2 if in_process() else len(matrix))
 
 
-async def test_a_revoked_key_is_refused_within_a_second(paths, running, owner, make_api_key,
-                                                         workspace):
+async def test_a_revoked_key_is_refused_at_once(paths, running, owner, make_api_key, workspace):
     from accounts.services import revoke_api_key
 
-    _, fast, clock = paths
+    _, fast, _ = paths
     base = f"/sessions/{running.id}/"
     key, raw = await sync_to_async(make_api_key)(owner, workspace, scopes=("read", "trade:paper"))
     await checked(fast, fast, base, raw)
-    await sync_to_async(revoke_api_key)(key=key, by=owner)
     reached = fast.django.calls
-    clock.value += 0.4  # the grant, checked before the revocation, is still good
     assert (await call(fast, "GET", base + "v1/account", key=raw))[0] == 200
-    clock.value += 0.6  # a second after its check: Django answers
+    await sync_to_async(revoke_api_key)(key=key, by=owner)  # the credential cache's epoch moves
     status, _, content = await call(fast, "GET", base + "v1/account", key=raw)
     assert (status, json.loads(content)["code"]) == (401, "UNAUTHORIZED")
     assert fast.django.calls - reached == (1 if in_process() else 2)
 
 
-async def test_a_grant_in_use_is_checked_again_after_half_a_second(
+def revoke_unannounced(key):
+    """Revoke `key` with a bulk update: no signal, so the credential cache is not told."""
+    from django.utils import timezone
+
+    from accounts.models import ApiKey
+
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+
+
+async def test_a_change_nobody_announced_is_seen_within_a_second(
     paths, running, owner, make_api_key, workspace
 ):
-    from accounts.services import revoke_api_key
+    from accounts import auth_cache
 
     _, fast, clock = paths
     base = f"/sessions/{running.id}/"
     key, raw = await sync_to_async(make_api_key)(owner, workspace, scopes=("read", "trade:paper"))
     await checked(fast, fast, base, raw)
-    await sync_to_async(revoke_api_key)(key=key, by=owner)
+    await sync_to_async(revoke_unannounced)(key)
+    clock.value += 0.4  # the grant, checked before the revocation, is still used
+    assert (await call(fast, "GET", base + "v1/account", key=raw))[0] == 200
+    clock.value += 0.6  # a second after its check: Django answers
+    await sync_to_async(auth_cache.invalidate_all)()  # its own cache would still say yes
+    status, _, _ = await call(fast, "GET", base + "v1/account", key=raw)
+    assert status == 401
+
+
+async def test_a_grant_in_use_is_checked_again_after_half_a_second(
+    paths, running, owner, make_api_key, workspace
+):
+    from accounts import auth_cache
+
+    _, fast, clock = paths
+    base = f"/sessions/{running.id}/"
+    key, raw = await sync_to_async(make_api_key)(owner, workspace, scopes=("read", "trade:paper"))
+    await checked(fast, fast, base, raw)
+    await sync_to_async(revoke_unannounced)(key)
+    fast.grants.epoch = lambda: "unchanged"  # nothing announced: only the re-check can see it
+    fast.grants._grants = {k: replace(g, epoch="unchanged")
+                           for k, g in fast.grants._grants.items()}
+    await sync_to_async(auth_cache.invalidate_all)()  # the check reads the database
     clock.value += 0.5
     assert (await call(fast, "GET", base + "v1/account", key=raw))[0] == 200  # and re-checks
     await asyncio.gather(*list(fast._tasks))
+    assert fast.grants._grants == {}
     clock.value += 0.1
     assert (await call(fast, "GET", base + "v1/account", key=raw))[0] == 401
