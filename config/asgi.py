@@ -36,6 +36,7 @@ from django.urls import set_script_prefix  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from config.static_asgi import StaticFilesASGI  # noqa: E402
+from runtimes.transport.fast_path import TradingApiFastPath  # noqa: E402
 
 IDLE_THREADS_KEPT = 32  # beyond this many idle request threads, released ones are shut down
 
@@ -128,10 +129,11 @@ class TradingApiASGIHandler(PooledThreadASGIHandler):
 
 
 class HttpRouter:
-    """`/sessions/...` to the Trading API's handler, everything else to the platform's."""
+    """`/sessions/...` to the Trading API's handler (behind its fast path on the event loop,
+    runtimes/transport/fast_path.py), everything else to the platform's."""
 
     def __init__(self) -> None:
-        self.trading_api = TradingApiASGIHandler()
+        self.trading_api = TradingApiFastPath(TradingApiASGIHandler())
         self.platform = PooledThreadASGIHandler()
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]

@@ -203,6 +203,23 @@ class InProcessBus:
         finally:
             box.pending.pop(request_id, None)
 
+    def submit(self, session_id: str, command: JsonDict) -> Future[Reply] | None:
+        """`request` without waiting, for an event loop (the Trading API's fast path): the
+        command goes to the host's inbox, never run on the caller's thread, and its reply
+        arrives on the Future; BusUnavailable there means the host ended before running it.
+        None when no host serves the session in this process now (nothing was posted)."""
+        box = self._mailbox(session_id, create=False)
+        if box is None or not box.hosted or box.closed:
+            return None
+        request_id = self._next_id("req")
+        future: Future[Reply] = Future()
+        box.pending[request_id] = future
+        future.add_done_callback(lambda _: box.pending.pop(request_id, None))
+        box.inbox.put({"kind": "command", "request": request_id, **command})
+        if box.closed and not future.done():  # closed meanwhile: its close may have missed it
+            future.set_exception(BusUnavailable("the session has ended"))
+        return future
+
 
 class _InProcessHost:
     def __init__(self, bus: InProcessBus, session_id: str, box: _Mailbox) -> None:

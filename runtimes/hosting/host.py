@@ -450,6 +450,7 @@ class SessionHost:
             self.outcome = self.strategy.outcome()
         if self.outcome is None:
             self._sync()
+            self.guard.refresh_kill_state()  # here, not in the next order's path
         if self.outcome is None and self.stream.started and not self.wall_clock:
             self.record_progress()  # a backtest's batches: the dashboard's progress bar
 

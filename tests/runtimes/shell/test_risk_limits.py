@@ -225,6 +225,30 @@ def test_the_workspace_kill_switch_is_read_at_most_once_a_second(
     assert submit(engine, guard, order("1"))[0] == 201
 
 
+def test_the_host_refreshes_the_kill_flags_before_they_expire_so_orders_never_read_them(
+    setup, clock, workspace, owner, django_assert_num_queries
+):
+    engine, guard, _ = setup()
+    guard.refresh_kill_state()  # the host, between messages
+    switch = KillSwitch.objects.create(workspace=workspace, active=True, reason="all stop",
+                                       set_by=owner)
+    clock.value = 0.79
+    guard.refresh_kill_state()  # not due yet: the flags were read 0.79 s ago
+    with django_assert_num_queries(0):
+        assert submit(engine, guard, order("1"))[0] == 201
+    clock.value = 0.8
+    guard.refresh_kill_state()
+    clock.value = 1.5
+    with django_assert_num_queries(0):
+        body = rejected(submit(engine, guard, order("1")))
+    assert body["details"] == {"reject_code": "KILL_SWITCH", "scope": "workspace",
+                               "reason": "all stop"}
+    KillSwitch.objects.filter(pk=switch.pk).update(active=False)
+    clock.value = 1.8  # a host too busy to refresh: the order reads the expired flags itself
+    with django_assert_num_queries(1):
+        assert submit(engine, guard, order("1"))[0] == 201
+
+
 def test_blocked_orders_are_audited_in_bulk(setup, clock, django_assert_num_queries):
     engine, guard, session = setup(max_order_quantity=D(1))
     with django_assert_num_queries(1):  # the kill flags are read; nothing is written yet
