@@ -48,7 +48,7 @@ from runtimes.sandbox.shim import (
     FrameBuffer,
     frame,
 )
-from runtimes.transport.routes import HEALTH, match_route
+from runtimes.transport.routes import HEALTH, command_query, match_route
 from runtimes.transport.views import retry_after_of
 
 MAX_CONNECTIONS = 32  # as the relay allows a sandbox
@@ -418,12 +418,11 @@ def _json_body(body: bytes) -> Any:
 
 
 def _query(text: str) -> dict[str, str]:
-    """Query parameters as the views read them: the last value of each, `status` joined."""
+    """Query parameters as the views read them (a QueryDict's lists)."""
     values: dict[str, list[str]] = {}
     for name, value in parse_qsl(text, keep_blank_values=True):
         values.setdefault(name, []).append(value)
-    return {name: ",".join(found) if name == "status" else found[-1]
-            for name, found in values.items()}
+    return command_query(values.items())
 
 
 def session_prefix(session_id: object) -> str:

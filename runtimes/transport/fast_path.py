@@ -44,7 +44,7 @@ from runtimes.hosting.bus import BusUnavailable, InProcessBus, Reply, get_bus
 from runtimes.models import TERMINAL_STATES, WORKER_STATES, TradingSession
 from runtimes.transport.access import denial, find_session
 from runtimes.transport.authentication import authenticate_session_token, presented_token
-from runtimes.transport.routes import HEALTH, match_route
+from runtimes.transport.routes import HEALTH, command_query, match_route
 from runtimes.transport.views import COMMAND_TIMEOUT_S, VALIDATORS, retry_after_of
 
 logger = logging.getLogger(__name__)
@@ -274,8 +274,7 @@ class TradingApiFastPath:
         except Exception:  # any refusal is the view's to answer, as it does
             return None
         return {"op": call.op, "path": dict(call.params),
-                "query": {k: ",".join(v) if k == "status" else v[-1]
-                          for k, v in query.lists()},
+                "query": command_query(query.lists()),
                 "body": data, "expires_at": time.time() + COMMAND_TIMEOUT_S}
 
     # -- answers ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Framework-free.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -69,3 +70,10 @@ def match_route(relative_path: str) -> RouteMatch | None:
         if found is not None:
             return RouteMatch(ops, found.groupdict())
     return None
+
+
+def command_query(lists: Iterable[tuple[str, list[str]]]) -> dict[str, str]:
+    """Query parameters as a command carries them, from (name, values) pairs: the last value of
+    each, `status` joined (several statuses filter together)."""
+    return {name: ",".join(values) if name == "status" else values[-1]
+            for name, values in lists}

@@ -44,6 +44,7 @@ from runtimes.hosting.dispatch import queue_position, request_worker
 from runtimes.models import TERMINAL_STATES, WORKER_STATES, State, TradingSession
 from runtimes.transport.access import denial, find_session
 from runtimes.transport.authentication import SessionTokenAuthentication, token_session
+from runtimes.transport.routes import command_query
 from runtimes.transport.share_links import INVALID_LINK_MESSAGE, authenticate_share_link
 from runtimes.transport.stored_state import READABLE_OPS, FinalStateLost, stored_reply
 
@@ -109,8 +110,7 @@ class TradingApiView(APIView):
         body = request.data or None  # JSON only; no body arrives as an empty mapping
         if op in VALIDATORS:
             VALIDATORS[op](body)
-        query = {k: ",".join(v) if k == "status" else v[-1]
-                 for k, v in request.query_params.lists()}
+        query = command_query(request.query_params.lists())
         state = self.session.state
         if state == State.CREATED:
             # Reads answer at once from the configured state; an action waits briefly for a
