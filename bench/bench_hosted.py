@@ -134,18 +134,26 @@ def run_child() -> None:
     os._exit(0)
 
 
-def _run(tmp: Path) -> dict[str, Any] | None:
+def hosted_child_ready() -> bool:
+    """In a benchmark's child: Django set up and migrated, and the sandbox probed (once, cached:
+    not part of any timed run). False, having printed why, when hosted runs cannot run here."""
     import django
     from django.core.management import call_command
 
     django.setup()
     from runtimes.services import hosted_runs_support
 
-    support = hosted_runs_support()  # probed once and cached: not part of the timed run
+    support = hosted_runs_support()
     if not support.available:
         print(SKIP_MARK + f"bubblewrap unavailable here: {support.reason}", flush=True)
-        return None
+        return False
     call_command("migrate", verbosity=0)
+    return True
+
+
+def _run(tmp: Path) -> dict[str, Any] | None:
+    if not hosted_child_ready():
+        return None
     stop, _ = _start_platform("embedded", tmp)
     try:
         key, make_session = _tenant()

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.bench_hosted import ENDED, SKIP_MARK, hosted_child_ready
 from bench.bench_trading_api import (
     RESULT_MARK,
     ROOT,
@@ -46,8 +47,6 @@ SPEED_UP_TARGET = 1.6
 STARVED_SHARE = 0.5  # a run below half the fastest run's bars/s is starved
 MEMORY_TARGET_MB = 150.0
 YEAR_OF_MINUTES = 525_600
-SKIP_MARK = "BENCH-SKIP "
-ENDED = {"completed", "failed", "cancelled"}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -150,18 +149,10 @@ def run_child(phase: str) -> None:
 
 
 def _phase(phase: str, tmp: Path) -> dict[str, Any] | None:
-    import django
-    from django.conf import settings
-    from django.core.management import call_command
-
-    django.setup()
-    from runtimes.services import hosted_runs_support
-
-    support = hosted_runs_support()  # probed once and cached: not part of any timed run
-    if not support.available:
-        print(SKIP_MARK + f"bubblewrap unavailable here: {support.reason}", flush=True)
+    if not hosted_child_ready():
         return None
-    call_command("migrate", verbosity=0)
+    from django.conf import settings
+
     slots = settings.EMBEDDED_WORKER_CONCURRENCY  # what `make run` gives its worker
     stop, _ = _start_platform("embedded", tmp, concurrency=slots)
     try:

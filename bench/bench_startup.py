@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_hosted import ENDED, EXAMPLE, PARAMS, SKIP_MARK
+from bench.bench_hosted import ENDED, EXAMPLE, PARAMS, SKIP_MARK, hosted_child_ready
 from bench.bench_trading_api import (
     RESULT_MARK,
     ROOT,
@@ -90,16 +90,8 @@ def run_child() -> None:
 
 
 def _run(tmp: Path) -> list[dict[str, Any]] | None:
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    from runtimes.services import hosted_runs_support
-
-    if not hosted_runs_support().available:
-        print(SKIP_MARK + f"bubblewrap unavailable here: {hosted_runs_support().reason}")
+    if not hosted_child_ready():
         return None
-    call_command("migrate", verbosity=0)
     breakdown = _Breakdown()
     host_log = logging.getLogger("runtimes.hosting.host")
     host_log.addHandler(breakdown)
