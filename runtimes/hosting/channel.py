@@ -45,6 +45,7 @@ from runtimes.sandbox.shim import (
     OPEN_STREAM,
     REQUEST,
     RESPONSE,
+    AdaptiveSpin,
     FrameBuffer,
     frame,
 )
@@ -89,6 +90,7 @@ class StrategyChannel:
         session_prefix: str,
         health: Callable[[], JsonDict],
         monotonic: Callable[[], float] = time.monotonic,
+        may_spin: Callable[[], bool] = lambda: False,
     ) -> None:
         self.bus = bus
         self.prefix = session_prefix  # "/sessions/<id>/"
@@ -110,6 +112,11 @@ class StrategyChannel:
         self._ids = itertools.count(1)
         self._bus_due = 0.0
         self._closed = False
+        self._spin = AdaptiveSpin()
+        self.may_spin = may_spin
+
+    def _poll_now(self) -> list[tuple[int, int]]:
+        return self._poll.poll(0)
 
     # -- HostEndpoint -----------------------------------------------------------------------------
 
@@ -127,7 +134,8 @@ class StrategyChannel:
             if now >= deadline:
                 return None
             wait = min(deadline, self._bus_due) - now
-            for fd, events in self._poll.poll(wait):
+            ready = self._spin.spin(self._poll_now, self.monotonic) if self.may_spin() else None
+            for fd, events in ready or self._poll.poll(wait):
                 self._on_ready(fd, events)
 
     def send(self, connection_id: str, texts: list[str]) -> None:

@@ -781,6 +781,12 @@ def write_json_text(row: Any, field: str, text: str) -> None:
             f"WHERE {meta.pk.column} = %s", [text, row.pk])
 
 
+def _alone() -> bool:
+    """Whether this process hosts one session only: a channel then busy-waits briefly for its
+    strategy (AdaptiveSpin); hosts sharing a process would spin against each other's GIL."""
+    return len(RUNNING_HOSTS) <= 1
+
+
 def _unavailable(message: str) -> Reply:
     """503 PROVIDER_UNAVAILABLE: the SDK retries it, and the retry reaches the next host."""
     return Reply(503, {"code": "PROVIDER_UNAVAILABLE", "message": message, "details": {}})
@@ -893,7 +899,7 @@ def _host(
         # The strategy reaches this thread over its own socket; the bus still brings the rest.
         host.endpoint = StrategyChannel(endpoint, host.strategy.channel,
                                         session_prefix=session_prefix(session.pk),
-                                        health=host.health)
+                                        health=host.health, may_spin=_alone)
     RUNNING_HOSTS.add(host)
     keep_inbox = False  # what is posted meanwhile is for the next host of a session moving on
     try:

@@ -101,6 +101,9 @@ class RunningHosts:
         with self._lock:
             return next((h for h in self._hosts if h.session.pk == session_id), None)
 
+    def __len__(self) -> int:
+        return len(self._hosts)  # a set's size: read without the lock
+
     def discard(self, host: Drainable) -> None:
         with self._lock:
             self._hosts.discard(host)

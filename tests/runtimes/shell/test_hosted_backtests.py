@@ -175,8 +175,7 @@ def test_a_strategy_that_raises_fails_with_its_exit_code_and_traceback_tail(host
     (SLEEPS_FOREVER, "strategy: wall time limit of 8 s exceeded"),
     (SPINS_THE_CPU, "strategy: CPU time limit of 2 s exceeded"),
     (PRINTS_GIGABYTES, "strategy: CPU time limit of 2 s exceeded"),
-    # The shim's process forks on as its children die at the limit, until the wall clock.
-    (FORK_BOMB, "strategy: process limit of 64 reached; stopped at its wall time limit of 8 s"),
+    (FORK_BOMB, "strategy: process limit of 64 reached"),
 ], ids=["memory-hog", "sleeper", "cpu-spinner", "prints-gigabytes", "fork-bomb"])
 def test_a_misbehaving_strategy_fails_with_its_reason_and_the_platform_keeps_serving(
     hosted, daphne_url, settings, code, reason
@@ -185,7 +184,11 @@ def test_a_misbehaving_strategy_fails_with_its_reason_and_the_platform_keeps_ser
 
     session = wait_for_state(hosted(code), ENDED, timeout=40)
 
-    assert (session.state, session.failure_reason) == ("failed", reason)
+    # A fork bomb's first process may fork on as its children die at the limit, until the
+    # wall clock stops it: the reason then says both.
+    wall = "; stopped at its wall time limit of 8 s"
+    assert session.state == "failed"
+    assert session.failure_reason in (reason, reason + wall if code is FORK_BOMB else reason)
     if code is PRINTS_GIGABYTES:
         assert len(session.output.encode()) < (64 << 10) + 200
         assert session.output_truncated_bytes > 1 << 20
