@@ -114,3 +114,36 @@ def test_the_unmodified_sdk_streams_and_asks_over_the_channel_and_ends_once_it_i
     assert output.splitlines()[:2] == ["account 100", "event candle evt-1"]
     assert "InvalidStatus: server rejected WebSocket connection: HTTP 403" in output
     assert process.returncode == 1
+
+
+class FakeClock:
+    """A clock that moves 10 us each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.00001
+        return self.now
+
+
+def test_the_spin_grows_while_it_catches_answers_and_rests_once_it_stops_catching_them():
+    from runtimes.sandbox.shim import AdaptiveSpin
+
+    spin, clock = AdaptiveSpin(), FakeClock()
+    answers = iter([None, None, "frame"])
+    assert spin.spin(lambda: next(answers), clock) == "frame"
+    assert spin.budget == 2 * AdaptiveSpin.START_SECONDS
+
+    tries = []
+    assert spin.spin(lambda: tries.append(1), clock) is None  # nothing came: half the budget
+    assert spin.budget == AdaptiveSpin.START_SECONDS and 5 <= len(tries) <= 11
+    for _ in range(3):
+        spin.spin(lambda: None, clock)
+    assert (spin.budget, spin.resting) == (0.0, AdaptiveSpin.RETRY_AFTER)
+    tried = []
+    for _ in range(AdaptiveSpin.RETRY_AFTER - 1):  # resting: no attempt at all
+        assert spin.spin(lambda: tried.append(1), clock) is None
+    assert tried == []
+    assert spin.spin(lambda: "frame", clock) == "frame"  # then it tries again
+    assert spin.budget == 2 * AdaptiveSpin.START_SECONDS
