@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
@@ -63,6 +62,7 @@ from runtimes.hosting.survival import (
 from runtimes.models import SessionEvent, SessionResult, State, TradingSession
 from runtimes.providers.registry import ProviderUnavailable
 from runtimes.transport.stored_state import READABLE_OPS
+from runtimes.transport.views import health_body
 
 logger = logging.getLogger(__name__)
 
@@ -661,10 +661,7 @@ class SessionHost:
 
     def health(self) -> JsonDict:
         """`GET {base}/health` of a running session (the web tier answers it from the row)."""
-        return {"status": "connected", "version": settings.VERSION,
-                "git_sha": getattr(settings, "GIT_SHA", "unknown"),
-                "providers": [{"platform": self.session.platform, "connected": True,
-                               "stale_instruments": []}]}
+        return health_body(self.session.platform, up=True)
 
     def _venue_time(self) -> str | None:
         """The provider's time, once there is one: a backtest's after its first batch."""

@@ -74,7 +74,7 @@ def session_target(session: TradingSession) -> SessionTarget:
                                f"speaks plain HTTP); got {raw!r}")
     check_platform_url(raw)
     return SessionTarget(host=url.hostname, port=url.port or 80,
-                         path_prefix=f"/sessions/{session.id}/")
+                         path_prefix=session_prefix(session.id))
 
 
 class SlotPool:

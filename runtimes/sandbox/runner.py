@@ -92,19 +92,18 @@ PARAMS_VARIABLE = "PARITY_STRATEGY_PARAMS"
 
 def strategy_env(*, token: str, params: Mapping[str, object]) -> dict[str, str]:
     """The variables a session passes: its token (the SDK's API key) and its parameters."""
-    return {
-        "TEKTII_TRADING_GATEWAY_API_KEY": token,
-        PARAMS_VARIABLE: json.dumps(params, sort_keys=True, separators=(",", ":"), default=str),
-    }
+    return {"TEKTII_TRADING_GATEWAY_API_KEY": token, PARAMS_VARIABLE: _params_json(params)}
 
 
 def channel_env(*, base_path: str, params: Mapping[str, object]) -> dict[str, str]:
     """The variables of a run over the local channel: the SDK's base URL (the shim routes every
     request to the host, which serves `base_path` only), no credential, and its parameters."""
-    return {
-        "TEKTII_TRADING_GATEWAY_URL": CHANNEL_URL + base_path.rstrip("/"),
-        PARAMS_VARIABLE: json.dumps(params, sort_keys=True, separators=(",", ":"), default=str),
-    }
+    return {"TEKTII_TRADING_GATEWAY_URL": CHANNEL_URL + base_path.rstrip("/"),
+            PARAMS_VARIABLE: _params_json(params)}
+
+
+def _params_json(params: Mapping[str, object]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def run_sandboxed(

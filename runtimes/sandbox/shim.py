@@ -146,65 +146,10 @@ def install(socket_path: str) -> None:
         _refuse(f"the hosted runtime serves the tektii SDK {known} over its local channel; this "
                 f"runtime has tektii {version}, which it has not been tested with")
 
-    class Link(asyncio.Protocol):
-        """One unix connection to the host, read by the event loop into whole frames."""
-
-        def __init__(self) -> None:
-            self.frames: deque[tuple[int, bytes]] = deque()
-            self.buffer = FrameBuffer(MAX_INBOUND_FRAME)
-            self.waiter: asyncio.Future[None] | None = None
-            self.transport: asyncio.Transport | None = None
-            self.lost = False
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = transport  # type: ignore[assignment]
-
-        def data_received(self, data: bytes) -> None:
-            try:
-                self.frames.extend(self.buffer.feed(data))
-            except ValueError:
-                self.close()
-            self._wake()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.lost = True
-            self._wake()
-
-        def _wake(self) -> None:
-            waiter = self.waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
-        async def next_frame(self) -> tuple[int, bytes] | None:
-            """The next frame, or None once the host closed the connection."""
-            while not self.frames:
-                if self.lost:
-                    return None
-                self.waiter = asyncio.get_running_loop().create_future()
-                try:
-                    await self.waiter
-                finally:
-                    self.waiter = None
-            return self.frames.popleft()
-
-        def send(self, kind: int, payload: bytes) -> None:
-            if self.transport is None or self.lost:
-                raise ConnectionResetError("the channel to the platform is closed")
-            self.transport.write(frame(kind, payload))
-
-        def close(self) -> None:
-            if self.transport is not None:
-                self.transport.close()
-
-    async def open_link() -> Link:
-        loop = asyncio.get_running_loop()
-        _, link = await loop.create_unix_connection(Link, socket_path)
-        return link
-
-    class StreamLink:
-        """The event stream's connection, read by the waiting coroutine itself rather than by a
-        transport, so that it can busy-wait briefly for the next event (AdaptiveSpin) before
-        it yields to the loop; the same interface as Link."""
+    class Link:
+        """One unix connection to the host (the event stream, or HTTP requests), read by the
+        waiting coroutine itself rather than by a transport, so that it can busy-wait briefly
+        for the next frame (AdaptiveSpin) before it yields to the loop."""
 
         def __init__(self, sock: socket.socket) -> None:
             self.sock = sock
@@ -257,7 +202,7 @@ def install(socket_path: str) -> None:
             self.lost = True
             self.sock.close()
 
-    async def open_stream_link() -> StreamLink:
+    async def open_link() -> Link:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
@@ -265,7 +210,7 @@ def install(socket_path: str) -> None:
         except BaseException:
             sock.close()
             raise
-        return StreamLink(sock)
+        return Link(sock)
 
     def refused(status: int, message: str) -> Exception:
         # What a refused WebSocket handshake raises: the SDK stops retrying on 401/403.
@@ -276,7 +221,7 @@ def install(socket_path: str) -> None:
     class ChannelWebSocket:
         """The event stream as the SDK uses a websockets ClientConnection."""
 
-        def __init__(self, link: StreamLink) -> None:
+        def __init__(self, link: Link) -> None:
             self.link = link
             self.close_code: int | None = None
 
@@ -319,7 +264,7 @@ def install(socket_path: str) -> None:
     async def connect_stream(uri: str, additional_headers: Any = None) -> ChannelWebSocket:
         headers = {str(k).lower(): str(v) for k, v in dict(additional_headers or {}).items()}
         try:
-            link = await open_stream_link()
+            link = await open_link()
             opening = {"target": _target_of(uri), "last_event_id": headers.get("last-event-id")}
             await link.send(OPEN_STREAM, json.dumps(opening).encode())
         except OSError:
@@ -362,8 +307,8 @@ def install(socket_path: str) -> None:
             link = self.idle.pop() if self.idle else await self._open()
             head = {"method": request.method, "target": request.url.raw_path.decode("ascii")}
             try:
-                link.send(REQUEST, json.dumps(head).encode() + b"\n" + body)
-            except ConnectionResetError as error:
+                await link.send(REQUEST, json.dumps(head).encode() + b"\n" + body)
+            except OSError as error:
                 raise httpx.ReadError(str(error), request=request) from None
             answer = await link.next_frame()
             if answer is None or answer[0] != RESPONSE:

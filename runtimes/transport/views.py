@@ -207,14 +207,19 @@ class SessionHealth(TradingApiView):
                      .values_list("state", flat=True).first() if SESSION_ID in kwargs else None)
             return Response({"status": "connected" if state in WORKER_STATES else "degraded",
                              "version": "", "git_sha": "", "providers": []})
-        up = self.session.state in WORKER_STATES
-        return Response({
-            "status": "connected" if up else "degraded",
-            "version": settings.VERSION,
-            "git_sha": getattr(settings, "GIT_SHA", "unknown"),
-            "providers": [{"platform": self.session.platform, "connected": up,
-                           "stale_instruments": []}],
-        })
+        return Response(health_body(self.session.platform,
+                                    up=self.session.state in WORKER_STATES))
+
+
+def health_body(platform: str, *, up: bool) -> dict[str, Any]:
+    """`GET {base}/health` for a credential that may see the session: the web tier's answer
+    from the row, and a running host's over the local channel."""
+    return {
+        "status": "connected" if up else "degraded",
+        "version": settings.VERSION,
+        "git_sha": getattr(settings, "GIT_SHA", "unknown"),
+        "providers": [{"platform": platform, "connected": up, "stale_instruments": []}],
+    }
 
 
 def retry_after_of(reply: Reply) -> dict[str, str] | None:
