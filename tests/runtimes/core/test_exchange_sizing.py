@@ -8,12 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runtimes.core.costs import Commission
-from runtimes.core.domain import OrderRequest, OrderStatus, OrderType, RejectReason, Side
+from runtimes.core.domain import (
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    Side,
+)
 from runtimes.core.errors import OrderRejected, OrderValidationError
 from runtimes.core.events import OrderEvent
 from runtimes.core.exchange_sizing import affordable_quantity, floor_to_step
+from runtimes.core.exchange_snapshot import dataclass_from_json, dataclass_to_json
 from tests.runtimes.core.scenario import D, buy, fill_prices, order_kinds, start, step
 
 FLAT = (10, 10, 10, 10)
@@ -84,6 +94,39 @@ def test_a_notional_excludes_the_commission():
 def test_a_minimum_commission_is_left_room_for():
     assert affordable_quantity(D(100), D(10), Commission(minimum=D(5)), D(1)) == D(9)
     assert floor_to_step(D("9.99"), D("0.5")) == D("9.5")
+
+
+def cents(low: int, high: int) -> st.SearchStrategy[D]:
+    return st.integers(low, high).map(lambda n: D(n) / 100)
+
+
+@given(
+    cash=cents(0, 10_000_000),
+    price=cents(1, 5_000_000),
+    percent=st.sampled_from([D(0), D("0.1"), D("0.25"), D(1)]),
+    per_share=cents(0, 100),
+    fixed=cents(0, 500),
+    minimum=cents(0, 1_000),
+    step=st.sampled_from([D(1), D("0.001"), D("0.00000001"), D(5)]),
+)
+def test_the_affordable_quantity_is_the_largest_step_count_the_cash_pays_with_commission(
+    cash: D, price: D, percent: D, per_share: D, fixed: D, minimum: D, step: D
+) -> None:
+    commission = Commission(percent=percent, per_share=per_share, fixed=fixed, minimum=minimum)
+    quantity = affordable_quantity(cash, price, commission, step)
+
+    def cost(q: D) -> D:
+        return q * price + commission.fee(q, price)
+
+    assert quantity >= 0 and quantity % step == 0
+    assert quantity == 0 or cost(quantity) <= cash
+    assert cost(quantity + step) > cash
+
+
+def test_an_order_sized_at_fill_survives_a_snapshot():
+    engine = start([FLAT, FLAT])
+    placed = engine.submit_order(sized(equity_fraction=D("0.5")))
+    assert dataclass_from_json(Order, dataclass_to_json(placed)) == placed
 
 
 def test_an_equity_fraction_uses_the_equity_at_fill_time():
