@@ -1,6 +1,7 @@
 """The helper docs/trading-api.md (section 6) gives strategies for orders sized at the fill
-(notional, equity_fraction) works in a hosted run too: its httpx.AsyncClient goes over the local
-channel like the SDK's own requests, and its answer parses in the SDK's model."""
+(notional, equity_fraction) works in a hosted run too: an upload using it passes the code checks,
+its request goes over the local channel as the SDK's own do, and its answer parses in the SDK's
+model."""
 
 from __future__ import annotations
 
@@ -8,24 +9,24 @@ import socket
 
 from runtimes.hosting.bus import Reply
 from runtimes.hosting.channel import StrategyChannel
+from strategies.code_checks import check_upload
 from tests.runtimes.sandbox.test_shim import PREFIX, run_shim
 
 STRATEGY = """\
-import asyncio, os
-import httpx
+import asyncio
+from tektii import AsyncTradingGateway
 from tektii.models import OrderHandle
 
-async def submit_sized_order(**order):
-    base = os.environ["TEKTII_TRADING_GATEWAY_URL"]
-    key = os.environ.get("TEKTII_TRADING_GATEWAY_API_KEY", "")
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as client:
-        response = await client.post(f"{base}/v1/orders", json=order)
-    response.raise_for_status()
-    return OrderHandle.model_validate(response.json())
+async def submit_sized_order(gateway, **order):
+    return OrderHandle.model_validate(await gateway._post("/v1/orders", json=order))
 
-handle = asyncio.run(submit_sized_order(symbol="BTCUSDT", side="buy", order_type="market",
-                                        equity_fraction="1"))
-print("handle", handle.id, handle.status.value, flush=True)
+async def main():
+    async with AsyncTradingGateway() as gateway:
+        handle = await submit_sized_order(gateway, symbol="BTCUSDT", side="buy",
+                                          order_type="market", equity_fraction="1")
+    print("handle", handle.id, handle.status.value, flush=True)
+
+asyncio.run(main())
 """
 
 
@@ -35,6 +36,10 @@ class NoBus:
 
     def close(self, *, keep_inbox=False):
         pass
+
+
+def test_a_strategy_using_the_documented_helper_passes_the_upload_checks():
+    assert check_upload("main.py", STRATEGY.encode()).entry_point == "main.py"
 
 
 def test_the_documented_helper_sends_equity_fraction_over_the_channel(tmp_path):

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from tektii import AsyncTradingGateway, CandleEvent, OrderStatus
+from tektii import AsyncTradingGateway, BadRequestError, CandleEvent, OrderStatus
 from tektii.models import OrderHandle
 
 from tests.runtimes.conftest import SYMBOL, wait_for_state
@@ -21,30 +21,32 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 STEP = Decimal("0.00000001")  # the backtest's default quantity step
 
 
-async def submit_sized_order(base: str, key: str, **body: Any) -> OrderHandle:
-    """The helper docs/trading-api.md shows: POST the order with the extension's fields and
-    read the answer with the SDK's own model (the SDK's submit_order always sends quantity)."""
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}) as client:
-        response = await client.post(f"{base}/v1/orders", json=body)
-    response.raise_for_status()
-    return OrderHandle.model_validate(response.json())
+async def submit_sized_order(gateway: AsyncTradingGateway, **order: Any) -> OrderHandle:
+    """The helper docs/trading-api.md shows: what the SDK's submit_order does (its `_post` and
+    its model), with the extension's fields instead of quantity."""
+    return OrderHandle.model_validate(await gateway._post("/v1/orders", json=order))
 
 
 def floor_to_step(value: Decimal) -> Decimal:
     return (value / STEP).to_integral_value(rounding=ROUND_FLOOR) * STEP
 
 
-async def act(gw: AsyncTradingGateway, base: str, key: str, candle: int, state: dict) -> None:
+async def act(gw: AsyncTradingGateway, candle: int, state: dict) -> None:
     """Candle 30: a plain SDK order and a notional order; 31: check them, send a fraction of
     equity; 32: check that one."""
     if candle == 30:
         state["plain"] = (await gw.submit_order(SYMBOL, "buy", "0.5")).id
-        handle = await submit_sized_order(base, key, symbol=SYMBOL, side="buy",
-                                          order_type="market", notional="1000")
+        handle = await submit_sized_order(gw, symbol=SYMBOL, side="buy", order_type="market",
+                                          notional="1000")
         order = await gw.get_order(handle.id)
         assert (order.quantity, order.remaining_quantity, order.status) == (
             "0", "0", OrderStatus.OPEN)
         state["notional"] = handle.id
+        with pytest.raises(BadRequestError) as both:  # the SDK's own error, as submit_order's
+            await submit_sized_order(gw, symbol=SYMBOL, side="buy", order_type="market",
+                                     quantity="1", equity_fraction="1")
+        assert (both.value.code, both.value.details) == (
+            "INVALID_REQUEST", {"field": "equity_fraction"})
         return
     bar = (await gw.get_bars(SYMBOL, "1m", limit=1))[-1]
     if candle == 31:
@@ -57,8 +59,8 @@ async def act(gw: AsyncTradingGateway, base: str, key: str, candle: int, state: 
         [trade] = await gw.list_trades(order_id=order.id)
         assert (Decimal(trade.quantity), trade.price) == (expected, bar.open)
         state["equity"] = Decimal((await gw.get_account()).equity)
-        handle = await submit_sized_order(base, key, symbol=SYMBOL, side="BUY",
-                                          order_type="MARKET", equity_fraction="0.25")
+        handle = await submit_sized_order(gw, symbol=SYMBOL, side="BUY", order_type="MARKET",
+                                          equity_fraction="0.25")
         state["fraction"] = handle.id
         return
     order = await gw.get_order(state["fraction"])
@@ -79,7 +81,7 @@ async def test_sized_orders_fill_at_the_fill_price_beside_a_plain_sdk_strategy(
             if isinstance(event, CandleEvent):
                 candles += 1
                 if candles in (30, 31, 32):
-                    await act(gw, base, trader_key, candles, state)
+                    await act(gw, candles, state)
     session = await in_thread(wait_for_state)(session, {"completed", "failed"})
     assert session.state == "completed"
     assert len(state) == 4
