@@ -237,7 +237,9 @@ class RiskGuard:
         if not request.sized_at_fill:
             return request.quantity, _notional(request.order_type, request.limit_price,
                                                request.stop_price, last, request.quantity)
-        amount = sizing_amount(request, engine.account().equity)
+        # Only a fraction needs the equity (a broker's account is a REST call).
+        equity = engine.account().equity if request.equity_fraction is not None else ZERO
+        amount = sizing_amount(request, equity)
         price = reference_price(request.order_type, request.limit_price, request.stop_price,
                                 last)
         if price:
