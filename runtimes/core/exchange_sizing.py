@@ -47,7 +47,10 @@ def quantity_at_fill(
 ) -> Decimal:
     """The quantity of `order` (awaiting sizing) filled at `price`: amount / price rounded down
     to `step`, and on a cash account a buy at most what `cash` pays for with its commission.
-    Zero when not even one step fits; the caller rejects the order then."""
+    Zero when not even one step fits (or the price is not positive); the caller rejects the
+    order then."""
+    if price <= 0:
+        return ZERO
     with localcontext(prec=_DIVISION_DIGITS):
         quantity = floor_to_step(sizing_amount(order, equity) / price, step)
     if cash_account and order.side is Side.BUY:
