@@ -94,11 +94,16 @@ class RejectReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """What a strategy submits (reference: OrderRequest). Validated by `validation.py`."""
+    """What a strategy submits (reference: OrderRequest). Validated by `validation.py`.
+
+    Its size is exactly one of `quantity`, `notional` (an amount of the quote currency) or
+    `equity_fraction` (of the account's equity); the last two are our extension and leave
+    `quantity` at zero: such an order is sized when it fills, at the fill's price.
+    """
 
     symbol: str
     side: Side
-    quantity: Decimal
+    quantity: Decimal = ZERO
     order_type: OrderType = OrderType.MARKET
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
@@ -116,6 +121,13 @@ class OrderRequest:
     client_order_id: str | None = None
     oco_group_id: str | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
+    notional: Decimal | None = None
+    equity_fraction: Decimal | None = None
+
+    @property
+    def sized_at_fill(self) -> bool:
+        """True when the quantity is computed at the fill price (notional or equity fraction)."""
+        return self.notional is not None or self.equity_fraction is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +135,8 @@ class Order:
     """An order as the exchange knows it (reference: Order).
 
     For TRAILING_STOP orders `stop_price` is the current trigger level, which the exchange moves
-    as the market moves in the order's favour.
+    as the market moves in the order's favour. An order sized by `notional` or `equity_fraction`
+    has `quantity` zero until its first fill sets it (see `awaits_sizing`).
     """
 
     id: str
@@ -152,6 +165,14 @@ class Order:
     hidden: bool = False
     display_quantity: Decimal | None = None
     oco_group_id: str | None = None
+    notional: Decimal | None = None
+    equity_fraction: Decimal | None = None
+
+    @property
+    def awaits_sizing(self) -> bool:
+        """Sized by notional or equity fraction and not filled yet: quantity still unknown."""
+        sized = self.notional is not None or self.equity_fraction is not None
+        return sized and not self.quantity
 
     @property
     def remaining_quantity(self) -> Decimal:

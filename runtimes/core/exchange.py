@@ -26,7 +26,12 @@ from runtimes.core.domain import (
     RejectReason,
     Side,
 )
-from runtimes.core.errors import OrderNotFound, OrderNotModifiable, OrderRejected
+from runtimes.core.errors import (
+    OrderNotFound,
+    OrderNotModifiable,
+    OrderRejected,
+    OrderValidationError,
+)
 from runtimes.core.events import AccountEvent, Event, OrderEvent, OrderEventKind, PositionEvent
 from runtimes.core.exchange_accounting import Ledger, position_id
 from runtimes.core.exchange_matching import Working, initial_trailing_stop
@@ -39,6 +44,7 @@ from runtimes.core.exchange_risk import (
     reference_price,
     reserved_cash,
     short_refusal,
+    sized_refusal,
 )
 from runtimes.core.execution import BacktestConfig
 from runtimes.core.validation import validate_order_request
@@ -86,6 +92,7 @@ class SimulatedExchange:
         client_order_id). Raises OrderValidationError, or OrderRejected after recording a
         REJECTED order."""
         validate_order_request(request)
+        self._check_fraction_within_leverage(request)
         known = self.by_client_id.get(request.client_order_id or "")
         if known is not None:
             return self.orders_by_id[known]
@@ -270,6 +277,8 @@ class SimulatedExchange:
             hidden=request.hidden,
             display_quantity=request.display_quantity,
             oco_group_id=request.oco_group_id,
+            notional=request.notional,
+            equity_fraction=request.equity_fraction,
         )
         self.orders_by_id[order.id] = order
         if request.client_order_id is not None:
@@ -292,6 +301,15 @@ class SimulatedExchange:
             request.stop_price,
             self.last_price(request.symbol),
         )
+        if request.sized_at_fill:
+            return sized_refusal(
+                request,
+                ledger=self.ledger,
+                held=held,
+                price=price,
+                config=self.config,
+                reserved=self._reserved_cash(),
+            )
         if self.config.is_margin:
             if price is None:
                 return None
@@ -312,8 +330,21 @@ class SimulatedExchange:
             price=price,
             commission=self.commission,
             slippage_bps=self.config.slippage_bps,
-            available=self.ledger.cash - reserved_cash(self.open_orders(), self.last_price),
+            available=self.ledger.cash - self._reserved_cash(),
         )
+
+    def _reserved_cash(self) -> Decimal:
+        return reserved_cash(self.open_orders(), self.last_price, equity=self.ledger.equity())
+
+    def _check_fraction_within_leverage(self, request: OrderRequest) -> None:
+        """A fraction of equity above the account's leverage could never be paid for."""
+        fraction = request.equity_fraction
+        if fraction is not None and fraction > self.config.leverage:
+            raise OrderValidationError.invalid(
+                "equity_fraction",
+                fraction,
+                f"must be at most the leverage allowed ({self.config.leverage})",
+            )
 
     def _sync_exit_legs(self, entry: Order, updates: dict[str, Any]) -> None:
         """A changed stop_loss / take_profit on an entry moves its live exit legs too."""

@@ -33,6 +33,7 @@ from runtimes.core.exchange_matching import (
     updated_extreme,
 )
 from runtimes.core.exchange_risk import Refusal, cash_refusal, margin_refusal
+from runtimes.core.exchange_sizing import quantity_at_fill
 
 ONE_CHANCE = frozenset({TimeInForce.IOC, TimeInForce.FOK})
 
@@ -136,16 +137,40 @@ def _after_bar(ex: SimulatedExchange, order: Order, bar: BarContext) -> None:
 
 
 def _execute(ex: SimulatedExchange, order: Order, match: Match, bar: BarContext) -> None:
+    price = _fill_price(ex, order.side, match.price, bar)
+    if order.awaits_sizing:
+        sized = _size_at_fill(ex, order, price)
+        if sized is None:
+            return
+        order = sized
     qty = _fillable_quantity(ex, order, bar)
     if qty is None:
         return
-    price = _fill_price(ex, order.side, match.price, bar)
     held = ex.held(order.symbol)
     refusal = _unaffordable(ex, order, qty, price, held)
     if refusal is not None:
         ex.finish(order, OrderStatus.REJECTED, OrderEventKind.ORDER_REJECTED, refusal.reason)
         return
     _book_fill(ex, order, qty, price, match, bar)
+
+
+def _size_at_fill(ex: SimulatedExchange, order: Order, price: Decimal) -> Order | None:
+    """Fix the quantity of an order given by notional or equity fraction at this fill's price
+    (the order keeps it for any later partial fills); reject it when not one step fits."""
+    quantity = quantity_at_fill(
+        order,
+        price=price,
+        equity=ex.ledger.equity(),
+        cash=ex.ledger.cash,
+        commission=ex.commission,
+        step=ex.config.step_for(order.symbol),
+        cash_account=not ex.config.is_margin,
+    )
+    if not quantity:
+        reason = RejectReason.INVALID_QUANTITY
+        ex.finish(order, OrderStatus.REJECTED, OrderEventKind.ORDER_REJECTED, reason)
+        return None
+    return ex.store(order, quantity=quantity)
 
 
 def _fillable_quantity(ex: SimulatedExchange, order: Order, bar: BarContext) -> Decimal | None:

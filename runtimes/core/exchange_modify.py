@@ -55,6 +55,10 @@ def _check(order: Order, name: str, value: Decimal) -> None:
         raise OrderValidationError.invalid(
             name, value, f"is not allowed on a {order.order_type} order"
         )
+    if name == "quantity" and order.awaits_sizing:
+        raise OrderValidationError.invalid(
+            name, value, "of an order sized at fill is set by its fill; cancel and resubmit"
+        )
     if name == "quantity" and value <= order.filled_quantity:
         raise OrderValidationError.invalid(name, value, "must exceed the filled quantity")
     percent = order.trailing_type is TrailingType.PERCENT

@@ -14,6 +14,8 @@ from typing import Final
 from runtimes.core.costs import Commission, apply_slippage
 from runtimes.core.domain import ZERO, Order, OrderRequest, OrderType, RejectReason, Side
 from runtimes.core.exchange_accounting import Ledger
+from runtimes.core.exchange_sizing import sizing_amount
+from runtimes.core.execution import BacktestConfig
 
 SHORT_SELLING_NOT_ALLOWED: Final = "SHORT_SELLING_NOT_ALLOWED"
 
@@ -100,13 +102,60 @@ def margin_refusal(
     )
 
 
+def sized_refusal(
+    request: OrderRequest,
+    *,
+    ledger: Ledger,
+    held: Decimal,
+    price: Decimal | None,
+    config: BacktestConfig,
+    reserved: Decimal,
+) -> Refusal | None:
+    """The submit check of an order sized at fill (notional or equity_fraction). Its quantity
+    is not known yet, so it is checked by its amount, never by a quantity guessed from the last
+    close (an all-in order must not fail because the next open gaps up): a cash buy's amount
+    must fit the cash not reserved (the fill then sizes it down for commission); a cash sell
+    needs a long position; on margin, the amount at `price` must fit equity x leverage."""
+    amount = sizing_amount(request, ledger.equity())
+    if config.is_margin:
+        if price is None or not price:
+            return None
+        signed = amount / price if request.side is Side.BUY else -amount / price
+        return margin_refusal(
+            ledger=ledger, held=held, signed_qty=signed, price=price, leverage=config.leverage
+        )
+    if request.side is Side.SELL:
+        if held > 0:
+            return None
+        return Refusal(
+            SHORT_SELLING_NOT_ALLOWED,
+            RejectReason.INSUFFICIENT_BALANCE,
+            f"cash account: cannot sell {request.symbol} while holding none",
+        )
+    available = ledger.cash - reserved
+    if amount <= available:
+        return None
+    return Refusal(
+        "INSUFFICIENT_FUNDS",
+        RejectReason.INSUFFICIENT_BALANCE,
+        f"insufficient cash: the order's amount is {amount}, available {available}",
+    )
+
+
 def reserved_cash(
-    open_orders: Iterable[Order], last_price: Callable[[str], Decimal | None]
+    open_orders: Iterable[Order],
+    last_price: Callable[[str], Decimal | None],
+    *,
+    equity: Decimal,
 ) -> Decimal:
-    """Cash promised to open buy orders (their remaining notional at the expected price)."""
+    """Cash promised to open buy orders: their remaining notional at the expected price, or for
+    an order not sized yet its amount (its notional, or its fraction of `equity`)."""
     total = ZERO
     for order in open_orders:
         if order.side is not Side.BUY or order.reduce_only:
+            continue
+        if order.awaits_sizing:
+            total += sizing_amount(order, equity)
             continue
         last = last_price(order.symbol)
         price = reference_price(order.order_type, order.limit_price, order.stop_price, last)

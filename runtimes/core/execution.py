@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 from runtimes.core.costs import Commission, preset
 
 CONTRACT_VERSION: Final = "1"
+# Orders sized at fill (notional, equity_fraction) round down to this many units of a symbol.
+DEFAULT_QUANTITY_STEP: Final = Decimal("0.00000001")
 AccountType = Literal["cash", "margin"]
 SameBarRule = Literal["pessimistic", "optimistic"]
 
@@ -37,6 +39,8 @@ class BacktestConfig:
     day_session_timezone: str | None = None
     currency: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    quantity_step: Decimal = DEFAULT_QUANTITY_STEP
+    quantity_steps: dict[str, Decimal] = field(default_factory=dict)  # per symbol, overrides
 
     def __post_init__(self) -> None:
         if self.account_type not in ("cash", "margin"):
@@ -50,6 +54,9 @@ class BacktestConfig:
         share = self.max_volume_share
         if share is not None and not 0 < share <= 1:
             raise ValueError("max_volume_share must be in (0, 1]")
+        steps = [self.quantity_step, *self.quantity_steps.values()]
+        if any(not step.is_finite() or step <= 0 for step in steps):
+            raise ValueError("quantity steps must be positive")
         if self.stop_take_same_bar not in ("pessimistic", "optimistic"):
             raise ValueError("stop_take_same_bar must be 'pessimistic' or 'optimistic'")
         if self.platform_preset is not None:
@@ -59,6 +66,10 @@ class BacktestConfig:
     @property
     def is_margin(self) -> bool:
         return self.account_type == "margin"
+
+    def step_for(self, symbol: str) -> Decimal:
+        """The quantity step that orders sized at fill round down to, for `symbol`."""
+        return self.quantity_steps.get(symbol, self.quantity_step)
 
     @property
     def pessimistic(self) -> bool:
@@ -129,6 +140,15 @@ class BacktestConfig:
                 "IOC": "one chance on the next bar of its symbol; any unfilled rest expires",
                 "FOK": "one chance on the next bar; fills completely in that bar or expires "
                 "without any fill",
+            },
+            "sizing_at_fill": {
+                "rule": "an order given by notional or equity_fraction gets its quantity at its "
+                "first fill: amount / fill price (after slippage), rounded down to the quantity "
+                "step; equity_fraction uses the equity at that moment; the notional excludes "
+                "commission, and a cash buy is sized down so quantity x price + commission <= "
+                "cash; nothing fits one step: rejected (INVALID_QUANTITY)",
+                "quantity_step": str(self.quantity_step),
+                "quantity_steps": {s: str(v) for s, v in sorted(self.quantity_steps.items())},
             },
             "day_session_timezone": self.session_timezone,
             "marking": "equity = cash + positions marked at the last close seen, after every bar",

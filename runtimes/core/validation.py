@@ -2,7 +2,8 @@
 
 Raises `OrderValidationError` with the protocol's codes, so the API layer only maps them:
 a missing required field is INVALID_REQUEST with `details.field`; a forbidden, non-positive or
-otherwise bad value is INVALID_VALUE with `details.field` and `details.provided`.
+otherwise bad value is INVALID_VALUE with `details.field` and `details.provided`. An order's size
+is exactly one of `quantity`, `notional` or `equity_fraction` (our extension, docs/trading-api.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from runtimes.core.errors import OrderValidationError
 MAX_SYMBOL_LENGTH: Final = 20
 MAX_ID_LENGTH: Final = 64
 HUNDRED: Final = Decimal(100)
+# The ways to size an order; exactly one is given. The last two are sized at the fill price.
+SIZE_FIELDS: Final = ("quantity", "notional", "equity_fraction")
+# An absolute bound on equity_fraction; each platform then allows at most its leverage.
+MAX_EQUITY_FRACTION: Final = Decimal(100)
 
 # order type -> (prices it must carry, prices it must not carry); reference table 4.2.
 PRICE_RULES: Final[dict[OrderType, tuple[tuple[str, ...], tuple[str, ...]]]] = {
@@ -30,7 +35,7 @@ PRICE_RULES: Final[dict[OrderType, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 def validate_order_request(request: OrderRequest) -> None:
     """Check `request` against the protocol's rules; return None or raise OrderValidationError."""
     _check_identity(request)
-    _check_positive("quantity", request.quantity, required=True)
+    _check_size(request)
     _check_prices_for_type(request)
     if request.order_type is OrderType.TRAILING_STOP:
         _check_trailing(request)
@@ -54,6 +59,36 @@ def _check_identity(request: OrderRequest) -> None:
         value = getattr(request, name)
         if value is not None and not 0 < len(value) <= MAX_ID_LENGTH:
             raise OrderValidationError.invalid(name, value, "must have 1 to 64 characters")
+
+
+def _check_size(request: OrderRequest) -> None:
+    """Exactly one size: a positive quantity, or a notional / equity fraction with quantity 0."""
+    if not request.sized_at_fill:
+        _check_positive("quantity", request.quantity, required=True)
+        return
+    given = [name for name in SIZE_FIELDS if getattr(request, name) not in (None, 0)]
+    if len(given) > 1:
+        raise exclusive_sizes_error(given[1])
+    _check_positive("notional", request.notional, required=False)
+    fraction = request.equity_fraction
+    _check_positive("equity_fraction", fraction, required=False)
+    if fraction is not None and fraction > MAX_EQUITY_FRACTION:
+        raise OrderValidationError.invalid(
+            "equity_fraction", fraction, f"must be at most {MAX_EQUITY_FRACTION}"
+        )
+    if request.display_quantity is not None:
+        raise OrderValidationError.invalid(
+            "display_quantity", request.display_quantity, f"is not allowed with {given[0]}"
+        )
+
+
+def exclusive_sizes_error(field: str) -> OrderValidationError:
+    """INVALID_REQUEST naming `field`, the second size given where only one is allowed."""
+    return OrderValidationError(
+        "give exactly one of quantity, notional and equity_fraction",
+        code="INVALID_REQUEST",
+        details={"field": field},
+    )
 
 
 def _check_prices_for_type(request: OrderRequest) -> None:

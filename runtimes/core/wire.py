@@ -107,7 +107,9 @@ def _compact(fields: JsonDict) -> JsonDict:
 
 
 def order_json(order: Order, *, correlation_id: str | None = None) -> JsonDict:
-    """An `Order` model. `correlation_id` is the platform's, kept outside the domain order."""
+    """An `Order` model. `correlation_id` is the platform's, kept outside the domain order.
+    `notional` / `equity_fraction` (our extension) only on orders sized at the fill; their
+    `quantity` is "0" until the first fill sets it."""
     return _compact(
         {
             "id": order.id,
@@ -133,6 +135,8 @@ def order_json(order: Order, *, correlation_id: str | None = None) -> JsonDict:
             "post_only": order.post_only,
             "hidden": order.hidden,
             "display_quantity": optional_decimal_str(order.display_quantity),
+            "notional": optional_decimal_str(order.notional),
+            "equity_fraction": optional_decimal_str(order.equity_fraction),
             "oco_group_id": order.oco_group_id,
             "correlation_id": correlation_id,
             "time_in_force": order.time_in_force.value,

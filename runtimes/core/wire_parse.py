@@ -28,7 +28,12 @@ from runtimes.core.domain import (
 )
 from runtimes.core.errors import OrderValidationError, TradingError
 from runtimes.core.session import sequence_of
-from runtimes.core.validation import PRICE_RULES, validate_order_request
+from runtimes.core.validation import (
+    PRICE_RULES,
+    SIZE_FIELDS,
+    exclusive_sizes_error,
+    validate_order_request,
+)
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -103,15 +108,23 @@ ClientMessage = EventAck | Pong
 
 def parse_order_request(body: object) -> OrderRequest:
     """POST /v1/orders body -> a validated OrderRequest. Raises OrderValidationError
-    (INVALID_REQUEST or INVALID_VALUE), including the cross-field rules of `validation.py`."""
+    (INVALID_REQUEST or INVALID_VALUE), including the cross-field rules of `validation.py`.
+
+    The size is exactly one of `quantity`, `notional` and `equity_fraction` (INVALID_REQUEST
+    naming the field when none or several are given)."""
     fields = _require_object(body)
     symbol = _required_str(fields, "symbol")
     if not symbol:
         raise OrderValidationError.invalid("symbol", symbol, "must have 1 to 20 characters")
+    sizes = [name for name in SIZE_FIELDS if fields.get(name) is not None]
+    if len(sizes) > 1:
+        raise exclusive_sizes_error(sizes[1])
     request = OrderRequest(
         symbol=symbol,
         side=_required_enum(fields, "side", Side),
-        quantity=_required_decimal(fields, "quantity"),
+        quantity=_order_quantity(fields, sizes),
+        notional=_optional_decimal(fields, "notional"),
+        equity_fraction=_optional_decimal(fields, "equity_fraction"),
         order_type=_required_enum(fields, "order_type", OrderType),
         time_in_force=_optional_enum(fields, "time_in_force", TimeInForce) or TimeInForce.GTC,
         trailing_type=_optional_enum(fields, "trailing_type", TrailingType),
@@ -132,6 +145,13 @@ def parse_order_request(body: object) -> OrderRequest:
     )
     validate_order_request(request)
     return request
+
+
+def _order_quantity(fields: Mapping[str, Any], sizes: list[str]) -> Decimal:
+    """The quantity given, or zero for an order sized at the fill (notional, equity_fraction)."""
+    if sizes and sizes[0] != "quantity":
+        return Decimal(0)
+    return _required_decimal(fields, "quantity")
 
 
 def parse_modify_request(body: object) -> ModifyOrderRequest:

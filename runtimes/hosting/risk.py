@@ -24,6 +24,7 @@ from runtimes.core.domain import ZERO, Order, OrderRequest, Side
 from runtimes.core.engine import BacktestConfig
 from runtimes.core.errors import OrderRejected, TradingError
 from runtimes.core.exchange_risk import reference_price
+from runtimes.core.exchange_sizing import sizing_amount
 from runtimes.core.provider import Venue
 from runtimes.core.wire import decimal_str
 from runtimes.models import (
@@ -212,10 +213,9 @@ class RiskGuard:
             raise RiskBlocked("ALLOWED_SYMBOLS", f"ALLOWED_SYMBOLS: {request.symbol} is not one "
                               f"of the allowed symbols {', '.join(allowed)}",
                               limit=list(allowed), value=request.symbol)
-        notional = _notional(request.order_type, request.limit_price, request.stop_price,
-                             last_price(engine, request.symbol), request.quantity)
-        self._check_size(engine, request.symbol, request.side, request.quantity, notional,
-                         growth=request.quantity, reduce_only=request.reduce_only)
+        quantity, notional = self._size_of(engine, request)
+        self._check_size(engine, request.symbol, request.side, quantity, notional,
+                         growth=quantity, reduce_only=request.reduce_only)
         open_orders = len(engine.orders(open_only=True))
         if limits.max_open_orders is not None and open_orders >= limits.max_open_orders:
             raise RiskBlocked("MAX_OPEN_ORDERS", f"MAX_OPEN_ORDERS: {open_orders} orders are "
@@ -228,6 +228,28 @@ class RiskGuard:
                 raise RiskBlocked("MAX_ORDERS_PER_MINUTE", f"MAX_ORDERS_PER_MINUTE: {sent} "
                                   f"orders in the last simulated minute, the limit is "
                                   f"{per_minute}", limit=per_minute, value=sent)
+
+    def _size_of(self, engine: Venue, request: OrderRequest) -> tuple[Decimal, Decimal | None]:
+        """Quantity and notional of a new order. One sized at fill (notional, equity_fraction)
+        is checked by its amount and the quantity that amount buys at the expected price; with
+        no price yet, quantity limits fail closed as the notional limit does."""
+        last = last_price(engine, request.symbol)
+        if not request.sized_at_fill:
+            return request.quantity, _notional(request.order_type, request.limit_price,
+                                               request.stop_price, last, request.quantity)
+        # Only a fraction needs the equity (a broker's account is a REST call).
+        equity = engine.account().equity if request.equity_fraction is not None else ZERO
+        amount = sizing_amount(request, equity)
+        price = reference_price(request.order_type, request.limit_price, request.stop_price,
+                                last)
+        if price:
+            return amount / price, amount
+        cap = self.limits.max_order_quantity or self.limits.max_position_quantity
+        if cap is not None:
+            raise RiskBlocked("MAX_ORDER_QUANTITY", "MAX_ORDER_QUANTITY: an order sized at fill "
+                              "cannot be checked against the quantity limits before a price "
+                              "is seen", limit=decimal_str(cap), value=None)
+        return ZERO, amount
 
     def _check_kill_and_loss(self, engine: Venue) -> None:
         kill = self.kill_state()

@@ -155,6 +155,11 @@ def qty_str(quantity: Decimal) -> str:
     return format_decimal(quantity.quantize(QTY_STEP, rounding=ROUND_DOWN))
 
 
+def notional_str(notional: Decimal) -> str:
+    """A notional in whole cents, rounded down: never more than the strategy asked for."""
+    return format_decimal(notional.quantize(CENT, rounding=ROUND_DOWN))
+
+
 # -- statuses ---------------------------------------------------------------------------------
 
 def order_status(raw: JsonDict, *, market_open: bool | None) -> OrderStatus:
@@ -215,6 +220,7 @@ def to_order(raw: JsonDict, ids: ClientIds, *, market_open: bool | None,
         parent_order_id=parent_order_id,
         reduce_only=reduce_only or str(raw.get("position_intent") or "").endswith("_to_close"),
         oco_group_id=oco_group_id,
+        notional=dec(raw.get("notional")),
     )
 
 
@@ -241,7 +247,8 @@ def _epoch() -> datetime:
 
 
 def order_body(request: OrderRequest, client_order_id: str) -> JsonDict:
-    """POST /v2/orders' body of `request`: quantities and prices as rounded strings."""
+    """POST /v2/orders' body of `request`: quantities and prices as rounded strings; `notional`
+    instead of `qty` for an order sized at fill (an equity fraction is made a notional first)."""
     body: JsonDict = {
         "symbol": to_alpaca(request.symbol),
         "qty": qty_str(request.quantity),
@@ -250,6 +257,9 @@ def order_body(request: OrderRequest, client_order_id: str) -> JsonDict:
         "time_in_force": request.time_in_force.value.lower(),
         "client_order_id": client_order_id,
     }
+    if request.notional is not None:  # Alpaca sizes it at the fill: qty and notional exclude
+        del body["qty"]
+        body["notional"] = notional_str(request.notional)
     if request.limit_price is not None:
         body["limit_price"] = price_str(request.limit_price)
     if request.stop_price is not None:

@@ -3,6 +3,7 @@ the protocol's errors (with Alpaca's reason in the message and in details.broker
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Final
 
 from runtimes.core.domain import OrderRequest, OrderType, RejectReason, TimeInForce
@@ -19,6 +20,7 @@ from runtimes.providers.alpaca.rest import AlpacaError
 
 FRACTIONAL_TYPES: Final = (OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT)
 UNSUPPORTED_FLAGS: Final = ("reduce_only", "post_only", "hidden")
+CENT: Final = Decimal("0.01")
 
 
 def check_request(request: OrderRequest) -> None:
@@ -34,7 +36,9 @@ def check_request(request: OrderRequest) -> None:
     if request.position_id is not None and request.position_id != request.symbol:
         raise OrderValidationError.invalid("position_id", request.position_id,
                                            "must be the symbol (Alpaca nets per symbol)")
-    if request.quantity != request.quantity.to_integral_value():
+    if request.sized_at_fill:
+        _check_sized(request)
+    elif request.quantity != request.quantity.to_integral_value():
         _check_fractional(request)
     if (request.stop_loss is not None or request.take_profit is not None) and (
         request.time_in_force not in (TimeInForce.DAY, TimeInForce.GTC)
@@ -73,6 +77,24 @@ def check_oco_pair(first: OrderRequest, second: OrderRequest) -> None:
             "oco_group_id", second.oco_group_id,
             "must pair one LIMIT and one STOP or STOP_LIMIT order of the same symbol, side, "
             "quantity and time in force on Alpaca")
+
+
+def _check_sized(request: OrderRequest) -> None:
+    """Alpaca takes a `notional` (and so an equity fraction, turned into one) on simple DAY
+    market orders only."""
+    field = "notional" if request.notional is not None else "equity_fraction"
+    value = request.notional if request.notional is not None else request.equity_fraction
+    if request.order_type is not OrderType.MARKET:
+        raise OrderValidationError.invalid(field, value, "needs a MARKET order on Alpaca")
+    if request.notional is not None and request.notional < CENT:
+        raise OrderValidationError.invalid(field, value, "must be at least 0.01 on Alpaca")
+    if request.time_in_force is not TimeInForce.DAY:
+        raise OrderValidationError.invalid("time_in_force", request.time_in_force.value,
+                                           f"must be DAY for an order by {field} on Alpaca")
+    if request.stop_loss is not None or request.take_profit is not None or \
+            request.oco_group_id is not None:
+        raise OrderValidationError.invalid(field, value,
+                                           "cannot have exit legs or an OCO group on Alpaca")
 
 
 def _check_fractional(request: OrderRequest) -> None:

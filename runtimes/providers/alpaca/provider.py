@@ -96,7 +96,7 @@ CAPABILITIES: Final[JsonDict] = {
     "supported_time_in_force": ["GTC", "DAY", "IOC", "FOK"],
     "position_mode": "NETTING",
     "features": ["bracket_orders", "oco_orders", "fractional_quantities",
-                 "client_order_id_idempotency", "order_replace"],
+                 "client_order_id_idempotency", "order_replace", "notional_orders"],
     "max_leverage": "1",
 }
 
@@ -175,6 +175,8 @@ class AlpacaProvider:
     def submit_order(self, request: OrderRequest) -> Order:
         check_request(request)
         request = replace(request, symbol=normalise(request.symbol))
+        if request.equity_fraction is not None:
+            request = self._as_notional(request)
         if request.oco_group_id is not None:
             return self._submit_oco(request)
         if request.client_order_id is not None:
@@ -192,6 +194,16 @@ class AlpacaProvider:
         order = self._take(raw)
         self._announce(order, OrderEventKind.ORDER_CREATED)
         return order
+
+    def _as_notional(self, request: OrderRequest) -> OrderRequest:
+        """A live broker sizes from equity at submit: the fraction of the account's equity now
+        becomes the notional Alpaca gets (its fill price then decides the quantity)."""
+        fraction = request.equity_fraction or ZERO
+        notional = fraction * m.dec0(self.rest.get("/account").get("equity"))
+        if notional < m.CENT:
+            raise OrderValidationError.invalid("equity_fraction", fraction,
+                                               "of the account's equity is less than a cent")
+        return replace(request, notional=notional, equity_fraction=None)
 
     def _submit_oco(self, request: OrderRequest) -> Order:
         """An OCO group's first order waits (PENDING) for its pair; with the pair, both go to

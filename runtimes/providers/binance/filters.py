@@ -86,6 +86,8 @@ class SymbolRules:
     oco_allowed: bool = False
     cancel_replace_allowed: bool = False
     trailing_allowed: bool = False
+    quote_market_allowed: bool = False  # quoteOrderQtyMarketAllowed: MARKET by quote amount
+    quote_precision: int = 8  # quoteAssetPrecision: decimals of a quoteOrderQty
     lot: LotSize | None = None
     market_lot: LotSize | None = None
     price: PriceFilter | None = None
@@ -122,6 +124,8 @@ def symbol_rules(raw: Mapping[str, Any]) -> SymbolRules:
         oco_allowed=bool(raw.get("ocoAllowed")),
         cancel_replace_allowed=bool(raw.get("cancelReplaceAllowed")),
         trailing_allowed=bool(raw.get("allowTrailingStop")),
+        quote_market_allowed=bool(raw.get("quoteOrderQtyMarketAllowed")),
+        quote_precision=int(raw.get("quoteAssetPrecision") or raw.get("quotePrecision") or 8),
         lot=_lot(by_type.get("LOT_SIZE")),
         market_lot=_lot(by_type.get("MARKET_LOT_SIZE")),
         price=_price(by_type.get("PRICE_FILTER")),

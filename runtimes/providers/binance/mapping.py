@@ -211,6 +211,7 @@ def to_order(raw: JsonDict, ids: ClientIds, *, order_id: str | None = None,
         oco_group_id=oco_group_id,
         stop_loss=stop_loss,
         take_profit=take_profit,
+        notional=positive(raw.get("origQuoteOrderQty")),
     )
 
 
@@ -225,6 +226,7 @@ def report_as_order(event: JsonDict) -> JsonDict:
         "origQty": event.get("q"),
         "executedQty": event.get("z"),
         "cummulativeQuoteQty": event.get("Z"),
+        "origQuoteOrderQty": event.get("Q"),
         "status": event.get("X"),
         "timeInForce": event.get("f"),
         "type": event.get("o"),

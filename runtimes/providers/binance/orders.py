@@ -2,7 +2,9 @@
 does not take, and Binance's 4xx answers turned into the protocol's errors.
 
 Types:
-- MARKET: `quantity` (the protocol has no quote-quantity field, so quoteOrderQty is never sent);
+- MARKET: `quantity`, or `quoteOrderQty` for an order by `notional` (our extension; an
+  `equity_fraction` is made a notional of the account's equity at submit), when the symbol
+  allows it (quoteOrderQtyMarketAllowed; else UNSUPPORTED_OPERATION);
 - LIMIT: GTC, IOC or FOK; `post_only` -> LIMIT_MAKER (no timeInForce);
 - STOP_LIMIT -> STOP_LOSS_LIMIT when the stop is on the losing side of the market (a sell below,
   a buy above), else TAKE_PROFIT_LIMIT;
@@ -16,7 +18,7 @@ DAY is refused: crypto markets have no trading day (GTC is the protocol's defaul
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any, Final
 
 from runtimes.core.domain import OrderRequest, OrderType, Side, TimeInForce, TrailingType
@@ -60,6 +62,56 @@ def check_request(request: OrderRequest) -> None:
                                            "clock): use GTC, IOC or FOK")
     if request.post_only and request.order_type is not OrderType.LIMIT:
         raise OrderValidationError.invalid("post_only", True, "needs a LIMIT order on Binance")
+    if request.sized_at_fill:
+        _check_sized(request)
+
+
+def _check_sized(request: OrderRequest) -> None:
+    """Binance sizes by quote amount (quoteOrderQty) on plain MARKET orders only."""
+    field = "notional" if request.notional is not None else "equity_fraction"
+    value = request.notional if request.notional is not None else request.equity_fraction
+    if request.order_type is not OrderType.MARKET:
+        raise OrderValidationError.invalid(field, value, "needs a MARKET order on Binance")
+    if request.stop_loss is not None or request.take_profit is not None or \
+            request.oco_group_id is not None:
+        raise OrderValidationError.invalid(field, value,
+                                           "cannot have exit legs or an OCO group on Binance")
+
+
+def quote_order_params(request: OrderRequest, rules: SymbolRules, *, notional: Decimal,
+                       client_id: str) -> dict[str, Any]:
+    """The create_order parameters of a MARKET order by quote amount: `notional` cut to the
+    quote asset's precision, checked against the NOTIONAL filter where it applies to market
+    orders. Raises UnsupportedOperation when the symbol takes no quoteOrderQty, OrderRejected
+    (the filter, named) or OrderValidationError for an amount that rounds to nothing."""
+    _check_trading(rules)
+    if not rules.quote_market_allowed:
+        raise UnsupportedOperation(f"notional (quoteOrderQty) orders on {rules.symbol}", BROKER)
+    amount = notional.quantize(Decimal(1).scaleb(-rules.quote_precision), ROUND_DOWN)
+    if amount <= 0:
+        raise OrderValidationError.invalid("notional", notional,
+                                           f"is below the precision of {rules.quote} on Binance")
+    _check_quote_notional(rules, amount)
+    return {"symbol": rules.symbol, "side": request.side.value, "type": "MARKET",
+            "quoteOrderQty": wire(amount), "newClientOrderId": client_id,
+            "newOrderRespType": "FULL"}
+
+
+def _check_quote_notional(rules: SymbolRules, amount: Decimal) -> None:
+    bounds = rules.notional
+    if bounds is None:
+        return
+    low = bounds.min_notional if bounds.apply_min_to_market else None
+    high = bounds.max_notional if bounds.apply_max_to_market else None
+    if (low is not None and amount < low) or (high is not None and amount > high):
+        limits = {"minNotional": wire(bounds.min_notional)}
+        if bounds.max_notional is not None:
+            limits["maxNotional"] = wire(bounds.max_notional)
+        raise filter_rejection(FilterFailure(
+            bounds.name, "INVALID_QUANTITY",
+            f"quoteOrderQty {wire(amount)} is outside {bounds.name} "
+            f"[{wire(bounds.min_notional)}, "
+            f"{'none' if high is None else wire(high)}]", limits))
 
 
 def is_stop_loss(side: Side, stop: Decimal, market: Decimal | None) -> bool:
@@ -118,12 +170,16 @@ def trailing_bips(request: OrderRequest, rules: SymbolRules) -> str:
     return wire(bips)
 
 
-def _checked(request: OrderRequest, rules: SymbolRules, *, market: Decimal | None,
-             open_orders: int) -> Checked:
+def _check_trading(rules: SymbolRules) -> None:
     if rules.status != "TRADING":
         raise OrderRejected(f"{rules.symbol} is not trading on Binance ({rules.status})",
                             reject_code="SYMBOL_NOT_TRADEABLE",
                             details={"symbol_status": rules.status})
+
+
+def _checked(request: OrderRequest, rules: SymbolRules, *, market: Decimal | None,
+             open_orders: int) -> Checked:
+    _check_trading(rules)
     try:
         return check_order(rules, buy=request.side is Side.BUY,
                            market=request.order_type in (OrderType.MARKET, OrderType.STOP,

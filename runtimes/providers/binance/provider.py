@@ -66,6 +66,7 @@ from runtimes.core.errors import (
     OrderValidationError,
     PositionNotFound,
     SymbolNotFound,
+    UnsupportedOperation,
 )
 from runtimes.core.events import (
     AccountEvent,
@@ -90,6 +91,7 @@ from runtimes.providers.binance.orders import (
     filter_rejection,
     order_error,
     order_params,
+    quote_order_params,
     submit_error,
 )
 from runtimes.providers.binance.rest import BROKER, BinanceError, BinanceRest, ban_sentence
@@ -111,7 +113,8 @@ CAPABILITIES: Final[JsonDict] = {
     "supported_time_in_force": ["GTC", "IOC", "FOK"],
     "position_mode": "NETTING",
     "features": ["bracket_orders_emulated", "oco_orders", "fractional_quantities",
-                 "client_order_id_idempotency", "order_replace", "post_only"],
+                 "client_order_id_idempotency", "order_replace", "post_only",
+                 "notional_orders"],
     "max_leverage": "1",
 }
 EXECUTION_KINDS: Final[dict[str, OrderEventKind]] = {
@@ -265,6 +268,10 @@ class BinanceProvider:
             client_id = self.ids.for_strategy(request.client_order_id)
         else:
             client_id = self.ids.generated(uuid.uuid4().hex[:20])
+        if request.sized_at_fill:
+            params = quote_order_params(request, rules, client_id=client_id,
+                                        notional=self._notional_of(request, rules))
+            return self._send(params, request.client_order_id)
         bracket = request.stop_loss is not None or request.take_profit is not None
         if bracket and request.order_type is not OrderType.MARKET and \
                 request.order_type is not OrderType.LIMIT:
@@ -279,6 +286,18 @@ class BinanceProvider:
         if bracket:  # filled at once (a market entry): its exits now, else when it fills
             self._sync_plans_or_later(self.now)
         return order
+
+    def _notional_of(self, request: OrderRequest, rules: f.SymbolRules) -> Decimal:
+        """The quote amount of an order sized at fill. A live broker sizes an equity fraction
+        from the account's equity at submit (in the account's quote asset); the fill price then
+        decides the quantity."""
+        if request.notional is not None:
+            return request.notional
+        if rules.quote != QUOTE:
+            raise UnsupportedOperation(f"equity_fraction on {rules.symbol} (quoted in "
+                                       f"{rules.quote}, the account's equity is in {QUOTE})",
+                                       BROKER)
+        return (request.equity_fraction or ZERO) * self.account().equity
 
     def _send(self, params: dict[str, Any], strategy_id: str | None, *,
               bracket: OrderRequest | None = None, closing: bool = False) -> Order:
@@ -1281,6 +1300,7 @@ def _report_base(raw: JsonDict) -> JsonDict:
             "c": raw.get("clientOrderId"), "S": raw.get("side"), "o": raw.get("type"),
             "f": raw.get("timeInForce"), "q": raw.get("origQty"), "p": raw.get("price"),
             "P": raw.get("stopPrice"), "d": raw.get("trailingDelta"),
+            "Q": raw.get("origQuoteOrderQty"),
             "O": raw.get("time") or raw.get("transactTime") or raw.get("workingTime"),
             "E": raw.get("transactTime") or raw.get("updateTime")}
 

@@ -59,7 +59,8 @@ CAPABILITIES: Final[JsonDict] = {
     "supported_asset_classes": ["CRYPTO", "STOCK"],
     "supported_order_types": ["MARKET", "LIMIT", "STOP", "STOP_LIMIT", "TRAILING_STOP"],
     "position_mode": "NETTING",
-    "features": ["bracket_orders", "oco_orders", "client_order_id_idempotency"],
+    "features": ["bracket_orders", "oco_orders", "client_order_id_idempotency",
+                 "notional_orders"],
     "max_leverage": "1",
 }
 

@@ -249,6 +249,30 @@ def test_order_json_with_every_optional_field_validates_against_the_sdk() -> Non
     assert payload["parent_order_id"] == "ord-0"
 
 
+def test_an_order_sized_at_fill_echoes_its_size_and_still_parses_in_the_sdk() -> None:
+    order = make_order(
+        order_type=OrderType.MARKET,
+        limit_price=None,
+        quantity=Decimal(0),
+        filled_quantity=Decimal(0),
+        average_fill_price=None,
+        status=OrderStatus.OPEN,
+        notional=Decimal("250.50"),
+    )
+    payload = order_json(order)
+    assert (payload["quantity"], payload["remaining_quantity"], payload["notional"]) == (
+        "0",
+        "0",
+        "250.5",
+    )
+    assert "equity_fraction" not in payload
+    parsed = sdk_model(sdk.Order, payload)
+    assert (parsed.quantity, parsed.status) == ("0", sdk.OrderStatus.OPEN)
+    fraction = order_json(replace(order, notional=None, equity_fraction=Decimal("0.50")))
+    assert fraction["equity_fraction"] == "0.5"
+    assert isinstance(sdk_model(sdk.Order, fraction), sdk.Order)
+
+
 def test_order_handle_json_validates_against_the_sdk() -> None:
     payload = order_handle_json(make_order(client_order_id="my-1"), correlation_id="corr-1")
     assert payload == {

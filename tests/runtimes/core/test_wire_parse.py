@@ -652,3 +652,72 @@ def test_client_messages_are_acks_or_pongs() -> None:
     assert parse_client_message('{"type":"pong"}') == Pong()
     assert parse_client_message(SDK_ACK) == parse_event_ack(SDK_ACK)
     assert error_of(parse_client_message, '{"type":"ping"}').code == "INVALID_MESSAGE"
+
+
+# -- order requests sized at the fill (our extension) -------------------------------------------
+
+
+def test_a_notional_order_parses_with_quantity_zero() -> None:
+    request = parse_order_request(order(quantity=..., notional="250.5"))
+    assert (request.quantity, request.notional, request.equity_fraction) == (
+        Decimal(0),
+        Decimal("250.5"),
+        None,
+    )
+
+
+def test_an_equity_fraction_order_parses_from_a_json_number() -> None:
+    request = parse_order_request(json.loads('{"symbol":"AAPL","side":"BUY","order_type":"MARKET",'
+                                             '"equity_fraction":0.5}'))
+    assert (request.quantity, request.equity_fraction) == (Decimal(0), Decimal("0.5"))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "field"),
+    [
+        ({"notional": "100"}, "notional"),
+        ({"equity_fraction": "1"}, "equity_fraction"),
+        ({"quantity": ..., "notional": "100", "equity_fraction": "1"}, "equity_fraction"),
+    ],
+)
+def test_more_than_one_size_is_invalid_request_naming_the_second(
+    sizes: dict[str, Any], field: str
+) -> None:
+    error = error_of(parse_order_request, order(**sizes))
+    assert_error(error, "INVALID_REQUEST", {"field": field})
+    assert error.message == "give exactly one of quantity, notional and equity_fraction"
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "provided"),
+    [
+        ("notional", "0", "0"),
+        ("notional", "-5", "-5"),
+        ("equity_fraction", "0", "0"),
+        ("equity_fraction", "100.5", "100.5"),
+        ("notional", "1E+30", "1E+30"),
+        ("notional", "NaN", "NaN"),
+    ],
+)
+def test_a_size_out_of_bounds_is_invalid_value(field: str, raw: str, provided: str) -> None:
+    assert_error(
+        error_of(parse_order_request, order(quantity=..., **{field: raw})),
+        "INVALID_VALUE",
+        {"field": field, "provided": provided},
+    )
+
+
+def test_a_malformed_notional_is_invalid_request() -> None:
+    assert_error(
+        error_of(parse_order_request, order(quantity=..., notional=[100])),
+        "INVALID_REQUEST",
+        {"field": "notional"},
+    )
+
+
+def test_a_display_quantity_is_not_allowed_on_an_order_sized_at_fill() -> None:
+    assert_error(
+        error_of(parse_order_request, order(quantity=..., notional="100", display_quantity="1")),
+        "INVALID_VALUE",
+        {"field": "display_quantity", "provided": "1"},
+    )

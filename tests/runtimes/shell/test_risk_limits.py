@@ -93,6 +93,20 @@ def test_notional_is_priced_at_the_limit_price_or_the_last_close(setup):
         "value"] == "1005"
 
 
+def test_an_order_sized_at_fill_is_checked_by_its_amount_and_the_quantity_it_buys(setup):
+    engine, guard, _ = setup(max_order_notional=D(1000), max_order_quantity=D(20))
+    sized = {"symbol": "BTCUSDT", "side": "buy", "order_type": "market"}
+    body = rejected(submit(engine, guard, {**sized, "notional": "1000.5"}))
+    assert body["message"] == "MAX_ORDER_NOTIONAL: notional 1000.5 is above the limit 1000"
+    body = rejected(submit(engine, guard, {**sized, "equity_fraction": "0.011"}))
+    assert body["details"] == {"reject_code": "MAX_ORDER_NOTIONAL", "limit": "1000",
+                               "value": "1100"}  # 0.011 of 100,000
+    assert submit(engine, guard, {**sized, "notional": "1000"})[0] == 201
+    engine, guard, _ = setup(max_order_quantity=D(5))
+    body = rejected(submit(engine, guard, {**sized, "notional": "600"}))
+    assert body["details"] == {"reject_code": "MAX_ORDER_QUANTITY", "limit": "5", "value": "6"}
+
+
 def test_the_position_limit_counts_the_position_and_the_working_orders(setup):
     engine, guard, _ = setup(max_position_quantity=D(5))
     assert submit(engine, guard, order("3"))[0] == 201

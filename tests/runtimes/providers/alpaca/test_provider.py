@@ -511,3 +511,47 @@ def test_an_oco_leg_waiting_for_its_pair_is_carried_over_a_takeover(h: AlpacaHar
         assert [body.get("order_class") for body in sent] == [None, "oco"]  # one OCO order
     finally:
         successor.venue.close()
+
+
+def test_a_notional_order_goes_to_alpaca_as_notional_and_alpacas_fill_decides_the_quantity(
+    h: AlpacaHarness,
+) -> None:
+    order = h.venue.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY,
+                                              notional=D("250.509"),
+                                              time_in_force=TimeInForce.DAY))
+    assert (order.quantity, order.notional, order.status) == (D(0), D("250.5"), OrderStatus.OPEN)
+    sent = h.fake.order(order.id)
+    assert (sent["qty"], sent["notional"]) == (None, "250.5")  # cut to cents, never rounded up
+    h.fake.fill(order.id, None, D(190))
+    h.until(lambda: h.venue.book.orders[order.id].status is OrderStatus.FILLED, "the fill")
+    filled = h.venue.order(order.id)
+    assert (filled.quantity, filled.filled_quantity, filled.notional) == (
+        D("1.318421052"), D("1.318421052"), D("250.5"))
+
+
+def test_an_equity_fraction_becomes_a_notional_of_the_equity_at_submit(h: AlpacaHarness) -> None:
+    order = h.venue.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY,
+                                              equity_fraction=D("0.0123456"),
+                                              time_in_force=TimeInForce.DAY))
+    assert h.fake.order(order.id)["notional"] == "1234.56"  # of the fake's 100,000 equity
+    assert order.notional == D("1234.56")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "provided"),
+    [
+        ({"notional": D(100), "time_in_force": TimeInForce.GTC}, "time_in_force", "GTC"),
+        ({"notional": D(100), "order_type": OrderType.LIMIT, "limit_price": D(180),
+          "time_in_force": TimeInForce.DAY}, "notional", "100"),
+        ({"equity_fraction": D("0.5"), "order_type": OrderType.STOP, "stop_price": D(200),
+          "time_in_force": TimeInForce.DAY}, "equity_fraction", "0.5"),
+        ({"notional": D("0.001"), "time_in_force": TimeInForce.DAY}, "notional", "0.001"),
+    ],
+)
+def test_what_alpaca_does_not_size_at_fill_is_refused_before_sending(
+    h: AlpacaHarness, fields: dict, field: str, provided: str
+) -> None:
+    with pytest.raises(OrderValidationError) as caught:
+        h.venue.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY, **fields))
+    assert caught.value.details == {"field": field, "provided": provided}
+    assert h.fake.trade_updates() == []

@@ -426,3 +426,41 @@ def test_an_ended_user_subscription_is_a_drop_reconciled(h: BinanceHarness) -> N
     assert connections[-1].reconciled == {"open_orders": [], "positions": [],
                                           "fills_since_last_event": []}
     h.fake.wait_for(lambda: h.fake.subscriptions()["user"] == 1)
+
+
+def test_a_notional_market_order_goes_as_quote_order_qty_and_binance_sizes_it(
+    h: BinanceHarness,
+) -> None:
+    order = h.venue.submit_order(OrderRequest(symbol="BTCUSDT", side=Side.BUY,
+                                              notional=D("1234.567891234")))
+    (_, _, params), = [r for r in h.fake.requests if r[0] == "POST"
+                       and r[1] == "/api/v3/order"]
+    assert (params["quoteOrderQty"], "quantity" in params) == ("1234.56789123", False)
+    assert order.notional == D("1234.56789123")
+    h.pass_time()
+    filled = h.venue.order(order.id)
+    assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D("0.03086"))
+    assert [(x.quantity, x.price) for x in h.venue.fills(order_id=order.id)] == [
+        (D("0.03086"), D(40000))]  # 1234.56789123 / 40000 = 0.030864..., cut to the step
+
+
+def test_an_equity_fraction_becomes_a_quote_amount_of_the_equity_at_submit(
+    h: BinanceHarness,
+) -> None:
+    h.venue.submit_order(OrderRequest(symbol="BTCUSDT", side=Side.BUY,
+                                      equity_fraction=D("0.025")))
+    (_, _, params), = [r for r in h.fake.requests if r[0] == "POST"
+                       and r[1] == "/api/v3/order"]
+    assert params["quoteOrderQty"] == "2500.00000000"  # of 100,000 USDT, at its 8 decimals
+
+
+def test_what_binance_cannot_size_at_fill_is_refused_before_sending(h: BinanceHarness) -> None:
+    posted = posted_orders(h.fake)
+    with pytest.raises(OrderValidationError) as not_market:
+        h.venue.submit_order(OrderRequest(symbol="BTCUSDT", side=Side.BUY, notional=D(100),
+                                          order_type=OrderType.LIMIT, limit_price=D(39000)))
+    assert not_market.value.details == {"field": "notional", "provided": "100"}
+    with pytest.raises(OrderRejected) as too_small:
+        h.venue.submit_order(OrderRequest(symbol="BTCUSDT", side=Side.BUY, notional=D("0.5")))
+    assert too_small.value.details["filter"] in ("NOTIONAL", "MIN_NOTIONAL")
+    assert posted_orders(h.fake) == posted

@@ -384,3 +384,14 @@ def test_without_a_phase_option_each_session_ticks_at_a_phase_of_its_own_id(
 def test_phases_of_many_sessions_spread_over_the_interval() -> None:
     phases = {phase_of(f"session-{n}", 250) // 25 for n in range(200)}
     assert phases == set(range(10))  # every tenth of the interval has some session's ticks
+
+
+def test_an_all_in_order_by_equity_fraction_is_sized_at_the_ask_it_fills_at(market, clock) -> None:
+    ticks(market, clock, 2)
+    order = market.submit_order(OrderRequest(symbol="AAPL", side=Side.BUY, equity_fraction=D(1)))
+    assert (order.quantity, order.equity_fraction) == (D(0), D(1))
+    ticks(market, clock)  # the ask moved from 190.02 to 190.04: sized there, not at 190.02
+    filled = market.order(order.id)
+    assert (filled.status, filled.quantity, filled.average_fill_price) == (
+        OrderStatus.FILLED, D("526.20500947"), D("190.04"))
+    assert market.account().cash == D("0.0000003212")
