@@ -1,11 +1,14 @@
 """Bar timeframes of the protocol: names, lengths in seconds, UTC bucket alignment, annualisation.
 
 Every timeframe is a whole number of seconds. Buckets are aligned to the Unix epoch in UTC, except
-weeks, which start on Monday 00:00 UTC (the epoch itself fell on a Thursday).
+weeks, which start on Monday 00:00 UTC (the epoch itself fell on a Thursday). A market's calendar
+(stocks or 24/7 crypto) sets how many days make a year.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -40,6 +43,12 @@ WEEK_ORIGIN: Final = 4 * DAY
 CRYPTO_SECONDS_PER_YEAR: Final = 365 * DAY
 STOCK_TRADING_DAYS: Final = 252
 STOCK_SESSION_SECONDS: Final = 6 * HOUR + 30 * MINUTE
+CRYPTO_DAYS: Final = 365
+# Quote currencies that end a crypto pair's symbol ("BTCUSDT", "ETH/USD", "SOL-EUR"). A listed
+# share's ticker has at most five letters, so a longer symbol ending in one of them is a pair.
+CRYPTO_QUOTES: Final = ("USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "USD", "EUR", "BTC",
+                        "ETH", "BNB")
+_LONGEST_TICKER: Final = 5
 
 
 class TimeframeError(ValueError):
@@ -89,3 +98,32 @@ def periods_per_year(timeframe: str, calendar: Calendar) -> Decimal:
             return Decimal(STOCK_TRADING_DAYS)
         return Decimal(STOCK_TRADING_DAYS * STOCK_SESSION_SECONDS) / Decimal(length)
     raise TimeframeError(f"unknown calendar {calendar!r}; expected 'crypto' or 'stocks'")
+
+
+def days_per_year(calendar: Calendar) -> Decimal:
+    """Daily returns in one year on `calendar`: 252 trading days for stocks, 365 for crypto."""
+    if calendar == "crypto":
+        return Decimal(CRYPTO_DAYS)
+    if calendar == "stocks":
+        return Decimal(STOCK_TRADING_DAYS)
+    raise TimeframeError(f"unknown calendar {calendar!r}; expected 'crypto' or 'stocks'")
+
+
+def is_crypto_pair(symbol: str) -> bool:
+    """Whether `symbol` reads as a crypto pair: a base and a known quote currency, either
+    separated ("BTC/USD", "eth-usdt") or joined in a name longer than a share's ticker."""
+    text = symbol.strip().upper()
+    for separator in ("/", "-"):
+        base, found, quote = text.partition(separator)
+        if found and base and quote in CRYPTO_QUOTES:
+            return True
+    joined = text.isalnum() and len(text) > _LONGEST_TICKER
+    return joined and any(text.endswith(q) and len(text) > len(q) for q in CRYPTO_QUOTES)
+
+
+def guess_calendar(symbols: Iterable[str], days: Iterable[date]) -> Calendar:
+    """"crypto" when any symbol is a crypto pair or any of `days` (days with data) is a
+    Saturday or Sunday; else "stocks". Pass the calendar explicitly where this could mislead."""
+    if any(is_crypto_pair(s) for s in symbols) or any(d.weekday() >= 5 for d in days):
+        return "crypto"
+    return "stocks"

@@ -48,6 +48,8 @@ def test_hand_computed_metrics_of_a_five_day_crypto_curve():
         "timeframe": "1d",
         "calendar": "crypto",
         "periods_per_year": "365",
+        "days": 4,  # daily returns: one a day after the first
+        "short_run": True,  # fewer than 91.25 (a quarter of 365)
         "risk_free_rate": "0",
         "initial_equity": "100",
         "final_equity": "120",
