@@ -108,7 +108,7 @@ def compute_metrics(
     """Metrics of one run. `initial_equity`, when given, is the value one bar before the first
     point; else the first point is the start. `calendar` None picks "crypto" when any of
     `symbols` is a crypto pair or any point falls on a Saturday or Sunday (UTC), else "stocks".
-    `risk_free_rate` is annual, simple. `timeframe` only places the initial value in time.
+    `risk_free_rate` is annual, compounded daily. `timeframe` only places the initial value in time.
     """
     with localcontext(_CONTEXT):
         curve = _ValueCurve(equity_curve, initial_equity, timeframe_seconds(timeframe))
@@ -272,7 +272,8 @@ def _risk_metrics(
         return None, None, None
     n = Decimal(len(returns))
     mean = sum(returns, _ZERO) / n
-    threshold = risk_free_rate / ppy
+    # The daily rate that compounds to the annual one over A days (as QuantStats does).
+    threshold = (1 + risk_free_rate) ** (1 / ppy) - 1 if risk_free_rate else _ZERO
     squares = downside = _ZERO
     for r in returns:
         squares += (r - mean) ** 2
@@ -280,7 +281,7 @@ def _risk_metrics(
     variance = squares / (n - 1)
     downside = downside / n
     stdev = variance.sqrt()
-    excess = mean - risk_free_rate / ppy
+    excess = mean - threshold
     root = ppy.sqrt()
     sharpe = excess / stdev * root if stdev else None
     sortino = excess / downside.sqrt() * root if downside else None

@@ -93,7 +93,7 @@ def test_cagr_over_two_julian_years_and_calmar():
     assert metrics.max_drawdown_duration_seconds == int(two_years.total_seconds())
 
 
-def test_risk_free_rate_is_deducted_per_period():
+def test_risk_free_rate_is_deducted_as_the_daily_rate_that_compounds_to_it():
     metrics = compute_metrics(
         equity_curve=curve(100, 110, 99, 121, 120),
         round_trips=[],
@@ -102,8 +102,9 @@ def test_risk_free_rate_is_deducted_per_period():
         calendar="crypto",
         risk_free_rate=D("0.0365"),
     )
-    # (0.05348944 - 0.0001) / 0.13905219 * sqrt(365) = 7.3354026
-    assert metrics.sharpe == D("7.335403")
+    # per day 1.0365^(1/365) - 1 = 0.00009822305; (0.05348944 - 0.00009822) / 0.13905219
+    # * sqrt(365) = 7.3356468
+    assert metrics.sharpe == D("7.335647")
 
 
 def test_initial_equity_adds_a_starting_point_one_bar_earlier():

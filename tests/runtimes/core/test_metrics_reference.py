@@ -70,7 +70,7 @@ def reference(points: Sequence[EquityPoint], initial: Decimal, *, bar: timedelta
     daily = equity.resample("1D").last().dropna()
     returns = pd.concat([pd.Series([float(initial)]), daily.reset_index(drop=True)]).pct_change()
     returns = returns.dropna()
-    per_day = risk_free_rate / days_per_year
+    per_day = (1 + risk_free_rate) ** (1 / days_per_year) - 1
     every_bar = pd.concat([pd.Series([float(initial)]), equity.reset_index(drop=True)])
     years = (points[-1].timestamp - (points[0].timestamp - bar)) / JULIAN_YEAR
     cagr = empyrical.annual_return(returns, annualization=len(returns) / years)
