@@ -38,12 +38,10 @@ TIMEFRAMES: Final[tuple[str, ...]] = tuple(TIMEFRAME_SECONDS)
 # Monday 1970-01-05T00:00:00Z: the origin of weekly buckets.
 WEEK_ORIGIN: Final = 4 * DAY
 
-# Annualisation constants (see docs/metrics.md). Crypto trades around the clock every day of a
-# 365-day year; US stocks trade 252 days a year, 6.5 regular-session hours a day.
-CRYPTO_SECONDS_PER_YEAR: Final = 365 * DAY
-STOCK_TRADING_DAYS: Final = 252
-STOCK_SESSION_SECONDS: Final = 6 * HOUR + 30 * MINUTE
+# Annualisation of daily returns (see docs/metrics.md): crypto trades every day of a 365-day
+# year; US stocks trade 252 days a year.
 CRYPTO_DAYS: Final = 365
+STOCK_TRADING_DAYS: Final = 252
 # Quote currencies that end a crypto pair's symbol ("BTCUSDT", "ETH/USD", "SOL-EUR"). A listed
 # share's ticker has at most five letters, so a longer symbol ending in one of them is a pair.
 CRYPTO_QUOTES: Final = ("USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "USD", "EUR", "BTC",
@@ -80,24 +78,6 @@ def bucket_start(epoch_seconds: int, timeframe: str) -> int:
     length = timeframe_seconds(timeframe)
     origin = WEEK_ORIGIN if length == WEEK else 0
     return epoch_seconds - (epoch_seconds - origin) % length
-
-
-def periods_per_year(timeframe: str, calendar: Calendar) -> Decimal:
-    """How many bars of `timeframe` make one year on `calendar`, for annualising statistics.
-
-    crypto: 365 days of 24 hours. stocks: 252 trading days; a daily bar is one trading day, a
-    weekly bar one of 52 weeks, and an intraday bar a share of a 6.5-hour session (1m: 98,280).
-    """
-    length = timeframe_seconds(timeframe)
-    if calendar == "crypto":
-        return Decimal(CRYPTO_SECONDS_PER_YEAR) / Decimal(length)
-    if calendar == "stocks":
-        if length == WEEK:
-            return Decimal(52)
-        if length >= DAY:
-            return Decimal(STOCK_TRADING_DAYS)
-        return Decimal(STOCK_TRADING_DAYS * STOCK_SESSION_SECONDS) / Decimal(length)
-    raise TimeframeError(f"unknown calendar {calendar!r}; expected 'crypto' or 'stocks'")
 
 
 def days_per_year(calendar: Calendar) -> Decimal:

@@ -12,7 +12,6 @@ from runtimes.core.timeframes import (
     guess_calendar,
     is_crypto_pair,
     parse_timeframe,
-    periods_per_year,
     timeframe_for_seconds,
     timeframe_seconds,
 )
@@ -38,15 +37,6 @@ def test_weekly_buckets_start_on_monday_utc():
     # 2021-04-08 is a Thursday; its week started on Monday 2021-04-05.
     assert bucket_start(1617840000 + 3600, "1w") == 1617580800
     assert bucket_start(1617840000 + 3600, "1d") == 1617840000
-
-
-def test_periods_per_year_per_calendar():
-    assert periods_per_year("1d", "crypto") == Decimal(365)
-    assert periods_per_year("1m", "crypto") == Decimal(525_600)
-    assert periods_per_year("1d", "stocks") == Decimal(252)
-    assert periods_per_year("1w", "stocks") == Decimal(52)
-    assert periods_per_year("1m", "stocks") == Decimal(98_280)
-    assert periods_per_year("1h", "stocks") == Decimal("1638")
 
 
 def test_days_per_year_per_calendar():
