@@ -234,7 +234,7 @@ class _ValueCurve:
         self._step = timedelta(seconds=bar_seconds)
         self._offset = int(initial_equity is not None and len(equity_curve) > 0)
         self.initial = initial_equity if self._offset else None
-        self.values: list[Decimal] = [initial_equity] if self._offset else []  # type: ignore[list-item]
+        self.values: list[Decimal] = [] if self.initial is None else [self.initial]
         self._exposed = 0
         self.closes = daily_closes(self._read(equity_curve))
 
