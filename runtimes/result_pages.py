@@ -85,20 +85,33 @@ METRIC_CARDS: tuple[tuple[str, str, Callable[[Decimal], str], str], ...] = (
 )
 
 
+# Figures annualised from the run's daily returns: marked on a run shorter than ~3 months.
+ANNUALISED = frozenset({"cagr", "sharpe", "sortino", "annualised_volatility", "calmar"})
+SHORT_RUN_NOTE = ("Annualised from {days} of returns, under a quarter of a year: "
+                  "a few weeks extrapolated to a year, mostly noise (docs/metrics.md).")
+
+
 def metric_cards(metrics: dict[str, Any]) -> list[dict[str, str]]:
-    """`[{label, value, tone}]` for the result page; "—" where a metric is undefined."""
+    """`[{label, value, tone, note}]` for the result page; "—" where a metric is undefined;
+    `note` explains the short-run marker of an annualised figure, else "". Results stored
+    before the short-run rule have no `short_run` key and get no note."""
     cards = []
+    short = metrics.get("short_run") is True
+    days = metrics.get("days")
+    span = "1 day" if days == 1 else f"{days} days" if isinstance(days, int) else "a few days"
+    note = SHORT_RUN_NOTE.format(days=span) if short else ""
     for label, key, show, tone in METRIC_CARDS:
         number = _decimal(metrics.get(key))
         if number is None:
-            cards.append({"label": label, "value": "—", "tone": ""})
+            cards.append({"label": label, "value": "—", "tone": "", "note": ""})
             continue
         if tone == "loss":
             text, shade = ("-" + show(number) if number else show(number)), "neg" if number else ""
         else:
             text = show(number)
             shade = ("pos" if number > 0 else "neg" if number < 0 else "") if tone else ""
-        cards.append({"label": label, "value": text, "tone": shade})
+        cards.append({"label": label, "value": text, "tone": shade,
+                      "note": note if key in ANNUALISED else ""})
     return cards
 
 

@@ -130,6 +130,7 @@ def build_result(
         total_fees=account.total_commission,
         timeframe=data.timeframe,
         initial_equity=config.initial_cash,
+        symbols=data.symbols,
     )
     return BacktestResult(
         equity_curve=curve,

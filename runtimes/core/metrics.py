@@ -1,24 +1,27 @@
 """Backtest results: equity points, round trips, drawdowns and performance metrics.
 
+Volatility, Sharpe and Sortino are computed on daily returns (equity resampled to UTC days),
+annualised by the calendar's days per year (252 stocks, 365 crypto), whatever the bar timeframe.
 Every statistic is computed in Decimal inside one fixed local context (28 digits, half-even), so
-results are identical on every machine; formulas and annualisation are in docs/metrics.md.
+results are identical on every machine; formulas and conventions are in docs/metrics.md.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import TypeVar
 
-from runtimes.core.timeframes import Calendar, periods_per_year, timeframe_seconds
+from runtimes.core.daily import daily_closes, daily_returns
+from runtimes.core.timeframes import Calendar, days_per_year, guess_calendar, timeframe_seconds
 
 _CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
 RATIO_PLACES = Decimal("0.000001")  # returns, ratios, fractions: 6 decimal places
 MONEY_PLACES = Decimal("0.00000001")  # averages of money: 8 decimal places
 SECONDS_PER_YEAR = Decimal(36525 * 864)  # Julian year, for CAGR over calendar time
+MIN_RELIABLE_YEARS = Decimal("0.25")  # fewer daily returns than a quarter year's: a short run
 _ZERO = Decimal(0)
 
 
@@ -56,7 +59,9 @@ class Metrics:
     end: datetime | None
     timeframe: str
     calendar: str
-    periods_per_year: Decimal
+    periods_per_year: Decimal  # daily returns per year the ratios are annualised by: 252 or 365
+    days: int  # daily returns the ratios are computed on
+    short_run: bool  # fewer days than a quarter of a year's: annualised figures are unreliable
     risk_free_rate: Decimal
     initial_equity: Decimal
     final_equity: Decimal
@@ -98,18 +103,21 @@ def compute_metrics(
     risk_free_rate: Decimal = _ZERO,
     initial_equity: Decimal | None = None,
     calendar: Calendar | None = None,
+    symbols: Sequence[str] = (),
 ) -> Metrics:
     """Metrics of one run. `initial_equity`, when given, is the value one bar before the first
-    point; else the first point is the start. `calendar` None picks "crypto" when any point falls
-    on a Saturday or Sunday (UTC), else "stocks". `risk_free_rate` is annual, simple.
+    point; else the first point is the start. `calendar` None picks "crypto" when any of
+    `symbols` is a crypto pair or any point falls on a Saturday or Sunday (UTC), else "stocks".
+    `risk_free_rate` is annual, compounded daily. `timeframe` only places the initial value in time.
     """
     with localcontext(_CONTEXT):
-        chosen = calendar or _guess_calendar(equity_curve)
-        ppy = periods_per_year(timeframe, chosen)
         curve = _ValueCurve(equity_curve, initial_equity, timeframe_seconds(timeframe))
+        chosen = calendar or guess_calendar(symbols, (day for day, _ in curve.closes))
+        ppy = days_per_year(chosen)
         start_value = curve.values[0] if len(curve) else (initial_equity or _ZERO)
         final_value = curve.values[-1] if len(curve) else start_value
-        risk = _risk_metrics(curve, ppy, risk_free_rate)
+        returns = [r for _, r in daily_returns(curve.closes, curve.initial)]
+        risk = _risk_metrics(returns, ppy, risk_free_rate)
         drawdown = _max_drawdown(curve)
         cagr = _cagr(curve)
         calmar = cagr / drawdown.depth if cagr is not None and drawdown.depth else None
@@ -120,6 +128,8 @@ def compute_metrics(
             timeframe=timeframe,
             calendar=chosen,
             periods_per_year=ppy,
+            days=len(returns),
+            short_run=len(returns) < ppy * MIN_RELIABLE_YEARS,
             risk_free_rate=risk_free_rate,
             initial_equity=start_value,
             final_equity=final_value,
@@ -135,7 +145,7 @@ def compute_metrics(
             max_drawdown_duration_seconds=drawdown.duration_seconds,
             longest_drawdown_seconds=drawdown.longest_seconds,
             calmar=_ratio(calmar),
-            exposure_time=_exposure_time(equity_curve),
+            exposure_time=curve.exposure_time(),
             total_fees=total_fees,
             number_of_trades=trades.number_of_trades,
             win_rate=trades.win_rate,
@@ -204,21 +214,18 @@ def _default_level(point: object) -> Decimal:
     raise TypeError("pass value= to read the level of these points")
 
 
-def _guess_calendar(equity_curve: Sequence[EquityPoint]) -> Calendar:
-    weekend = any(p.timestamp.weekday() >= 5 for p in equity_curve)
-    return "crypto" if weekend else "stocks"
-
-
 class _ValueCurve:
     """The equity of every point (after the initial value one bar before the first, when
-    given) as one list of values, and each point's time read only where a metric needs it.
+    given) as one list of values, each UTC day's last value, the count of points with an open
+    position, and each point's time read only where a metric needs it.
 
     On a year of minutes the (time, equity) pairs and the list of returns took ~170 MB at the
     end of every run; the values alone take a pointer a point, plus the equity Decimals that
-    differ from their neighbour (a flat account repeats one object). Points are in time order.
+    differ from their neighbour (a flat account repeats one object). Points are in time order,
+    read in one pass (the engine's curve prices each point as it is read).
     """
 
-    __slots__ = ("_offset", "_points", "_step", "values")
+    __slots__ = ("_exposed", "_offset", "_points", "_step", "closes", "initial", "values")
 
     def __init__(
         self, equity_curve: Sequence[EquityPoint], initial_equity: Decimal | None, bar_seconds: int
@@ -226,9 +233,24 @@ class _ValueCurve:
         self._points = equity_curve
         self._step = timedelta(seconds=bar_seconds)
         self._offset = int(initial_equity is not None and len(equity_curve) > 0)
-        self.values: list[Decimal] = [p.equity for p in equity_curve]
-        if self._offset:
-            self.values.insert(0, initial_equity)  # type: ignore[arg-type]  # not None here
+        self.initial = initial_equity if self._offset else None
+        self.values: list[Decimal] = [] if self.initial is None else [self.initial]
+        self._exposed = 0
+        self.closes = daily_closes(self._read(equity_curve))
+
+    def _read(self, equity_curve: Sequence[EquityPoint]) -> Iterator[tuple[datetime, Decimal]]:
+        """(time, equity) of each point for the daily closes, keeping values and exposure."""
+        values = self.values
+        for point in equity_curve:
+            values.append(point.equity)
+            if point.exposure:
+                self._exposed += 1
+            yield point.timestamp, point.equity
+
+    def exposure_time(self) -> Decimal | None:
+        """Share of the points (bars) that end with an open position."""
+        points = len(self.values) - self._offset
+        return _ratio(Decimal(self._exposed) / points) if points else None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -242,26 +264,24 @@ class _ValueCurve:
 
 
 def _risk_metrics(
-    curve: _ValueCurve, ppy: Decimal, risk_free_rate: Decimal
+    returns: Sequence[Decimal], ppy: Decimal, risk_free_rate: Decimal
 ) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
-    """(annualised volatility, Sharpe, Sortino) of the simple per-period returns, or Nones when
-    fewer than two or a value at or below zero makes them undefined. One pass for their mean,
-    one for the squared deviations (the same sums, in the same order, as over a list)."""
-    values = curve.values
-    if len(values) - 1 < 2 or any(v <= 0 for v in itertools.islice(values, len(values) - 1)):
+    """(annualised volatility, Sharpe, Sortino) of the simple daily returns, or Nones when there
+    are fewer than two (none when a value at or below zero made them undefined)."""
+    if len(returns) < 2:
         return None, None, None
-    n = Decimal(len(values) - 1)
-    mean = sum((b / a - 1 for a, b in itertools.pairwise(values)), _ZERO) / n
-    threshold = risk_free_rate / ppy
+    n = Decimal(len(returns))
+    mean = sum(returns, _ZERO) / n
+    # The daily rate that compounds to the annual one over A days (as QuantStats does).
+    threshold = (1 + risk_free_rate) ** (1 / ppy) - 1 if risk_free_rate else _ZERO
     squares = downside = _ZERO
-    for a, b in itertools.pairwise(values):
-        r = b / a - 1
+    for r in returns:
         squares += (r - mean) ** 2
         downside += min(_ZERO, r - threshold) ** 2
     variance = squares / (n - 1)
     downside = downside / n
     stdev = variance.sqrt()
-    excess = mean - risk_free_rate / ppy
+    excess = mean - threshold
     root = ppy.sqrt()
     sharpe = excess / stdev * root if stdev else None
     sortino = excess / downside.sqrt() * root if downside else None
@@ -360,13 +380,6 @@ def _trade_metrics(round_trips: Sequence[RoundTrip]) -> _TradeStats:
         best_trade=max(pnls) if pnls else None,
         worst_trade=min(pnls) if pnls else None,
     )
-
-
-def _exposure_time(equity_curve: Sequence[EquityPoint]) -> Decimal | None:
-    if not equity_curve:
-        return None
-    exposed = sum(1 for p in equity_curve if p.exposure != 0)
-    return _ratio(Decimal(exposed) / len(equity_curve))
 
 
 def _mean(values: Sequence[Decimal]) -> Decimal | None:

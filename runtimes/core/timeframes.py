@@ -1,11 +1,14 @@
 """Bar timeframes of the protocol: names, lengths in seconds, UTC bucket alignment, annualisation.
 
 Every timeframe is a whole number of seconds. Buckets are aligned to the Unix epoch in UTC, except
-weeks, which start on Monday 00:00 UTC (the epoch itself fell on a Thursday).
+weeks, which start on Monday 00:00 UTC (the epoch itself fell on a Thursday). A market's calendar
+(stocks or 24/7 crypto) sets how many days make a year.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -35,11 +38,15 @@ TIMEFRAMES: Final[tuple[str, ...]] = tuple(TIMEFRAME_SECONDS)
 # Monday 1970-01-05T00:00:00Z: the origin of weekly buckets.
 WEEK_ORIGIN: Final = 4 * DAY
 
-# Annualisation constants (see docs/metrics.md). Crypto trades around the clock every day of a
-# 365-day year; US stocks trade 252 days a year, 6.5 regular-session hours a day.
-CRYPTO_SECONDS_PER_YEAR: Final = 365 * DAY
+# Annualisation of daily returns (see docs/metrics.md): crypto trades every day of a 365-day
+# year; US stocks trade 252 days a year.
+CRYPTO_DAYS: Final = 365
 STOCK_TRADING_DAYS: Final = 252
-STOCK_SESSION_SECONDS: Final = 6 * HOUR + 30 * MINUTE
+# Quote currencies that end a crypto pair's symbol ("BTCUSDT", "ETH/USD", "SOL-EUR"). A listed
+# share's ticker has at most five letters, so a longer symbol ending in one of them is a pair.
+CRYPTO_QUOTES: Final = ("USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "USD", "EUR", "BTC",
+                        "ETH", "BNB")
+_LONGEST_TICKER: Final = 5
 
 
 class TimeframeError(ValueError):
@@ -73,19 +80,30 @@ def bucket_start(epoch_seconds: int, timeframe: str) -> int:
     return epoch_seconds - (epoch_seconds - origin) % length
 
 
-def periods_per_year(timeframe: str, calendar: Calendar) -> Decimal:
-    """How many bars of `timeframe` make one year on `calendar`, for annualising statistics.
-
-    crypto: 365 days of 24 hours. stocks: 252 trading days; a daily bar is one trading day, a
-    weekly bar one of 52 weeks, and an intraday bar a share of a 6.5-hour session (1m: 98,280).
-    """
-    length = timeframe_seconds(timeframe)
+def days_per_year(calendar: Calendar) -> Decimal:
+    """Daily returns in one year on `calendar`: 252 trading days for stocks, 365 for crypto."""
     if calendar == "crypto":
-        return Decimal(CRYPTO_SECONDS_PER_YEAR) / Decimal(length)
+        return Decimal(CRYPTO_DAYS)
     if calendar == "stocks":
-        if length == WEEK:
-            return Decimal(52)
-        if length >= DAY:
-            return Decimal(STOCK_TRADING_DAYS)
-        return Decimal(STOCK_TRADING_DAYS * STOCK_SESSION_SECONDS) / Decimal(length)
+        return Decimal(STOCK_TRADING_DAYS)
     raise TimeframeError(f"unknown calendar {calendar!r}; expected 'crypto' or 'stocks'")
+
+
+def is_crypto_pair(symbol: str) -> bool:
+    """Whether `symbol` reads as a crypto pair: a base and a known quote currency, either
+    separated ("BTC/USD", "eth-usdt") or joined in a name longer than a share's ticker."""
+    text = symbol.strip().upper()
+    for separator in ("/", "-"):
+        base, found, quote = text.partition(separator)
+        if found and base and quote in CRYPTO_QUOTES:
+            return True
+    joined = text.isalnum() and len(text) > _LONGEST_TICKER
+    return joined and any(text.endswith(q) and len(text) > len(q) for q in CRYPTO_QUOTES)
+
+
+def guess_calendar(symbols: Iterable[str], days: Iterable[date]) -> Calendar:
+    """"crypto" when any symbol is a crypto pair or any of `days` (days with data) is a
+    Saturday or Sunday; else "stocks". Pass the calendar explicitly where this could mislead."""
+    if any(is_crypto_pair(s) for s in symbols) or any(d.weekday() >= 5 for d in days):
+        return "crypto"
+    return "stocks"

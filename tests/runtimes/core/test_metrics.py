@@ -48,6 +48,8 @@ def test_hand_computed_metrics_of_a_five_day_crypto_curve():
         "timeframe": "1d",
         "calendar": "crypto",
         "periods_per_year": "365",
+        "days": 4,  # daily returns: one a day after the first
+        "short_run": True,  # fewer than 91.25 (a quarter of 365)
         "risk_free_rate": "0",
         "initial_equity": "100",
         "final_equity": "120",
@@ -91,7 +93,7 @@ def test_cagr_over_two_julian_years_and_calmar():
     assert metrics.max_drawdown_duration_seconds == int(two_years.total_seconds())
 
 
-def test_risk_free_rate_is_deducted_per_period():
+def test_risk_free_rate_is_deducted_as_the_daily_rate_that_compounds_to_it():
     metrics = compute_metrics(
         equity_curve=curve(100, 110, 99, 121, 120),
         round_trips=[],
@@ -100,8 +102,9 @@ def test_risk_free_rate_is_deducted_per_period():
         calendar="crypto",
         risk_free_rate=D("0.0365"),
     )
-    # (0.05348944 - 0.0001) / 0.13905219 * sqrt(365) = 7.3354026
-    assert metrics.sharpe == D("7.335403")
+    # per day 1.0365^(1/365) - 1 = 0.00009822305; (0.05348944 - 0.00009822) / 0.13905219
+    # * sqrt(365) = 7.3356468
+    assert metrics.sharpe == D("7.335647")
 
 
 def test_initial_equity_adds_a_starting_point_one_bar_earlier():
@@ -198,3 +201,76 @@ def test_cagr_of_a_few_profitable_minutes_is_undefined_not_an_error():
     )
     assert (metrics.cagr, metrics.calmar) == (None, None)
     assert metrics.as_dict()["total_return"] == "0.00301"
+
+
+def daily_equity(values: list[int], start: datetime = datetime(2021, 1, 4, tzinfo=UTC)
+                 ) -> list[EquityPoint]:
+    return [EquityPoint(start + timedelta(days=i), D(v), D(v), D(0)) for i, v in enumerate(values)]
+
+
+RISK = ("annualised_volatility", "sharpe", "sortino", "days", "periods_per_year")
+
+
+def test_the_same_daily_equity_labelled_1d_or_1m_gives_the_same_ratios():
+    points = daily_equity([100, 103, 101, 106, 104, 108, 107])
+    daily, minutes = (
+        compute_metrics(equity_curve=points, round_trips=[], total_fees=D(0), timeframe=label,
+                        initial_equity=D(100), calendar="stocks")
+        for label in ("1d", "1m")
+    )
+    assert [getattr(daily, k) for k in RISK] == [getattr(minutes, k) for k in RISK]
+    # 7 daily returns from 100: mean 0.01006026, sample stdev 0.02869477; x sqrt(252)
+    assert daily.sharpe == D("5.565533")
+
+
+def test_intraday_points_are_resampled_to_their_last_value_of_each_utc_day():
+    closes = [100, 103, 101, 106, 104]
+    minutes = [
+        EquityPoint(datetime(2021, 1, 4 + day, 14, 30, tzinfo=UTC) + timedelta(minutes=m),
+                    D(value + (m % 3) - 1 if m < 389 else value), D(0), D(0))
+        for day, value in enumerate(closes) for m in range(390)
+    ]
+    intraday = compute_metrics(equity_curve=minutes, round_trips=[], total_fees=D(0),
+                               timeframe="1m", calendar="stocks")
+    daily = compute_metrics(equity_curve=daily_equity(closes), round_trips=[], total_fees=D(0),
+                            timeframe="1d", calendar="stocks")
+    assert [getattr(intraday, k) for k in RISK] == [getattr(daily, k) for k in RISK]
+    # returns 0.03, -0.019417, 0.049505, -0.018868: sample stdev 0.03492379 x sqrt(252)
+    assert (intraday.days, intraday.annualised_volatility) == (4, D("0.554398"))
+
+
+def test_ratios_are_undefined_with_fewer_than_two_daily_returns():
+    # A day of minutes that swing: per-bar annualisation made this a Sharpe in the hundreds.
+    points = [EquityPoint(START + timedelta(minutes=i), D(100 + (i % 2)), D(0), D(0))
+              for i in range(48)]
+    metrics = compute_metrics(equity_curve=points, round_trips=[], total_fees=D(0),
+                              timeframe="1m", initial_equity=D(100), calendar="crypto")
+    assert (metrics.days, metrics.short_run) == (1, True)
+    assert (metrics.annualised_volatility, metrics.sharpe, metrics.sortino) == (None, None, None)
+
+
+@pytest.mark.parametrize(("calendar", "returns", "short"), [
+    ("stocks", 62, True), ("stocks", 63, False), ("crypto", 91, True), ("crypto", 92, False),
+])
+def test_a_run_with_fewer_daily_returns_than_a_quarter_year_is_short(
+    calendar: str, returns: int, short: bool
+) -> None:
+    values = [100 + i % 5 for i in range(returns)]
+    metrics = compute_metrics(equity_curve=daily_equity(values), round_trips=[],
+                              total_fees=D(0), timeframe="1d", initial_equity=D(99),
+                              calendar=calendar)  # type: ignore[arg-type]
+    assert (metrics.days, metrics.short_run) == (returns, short)
+    assert metrics.as_dict()["short_run"] is short
+
+
+def test_a_crypto_pair_sets_the_crypto_calendar_even_on_weekdays_only():
+    weekdays = daily_equity([100, 101, 103, 102, 104])  # Monday to Friday
+    guessed = compute_metrics(equity_curve=weekdays, round_trips=[], total_fees=D(0),
+                              timeframe="1d", symbols=("BTCUSDT",))
+    assert (guessed.calendar, guessed.periods_per_year) == ("crypto", D(365))
+    shares = compute_metrics(equity_curve=weekdays, round_trips=[], total_fees=D(0),
+                             timeframe="1d", symbols=("AAPL", "MSFT"))
+    assert shares.calendar == "stocks"
+    chosen = compute_metrics(equity_curve=weekdays, round_trips=[], total_fees=D(0),
+                             timeframe="1d", symbols=("BTCUSDT",), calendar="stocks")
+    assert (chosen.calendar, chosen.periods_per_year) == ("stocks", D(252))

@@ -1,5 +1,6 @@
-"""Timeframe names, lengths, bucket alignment and annualisation."""
+"""Timeframe names, lengths, bucket alignment, annualisation and the calendar guess."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -7,8 +8,10 @@ import pytest
 from runtimes.core.timeframes import (
     TimeframeError,
     bucket_start,
+    days_per_year,
+    guess_calendar,
+    is_crypto_pair,
     parse_timeframe,
-    periods_per_year,
     timeframe_for_seconds,
     timeframe_seconds,
 )
@@ -36,10 +39,24 @@ def test_weekly_buckets_start_on_monday_utc():
     assert bucket_start(1617840000 + 3600, "1d") == 1617840000
 
 
-def test_periods_per_year_per_calendar():
-    assert periods_per_year("1d", "crypto") == Decimal(365)
-    assert periods_per_year("1m", "crypto") == Decimal(525_600)
-    assert periods_per_year("1d", "stocks") == Decimal(252)
-    assert periods_per_year("1w", "stocks") == Decimal(52)
-    assert periods_per_year("1m", "stocks") == Decimal(98_280)
-    assert periods_per_year("1h", "stocks") == Decimal("1638")
+def test_days_per_year_per_calendar():
+    assert (days_per_year("stocks"), days_per_year("crypto")) == (Decimal(252), Decimal(365))
+    with pytest.raises(TimeframeError):
+        days_per_year("forex")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("symbol", "crypto"), [
+    ("BTCUSDT", True), ("ethusdc", True), ("BTC/USD", True), ("eth-usdt", True),
+    ("SOLEUR", True), ("AAPL", False), ("BRK.B", False), ("BRK-B", False), ("GOOGL", False),
+    ("USDT", False), ("ETH", False), ("SPY", False),
+])
+def test_a_crypto_pair_is_a_base_and_a_known_quote(symbol: str, crypto: bool) -> None:
+    assert is_crypto_pair(symbol) is crypto
+
+
+def test_calendar_is_crypto_for_a_pair_or_a_weekend_day_else_stocks():
+    monday, saturday = date(2024, 3, 4), date(2024, 3, 9)
+    assert guess_calendar(["AAPL"], [monday]) == "stocks"
+    assert guess_calendar(["AAPL"], [monday, saturday]) == "crypto"
+    assert guess_calendar(["AAPL", "BTCUSDT"], [monday]) == "crypto"
+    assert guess_calendar([], []) == "stocks"
