@@ -19,5 +19,6 @@ urlpatterns = [
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("app/keys/", views.api_keys, name="api_keys"),
     path("app/keys/new/", views.api_key_create, name="api_key_create"),
+    path("app/keys/<uuid:key_id>/created/", views.api_key_created, name="api_key_created"),
     path("app/keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
 ]

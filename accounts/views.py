@@ -24,7 +24,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import APIException, ValidationError
 
 from accounts import registration, services
@@ -206,9 +206,16 @@ def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "accounts/api_keys.html", {"keys": keys, "now": timezone.now()})
 
 
+# The session entry that carries a new key's secret from the POST to the one page that shows it.
+NEW_KEY_SESSION = "new_api_key"
+
+
 @never_cache
 @workspace_page
 def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Post/Redirect/Get: a reload of the page after creating shows the key again, never a new
+    one. The secret crosses the redirect in the server-side session (never a URL or a log)
+    and is dropped there at its one read."""
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -217,19 +224,36 @@ def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse
         except APIException as exc:
             _form_error(form, exc)
         else:
-            # Rendered, not redirected: the secret must not pass through the session or a URL.
-            return render(request, "accounts/api_key_created.html", {
-                "key": key, "plaintext": plaintext,
-                "origin": f"{request.scheme}://{request.get_host()}"})
+            request.session[NEW_KEY_SESSION] = {"id": str(key.pk), "plaintext": plaintext}
+            return redirect("api_key_created", key.pk)
     return render(request, "accounts/api_key_form.html", {"form": form})
 
 
+@never_cache
 @workspace_page
-@require_POST
+def api_key_created(request: HttpRequest, membership: Membership, key_id: uuid.UUID
+                    ) -> HttpResponse:
+    """The new key's secret, once: read from the session and dropped from it in the same
+    request. Any later visit (a reload, the back button) shows the key without it."""
+    key = get_object_or_404(ApiKey.objects.for_workspace(membership.workspace), pk=key_id)
+    kept = request.session.get(NEW_KEY_SESSION) or {}
+    plaintext = kept.get("plaintext") if kept.get("id") == str(key.pk) else None
+    if plaintext is not None:
+        del request.session[NEW_KEY_SESSION]
+    return render(request, "accounts/api_key_created.html", {
+        "key": key, "plaintext": plaintext,
+        "origin": f"{request.scheme}://{request.get_host()}"})
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_page
 def api_key_revoke(request: HttpRequest, membership: Membership, key_id: uuid.UUID
                    ) -> HttpResponse:
-    key = get_object_or_404(
-        ApiKey.objects.for_workspace(membership.workspace).select_related("workspace"), pk=key_id)
+    """GET asks for confirmation; only its POST revokes."""
+    keys = ApiKey.objects.for_workspace(membership.workspace)
+    key = get_object_or_404(keys.select_related("workspace", "created_by"), pk=key_id)
+    if request.method != "POST":
+        return render(request, "accounts/api_key_revoke.html", {"key": key})
     try:
         services.revoke_api_key(key=key, by=request.user)
     except APIException as exc:
