@@ -30,7 +30,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from accounts import registration, services
 from accounts.current import current_membership, select_workspace
 from accounts.forms import ApiKeyForm, InviteForm, LoginForm, SignUpForm, WorkspaceForm
-from accounts.models import ApiKey, Invitation, Membership
+from accounts.models import ApiKey, Invitation, Membership, normalize_email
 
 
 def _service_error(exc: APIException, form: forms.Form | None = None) -> str:
@@ -165,8 +165,35 @@ def members(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "accounts/members.html", {
         "form": form,
         "members": Membership.objects.for_workspace(workspace).select_related("user"),
-        "invitations": Invitation.objects.for_workspace(workspace).pending(timezone.now()),
+        "invitations": Invitation.objects.for_workspace(workspace).open()
+        .select_related("invited_by"),
+        "now": timezone.now(),
     })
+
+
+@require_POST
+@workspace_page
+def invitation_action(request: HttpRequest, membership: Membership, invitation_id: uuid.UUID,
+                      action: str) -> HttpResponse:
+    """The members page's buttons of an invitation: revoke, or resend (a new link)."""
+    invitation = get_object_or_404(
+        Invitation.objects.for_workspace(membership.workspace)
+        .select_related("workspace", "invited_by"), pk=invitation_id)
+    try:
+        if action == "revoke":
+            services.revoke_invitation(invitation=invitation, by=request.user)
+            messages.success(request, f"Invitation to {invitation.email} revoked; its link no "
+                                      f"longer works.")
+        elif action == "resend":
+            services.resend_invitation(invitation=invitation, by=request.user,
+                                       accept_url_base=request.build_absolute_uri("/"))
+            messages.success(request, f"A new invitation link was sent to {invitation.email}; "
+                                      f"the previous one no longer works.")
+        else:
+            raise Http404("No such action.")
+    except APIException as exc:
+        messages.error(request, _service_error(exc))
+    return redirect("workspace_members")
 
 
 @workspace_page
@@ -187,6 +214,7 @@ def member_remove(request: HttpRequest, membership: Membership, member_id: uuid.
 
 @login_required
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: a GET says what the invitation is, its POST joins the workspace."""
     try:
         invitation = services.find_invitation(token=token)
         if request.method == "POST":
@@ -197,7 +225,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     except APIException as exc:
         return render(request, "accounts/invitation.html", {"error": _service_error(exc)},
                       status=exc.status_code)
-    return render(request, "accounts/invitation.html", {"invitation": invitation})
+    return render(request, "accounts/invitation.html", {
+        "invitation": invitation,
+        "signed_in_as_invited": normalize_email(request.user.email) == invitation.email})
 
 
 @workspace_page
