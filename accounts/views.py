@@ -230,14 +230,16 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         "signed_in_as_invited": normalize_email(request.user.email) == invitation.email})
 
 
-@workspace_page
-def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
-    keys = ApiKey.objects.for_workspace(membership.workspace).select_related("created_by")
-    return render(request, "accounts/api_keys.html", {"keys": keys, "now": timezone.now()})
-
-
 # The session entry that carries a new key's secret from the POST to the one page that shows it.
 NEW_KEY_SESSION = "new_api_key"
+
+
+@workspace_page
+def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
+    # A secret whose page was never reached (the redirect cut short) is not kept any longer.
+    request.session.pop(NEW_KEY_SESSION, None)
+    keys = ApiKey.objects.for_workspace(membership.workspace).select_related("created_by")
+    return render(request, "accounts/api_keys.html", {"keys": keys, "now": timezone.now()})
 
 
 @never_cache

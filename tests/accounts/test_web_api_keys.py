@@ -65,6 +65,17 @@ def test_the_secret_is_shown_only_on_the_page_of_the_key_it_belongs_to(
     assert NEW_KEY_SESSION in client.session  # still waiting for its own page
 
 
+def test_a_secret_whose_page_was_never_reached_is_dropped_by_the_key_list(
+        sign_in, owner, workspace):
+    client = sign_in(owner, workspace)
+    created = _create(client)
+
+    client.get(reverse("api_keys"))
+
+    assert NEW_KEY_SESSION not in client.session
+    assert SECRET.search(client.get(created["Location"]).content.decode()) is None
+
+
 def test_the_created_page_of_a_key_of_another_workspace_is_a_404(
         sign_in, stranger, stranger_workspace, owner, workspace, make_api_key):
     key, _ = make_api_key(owner, workspace)
