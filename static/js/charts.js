@@ -164,7 +164,7 @@
       });
       line.setData(pointsOf(run, 1));
     }
-    chart.timeScale().fitContent();
+    keepWholeRunVisible(chart, element);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
