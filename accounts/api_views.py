@@ -31,7 +31,11 @@ from accounts.serializers import (
     WorkspaceCreateSerializer,
     WorkspaceSerializer,
 )
+from config.api_schema import error_response
 from config.errors import ApiError
+
+NOT_PENDING = error_response("The invitation was accepted or revoked already, or (revoke only) "
+                             "it expired (INVITATION_NOT_PENDING).")
 
 
 def _valid(serializer_class: type, request: Request) -> dict[str, Any]:
@@ -125,6 +129,36 @@ class InvitationList(WorkspaceScopedMixin, generics.ListAPIView):
 
     def get_queryset(self) -> Any:
         return super().get_queryset().select_related("invited_by")
+
+
+class InvitationDetail(WorkspaceScopedMixin, generics.RetrieveAPIView):
+    """One invitation; DELETE revokes it (owners only): its link then says it was revoked."""
+
+    scoped_model = Invitation
+    serializer_class = InvitationSerializer
+    lookup_url_kwarg = "invitation_id"
+    write_check = "can_manage"
+
+    def get_queryset(self) -> Any:
+        return super().get_queryset().select_related("invited_by", "workspace")
+
+    @extend_schema(responses={200: InvitationSerializer, 409: NOT_PENDING})
+    def delete(self, request: Request, workspace_id: Any, invitation_id: Any) -> Response:
+        invitation = services.revoke_invitation(invitation=self.get_object(), by=request.user)
+        return Response(InvitationSerializer(invitation).data)
+
+
+class InvitationResend(InvitationDetail):
+    """POST mails a new link with a new 7-day expiry (owners only); the old link stops working."""
+
+    http_method_names = ["post", "options"]
+
+    @extend_schema(request=None, responses={200: InvitationSerializer, 409: NOT_PENDING})
+    def post(self, request: Request, workspace_id: Any, invitation_id: Any) -> Response:
+        invitation, _token = services.resend_invitation(
+            invitation=self.get_object(), by=request.user,
+            accept_url_base=request.build_absolute_uri("/"))
+        return Response(InvitationSerializer(invitation).data)
 
 
 class KeyListCreate(WorkspaceScopedMixin, generics.ListAPIView):

@@ -187,7 +187,11 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
         return self.filter(workspace=workspace)
 
     def pending(self, now: datetime) -> InvitationQuerySet:
-        return self.filter(accepted_at__isnull=True, expires_at__gt=now)
+        return self.open().filter(expires_at__gt=now)
+
+    def open(self) -> InvitationQuerySet:
+        """Neither accepted nor revoked: pending, or expired and still worth resending."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
 
 
 class Invitation(models.Model):
@@ -202,6 +206,8 @@ class Invitation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
+    # Kept (not deleted) on revocation so that its link can say it was revoked.
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = InvitationQuerySet.as_manager()
 
@@ -212,7 +218,7 @@ class Invitation(models.Model):
         return f"{self.email} to {self.workspace_id}"
 
     def is_pending(self, now: datetime) -> bool:
-        return self.accepted_at is None and self.expires_at > now
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
 
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):

@@ -50,7 +50,8 @@ class InvitationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Invitation
-        fields = ["id", "email", "role", "invited_by", "created_at", "expires_at", "accepted_at"]
+        fields = ["id", "email", "role", "invited_by", "created_at", "expires_at", "accepted_at",
+                  "revoked_at"]
         read_only_fields = fields
 
 

@@ -151,26 +151,87 @@ def invite_member(
             workspace=workspace, email=email, role=role, invited_by=invited_by,
             token_hash=keys.keyed_hash(token), created_at=now, expires_at=now + INVITATION_LIFETIME,
         )
-    link = f"{accept_url_base.rstrip('/')}/invitations/{token}/"
-    send_mail(
-        subject=f"You are invited to {workspace.name} on Parity",
-        message=(f"{invited_by.email} invited you to the workspace {workspace.name!r} "
-                 f"as {role}.\n\n"
-                 f"Accept (sign in as {email}): {link}\n\nThe link expires in 7 days."),
-        from_email=None,
-        recipient_list=[email],
-    )
+    _mail_invitation(invitation, token=token, accept_url_base=accept_url_base)
     return invitation, token
 
 
-def find_invitation(*, token: str, now: datetime | None = None) -> Invitation:
-    """The pending invitation for `token`; ApiError INVITATION_INVALID (404) otherwise."""
+def _mail_invitation(invitation: Invitation, *, token: str, accept_url_base: str) -> None:
+    workspace = invitation.workspace
+    link = f"{accept_url_base.rstrip('/')}/invitations/{token}/"
+    send_mail(
+        subject=f"You are invited to {workspace.name} on Parity",
+        message=(f"{invitation.invited_by.email} invited you to the workspace {workspace.name!r} "
+                 f"as {invitation.role}.\n\n"
+                 f"Accept (sign in as {invitation.email}): {link}\n\n"
+                 f"The link expires in 7 days, on "
+                 f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC."),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+def revoke_invitation(*, invitation: Invitation, by: User, now: datetime | None = None
+                      ) -> Invitation:
+    """Owner only. The link then says it was revoked. Raises PermissionDenied, and ApiError
+    INVITATION_NOT_PENDING (409) for one already accepted, revoked or expired."""
+    _require_manager(workspace=invitation.workspace, user=by)
     now = now or timezone.now()
-    invitation = (Invitation.objects.select_related("workspace")
-                  .pending(now).filter(token_hash=keys.keyed_hash(token)).first())
+    revoked = (Invitation.objects.filter(pk=invitation.pk).pending(now)
+               .update(revoked_at=now))
+    if revoked != 1:
+        raise _not_pending(invitation)
+    invitation.revoked_at = now
+    return invitation
+
+
+def resend_invitation(*, invitation: Invitation, by: User, accept_url_base: str = "",
+                      now: datetime | None = None) -> tuple[Invitation, str]:
+    """Owner only: a new token and a new 7-day expiry, mailed again; the old link stops working
+    at once. An expired invitation may be resent, an accepted or revoked one not (ApiError
+    INVITATION_NOT_PENDING, 409). Returns (invitation, token) once."""
+    _require_manager(workspace=invitation.workspace, user=by)
+    now = now or timezone.now()
+    token = secrets.token_urlsafe(32)
+    renewed = Invitation.objects.filter(
+        pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True,
+    ).update(token_hash=keys.keyed_hash(token), expires_at=now + INVITATION_LIFETIME)
+    if renewed != 1:
+        raise _not_pending(invitation)
+    invitation.refresh_from_db(fields=["token_hash", "expires_at"])
+    _mail_invitation(invitation, token=token, accept_url_base=accept_url_base)
+    return invitation, token
+
+
+def _not_pending(invitation: Invitation) -> ApiError:
+    return ApiError("INVITATION_NOT_PENDING",
+                    f"The invitation to {invitation.email} is no longer pending "
+                    f"(accepted, revoked, or expired: an expired one can be resent).",
+                    status_code=409)
+
+
+def find_invitation(*, token: str, now: datetime | None = None) -> Invitation:
+    """The pending invitation for `token`. Otherwise ApiError: INVITATION_INVALID (404) for an
+    unknown token (never issued, or replaced by a resend) or a used one; INVITATION_REVOKED
+    and INVITATION_EXPIRED (410), whose message names the workspace and who to ask."""
+    now = now or timezone.now()
+    invitation = (Invitation.objects.select_related("workspace", "invited_by")
+                  .filter(token_hash=keys.keyed_hash(token)).first())
     if invitation is None:
-        raise ApiError("INVITATION_INVALID", "This invitation is invalid, used or expired.",
+        raise ApiError("INVITATION_INVALID", "This invitation link is not valid: it was never "
+                       "issued, or a newer link replaced it.", status_code=404)
+    if invitation.accepted_at is not None:
+        raise ApiError("INVITATION_INVALID", "This invitation was already used.",
                        status_code=404)
+    ask = f"ask {invitation.invited_by.email} for a new one"
+    where = f"The invitation to {invitation.workspace.name}"
+    if invitation.revoked_at is not None:
+        raise ApiError("INVITATION_REVOKED",
+                       f"{where} was revoked on {invitation.revoked_at:%Y-%m-%d %H:%M} UTC; "
+                       f"{ask} if you still need it.", status_code=410)
+    if invitation.expires_at <= now:
+        raise ApiError("INVITATION_EXPIRED",
+                       f"{where} expired on {invitation.expires_at:%Y-%m-%d %H:%M} UTC; {ask}.",
+                       status_code=410)
     return invitation
 
 
@@ -183,11 +244,12 @@ def accept_invitation(*, token: str, user: User, now: datetime | None = None) ->
                        f"This invitation is for {invitation.email}; sign in with that address.",
                        status_code=403)
     with transaction.atomic():
-        claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
-            accepted_at=now)
+        # Pending and still this token: a revoke or resend in between wins.
+        claimed = (Invitation.objects.filter(pk=invitation.pk, token_hash=invitation.token_hash)
+                   .pending(now).update(accepted_at=now))
         if claimed != 1:
-            raise ApiError("INVITATION_INVALID", "This invitation was already used.",
-                           status_code=404)
+            raise ApiError("INVITATION_INVALID", "This invitation was already used, revoked "
+                           "or renewed.", status_code=404)
         membership, _ = Membership.objects.get_or_create(
             workspace=invitation.workspace, user=user, defaults={"role": invitation.role})
     return membership

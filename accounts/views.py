@@ -24,13 +24,13 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import APIException, ValidationError
 
 from accounts import registration, services
 from accounts.current import current_membership, select_workspace
 from accounts.forms import ApiKeyForm, InviteForm, LoginForm, SignUpForm, WorkspaceForm
-from accounts.models import ApiKey, Invitation, Membership
+from accounts.models import ApiKey, Invitation, Membership, normalize_email
 
 
 def _service_error(exc: APIException, form: forms.Form | None = None) -> str:
@@ -165,8 +165,35 @@ def members(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "accounts/members.html", {
         "form": form,
         "members": Membership.objects.for_workspace(workspace).select_related("user"),
-        "invitations": Invitation.objects.for_workspace(workspace).pending(timezone.now()),
+        "invitations": Invitation.objects.for_workspace(workspace).open()
+        .select_related("invited_by"),
+        "now": timezone.now(),
     })
+
+
+@require_POST
+@workspace_page
+def invitation_action(request: HttpRequest, membership: Membership, invitation_id: uuid.UUID,
+                      action: str) -> HttpResponse:
+    """The members page's buttons of an invitation: revoke, or resend (a new link)."""
+    invitation = get_object_or_404(
+        Invitation.objects.for_workspace(membership.workspace)
+        .select_related("workspace", "invited_by"), pk=invitation_id)
+    try:
+        if action == "revoke":
+            services.revoke_invitation(invitation=invitation, by=request.user)
+            messages.success(request, f"Invitation to {invitation.email} revoked; its link no "
+                                      f"longer works.")
+        elif action == "resend":
+            services.resend_invitation(invitation=invitation, by=request.user,
+                                       accept_url_base=request.build_absolute_uri("/"))
+            messages.success(request, f"A new invitation link was sent to {invitation.email}; "
+                                      f"the previous one no longer works.")
+        else:
+            raise Http404("No such action.")
+    except APIException as exc:
+        messages.error(request, _service_error(exc))
+    return redirect("workspace_members")
 
 
 @workspace_page
@@ -187,6 +214,7 @@ def member_remove(request: HttpRequest, membership: Membership, member_id: uuid.
 
 @login_required
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: a GET says what the invitation is, its POST joins the workspace."""
     try:
         invitation = services.find_invitation(token=token)
         if request.method == "POST":
@@ -197,11 +225,19 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     except APIException as exc:
         return render(request, "accounts/invitation.html", {"error": _service_error(exc)},
                       status=exc.status_code)
-    return render(request, "accounts/invitation.html", {"invitation": invitation})
+    return render(request, "accounts/invitation.html", {
+        "invitation": invitation,
+        "signed_in_as_invited": normalize_email(request.user.email) == invitation.email})
+
+
+# The session entry that carries a new key's secret from the POST to the one page that shows it.
+NEW_KEY_SESSION = "new_api_key"
 
 
 @workspace_page
 def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
+    # A secret whose page was never reached (the redirect cut short) is not kept any longer.
+    request.session.pop(NEW_KEY_SESSION, None)
     keys = ApiKey.objects.for_workspace(membership.workspace).select_related("created_by")
     return render(request, "accounts/api_keys.html", {"keys": keys, "now": timezone.now()})
 
@@ -209,6 +245,9 @@ def api_keys(request: HttpRequest, membership: Membership) -> HttpResponse:
 @never_cache
 @workspace_page
 def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Post/Redirect/Get: a reload of the page after creating shows the key again, never a new
+    one. The secret crosses the redirect in the server-side session (never a URL or a log)
+    and is dropped there at its one read."""
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -217,19 +256,36 @@ def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse
         except APIException as exc:
             _form_error(form, exc)
         else:
-            # Rendered, not redirected: the secret must not pass through the session or a URL.
-            return render(request, "accounts/api_key_created.html", {
-                "key": key, "plaintext": plaintext,
-                "origin": f"{request.scheme}://{request.get_host()}"})
+            request.session[NEW_KEY_SESSION] = {"id": str(key.pk), "plaintext": plaintext}
+            return redirect("api_key_created", key.pk)
     return render(request, "accounts/api_key_form.html", {"form": form})
 
 
+@never_cache
 @workspace_page
-@require_POST
+def api_key_created(request: HttpRequest, membership: Membership, key_id: uuid.UUID
+                    ) -> HttpResponse:
+    """The new key's secret, once: read from the session and dropped from it in the same
+    request. Any later visit (a reload, the back button) shows the key without it."""
+    key = get_object_or_404(ApiKey.objects.for_workspace(membership.workspace), pk=key_id)
+    kept = request.session.get(NEW_KEY_SESSION) or {}
+    plaintext = kept.get("plaintext") if kept.get("id") == str(key.pk) else None
+    if plaintext is not None:
+        del request.session[NEW_KEY_SESSION]
+    return render(request, "accounts/api_key_created.html", {
+        "key": key, "plaintext": plaintext,
+        "origin": f"{request.scheme}://{request.get_host()}"})
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_page
 def api_key_revoke(request: HttpRequest, membership: Membership, key_id: uuid.UUID
                    ) -> HttpResponse:
-    key = get_object_or_404(
-        ApiKey.objects.for_workspace(membership.workspace).select_related("workspace"), pk=key_id)
+    """GET asks for confirmation; only its POST revokes."""
+    keys = ApiKey.objects.for_workspace(membership.workspace)
+    key = get_object_or_404(keys.select_related("workspace", "created_by"), pk=key_id)
+    if request.method != "POST":
+        return render(request, "accounts/api_key_revoke.html", {"key": key})
     try:
         services.revoke_api_key(key=key, by=request.user)
     except APIException as exc:

@@ -9,6 +9,12 @@ from django import forms
 
 from config.decimal_fields import FormDecimalField
 from config.parsers import JSONDecoder
+from runtimes.schedules.services import (
+    INTERVAL_TOO_LONG,
+    INTERVAL_TOO_SHORT,
+    MAX_INTERVAL_MINUTES,
+    MIN_INTERVAL_MINUTES,
+)
 
 
 class ScheduleForm(forms.Form):
@@ -25,8 +31,9 @@ class ScheduleForm(forms.Form):
     cron_expression = forms.CharField(max_length=200, required=False, initial="0 6 * * 1-5",
                                       help_text="minute hour day-of-month month day-of-week, "
                                                 "UTC. 0 6 * * 1-5: weekdays at 06:00.")
-    interval_minutes = forms.IntegerField(required=False, min_value=1, initial=1440,
-                                          help_text="At least 5 minutes.")
+    # Bounded in clean(), only when the interval is the chosen cadence (both inputs are sent).
+    interval_minutes = forms.IntegerField(required=False, initial=1440,
+                                          help_text=f"At least {MIN_INTERVAL_MINUTES} minutes.")
     window = forms.ChoiceField(choices=[("rolling", "Rolling window"), ("fixed", "Fixed dates")],
                                widget=forms.RadioSelect, initial="rolling")
     rolling_days = forms.IntegerField(required=False, min_value=1, initial=90,
@@ -54,6 +61,19 @@ class ScheduleForm(forms.Form):
         self.fields["version"].label_from_instance = (
             lambda v: f"{v.strategy.name} v{v.number}")
         self.fields["dataset"].queryset = datasets
+
+    def clean(self) -> dict[str, Any]:
+        """The interval's bounds, in the service's words, beside the input at once."""
+        data = super().clean()
+        minutes = data.get("interval_minutes")
+        if data.get("cadence") == "interval":
+            if minutes is None and "interval_minutes" not in self.errors:
+                self.add_error("interval_minutes", "Give the interval in minutes.")
+            elif minutes is not None and minutes < MIN_INTERVAL_MINUTES:
+                self.add_error("interval_minutes", INTERVAL_TOO_SHORT)
+            elif minutes is not None and minutes > MAX_INTERVAL_MINUTES:
+                self.add_error("interval_minutes", INTERVAL_TOO_LONG)
+        return data
 
     def schedule_settings(self) -> dict[str, Any]:
         """The keyword arguments of schedules.services.create_schedule this form decides."""

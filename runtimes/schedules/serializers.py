@@ -20,7 +20,7 @@ class ScheduleWriteSerializer(serializers.Serializer):
                                             help_text="5 fields, UTC: minute hour "
                                                       "day-of-month month day-of-week.")
     interval_minutes = serializers.IntegerField(required=False, allow_null=True,
-                                                help_text="At least 5.")
+                                                help_text="At least 5, at most 527040 (366 days).")
     rolling_days = serializers.IntegerField(required=False, allow_null=True,
                                             help_text="The last N days ending at the "
                                                       "dataset's last bar.")

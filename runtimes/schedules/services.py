@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 TASK_NAME = "runtimes.run_schedule"  # migration 0008 renamed the beat entries of before
 MIN_INTERVAL_MINUTES = 5
+MAX_INTERVAL_MINUTES = 366 * 24 * 60  # a year: longer is a cron expression's job
+INTERVAL_TOO_SHORT = f"The interval must be at least {MIN_INTERVAL_MINUTES} minutes."
+INTERVAL_TOO_LONG = f"The interval must be at most {MAX_INTERVAL_MINUTES} minutes (366 days)."
 # Fields a PATCH may change; the version and dataset are chosen again by creating a schedule.
 EDITABLE_FIELDS = ("name", "symbols", "timeframe", "initial_cash", "commission", "slippage_bps",
                    "params", "rolling_days", "start", "end", "cron_expression",
@@ -207,8 +210,9 @@ def _check_cadence(schedule: BacktestSchedule) -> None:
                                           "minutes, not both and not neither.")
     if schedule.interval_minutes is not None:
         if schedule.interval_minutes < MIN_INTERVAL_MINUTES:
-            raise _invalid("interval_minutes", f"The interval must be at least "
-                                               f"{MIN_INTERVAL_MINUTES} minutes.")
+            raise _invalid("interval_minutes", INTERVAL_TOO_SHORT)
+        if schedule.interval_minutes > MAX_INTERVAL_MINUTES:
+            raise _invalid("interval_minutes", INTERVAL_TOO_LONG)
         return
     parts = schedule.cron_expression.split()
     if len(parts) != len(CRON_FIELDS):

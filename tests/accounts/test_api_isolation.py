@@ -48,6 +48,12 @@ CASES = [
      (204, 403, 403, 404)),
     ("api-invitations", "get", "/api/v1/workspaces/{ws}/invitations/", None,
      (200, 200, 200, 404)),
+    ("api-invitation", "get", "/api/v1/workspaces/{ws}/invitations/{invitation}/", None,
+     (200, 200, 200, 404)),
+    ("api-invitation", "delete", "/api/v1/workspaces/{ws}/invitations/{invitation}/", None,
+     (200, 403, 403, 404)),
+    ("api-invitation-resend", "post", "/api/v1/workspaces/{ws}/invitations/{invitation}/resend/",
+     None, (200, 403, 403, 404)),
     ("api-keys", "get", "/api/v1/workspaces/{ws}/keys/", None, (200, 200, 200, 404)),
     ("api-keys", "post", "/api/v1/workspaces/{ws}/keys/",
      {"name": "ci", "scopes": ["read", "trade:paper"]}, (201, 201, 403, 404)),
@@ -117,7 +123,8 @@ def acme(owner, workspace, teammate, viewer, stranger, make_api_key, settings):
     from tests.runtimes.results import completed_session, synthetic_result
 
     settings.SANDBOX_ALLOW_UNSANDBOXED = True  # creating a hosted backtest needs no bubblewrap
-    invite_member(workspace=workspace, invited_by=owner, email="pending@example.com", role="viewer")
+    invitation, _ = invite_member(workspace=workspace, invited_by=owner,
+                                  email="pending@example.com", role="viewer")
     target_key, _ = make_api_key(owner, workspace, scopes=["read"], name="owner's target key")
     version = upload_strategy_version(workspace=workspace, author=owner, strategy="Acme SMA",
                                       filename="main.py", content=b"import tektii\n")
@@ -138,6 +145,7 @@ def acme(owner, workspace, teammate, viewer, stranger, make_api_key, settings):
         "hosted_backtest": hosted.pk,
         "member": Membership.objects.get(workspace=workspace, user=teammate).pk,
         "key": target_key.pk,
+        "invitation": invitation.pk,
         "strategy": version.strategy_id,
         "dataset": dataset.pk,
         "version": version.pk,
@@ -197,7 +205,8 @@ def test_stranger_gets_404_for_acme_objects_even_through_their_own_workspace(
 ):
     api_client.force_login(stranger)
     base = f"/api/v1/workspaces/{stranger_workspace.pk}"
-    for url in (f"{base}/members/{acme['member']}/", f"{base}/keys/{acme['key']}/"):
+    for url in (f"{base}/members/{acme['member']}/", f"{base}/keys/{acme['key']}/",
+                f"{base}/invitations/{acme['invitation']}/"):
         assert api_client.get(url).status_code == 404
         assert api_client.delete(url).status_code == 404
     for url in (f"{base}/strategies/{acme['strategy']}/",
@@ -213,6 +222,8 @@ def test_stranger_gets_404_for_acme_objects_even_through_their_own_workspace(
         url = f"{base}/schedules/{acme['schedule']}/{action}/"
         assert api_client.post(url).status_code == 404
     assert api_client.delete(f"{base}/schedules/{acme['schedule']}/").status_code == 404
+    assert api_client.post(f"{base}/invitations/{acme['invitation']}/resend/").status_code == 404
+    assert Invitation.objects.get(pk=acme["invitation"]).revoked_at is None
     assert Membership.objects.filter(pk=acme["member"]).exists()
     assert BacktestSchedule.objects.filter(pk=acme["schedule"], paused=False).exists()
     assert not ScheduleRun.objects.exists()

@@ -260,7 +260,8 @@ def test_creating_and_switching_workspaces(client, owner, stranger_workspace):
 
 def test_api_key_page_shows_the_secret_once_with_the_sdk_example(client, owner):
     client.force_login(owner)
-    response = client.post(reverse("api_key_create"), {"name": "laptop", "scopes": ["read"]})
+    response = client.post(reverse("api_key_create"), {"name": "laptop", "scopes": ["read"]},
+                           follow=True)
 
     text = response.content.decode()
     plaintext = re.search(r"prt_[0-9A-Za-z]{12}_[0-9A-Za-z]{40}", text).group(0)
@@ -288,7 +289,8 @@ def test_the_sdk_example_runs_on_a_one_symbol_dataset_of_the_current_workspace_o
                             files={"IWM": ("IWM.csv", BARS)})
 
     text = sign_in(owner, workspace).post(
-        reverse("api_key_create"), {"name": "laptop", "scopes": ["read"]}).content.decode()
+        reverse("api_key_create"), {"name": "laptop", "scopes": ["read"]},
+        follow=True).content.decode()
 
     assert "on <strong>SPY daily</strong>" in text
     assert f'{{"dataset": "{single.pk}"}}' in text

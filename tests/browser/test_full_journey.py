@@ -128,7 +128,8 @@ def test_a_new_user_goes_from_sign_up_to_a_compared_backtest_and_a_revoked_key(
     screenshot("api-key-created")
     page.get_by_role("link", name="Back to API keys").click()
     expect(page.get_by_text(secret)).to_have_count(0)  # shown once, never again
-    page.get_by_role("button", name="Revoke").click()
+    page.get_by_role("link", name="Revoke").click()  # a confirmation page, then the POST
+    page.get_by_role("button", name="Revoke key").click()
     expect(page.get_by_text("Key laptop revoked.")).to_be_visible()
     expect(page.locator(".badge-off", has_text="revoked")).to_be_visible()
     screenshot("api-keys")

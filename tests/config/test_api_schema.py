@@ -32,7 +32,7 @@ from tests.runtimes.connections import stored_connection
 from tests.runtimes.results import completed_session, synthetic_result
 from tests.runtimes.schedules.conftest import daily_bars
 
-# 15 valid or invalid requests to each of 63 operations: about 45 s on SQLite.
+# 15 valid or invalid requests to each of 66 operations: about 45 s on SQLite.
 EXAMPLES_PER_OPERATION = 15
 CHECKS = [
     not_a_server_error,
@@ -92,7 +92,8 @@ def owner_key(owner, workspace, make_api_key) -> str:
 def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     """One object of each kind in the owner's workspace, by the path parameter naming it: a
     version, a dataset, a schedule, a finished hosted backtest, a spare key, the teammate, a
-    deployment, a broker connection."""
+    deployment, a broker connection, an invitation."""
+    from accounts.services import invite_member
     from runtimes.deployments import create_deployment
     from runtimes.models import Source
     from runtimes.schedules.services import create_schedule
@@ -128,6 +129,8 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
     synthetic_result(session, trades=3)
     link, _ = create_share_link(session=session, created_by=owner, api_key=None)
     spare_key, _ = make_api_key(owner, workspace, name="revoked by the fuzzer")
+    invitation, _ = invite_member(workspace=workspace, invited_by=owner,
+                                  email="invited@example.com", role="viewer")
     deployment = create_deployment(
         workspace=workspace, created_by=owner, role="owner", name="paper", platform="mock",
         version=version, symbols=["SPY"], timeframes=["1d"])
@@ -144,6 +147,7 @@ def known_ids(owner, workspace, teammate, make_api_key) -> dict[str, str]:
         "link_id": str(link.pk),
         "deployment_id": str(deployment.pk),
         "connection_id": str(connection.pk),
+        "invitation_id": str(invitation.pk),
     }
 
 
@@ -192,7 +196,7 @@ def test_every_operation_answers_what_the_schema_documents_and_never_a_5xx(
         for operation in operations
         for failure in failures_of(operation, ids=known_ids, headers=headers)
     ]
-    assert len(operations) == 63
+    assert len(operations) == 66
     assert failures == [], "\n".join(failures)
 
 

@@ -96,6 +96,20 @@ def test_every_bad_setting_is_a_400_validation_error_naming_its_field(as_owner, 
     assert not BacktestSchedule.objects.exists() and not PeriodicTask.objects.exists()
 
 
+@pytest.mark.parametrize("minutes,message", [
+    (4, "The interval must be at least 5 minutes."),
+    (10**12, "The interval must be at most 527040 minutes (366 days)."),
+])
+def test_an_interval_out_of_bounds_is_refused_in_words_by_the_api(as_owner, url, body,
+                                                                  minutes, message):
+    response = as_owner.post(url, {**body, "cron_expression": "", "interval_minutes": minutes},
+                             format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"code": "VALIDATION_ERROR", "message": message,
+                               "details": {"field": "interval_minutes"}}
+
+
 @pytest.mark.parametrize("change,field,provided", [
     ({"commission": {"percent": "1e999999999"}}, "commission.percent", "1e999999999"),
     ({"commission": {"fixed": "1e-999999999"}}, "commission.fixed", "1e-999999999"),

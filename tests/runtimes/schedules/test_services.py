@@ -121,6 +121,18 @@ def test_an_interval_under_five_minutes_is_refused(make_schedule):
     assert excinfo.value.message == "The interval must be at least 5 minutes."
 
 
+def test_an_interval_over_a_year_is_refused(make_schedule):
+    with pytest.raises(ApiError) as excinfo:
+        make_schedule(interval_minutes=366 * 24 * 60 + 1)
+
+    assert _invalid(excinfo) == ("VALIDATION_ERROR", "interval_minutes")
+    assert excinfo.value.message == "The interval must be at most 527040 minutes (366 days)."
+
+
+def test_an_interval_of_exactly_five_minutes_is_accepted(make_schedule):
+    assert make_schedule(interval_minutes=5).interval_minutes == 5
+
+
 def test_both_or_neither_cadence_is_refused(owner, workspace, version, daily_dataset):
     for cadence in ({"cron_expression": "0 6 * * *", "interval_minutes": 60}, {}):
         with pytest.raises(ApiError) as excinfo:

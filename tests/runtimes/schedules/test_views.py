@@ -112,6 +112,64 @@ def test_a_window_longer_than_the_dataset_is_shown_beside_the_days(
         "The dataset covers 99 days (2021-01-01 to 2021-04-10); the window must fit in it."]
 
 
+def _interval_form(version, dataset, **changes):
+    return {"name": "Often", "version": version.pk, "dataset": dataset.pk,
+            "cadence": "interval", "cron_expression": "0 6 * * 1-5", "interval_minutes": "60",
+            "window": "rolling", "rolling_days": "30", "initial_cash": "100000",
+            "slippage_bps": "0", "params": "{}", **changes}
+
+
+@pytest.mark.parametrize("minutes,error", [
+    ("4", "The interval must be at least 5 minutes."),
+    ("0", "The interval must be at least 5 minutes."),
+    ("-10", "The interval must be at least 5 minutes."),
+    ("527041", "The interval must be at most 527040 minutes (366 days)."),
+    ("", "Give the interval in minutes."),
+])
+def test_an_interval_out_of_bounds_is_an_error_beside_it_that_keeps_the_text(
+        sign_in, owner, workspace, version, daily_dataset, minutes, error):
+    response = sign_in(owner, workspace).post(
+        reverse("schedule_create"), _interval_form(version, daily_dataset,
+                                                   interval_minutes=minutes))
+
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"interval_minutes": [error]}
+    assert response.context["form"]["interval_minutes"].value() == minutes
+    assert not BacktestSchedule.objects.exists()
+
+
+def test_the_minimum_interval_itself_is_accepted(sign_in, owner, workspace, version,
+                                                 daily_dataset):
+    sign_in(owner, workspace).post(reverse("schedule_create"),
+                                   _interval_form(version, daily_dataset, interval_minutes="5"))
+
+    assert BacktestSchedule.objects.get().interval_minutes == 5
+
+
+def test_an_interval_left_in_the_form_does_not_matter_when_cron_is_chosen(
+        sign_in, owner, workspace, version, daily_dataset):
+    # Without JavaScript both inputs are visible and sent; the chosen cadence decides.
+    sign_in(owner, workspace).post(reverse("schedule_create"), _interval_form(
+        version, daily_dataset, cadence="cron", interval_minutes="2"))
+
+    schedule = BacktestSchedule.objects.get()
+    assert (schedule.cron_expression, schedule.interval_minutes) == ("0 6 * * 1-5", None)
+
+
+def test_the_form_marks_which_choice_each_cadence_and_window_input_belongs_to(
+        sign_in, owner, workspace):
+    page = sign_in(owner, workspace).get(reverse("schedule_create")).content.decode()
+
+    for choice, value, field in [("cadence", "cron", "cron_expression"),
+                                 ("cadence", "interval", "interval_minutes"),
+                                 ("window", "rolling", "rolling_days"),
+                                 ("window", "fixed", "start"), ("window", "fixed", "end")]:
+        marker = f'<div data-shown-when="{choice}" data-shown-value="{value}">'
+        assert page.index(marker) < page.index(f'name="{field}"')
+        assert page.count(marker) == (2 if field in ("start", "end") else 1)
+    assert "js/choice_fields.js" in page
+
+
 def test_the_detail_page_lists_runs_with_links_to_their_backtests(
         sign_in, owner, workspace, schedule, hosted_calls):
     run = schedules.run_schedule_now(schedule=schedule, now=schedule.created_at)
