@@ -28,6 +28,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import APIException, ValidationError
 
 from accounts import registration, services
+from accounts.crypto import CredentialDecryptionError, decrypt_secret, encrypt_secret
 from accounts.current import current_membership, select_workspace
 from accounts.forms import ApiKeyForm, InviteForm, LoginForm, SignUpForm, WorkspaceForm
 from accounts.models import ApiKey, Invitation, Membership, normalize_email
@@ -256,7 +257,11 @@ def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse
         except APIException as exc:
             _form_error(form, exc)
         else:
-            request.session[NEW_KEY_SESSION] = {"id": str(key.pk), "plaintext": plaintext}
+            # Sealed with the credentials key ring, bound to this workspace and key: the
+            # session store (a database row) never holds the secret in the clear.
+            request.session[NEW_KEY_SESSION] = {"id": str(key.pk), "sealed": encrypt_secret(
+                workspace_id=membership.workspace.pk, credential_id=key.pk,
+                secret={"plaintext": plaintext})}
             return redirect("api_key_created", key.pk)
     return render(request, "accounts/api_key_form.html", {"form": form})
 
@@ -269,9 +274,14 @@ def api_key_created(request: HttpRequest, membership: Membership, key_id: uuid.U
     request. Any later visit (a reload, the back button) shows the key without it."""
     key = get_object_or_404(ApiKey.objects.for_workspace(membership.workspace), pk=key_id)
     kept = request.session.get(NEW_KEY_SESSION) or {}
-    plaintext = kept.get("plaintext") if kept.get("id") == str(key.pk) else None
-    if plaintext is not None:
+    plaintext = None
+    if kept.get("id") == str(key.pk):
         del request.session[NEW_KEY_SESSION]
+        try:
+            plaintext = decrypt_secret(token=kept.get("sealed", ""), workspace_id=key.workspace_id,
+                                       credential_id=key.pk)["plaintext"]
+        except CredentialDecryptionError:
+            plaintext = None
     return render(request, "accounts/api_key_created.html", {
         "key": key, "plaintext": plaintext,
         "origin": f"{request.scheme}://{request.get_host()}"})
