@@ -25,6 +25,7 @@ from runtimes.core.execution import BacktestConfig
 from runtimes.core.platforms import BACKTEST as BACKTEST_PLATFORM
 from runtimes.core.platforms import choices as platform_choices
 from runtimes.core.provider import Pacing
+from runtimes.failures import Failure, explain_failure
 
 if TYPE_CHECKING:
     from runtimes.hosting.risk import RiskLimits
@@ -184,6 +185,13 @@ class TradingSession(models.Model):
         """Whether it trades real money (its platform's spec.live): its pages say so in red."""
         spec = platforms.PLATFORMS.get(self.platform)
         return spec is not None and spec.live
+
+    def failure(self) -> Failure | None:
+        """A failed session's reason explained (runtimes/failures.py); None unless it failed."""
+        if self.state != State.FAILED:
+            return None
+        return explain_failure(reason=self.failure_reason, output_tail=self.output_tail,
+                               truncated_bytes=self.output_truncated_bytes)
 
     def progress_percent(self) -> int | None:
         """Batches emitted as a share of the dataset's bars (0-100), or None when the total is

@@ -410,6 +410,8 @@ def session_json(session: TradingSession, *, origin: str,
         "queue_position": (dispatch.queue_position(session) if positions is None
                            else positions.get(str(session.pk))),
         "failure_reason": session.failure_reason,
+        # What happened and what to do, as the dashboard says it (runtimes/failures.py).
+        "failure_message": "" if (failure := session.failure()) is None else failure.message,
         "dataset": None if session.dataset_id is None else str(session.dataset_id),
         "symbols": session.symbols,
         "timeframe": session.timeframe,
