@@ -148,7 +148,8 @@ def _sentence_and_advice(reason: str, output_tail: str) -> tuple[str, str]:
         if match is not None:
             fields = {**match.groupdict(), "last_line": _last_line(output_tail)}
             return sentence.format(**fields), advice
-    return (_capitalised(reason) + "." if reason else "The run failed."), ""
+    return (f"The backtest failed: {reason}." if reason else "The backtest failed; no reason "
+            "was recorded."), ""
 
 
 def last_traceback(output_tail: str) -> str:
@@ -167,7 +168,3 @@ def _last_line(output_tail: str) -> str:
         return ""
     line = lines[-1] if len(lines[-1]) <= 160 else lines[-1][:159] + "…"
     return f" after printing “{line}”"
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]

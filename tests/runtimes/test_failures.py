@@ -89,7 +89,7 @@ def test_output_past_the_limit_adds_what_to_do_about_it():
 
 def test_an_unknown_reason_is_shown_as_it_is():
     assert explain_failure(reason="provider: gone") == Failure(
-        sentence="Provider: gone.", advice="", traceback="")
+        sentence="The backtest failed: provider: gone.", advice="", traceback="")
 
 
 def test_only_the_last_traceback_and_its_last_lines_are_kept():
