@@ -523,14 +523,16 @@ def backtest_progress(session: TradingSession) -> float | None:
     except BusUnavailable:
         return None
     simulated = reply.body.get("simulated_time") if reply.status == 200 else None
-    first, last = _period(session)
+    first, last = simulated_period(session)
     if simulated is None or first is None or last is None or last <= first:
         return 0.0 if simulated is None else None
     moment = datetime.fromisoformat(simulated.replace("Z", "+00:00"))
     return round(min(max((moment - first) / (last - first), 0.0), 1.0), 4)
 
 
-def _period(session: TradingSession) -> tuple[datetime | None, datetime | None]:
+def simulated_period(session: TradingSession) -> tuple[datetime | None, datetime | None]:
+    """The first and last moment a backtest simulates: its symbols' data within its range
+    (None, None for a session without a dataset)."""
     bounds = DatasetFile.objects.filter(dataset_id=session.dataset_id,
                                         symbol__in=session.symbols).aggregate(
         first=Min("first_timestamp"), last=Max("last_timestamp"))
