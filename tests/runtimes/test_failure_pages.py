@@ -78,3 +78,25 @@ def test_another_workspaces_log_is_a_404(sign_in, owner, workspace, dataset, str
         reverse("backtest_logs", args=[session.pk]))
 
     assert answer.status_code == 404 and b"secret output" not in answer.content
+
+
+def test_the_live_views_snapshot_carries_the_period_the_total_and_the_failure(
+        owner, workspace, dataset):
+    from datetime import UTC, datetime
+
+    from runtimes.dashboard_consumers import snapshot
+
+    session = failed_run(workspace, owner, dataset)
+    TradingSession.objects.filter(pk=session.pk).update(
+        total_batches=240, start=datetime(2021, 4, 2, 1, tzinfo=UTC))
+    session.refresh_from_db()
+
+    shown = snapshot(session)["session"]
+
+    # The dataset's 300 bars run from 2021-04-02 00:00 to 04:59; the run starts at 01:00.
+    assert {key: shown[key] for key in ("total_batches", "period", "failure_message")} == {
+        "total_batches": 240,
+        "period": {"first": "2021-04-02T01:00:00+00:00", "last": "2021-04-02T04:59:00+00:00"},
+        "failure_message": "Your strategy raised ZeroDivisionError: division by zero at main.py "
+                           "line 42, in on_candle. Fix the code at that line (its traceback is "
+                           "below) and upload a new version."}
