@@ -9,6 +9,7 @@
   "use strict";
   const MAX_POINTS = 2000;
   const ETA_WINDOW_MS = 15000; // the rate of simulated over wall time is measured over this
+  const SAMPLE_EVERY_MS = 200;
   const root = document.getElementById("live");
   if (!root) return;
   const field = (name) => root.querySelector(`[data-live-field="${name}"]`);
@@ -123,6 +124,8 @@
   const simulated = (moment) => {
     if (!period || !Number.isFinite(moment) || ended) return;
     const now = performance.now();
+    // A fast run streams thousands of frames a second: measure and redraw a few times a second.
+    if (samples.length && now - samples[samples.length - 1][0] < SAMPLE_EVERY_MS) return;
     samples.push([now, moment]);
     while (samples.length > 2 && now - samples[1][0] > ETA_WINDOW_MS) samples.shift();
     const share = Math.min(Math.max((moment - period.first) / (period.last - period.first), 0), 1);
