@@ -33,6 +33,7 @@ from accounts import auth_cache
 from accounts.models import Membership
 from runtimes.hosting.bus import get_bus
 from runtimes.models import TradingSession
+from runtimes.services import simulated_period
 from runtimes.transport import access
 
 BUFFER_FRAMES = 2000  # frames kept for a slow browser; beyond that the oldest are dropped
@@ -41,7 +42,11 @@ CLOSE_NORMAL = 1000
 
 
 def snapshot(session: TradingSession) -> dict[str, Any]:
-    """What the row says of a session, as the live view shows it."""
+    """What the row says of a session, as the live view shows it: with its simulated period
+    (the page's progress and ETA follow the simulated time of the frames over it) and, once it
+    failed, what happened and what to do."""
+    first, last = simulated_period(session)
+    failure = session.failure()
     return {
         "type": "snapshot",
         "session": {
@@ -57,6 +62,10 @@ def snapshot(session: TradingSession) -> dict[str, Any]:
             "started_at": session.started_at.isoformat() if session.started_at else None,
             "finished_at": session.finished_at.isoformat() if session.finished_at else None,
             "failure_reason": session.failure_reason,
+            "failure_message": "" if failure is None else failure.message,
+            "total_batches": session.total_batches,
+            "period": {"first": first.isoformat() if first else None,
+                       "last": last.isoformat() if last else None},
         },
     }
 

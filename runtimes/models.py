@@ -25,6 +25,7 @@ from runtimes.core.execution import BacktestConfig
 from runtimes.core.platforms import BACKTEST as BACKTEST_PLATFORM
 from runtimes.core.platforms import choices as platform_choices
 from runtimes.core.provider import Pacing
+from runtimes.failures import Failure, explain_failure
 
 if TYPE_CHECKING:
     from runtimes.hosting.risk import RiskLimits
@@ -70,8 +71,11 @@ class TradingSessionQuerySet(models.QuerySet["TradingSession"]):
 
     def with_total_bars(self) -> TradingSessionQuerySet:
         """Annotate `total_bars`: the most bars any file of the session's dataset has (the
-        number of batches a whole-dataset run emits when the symbols share their timestamps)."""
-        return self.annotate(total_bars=models.Max("dataset__files__rows"))
+        number of batches a whole-dataset run emits when the symbols share their timestamps),
+        and `dataset_symbols`, how many symbols the dataset has: `progress_total` uses them
+        only for a run over all of them."""
+        return self.annotate(total_bars=models.Max("dataset__files__rows"),
+                             dataset_symbols=models.Count("dataset__files"))
 
 
 class TradingSession(models.Model):
@@ -185,13 +189,29 @@ class TradingSession(models.Model):
         spec = platforms.PLATFORMS.get(self.platform)
         return spec is not None and spec.live
 
+    def failure(self) -> Failure | None:
+        """A failed session's reason explained (runtimes/failures.py); None unless it failed."""
+        if self.state != State.FAILED:
+            return None
+        return explain_failure(reason=self.failure_reason, output_tail=self.output_tail,
+                               truncated_bytes=self.output_truncated_bytes)
+
+    def progress_total(self) -> int | None:
+        """How many batches the run emits: counted by its host when it started (its symbols
+        over its period); before that, estimated from the dataset (`with_total_bars()`) for a
+        run over all of its symbols and all of its time; None when unknown."""
+        if self.total_batches:
+            return self.total_batches
+        whole = (not self.start and not self.end
+                 and getattr(self, "dataset_symbols", None) == len(self.symbols))
+        return getattr(self, "total_bars", None) if whole else None
+
     def progress_percent(self) -> int | None:
-        """Batches emitted as a share of the dataset's bars (0-100), or None when the total is
-        unknown: not annotated by `with_total_bars()`, or a run limited to a period."""
-        total = getattr(self, "total_bars", None)
+        """Batches emitted as a share of `progress_total()` (0-100), or None when unknown."""
         if self.state == State.COMPLETED:
             return 100
-        if not total or self.start or self.end:
+        total = self.progress_total()
+        if not total:
             return None
         return min(100, self.batches * 100 // total)
 

@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from accounts.models import BrokerCredential, User, Workspace
 from config.errors import ApiError
+from runtimes.core.dataset_errors import DatasetError
+from runtimes.core.datasets import load_bar_series
 from runtimes.core.platforms import PLATFORMS
 from runtimes.core.provider import Pacing
 from runtimes.core.wire import decimal_str
@@ -38,6 +40,7 @@ from runtimes.models import (
 from runtimes.providers import registry
 from runtimes.sandbox.runner import SandboxSupport, probe_bubblewrap
 from strategies.models import Dataset, DatasetFile, StrategyVersion
+from strategies.services import bar_cache
 
 # A hosted strategy starts within seconds; its idle time is the engine's, not a person's.
 HOSTED_CONNECT_TIMEOUT_S = 60
@@ -193,17 +196,19 @@ def _record_backtest(
     commission: dict[str, Decimal], slippage_bps: Decimal, connect_timeout_s: int,
     idle_timeout_s: int, risk_limits: RiskLimits | None, source: str, **hosted: Any,
 ) -> TradingSession:
-    available = sorted(dataset.files.values_list("symbol", flat=True))
-    chosen = list(dict.fromkeys(symbols)) if symbols else available
-    missing = [s for s in chosen if s not in available]
+    files = {f.symbol: f for f in dataset.files.all()}
+    chosen = list(dict.fromkeys(symbols)) if symbols else sorted(files)
+    missing = [s for s in chosen if s not in files]
     if missing:
-        raise ApiError("INVALID_VALUE", "The dataset has no data for some symbols.",
-                       details={"field": "symbols", "provided": missing, "available": available})
+        raise ApiError("INVALID_VALUE", f"The dataset has no data for {', '.join(missing)}; "
+                       f"its symbols are {', '.join(sorted(files))}.",
+                       details={"field": "symbols", "provided": missing,
+                                "available": sorted(files)})
     if timeframe and timeframe != dataset.timeframe:
         raise ApiError("INVALID_VALUE", f"The dataset's timeframe is {dataset.timeframe}.",
                        details={"field": "timeframe", "provided": timeframe})
-    if start and end and start >= end:
-        raise ApiError("INVALID_VALUE", "from must be before to.", details={"field": "from"})
+    check_period(files=[files[s] for s in chosen], timeframe=dataset.timeframe, start=start,
+                 end=end)
     limits = _limits_for(risk_limits or RiskLimits(), chosen)
     with transaction.atomic():
         quotas.lock_workspace(workspace)
@@ -217,6 +222,49 @@ def _record_backtest(
         if source == Source.HOSTED:  # a remote session asks for a worker at first contact
             dispatch.enqueue_dispatch()
     return session
+
+
+def check_period(*, files: list[DatasetFile], timeframe: str, start: datetime | None,
+                 end: datetime | None) -> None:
+    """Refuse, before anything runs, a period the chosen symbols' files have no bar in: start
+    not before end, a range outside their data (each symbol's own first and last bar), or a
+    range between their bars. Raises ApiError INVALID_VALUE (400) with details.field "from" or
+    "to" (the bound to change) and the data's range."""
+    if start and end and start >= end:
+        raise ApiError("INVALID_VALUE", "The start of the date range must be before its end.",
+                       details={"field": "from", "from": _stamp(start), "to": _stamp(end)})
+    if not files or (start is None and end is None):
+        return
+    first = min(f.first_timestamp for f in files)
+    last = max(f.last_timestamp for f in files)
+    span = {"first": _stamp(first), "last": _stamp(last)}
+    outside = ("from" if start and start > last else "to" if end and end < first else None)
+    if outside is not None:
+        raise ApiError("INVALID_VALUE", f"The date range is outside the dataset "
+                       f"({first:%Y-%m-%d} to {last:%Y-%m-%d}).",
+                       details={"field": outside, "dataset_range": span})
+    if _bars_in_period(files, timeframe=timeframe, start=start, end=end) == 0:
+        raise ApiError("INVALID_VALUE", f"The date range holds no bars of "
+                       f"{', '.join(f.symbol for f in files)} (the data runs from "
+                       f"{first:%Y-%m-%d} to {last:%Y-%m-%d}, with gaps).",
+                       details={"field": "from", "dataset_range": span})
+
+
+def _bars_in_period(files: list[DatasetFile], *, timeframe: str, start: datetime | None,
+                    end: datetime | None) -> int | None:
+    """How many bars the files have in [start, end], read as the run reads them (through the
+    cache of parsed files, which this fills for it), or None when a file cannot be read: the
+    run then fails with the dataset's own reason."""
+    cache = bar_cache()
+    total = 0
+    for file in files:
+        try:
+            series = load_bar_series(file.path, symbol=file.symbol, timeframe=timeframe,
+                                     cache=cache)
+        except (DatasetError, OSError):
+            return None
+        total += len(series.slice(start, end))
+    return total
 
 
 def _create_session(
@@ -410,6 +458,8 @@ def session_json(session: TradingSession, *, origin: str,
         "queue_position": (dispatch.queue_position(session) if positions is None
                            else positions.get(str(session.pk))),
         "failure_reason": session.failure_reason,
+        # What happened and what to do, as the dashboard says it (runtimes/failures.py).
+        "failure_message": "" if (failure := session.failure()) is None else failure.message,
         "dataset": None if session.dataset_id is None else str(session.dataset_id),
         "symbols": session.symbols,
         "timeframe": session.timeframe,
@@ -473,14 +523,16 @@ def backtest_progress(session: TradingSession) -> float | None:
     except BusUnavailable:
         return None
     simulated = reply.body.get("simulated_time") if reply.status == 200 else None
-    first, last = _period(session)
+    first, last = simulated_period(session)
     if simulated is None or first is None or last is None or last <= first:
         return 0.0 if simulated is None else None
     moment = datetime.fromisoformat(simulated.replace("Z", "+00:00"))
     return round(min(max((moment - first) / (last - first), 0.0), 1.0), 4)
 
 
-def _period(session: TradingSession) -> tuple[datetime | None, datetime | None]:
+def simulated_period(session: TradingSession) -> tuple[datetime | None, datetime | None]:
+    """The first and last moment a backtest simulates: its symbols' data within its range
+    (None, None for a session without a dataset)."""
     bounds = DatasetFile.objects.filter(dataset_id=session.dataset_id,
                                         symbol__in=session.symbols).aggregate(
         first=Min("first_timestamp"), last=Max("last_timestamp"))

@@ -79,7 +79,7 @@ def backtest_new(request: HttpRequest, membership: Membership,
                     workspace=membership.workspace, created_by=request.user, version=version,
                     **form.service_arguments())
             except ApiError as error:
-                field = {"from": "start"}.get(error.details.get("field"),
+                field = {"from": "start", "to": "end"}.get(error.details.get("field"),
                                               error.details.get("field"))
                 form.add_error(field if field in form.fields else None, error.message)
             else:
@@ -181,3 +181,17 @@ def backtest_compare(request: HttpRequest, membership: Membership) -> HttpRespon
                       status=400)
     return render(request, "runtimes/backtest_compare.html", {
         "runs": comparison.chart_runs(sessions), "rows": comparison.metric_rows(sessions)})
+
+
+# -- a session's captured output and failure -------------------------------------------------
+
+
+@workspace_page
+def backtest_logs(request: HttpRequest, membership: Membership,
+                  session_id: uuid.UUID) -> HttpResponse:
+    """A hosted run's whole captured output, fetched when its collapsed log is opened (it can
+    be most of a result page's weight)."""
+    session = get_object_or_404(
+        TradingSession.objects.for_workspace(membership.workspace).only("pk", "output"),
+        pk=session_id)
+    return render(request, "runtimes/_session_output.html", {"session": session})

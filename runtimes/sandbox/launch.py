@@ -13,7 +13,7 @@ from pathlib import Path
 from queue import SimpleQueue
 
 from runtimes.sandbox.host import _preexec, _Workdir
-from runtimes.sandbox.process import SandboxProcess, _OutputCollector
+from runtimes.sandbox.process import IN_CODE, SandboxProcess, _OutputCollector
 from runtimes.sandbox.relay import SessionRelay
 from runtimes.sandbox.spec import (
     SandboxLimits,
@@ -31,7 +31,6 @@ IN_TMP = "/tmp"  # noqa: S108 (the sandbox's own private tmpfs)
 IN_SHM = "/dev/shm"  # noqa: S108 (its own sized tmpfs, never the host's)
 IN_PYTHON = "/opt/python"
 IN_VENV = "/opt/venv"
-IN_CODE = "/strategy"
 IN_FORWARDER = "/opt/parity/forwarder.py"
 IN_SHIM = "/opt/parity/shim.py"
 CHANNEL_URL = "http://127.0.0.1:8080"  # a channel run's base URL: the shim routes every request
@@ -235,6 +234,7 @@ def _start_unsandboxed(
         status_fd=None,
         sandboxed=False,
         channel=channel,
+        code_root=str(code_dir),
     )
 
 

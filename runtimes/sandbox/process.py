@@ -18,6 +18,9 @@ from runtimes.sandbox.host import _Workdir
 from runtimes.sandbox.relay import SessionRelay
 from runtimes.sandbox.shim import FAILURE_PREFIX
 from runtimes.sandbox.spec import Outcome, SandboxLimits, SandboxResult
+from runtimes.sandbox.tracebacks import strategy_exception
+
+IN_CODE = "/strategy"  # where the sandbox mounts the strategy's code (runtimes/sandbox/launch.py)
 
 
 class SandboxProcess:
@@ -25,7 +28,7 @@ class SandboxProcess:
     returns the same result; `kill()` ends it now from any thread."""
 
     def __init__(self, popen, *, limits, workdir, output, relay, status_fd, sandboxed,
-                 channel=None) -> None:
+                 channel=None, code_root: str = IN_CODE) -> None:
         self._popen: subprocess.Popen[bytes] = popen
         self._limits: SandboxLimits = limits
         self._workdir: _Workdir = workdir
@@ -36,6 +39,7 @@ class SandboxProcess:
         # A channel run's listening socket (runtimes/sandbox/shim.py): the caller serves and
         # closes it, since it outlives the process by the host's last answers.
         self.channel: socket.socket | None = channel
+        self._code_root = code_root  # the frames of the user's files start with it
         self._started = time.monotonic()
         self._wait_lock = threading.Lock()
         self._result: SandboxResult | None = None
@@ -124,12 +128,15 @@ class SandboxProcess:
             return "failed", f"sandbox failed to start: {self._output.last_line()}"
         if exit_code == 0:
             return "completed", "exited with code 0"
-        return "failed", explain_exit(exit_code, self._output.tail_text(), self._limits)
+        return "failed", explain_exit(exit_code, self._output.tail_text(), self._limits,
+                                      code_root=self._code_root)
 
 
-def explain_exit(exit_code: int, tail: str, limits: SandboxLimits) -> str:
+def explain_exit(exit_code: int, tail: str, limits: SandboxLimits, *,
+                 code_root: str = IN_CODE) -> str:
     """A sentence a person can act on for a non-zero exit, from its code and last output lines.
-    Python turns most limits into exceptions (MemoryError, EAGAIN, EMFILE, EFBIG) and exits 1."""
+    Python turns most limits into exceptions (MemoryError, EAGAIN, EMFILE, EFBIG) and exits 1;
+    any other exception through the user's files (under `code_root`) is named with its frame."""
     last_lines = _last_lines(tail)
     refusal = _RUNTIME_REFUSAL.search(last_lines)
     if refusal is not None:  # the shim's own sentence (an SDK it does not know, say)
@@ -137,6 +144,9 @@ def explain_exit(exit_code: int, tail: str, limits: SandboxLimits) -> str:
     limit = limit_reached(last_lines, limits)
     if limit is not None:
         return limit
+    raised = strategy_exception(tail, code_root=code_root)
+    if raised is not None:
+        return raised.sentence()
     if exit_code == 128 + signal.SIGXCPU:
         return f"CPU time limit of {_seconds(limits.cpu_seconds)} exceeded"
     if exit_code > 128 and exit_code - 128 in _SIGNAL_NAMES:

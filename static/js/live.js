@@ -141,6 +141,8 @@
       badge.className = `state state-${session.state}`;
       badge.textContent = session.state_label;
     }
+    const header = root.ownerDocument.querySelector("[data-live-header-state]");
+    if (header) header.textContent = session.state_label;
     if (session.terminal) {
       ended = true;
       status.textContent = `The session has ended (${session.state}${session.failure_reason ? ": " + session.failure_reason : ""}).`;
@@ -148,9 +150,24 @@
       link.href = root.dataset.resultUrl;
       link.textContent = " See its page.";
       status.appendChild(link);
+      showOutcome(session);
     }
   };
+  // The header's link once the run ended: to its results, or to why it did not complete.
+  const showOutcome = (session) => {
+    const outcome = root.ownerDocument.querySelector("[data-live-outcome]");
+    if (!outcome) return;
+    const link = outcome.querySelector("a");
+    link.href = root.dataset.resultUrl;
+    link.textContent = session.state === "completed" ? "See the results"
+      : session.state === "failed" ? "See why it failed" : "See its page";
+    const why = outcome.querySelector("[data-live-failure]");
+    if (why) why.textContent = session.failure_message || "";
+    outcome.hidden = false;
+  };
   const onMessage = (message) => {
+    // For the optional parts that draw from the stream (static/js/live_charts.js).
+    root.dispatchEvent(new CustomEvent("live:message", { detail: message }));
     if (message.type === "snapshot") return onSnapshot(message.session);
     if (message.type === "access_lost") {
       ended = true; // the server refuses this view now: no reconnecting

@@ -87,6 +87,7 @@ def test_a_new_user_goes_from_sign_up_to_a_compared_backtest_and_a_revoked_key(
     expect(page.locator(".metric")).to_have_count(12, timeout=60_000)
     expect(page.locator(".metric", has_text="Total return")).to_be_visible()
     assert_chart_drawn(page, "#equity-chart")
+    page.get_by_text("Captured output (stdout and stderr)").click()  # fetched when opened
     logs = page.get_by_label("Captured output")
     expect(logs).to_contain_text("trading BTCUSDT (fast 10, slow 30)")
     expect(logs).to_contain_text("backtest complete")

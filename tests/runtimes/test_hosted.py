@@ -269,7 +269,8 @@ def test_the_version_page_offers_a_backtest_whose_form_keeps_errors_and_then_sta
     assert "Not valid JSON" in kept and 'value="5000"' in kept and "{not json" in kept
     wrong = client.post(new, {"dataset": dataset.pk, "symbols": "ETHUSDT", "initial_cash": "5000",
                               "commission_percent": "0", "slippage_bps": "0", "params": "{}"})
-    assert "The dataset has no data for some symbols." in wrong.content.decode()
+    assert "The dataset has no data for ETHUSDT; its symbols are BTCUSDT." in (
+        wrong.content.decode())
 
     started = client.post(new, {"dataset": dataset.pk, "symbols": "BTCUSDT",
                                 "initial_cash": "5000", "commission_percent": "0.1",
@@ -350,9 +351,12 @@ def test_a_failed_hosted_run_shows_its_strategy_sandbox_reason_and_logs(
         reverse("backtest_detail", args=[session.pk])).content.decode()
 
     assert "SMA v1" in text and "Hosted in the bubblewrap sandbox" in text
-    assert "The backtest failed: strategy: exited with code 1" in text
-    assert "RuntimeError: boom" in text and "starting" in text
-    assert "truncated 1234 bytes" in text
+    assert ("Your strategy exited with code 1 after printing “RuntimeError: boom”."
+            in text)
+    assert "RuntimeError: boom" in text and "truncated 1234 bytes" in text
+    logs = reverse("backtest_logs", args=[session.pk])
+    assert f'hx-get="{logs}"' in text and "starting" not in text  # loaded when opened
+    assert "starting\nxxxxxxxxxx" in sign_in(owner, workspace).get(logs).content.decode()
 
 
 # -- slots ---------------------------------------------------------------------------------------

@@ -224,7 +224,8 @@ def test_stdout_and_stderr_are_captured_and_a_crash_ends_failed_with_its_last_li
     """
     result = _run(source, target)
 
-    assert (result.outcome, result.reason, result.exit_code) == ("failed", "exited with code 1", 1)
+    assert (result.outcome, result.reason, result.exit_code) == (
+        "failed", "raised ValueError: boom at main.py line 5, in <module>", 1)
     assert result.output.startswith("to stdout\nto stderr\nTraceback (most recent call last):\n")
     assert result.output_tail.splitlines()[-1] == "ValueError: boom"
 

@@ -160,10 +160,14 @@ def test_the_end_of_backtest_hook_reads_the_final_account_and_the_strategy_exits
 
 
 @needs_bubblewrap
-def test_a_strategy_that_raises_fails_with_its_exit_code_and_traceback_tail(hosted):
+def test_a_strategy_that_raises_fails_naming_its_exception_and_line_with_the_traceback_tail(hosted):
     session = wait_for_state(hosted(RAISES), ENDED, timeout=30)
 
-    assert (session.state, session.failure_reason) == ("failed", "strategy: exited with code 1")
+    assert (session.state, session.failure_reason) == (
+        "failed", "strategy: raised RuntimeError: the strategy's own bug at main.py line 3, "
+        "in decide")
+    assert session.failure().sentence == (
+        "Your strategy raised RuntimeError: the strategy's own bug at main.py line 3, in decide.")
     assert "Traceback (most recent call last)" in session.output_tail
     assert session.output_tail.splitlines()[-1] == "RuntimeError: the strategy's own bug"
     assert session.output.startswith("starting\n")
