@@ -29,7 +29,7 @@ from accounts.models import SCOPE_TRADE_PAPER
 from config.api_schema import OBJECT_LIST
 from config.decimal_fields import DecimalField
 from config.errors import ApiError
-from runtimes import backtests, comparison, services
+from runtimes import backtests, comparison, services, what_was_run
 from runtimes.core.platforms import PLATFORMS
 from runtimes.core.provider import Pacing
 from runtimes.core.timeframes import TIMEFRAMES
@@ -457,14 +457,16 @@ class BacktestDetail(WorkspaceScopedMixin, generics.GenericAPIView):
 
 class BacktestCompare(WorkspaceScopedMixin, generics.GenericAPIView):
     """`?ids=a,b,c` (2 to 8 finished backtests of the workspace): per run its id, label, metrics
-    and equity curve normalised to 1 at its start, at most 1,000 points."""
+    and equity curve normalised to 1 at its start, at most 1,000 points; and the inputs that
+    differ between the runs (`differing_inputs`: [{label, values}], empty when all are equal)."""
 
     @extend_schema(parameters=[OpenApiParameter("ids", str, required=True)],
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, workspace_id: Any) -> Response:
         ids = comparison.parse_ids(request.query_params.getlist("ids"))
         sessions = comparison.compared_sessions(workspace=self.workspace, ids=ids)
-        return Response({"backtests": comparison.compare_json(sessions)})
+        return Response({"backtests": comparison.compare_json(sessions),
+                         "differing_inputs": what_was_run.differing_inputs(sessions)})
 # -- share links: a session URL that carries its own credential (runtimes/transport/share_links) --
 
 

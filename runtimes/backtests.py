@@ -13,16 +13,19 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.db import transaction
 from django.db.models import Case, F, FloatField, Max, Min, QuerySet, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Lower
 
-from accounts.models import Workspace
+from accounts.models import User, Workspace
 from config.errors import ApiError
 from runtimes.models import NAME_MAX_LENGTH, TERMINAL_STATES, State, TradingSession
+from runtimes.result_pages import metric_cards
 from strategies.models import Dataset, DatasetFile, Strategy, StrategyVersion
 
 # The headline of a completed run: (metrics key, label), in the list's column order.
@@ -32,6 +35,11 @@ HEADLINE = (("total_return", "Return"), ("sharpe", "Sharpe"), ("max_drawdown", "
 SORT_KEYS = {"created": "created_at", "name": "name", "return": "total_return",
              "sharpe": "sharpe", "drawdown": "max_drawdown", "trades": "number_of_trades"}
 DEFAULT_SORT = "-created"
+# A column's first click sorts best first (newest, A to Z, highest return, smallest drawdown…).
+FIRST_CLICK = {"created": "-created", "name": "name", "return": "-return", "sharpe": "-sharpe",
+               "drawdown": "drawdown", "trades": "-trades"}
+# The filters' select lists offer at most this many versions (the newest).
+MAX_VERSION_CHOICES = 300
 FILTERS = ("strategy", "version", "dataset", "state", "sort")
 
 
@@ -64,6 +72,25 @@ def rename_backtest(*, session: TradingSession, name: str) -> None:
                        details={"field": "name", "provided": name[:NAME_MAX_LENGTH + 1]})
     session.name = name
     session.save(update_fields=["name"])
+
+
+def rerun_backtest(*, session: TradingSession, by: User) -> TradingSession:
+    """A new hosted backtest with every input of `session` (version, dataset, symbols, range,
+    cash, costs, parameters), queued at once. Raises ApiError INVALID_VALUE (400) for a run the
+    platform did not host (a remote strategy starts its own runs); else as
+    services.create_hosted_backtest (quota, sandbox)."""
+    from runtimes import services  # services names new runs with default_name: import at use
+
+    version, dataset = session.strategy_version, session.dataset
+    if version is None or dataset is None:
+        raise ApiError("INVALID_VALUE", "Only a hosted backtest can be re-run from here: a "
+                       "remote strategy starts its own runs.", details={"field": "session"})
+    return services.create_hosted_backtest(
+        workspace=session.workspace, created_by=by, version=version, dataset=dataset,
+        symbols=list(session.symbols), timeframe=session.timeframe, start=session.start,
+        end=session.end, initial_cash=Decimal(session.initial_cash),
+        commission={key: Decimal(value) for key, value in (session.commission or {}).items()},
+        slippage_bps=Decimal(session.slippage_bps), params=dict(session.params))
 
 
 # -- deleting ------------------------------------------------------------------------------------
@@ -187,3 +214,43 @@ def headline(session: TradingSession) -> dict[str, Any] | None:
     if session.state != State.COMPLETED or not isinstance(metrics, dict):
         return None
     return {key: metrics.get(key) for key, _label in HEADLINE}
+
+
+def headline_cards(session: TradingSession) -> list[dict[str, str]] | None:
+    """The headline of a completed run as the result page's cards show them (formatted, toned),
+    in HEADLINE's order; None for a run that did not complete."""
+    metrics = headline(session)
+    if metrics is None:
+        return None
+    labels = {"total_return": "Total return", "sharpe": "Sharpe", "max_drawdown": "Max drawdown",
+              "number_of_trades": "Trades"}
+    cards = {card["label"]: card for card in metric_cards(metrics)}
+    return [cards[labels[key]] for key, _label in HEADLINE]
+
+
+def sort_links(query: ListQuery) -> dict[str, dict[str, str]]:
+    """Per sort key `{href, state}`: the query string that sorts by it (the reverse order when
+    it is the current one; the filters kept) and "ascending"/"descending" for the current."""
+    links = {}
+    for key, first in FIRST_CLICK.items():
+        state = ("descending" if query.sort == f"-{key}" else
+                 "ascending" if query.sort == key else "")
+        sort = (key if state == "descending" else f"-{key}") if state else first
+        params = {**query.params(), "sort": sort}
+        links[key] = {"href": "?" + urlencode(params), "state": state}
+    return links
+
+
+def filter_choices(workspace: Workspace) -> dict[str, list[tuple[str, str]]]:
+    """What the list's filters offer: the workspace's strategies, versions (at most
+    MAX_VERSION_CHOICES, by strategy), datasets and the states, as (value, label)."""
+    versions = (StrategyVersion.objects.for_workspace(workspace).select_related("strategy")
+                .order_by("strategy__name", "-number")[:MAX_VERSION_CHOICES])
+    return {
+        "strategy": [(str(s.pk), s.name) for s in
+                     Strategy.objects.for_workspace(workspace).order_by("name")],
+        "version": [(str(v.pk), f"{v.strategy.name} v{v.number}") for v in versions],
+        "dataset": [(str(d.pk), d.name) for d in
+                    Dataset.objects.for_workspace(workspace).order_by("name")],
+        "state": list(State.choices),
+    }

@@ -52,7 +52,7 @@ def compared_sessions(*, workspace: Workspace, ids: Sequence[uuid.UUID]) -> list
     the order and trade lists). Raises Http404 when any id is not one of the workspace's
     sessions, ApiError VALIDATION_ERROR when one has no results yet."""
     found = {s.pk: s for s in TradingSession.objects.for_workspace(workspace).filter(pk__in=ids)
-             .select_related("dataset")}
+             .select_related("dataset", "strategy_version__strategy")}
     if len(found) != len(ids):
         raise Http404("No such backtest.")
     results = {r.session_id: r for r in SessionResult.objects.filter(
