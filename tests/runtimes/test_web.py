@@ -289,8 +289,8 @@ def test_a_row_shows_the_name_platform_range_and_headline_metrics(
 
     row = re.search(rf'<tr id="run-{run.pk}">(.*?)</tr>', rows, re.S).group(1)
     assert "<strong>fast=5</strong>" in row and "Remote strategy (API key) · BTC 1m" in row
-    assert '<td class="hide-mobile">Backtest</td>' in row
-    assert "2021-04-02 → 2021-04-03" in row
+    assert '<td class="hide-mobile">Backtest<div class="muted small nowrap">2021-04-02 → ' \
+           '2021-04-03</div></td>' in row
     assert re.findall(r'<span class="(?:pos|neg|)">([^<]*)</span>', row) == [
         "1.23%", "1.50", "-5.00%", "12"]
 
