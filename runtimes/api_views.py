@@ -1,8 +1,8 @@
 """Management API (/api/v1/workspaces/{ws}/sessions...): create, list, show, cancel and kill
 sessions, read their results, share them by a URL that carries its own credential; the
 workspace's kill switch; hosted backtests (/backtests: a strategy version run by the platform
-in the sandbox) and finished ones side by side (/backtests/compare, read by
-`runtimes.comparison`).
+in the sandbox; listed, filtered, sorted, renamed and deleted through `runtimes.backtests`) and
+finished ones side by side (/backtests/compare, read by `runtimes.comparison`).
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger gets 404), the
 serializer validates, `runtimes.services` decides.
@@ -340,6 +340,9 @@ class SessionResultRows(WorkspaceScopedMixin, generics.GenericAPIView):
 
 class HostedBacktestCreateSerializer(BacktestRunSerializer):
     version = serializers.UUIDField(help_text="The strategy version to run in the sandbox.")
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True,
+                                 default="", help_text="Default: the strategy, its version "
+                                                       "and the range.")
     params = serializers.DictField(required=False, default=dict,
                                    help_text="Passed to the strategy as PARITY_STRATEGY_PARAMS.")
 
@@ -406,6 +409,8 @@ class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
             start=data.get("start"), end=data.get("end"), initial_cash=data["initial_cash"],
             commission=dict(data.get("commission") or {}), slippage_bps=data["slippage_bps"],
             params=data["params"])
+        if data["name"].strip():
+            backtests.rename_backtest(session=session, name=data["name"])
         body = services.backtest_json(session, origin=_origin(request), with_output=False)
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -180,7 +180,11 @@ def test_a_new_hosted_backtest_is_named_after_its_strategy_version_and_range(
     whole = api_client.post(base, {"version": str(versions[1].pk), "dataset": str(dataset.pk)},
                             format="json")
 
+    named = api_client.post(base, {"version": str(sma1.pk), "dataset": str(dataset.pk),
+                                   "name": " mine "}, format="json")
+
     assert ranged.json()["name"] == "SMA v1 · 2021-04-02 → 2021-04-02"
+    assert named.json()["name"] == "mine"
     # No range given: the dataset's first and last bar (300 minutes from 2021-04-02 00:00).
     assert whole.json()["name"] == "SMA v2 · 2021-04-02 → 2021-04-02"
 

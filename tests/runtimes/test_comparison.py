@@ -193,6 +193,14 @@ def test_the_compare_page_is_a_404_for_another_workspaces_backtest(
     assert response.status_code == 404
 
 
+def test_a_named_run_is_labelled_by_its_name(owner, workspace, two_runs):
+    real, synthetic = two_runs
+    TradingSession.objects.filter(pk=real.pk).update(name="fast=5")
+    sessions = comparison.compared_sessions(workspace=workspace, ids=[real.pk, synthetic.pk])
+
+    assert comparison.labels(sessions) == ["fast=5", "BTC 1m · 2021-04-01 00:00"]
+
+
 def test_the_compare_page_says_all_inputs_are_equal_when_none_differ(
         sign_in, owner, workspace, two_runs):
     real, synthetic = two_runs
