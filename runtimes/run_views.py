@@ -59,7 +59,9 @@ def backtest_cancel(request: HttpRequest, membership: Membership,
     session = _run(membership, session_id, write=True)
     if services.cancel_session(session=session, now=timezone.now(), reason="cancelled by "
                                "a person from the dashboard"):
-        messages.success(request, f"{session.title} is cancelled.")
+        # A worker running it stops at its next poll; nobody running it: cancelled already.
+        messages.success(request, f"{session.title} is cancelled." if session.is_terminal
+                         else f"{session.title} is being cancelled: it stops within seconds.")
     else:
         messages.error(request, f"{session.title} had already ended.")
     if request.POST.get("next") == "list":

@@ -148,6 +148,22 @@ def test_a_running_run_is_cancelled_from_the_list(sign_in, owner, workspace, dat
     assert running.state == State.CANCELLED
 
 
+def test_a_running_run_is_cancelled_from_its_page(sign_in, owner, workspace, dataset, version):
+    running = _running(owner, workspace, dataset, version)
+    client = sign_in(owner, workspace)
+    url = reverse("backtest_cancel", args=[running.pk])
+
+    page = client.get(reverse("backtest_detail", args=[running.pk])).content.decode()
+    response = client.post(url, follow=True)
+
+    assert f'<form method="post" action="{url}" class="inline" data-confirm=' in page
+    assert response.redirect_chain == [(reverse("backtest_detail", args=[running.pk]), 302)]
+    assert "still going is cancelled." in response.content.decode()
+    running.refresh_from_db()
+    assert (running.state, running.failure_reason) == (
+        State.CANCELLED, "cancelled by a person from the dashboard")
+
+
 def test_another_workspaces_run_is_a_404_for_every_action(
         sign_in, stranger, stranger_workspace, run):
     client = sign_in(stranger, stranger_workspace)
