@@ -28,9 +28,10 @@ from runtimes.models import NAME_MAX_LENGTH, TERMINAL_STATES, State, TradingSess
 from runtimes.result_pages import metric_cards
 from strategies.models import Dataset, DatasetFile, Strategy, StrategyVersion
 
-# The headline of a completed run: (metrics key, label), in the list's column order.
-HEADLINE = (("total_return", "Return"), ("sharpe", "Sharpe"), ("max_drawdown", "Max drawdown"),
-            ("number_of_trades", "Trades"))
+# The headline of a completed run: (metrics key, its card's label on the result page), in the
+# list's column order.
+HEADLINE = (("total_return", "Total return"), ("sharpe", "Sharpe"),
+            ("max_drawdown", "Max drawdown"), ("number_of_trades", "Trades"))
 # Sort keys of the list (a leading "-" reverses): what each sorts by.
 SORT_KEYS = {"created": "created_at", "name": "name", "return": "total_return",
              "sharpe": "sharpe", "drawdown": "max_drawdown", "trades": "number_of_trades"}
@@ -38,7 +39,7 @@ DEFAULT_SORT = "-created"
 # A column's first click sorts best first (newest, A to Z, highest return, smallest drawdown…).
 FIRST_CLICK = {"created": "-created", "name": "name", "return": "-return", "sharpe": "-sharpe",
                "drawdown": "drawdown", "trades": "-trades"}
-# The filters' select lists offer at most this many versions (the newest).
+# The version filter offers at most this many versions (by strategy, newest version first).
 MAX_VERSION_CHOICES = 300
 FILTERS = ("strategy", "version", "dataset", "state", "sort")
 
@@ -222,10 +223,8 @@ def headline_cards(session: TradingSession) -> list[dict[str, str]] | None:
     metrics = headline(session)
     if metrics is None:
         return None
-    labels = {"total_return": "Total return", "sharpe": "Sharpe", "max_drawdown": "Max drawdown",
-              "number_of_trades": "Trades"}
     cards = {card["label"]: card for card in metric_cards(metrics)}
-    return [cards[labels[key]] for key, _label in HEADLINE]
+    return [cards[label] for _key, label in HEADLINE]
 
 
 def sort_links(query: ListQuery) -> dict[str, dict[str, str]]:
