@@ -284,3 +284,23 @@ def test_the_list_reads_no_equity_orders_or_trades(api_client, owner, runs, base
     assert not any(f'"runtimes_sessionresult"."{column}"' in listing[0]
                    for column in ("equity", "orders", "trades"))
 
+
+
+def test_the_migration_names_existing_backtests_as_new_ones_are_named(
+        owner, workspace, dataset, versions):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("runtimes.migrations.0014_h_runs_session_name")
+    hosted = hosted_run(workspace, owner, dataset, versions[1], minute=1, name="")
+    remote = TradingSession.objects.create(
+        workspace=workspace, created_by=owner, dataset=dataset, symbols=["BTCUSDT"],
+        timeframe="1m", start=T0, end=T0 + timedelta(days=31))
+    named = hosted_run(workspace, owner, dataset, versions[0], minute=2, name="kept")
+
+    migration.name_existing_backtests(apps, None)
+
+    assert TradingSession.objects.get(pk=hosted.pk).name == "SMA v2 · 2021-04-02 → 2021-04-02"
+    assert TradingSession.objects.get(pk=remote.pk).name == "BTC 1m · 2024-01-01 → 2024-02-01"
+    assert TradingSession.objects.get(pk=named.pk).name == "kept"
