@@ -1,8 +1,8 @@
 """Management API (/api/v1/workspaces/{ws}/sessions...): create, list, show, cancel and kill
 sessions, read their results, share them by a URL that carries its own credential; the
 workspace's kill switch; hosted backtests (/backtests: a strategy version run by the platform
-in the sandbox) and finished ones side by side (/backtests/compare, read by
-`runtimes.comparison`).
+in the sandbox; listed, filtered, sorted, renamed and deleted through `runtimes.backtests`) and
+finished ones side by side (/backtests/compare, read by `runtimes.comparison`).
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger gets 404), the
 serializer validates, `runtimes.services` decides.
@@ -29,14 +29,22 @@ from accounts.models import SCOPE_TRADE_PAPER
 from config.api_schema import OBJECT_LIST
 from config.decimal_fields import DecimalField
 from config.errors import ApiError
-from runtimes import comparison, services
+from runtimes import backtests, comparison, services, what_was_run
 from runtimes.core.platforms import PLATFORMS
 from runtimes.core.provider import Pacing
 from runtimes.core.timeframes import TIMEFRAMES
 from runtimes.credentials import connection_in
 from runtimes.hosting import dispatch
 from runtimes.hosting.risk import RiskLimits
-from runtimes.models import KillSwitch, Platform, ShareLink, Source, TradingSession
+from runtimes.models import (
+    NAME_MAX_LENGTH,
+    KillSwitch,
+    Platform,
+    ShareLink,
+    Source,
+    State,
+    TradingSession,
+)
 from runtimes.transport import share_links
 from strategies.models import Dataset, StrategyVersion
 
@@ -332,6 +340,9 @@ class SessionResultRows(WorkspaceScopedMixin, generics.GenericAPIView):
 
 class HostedBacktestCreateSerializer(BacktestRunSerializer):
     version = serializers.UUIDField(help_text="The strategy version to run in the sandbox.")
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH, required=False, allow_blank=True,
+                                 default="", help_text="Default: the strategy, its version "
+                                                       "and the range.")
     params = serializers.DictField(required=False, default=dict,
                                    help_text="Passed to the strategy as PARITY_STRATEGY_PARAMS.")
 
@@ -346,8 +357,22 @@ def _with_period_names(data: Any) -> Any:
     return data
 
 
+BACKTEST_LIST_PARAMETERS = [
+    OpenApiParameter("strategy", OpenApiTypes.UUID, description="Only runs of this strategy."),
+    OpenApiParameter("version", OpenApiTypes.UUID,
+                     description="Only runs of this strategy version."),
+    OpenApiParameter("dataset", OpenApiTypes.UUID, description="Only runs over this dataset."),
+    OpenApiParameter("state", str, enum=State.values, description="Only runs in this state."),
+    OpenApiParameter("sort", str, enum=[f"{sign}{key}" for key in backtests.SORT_KEYS
+                                        for sign in ("", "-")],
+                     description="Order (default -created); metrics sort as numbers, runs that "
+                                 "did not complete last."),
+]
+
+
 class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
-    """GET: the workspace's hosted backtests, newest first. POST: run a strategy version on a
+    """GET: the workspace's hosted backtests (at most 100), filtered and sorted as the dashboard's
+    list, each with its headline metrics once completed. POST: run a strategy version on a
     dataset in the sandbox (400 SANDBOX_UNAVAILABLE when hosted runs are refused here)."""
 
     scoped_model = TradingSession
@@ -358,12 +383,15 @@ class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
         return (super().get_queryset().filter(source=Source.HOSTED)
                 .select_related("strategy_version"))
 
-    @extend_schema(operation_id="backtests_list", responses={200: OBJECT_LIST})
+    @extend_schema(operation_id="backtests_list", parameters=BACKTEST_LIST_PARAMETERS,
+                   responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
+        query = backtests.parse_list_query(request.query_params, workspace=self.workspace)
         positions = dispatch.queue_positions()
-        return Response([services.backtest_json(s, origin=_origin(request), with_output=False,
-                                                positions=positions)
-                         for s in self.get_queryset()[:100]])
+        return Response([{**services.backtest_json(s, origin=_origin(request), with_output=False,
+                                                   positions=positions),
+                          "metrics": backtests.headline(s)}
+                         for s in backtests.listed(self.get_queryset(), query)[:100]])
 
     @extend_schema(operation_id="backtests_create", responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, workspace_id: Any) -> Response:
@@ -381,23 +409,52 @@ class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
             start=data.get("start"), end=data.get("end"), initial_cash=data["initial_cash"],
             commission=dict(data.get("commission") or {}), slippage_bps=data["slippage_bps"],
             params=data["params"])
+        if data["name"].strip():
+            backtests.rename_backtest(session=session, name=data["name"])
         body = services.backtest_json(session, origin=_origin(request), with_output=False)
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+class BacktestRenameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH,
+                                 help_text="What the run is called in lists and on its page.")
+
+
 class BacktestDetail(WorkspaceScopedMixin, generics.GenericAPIView):
-    """GET: one hosted backtest with its progress and captured output (cancel: the session's
-    cancel endpoint; results: the session's results endpoints)."""
+    """GET: one hosted backtest with its progress, captured output and headline metrics (cancel:
+    the session's cancel endpoint; results: the session's results endpoints). PATCH {name}:
+    rename it. DELETE: delete an ended one with its results and journal (409 while it runs)."""
 
     scoped_model = TradingSession
+    write_check = "can_trade"
+    serializer_class = BacktestRenameSerializer
+
+    def _backtest(self, session_id: Any) -> TradingSession:
+        return get_object_or_404(
+            backtests.listed(self.get_queryset().filter(source=Source.HOSTED)
+                             .select_related("strategy_version"), backtests.ListQuery()),
+            pk=session_id)
+
+    def _body(self, request: Request, session: TradingSession) -> dict[str, Any]:
+        return {**services.backtest_json(session, origin=_origin(request), with_output=True),
+                "metrics": backtests.headline(session)}
 
     @extend_schema(operation_id="backtests_retrieve", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
-        session = get_object_or_404(
-            self.get_queryset().filter(source=Source.HOSTED).select_related("strategy_version"),
-            pk=session_id)
-        return Response(services.backtest_json(session, origin=_origin(request),
-                                               with_output=True))
+        return Response(self._body(request, self._backtest(session_id)))
+
+    @extend_schema(operation_id="backtests_rename", responses={200: OpenApiTypes.OBJECT})
+    def patch(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        session = self._backtest(session_id)
+        serializer = BacktestRenameSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        backtests.rename_backtest(session=session, name=serializer.validated_data["name"])
+        return Response(self._body(request, session))
+
+    @extend_schema(operation_id="backtests_delete", request=None, responses={204: None})
+    def delete(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        backtests.delete_backtest(session=self._backtest(session_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # -- comparing backtests -------------------------------------------------------------------------
@@ -405,14 +462,16 @@ class BacktestDetail(WorkspaceScopedMixin, generics.GenericAPIView):
 
 class BacktestCompare(WorkspaceScopedMixin, generics.GenericAPIView):
     """`?ids=a,b,c` (2 to 8 finished backtests of the workspace): per run its id, label, metrics
-    and equity curve normalised to 1 at its start, at most 1,000 points."""
+    and equity curve normalised to 1 at its start, at most 1,000 points; and the inputs that
+    differ between the runs (`differing_inputs`: [{label, values}], empty when all are equal)."""
 
     @extend_schema(parameters=[OpenApiParameter("ids", str, required=True)],
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, workspace_id: Any) -> Response:
         ids = comparison.parse_ids(request.query_params.getlist("ids"))
         sessions = comparison.compared_sessions(workspace=self.workspace, ids=ids)
-        return Response({"backtests": comparison.compare_json(sessions)})
+        return Response({"backtests": comparison.compare_json(sessions),
+                         "differing_inputs": what_was_run.differing_inputs(sessions)})
 # -- share links: a session URL that carries its own credential (runtimes/transport/share_links) --
 
 

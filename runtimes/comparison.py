@@ -52,7 +52,7 @@ def compared_sessions(*, workspace: Workspace, ids: Sequence[uuid.UUID]) -> list
     the order and trade lists). Raises Http404 when any id is not one of the workspace's
     sessions, ApiError VALIDATION_ERROR when one has no results yet."""
     found = {s.pk: s for s in TradingSession.objects.for_workspace(workspace).filter(pk__in=ids)
-             .select_related("dataset")}
+             .select_related("dataset", "strategy_version__strategy")}
     if len(found) != len(ids):
         raise Http404("No such backtest.")
     results = {r.session_id: r for r in SessionResult.objects.filter(
@@ -81,14 +81,16 @@ def normalised_curve(equity: Sequence[Sequence[str]], *, points: int = CURVE_POI
 
 
 def labels(sessions: Sequence[TradingSession]) -> list[str]:
-    """A readable name per run: strategy and version when known, dataset, start time; the id's
-    first characters are added where two runs would read the same."""
+    """A readable name per run: its name, else strategy and version when known, dataset,
+    start time; the id's first characters are added where two runs would read the same."""
     names = [_label(s) for s in sessions]
     return [f"{name} · {str(s.pk)[:8]}" if names.count(name) > 1 else name
             for name, s in zip(names, sessions, strict=True)]
 
 
 def _label(session: TradingSession) -> str:
+    if session.name:  # what people named the run (runtimes/backtests.py)
+        return session.name
     # Hosted backtests record the version they ran; sessions of remote strategies have none.
     version = getattr(session, "strategy_version", None)
     parts = [f"{version.strategy.name} v{version.number}"] if version is not None else []

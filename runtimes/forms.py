@@ -18,25 +18,39 @@ from runtimes.core.platforms import PLATFORMS
 from runtimes.credentials import connectable_platforms
 from runtimes.hosting.brokers import FAMILIES
 from runtimes.hosting.risk import RiskLimits
-from runtimes.models import deployable_platforms
+from runtimes.models import NAME_MAX_LENGTH, TradingSession, deployable_platforms
 from strategies.models import Dataset, StrategyVersion
+
+LOCAL_INPUT_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# The commission's parts (runtimes.core.costs.Commission), each a field `commission_<part>`.
+COMMISSION_PARTS = ("percent", "per_share", "fixed", "minimum")
 
 
 class HostedBacktestForm(forms.Form):
+    name = forms.CharField(required=False, max_length=NAME_MAX_LENGTH,
+                           help_text="Empty: the strategy, its version and the range.")
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), empty_label=None)
     symbols = forms.CharField(required=False, help_text="Comma-separated; empty: every symbol "
                                                         "of the dataset.")
     timeframe = forms.CharField(required=False, max_length=8,
                                 help_text="Empty: the dataset's own timeframe.")
-    start = forms.DateTimeField(required=False, label="From (UTC)",
-                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    end = forms.DateTimeField(required=False, label="To (UTC)",
-                              widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    # The format a datetime-local input accepts as its value (a prefilled form keeps its range).
+    start = forms.DateTimeField(required=False, label="From (UTC)", widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local", "step": "1"}, format=LOCAL_INPUT_FORMAT))
+    end = forms.DateTimeField(required=False, label="To (UTC)", widget=forms.DateTimeInput(
+        attrs={"type": "datetime-local", "step": "1"}, format=LOCAL_INPUT_FORMAT))
     initial_cash = FormDecimalField(min_value=Decimal(0), max_digits=24, decimal_places=8,
                                       initial=Decimal(100_000))
     commission_percent = FormDecimalField(min_value=Decimal(0), max_value=Decimal(100),
                                             max_digits=12, decimal_places=6, initial=Decimal(0),
                                             label="Commission (% of notional)")
+    commission_per_share = FormDecimalField(required=False, min_value=Decimal(0),
+                                            max_digits=12, decimal_places=6,
+                                            label="Commission per unit")
+    commission_fixed = FormDecimalField(required=False, min_value=Decimal(0), max_digits=16,
+                                        decimal_places=6, label="Commission per fill")
+    commission_minimum = FormDecimalField(required=False, min_value=Decimal(0), max_digits=16,
+                                          decimal_places=6, label="Minimum commission per fill")
     slippage_bps = FormDecimalField(min_value=Decimal(0), max_digits=12, decimal_places=4,
                                       initial=Decimal(0), label="Slippage (basis points)")
     params = forms.CharField(required=False, initial="{}", label="Parameters (JSON object)",
@@ -57,13 +71,34 @@ class HostedBacktestForm(forms.Form):
     def service_arguments(self) -> dict[str, Any]:
         """The keyword arguments of create_hosted_backtest this form decides."""
         data = self.cleaned_data
-        percent = data["commission_percent"]
+        commission = {part: data[f"commission_{part}"] for part in COMMISSION_PARTS
+                      if data.get(f"commission_{part}")}
         return {
             "dataset": data["dataset"], "symbols": data["symbols"],
             "timeframe": data["timeframe"] or None, "start": data["start"], "end": data["end"],
             "initial_cash": data["initial_cash"], "slippage_bps": data["slippage_bps"],
-            "commission": {"percent": percent} if percent else {}, "params": data["params"],
+            "commission": commission, "params": data["params"],
         }
+
+    @staticmethod
+    def initial_from(session: TradingSession) -> dict[str, Any]:
+        """Every input of `session` as this form's initial data ("Clone and edit")."""
+        commission = session.commission or {}
+        return {
+            "dataset": session.dataset_id, "symbols": ", ".join(session.symbols),
+            "timeframe": session.timeframe, "start": session.start, "end": session.end,
+            "initial_cash": _plain(session.initial_cash),
+            "slippage_bps": _plain(session.slippage_bps),
+            "params": json.dumps(session.params or {}, indent=1),
+            **{f"commission_{part}": _plain(commission.get(part) or 0)
+               for part in COMMISSION_PARTS},
+        }
+
+
+def _plain(value: Any) -> Decimal:
+    # A stored 100000.00000000 reads back as 100000 in the prefilled form.
+    number = Decimal(str(value)).normalize()
+    return number.quantize(Decimal(1)) if number == number.to_integral() else number
 
 
 class DeploymentForm(forms.Form):

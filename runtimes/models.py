@@ -56,6 +56,9 @@ class State(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# A run's name: long enough for a strategy's name, its version and a range, short for a row.
+NAME_MAX_LENGTH = 120
+
 TERMINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
 LIVE_STATES = frozenset({State.CREATED, State.QUEUED, State.WAITING, State.RUNNING})
 # States that hold a worker slot: a host runs the session.
@@ -86,6 +89,9 @@ class TradingSession(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
+    # What people call the run: editable; a backtest's defaults to its strategy, version and
+    # range (runtimes/backtests.py default_name). Blank for sessions nobody named (`title`).
+    name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True)
     platform = models.CharField(max_length=20, choices=platforms.choices(),
                                 default=Platform.BACKTEST)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.REMOTE)
@@ -182,6 +188,13 @@ class TradingSession(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def title(self) -> str:
+        """Its name, or for a session nobody named its platform and creation time."""
+        if self.name:
+            return self.name
+        return f"{self.get_platform_display()} session · {self.created_at:%Y-%m-%d %H:%M}"
 
     @property
     def is_live_platform(self) -> bool:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import BrokerCredential, User, Workspace
 from config.errors import ApiError
+from runtimes.backtests import default_name
 from runtimes.core.dataset_errors import DatasetError
 from runtimes.core.datasets import load_bar_series
 from runtimes.core.platforms import PLATFORMS
@@ -280,6 +281,8 @@ def _create_session(
         created_by=created_by,
         platform=Platform.BACKTEST,
         source=source,
+        name=default_name(version=hosted.get("strategy_version"), dataset=dataset,
+                          symbols=symbols, start=start, end=end),
         state=State.QUEUED if queued else State.CREATED,
         created_at=now,
         queued_at=now if queued else None,
@@ -451,6 +454,7 @@ def session_json(session: TradingSession, *, origin: str,
     stamp = _stamp
     return {
         "id": str(session.id),
+        "name": session.title,
         "workspace": str(session.workspace_id),
         "platform": session.platform,
         "source": session.source,

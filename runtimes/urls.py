@@ -12,6 +12,7 @@ from runtimes import (
     connection_views,
     deployment_api,
     deployment_views,
+    run_views,
     views,
 )
 from runtimes.transport.routes import HEALTH, TRADING_ROUTES
@@ -50,6 +51,11 @@ web_urlpatterns = [
     path(B + "<uuid:session_id>/progress/", views.backtest_progress, name="backtest_progress"),
     path(B + "<uuid:session_id>/live/", views.backtest_live, name="backtest_live"),
     path(B + "<uuid:session_id>/logs/", views.backtest_logs, name="backtest_logs"),
+    path(B + "<uuid:session_id>/rename/", run_views.backtest_rename, name="backtest_rename"),
+    path(B + "<uuid:session_id>/cancel/", run_views.backtest_cancel, name="backtest_cancel"),
+    path(B + "<uuid:session_id>/delete/", run_views.backtest_delete, name="backtest_delete"),
+    path(B + "<uuid:session_id>/rerun/", run_views.backtest_rerun, name="backtest_rerun"),
+    path(B + "<uuid:session_id>/clone/", run_views.backtest_clone, name="backtest_clone"),
     path(B + "<uuid:session_id>/<str:kind>.csv", views.backtest_csv, name="backtest_csv"),
     path(D, deployment_views.deployment_list, name="deployment_list"),
     path(D + "new/", deployment_views.deployment_new, name="deployment_new"),

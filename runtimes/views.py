@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -20,7 +21,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from accounts.models import Membership
 from accounts.views import workspace_page
 from config.errors import ApiError
-from runtimes import comparison, result_pages, services
+from runtimes import backtests, comparison, result_pages, services, what_was_run
 from runtimes.core.datasets import DatasetError
 from runtimes.forms import HostedBacktestForm
 from runtimes.hosting import dispatch
@@ -33,13 +34,27 @@ CSV_KINDS = ("equity", "trades", "orders")
 
 
 def _sessions_page(request: HttpRequest, membership: Membership) -> dict[str, object]:
-    sessions = (TradingSession.objects.for_workspace(membership.workspace)
-                .select_related("dataset").with_total_bars().order_by("-created_at"))
+    """The list's page: the workspace's sessions filtered and sorted by the GET parameters
+    (runtimes/backtests.py; a bad value is said and left out), with what the filters offer."""
+    workspace = membership.workspace
+    problem = ""
+    try:
+        query = backtests.parse_list_query(request.GET, workspace=workspace)
+    except ApiError as error:
+        query, problem = backtests.ListQuery(), error.message
+    sessions = backtests.listed(
+        TradingSession.objects.for_workspace(workspace)
+        .select_related("dataset", "strategy_version__strategy").with_total_bars(), query)
     page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     positions = dispatch.queue_positions()
     for session in page:  # shown beside the state (runtimes/_state.html)
         session.queue_position = positions.get(str(session.pk))
-    return {"page": page, "any_live": any(not s.is_terminal for s in page)}
+        session.headline = backtests.headline_cards(session)
+    return {"page": page, "any_live": any(not s.is_terminal for s in page),
+            "query": query, "query_string": urlencode(query.params()), "problem": problem,
+            "sorts": backtests.sort_links(query),
+            "filtered": bool(query.params()) or bool(problem),
+            "choices": backtests.filter_choices(workspace)}
 
 
 @workspace_page
@@ -64,12 +79,16 @@ def _session(membership: Membership, session_id: uuid.UUID) -> TradingSession:
 @workspace_page
 def backtest_new(request: HttpRequest, membership: Membership,
                  version_id: uuid.UUID) -> HttpResponse:
-    """The "Run a backtest" form of a strategy version; a valid one starts a hosted backtest
-    and leads to its page. Service refusals stay in the form, with what was typed."""
+    """The "Run a backtest" form of a strategy version (`?from=<run>`: prefilled with every
+    input of one of the workspace's runs, "Clone and edit"); a valid one starts a hosted
+    backtest and leads to its page. Service refusals stay in the form, with what was typed."""
     version = get_object_or_404(StrategyVersion.objects.for_workspace(membership.workspace)
                                 .select_related("strategy"), pk=version_id)
     datasets = Dataset.objects.for_workspace(membership.workspace)
-    form = HostedBacktestForm(request.POST or None, datasets=datasets)
+    source = _cloned_run(request, membership)
+    form = HostedBacktestForm(request.POST or None, datasets=datasets,
+                              initial=None if source is None
+                              else HostedBacktestForm.initial_from(source))
     if request.method == "POST":
         if not membership.can_trade():
             raise PermissionDenied("Your role does not allow running backtests.")
@@ -83,12 +102,27 @@ def backtest_new(request: HttpRequest, membership: Membership,
                                               error.details.get("field"))
                 form.add_error(field if field in form.fields else None, error.message)
             else:
+                if form.cleaned_data["name"].strip():
+                    backtests.rename_backtest(session=session, name=form.cleaned_data["name"])
                 return redirect("backtest_detail", session.pk)
     return render(request, "runtimes/backtest_new.html", {
-        "form": form, "version": version, "strategy": version.strategy,
+        "form": form, "version": version, "strategy": version.strategy, "source": source,
         "support": services.hosted_runs_support(),
         "allow_unsandboxed": settings.SANDBOX_ALLOW_UNSANDBOXED,
     })
+
+
+def _cloned_run(request: HttpRequest, membership: Membership) -> TradingSession | None:
+    """The run named by `?from=` (one of the workspace's: else a 404), or None without one."""
+    text = request.GET.get("from")
+    if not text:
+        return None
+    try:
+        run_id = uuid.UUID(text)
+    except ValueError:
+        raise Http404("No such backtest.") from None
+    return get_object_or_404(TradingSession.objects.for_workspace(membership.workspace)
+                             .select_related("strategy_version__strategy"), pk=run_id)
 
 
 def _price_chart(session: TradingSession, result: SessionResult
@@ -180,7 +214,8 @@ def backtest_compare(request: HttpRequest, membership: Membership) -> HttpRespon
         return render(request, "runtimes/backtest_compare.html", {"problem": exc.message},
                       status=400)
     return render(request, "runtimes/backtest_compare.html", {
-        "runs": comparison.chart_runs(sessions), "rows": comparison.metric_rows(sessions)})
+        "runs": comparison.chart_runs(sessions), "rows": comparison.metric_rows(sessions),
+        "inputs": what_was_run.differing_inputs(sessions)})
 
 
 # -- a session's captured output and failure -------------------------------------------------

@@ -191,3 +191,41 @@ def test_the_compare_page_is_a_404_for_another_workspaces_backtest(
         f"{reverse('backtest_compare')}?ids={ids}")
 
     assert response.status_code == 404
+
+
+def test_a_named_run_is_labelled_by_its_name(owner, workspace, two_runs):
+    real, synthetic = two_runs
+    TradingSession.objects.filter(pk=real.pk).update(name="fast=5")
+    sessions = comparison.compared_sessions(workspace=workspace, ids=[real.pk, synthetic.pk])
+
+    assert comparison.labels(sessions) == ["fast=5", "BTC 1m · 2021-04-01 00:00"]
+
+
+def test_the_compare_page_says_all_inputs_are_equal_when_none_differ(
+        sign_in, owner, workspace, two_runs):
+    real, synthetic = two_runs
+    url = f"{reverse('backtest_compare')}?ids={real.pk}&ids={synthetic.pk}"
+
+    page = sign_in(owner, workspace).get(url).content.decode()
+
+    assert '<p class="all-inputs-equal">All inputs equal:' in page
+    assert "inputs-table" not in page
+
+
+def test_the_compare_page_and_api_list_the_inputs_that_differ(
+        api_client, sign_in, owner, workspace, two_runs):
+    real, synthetic = two_runs
+    TradingSession.objects.filter(pk=synthetic.pk).update(
+        params={"fast": 8}, initial_cash=Decimal(5000))
+    api_client.force_login(owner)
+
+    page = sign_in(owner, workspace).get(
+        f"{reverse('backtest_compare')}?ids={real.pk}&ids={synthetic.pk}").content.decode()
+    answer = api_client.get(f"/api/v1/workspaces/{workspace.pk}/backtests/compare"
+                            f"?ids={real.pk},{synthetic.pk}").json()
+
+    assert answer["differing_inputs"] == [
+        {"label": "Parameter fast", "values": ["—", "8"]},
+        {"label": "Initial cash", "values": ["100,000", "5,000"]}]
+    assert "<tr><td>Parameter fast</td><td>—</td><td>8</td></tr>" in page
+    assert "All inputs equal" not in page

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -64,7 +64,8 @@ def test_the_list_polls_while_a_session_runs_and_shows_its_progress(
 def test_the_list_stops_polling_when_no_session_runs(sign_in, owner, workspace, finished):
     rows = sign_in(owner, workspace).get(reverse("backtest_rows")).content.decode()
 
-    assert "hx-trigger" not in rows and '<progress class="progress" max="100" value="100"' in rows
+    # A completed row shows its headline metrics, not a full progress bar.
+    assert "hx-trigger" not in rows and "<progress" not in rows
 
 
 def test_a_running_session_page_polls_its_progress_and_reloads_once_it_ended(
@@ -262,3 +263,106 @@ def test_a_cancelled_run_keeps_its_status_page_though_its_final_state_is_stored(
     page = sign_in(owner, workspace).get(reverse("backtest_detail", args=[session.pk]))
 
     assert page.templates[0].name == "runtimes/backtest_status.html"
+
+
+# -- the list: names, headline metrics, filters and sorts -----------------------------------------
+
+
+def _named_run(owner, workspace, dataset, name, minute, metrics, state=State.COMPLETED):
+    session = TradingSession.objects.create(
+        workspace=workspace, created_by=owner, dataset=dataset, symbols=["BTCUSDT"],
+        timeframe="1m", state=state, name=name,
+        created_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=minute))
+    SessionResult.objects.create(session=session, metrics=metrics, equity=[["t", "1"]] * 100)
+    return session
+
+
+def test_a_row_shows_the_name_platform_range_and_headline_metrics(
+        sign_in, owner, workspace, dataset):
+    run = _named_run(owner, workspace, dataset, "fast=5", 1, {
+        "total_return": "0.0123", "sharpe": "1.5", "max_drawdown": "0.05",
+        "number_of_trades": 12})
+    TradingSession.objects.filter(pk=run.pk).update(
+        start=datetime(2021, 4, 2, tzinfo=UTC), end=datetime(2021, 4, 3, tzinfo=UTC))
+
+    rows = sign_in(owner, workspace).get(reverse("backtest_rows")).content.decode()
+
+    row = re.search(rf'<tr id="run-{run.pk}">(.*?)</tr>', rows, re.S).group(1)
+    assert "<strong>fast=5</strong>" in row and "Remote strategy (API key) · BTC 1m" in row
+    assert '<td class="hide-mobile">Backtest<div class="muted small nowrap">2021-04-02 → ' \
+           '2021-04-03</div></td>' in row
+    assert re.findall(r'<span class="(?:pos|neg|)">([^<]*)</span>', row) == [
+        "1.23%", "1.50", "-5.00%", "12"]
+
+
+def test_sorting_by_sharpe_orders_numbers_not_strings_and_keeps_the_filters(
+        sign_in, owner, workspace, dataset, btc_csv):
+    other = register_dataset(workspace=workspace, name="Other", files={"BTCUSDT": btc_csv})
+    runs = [_named_run(owner, workspace, dataset, name, minute, {"sharpe": sharpe})
+            for minute, (name, sharpe) in enumerate((("nine", "9"), ("ten", "10"),
+                                                     ("minus", "-2")))]
+    _named_run(owner, workspace, other, "elsewhere", 9, {"sharpe": "50"})
+    client = sign_in(owner, workspace)
+
+    page = client.get(reverse("backtest_list"), {"dataset": str(dataset.pk),
+                                                 "sort": "-sharpe"}).content.decode()
+
+    shown = re.findall(r"<strong>(\w+)</strong>", page)
+    assert shown == ["ten", "nine", "minus"] and len(runs) == 3
+    assert f'<option value="{dataset.pk}" selected>BTC 1m</option>' in page
+    # The column's link reverses the order and keeps the filter.
+    assert f'href="?dataset={dataset.pk}&amp;sort=sharpe" aria-sort="descending"' in page
+
+
+def test_paging_and_polling_keep_the_filters_and_the_sort(
+        sign_in, owner, workspace, dataset, monkeypatch):
+    from runtimes import views
+
+    monkeypatch.setattr(views, "SESSIONS_PER_PAGE", 2)
+    for minute in range(3):
+        _named_run(owner, workspace, dataset, f"run{minute}", minute, {})
+    _running(owner, workspace, dataset)
+
+    page = sign_in(owner, workspace).get(reverse("backtest_list"), {
+        "dataset": str(dataset.pk), "sort": "name"}).content.decode()
+
+    kept = f"dataset={dataset.pk}&amp;sort=name"
+    assert f'hx-get="{reverse("backtest_rows")}?{kept}&amp;page=1"' in page
+    assert f'href="?{kept}&amp;page=2">Next →</a>' in page
+
+
+def test_a_bad_filter_is_said_and_the_list_left_unfiltered(sign_in, owner, workspace, dataset):
+    _named_run(owner, workspace, dataset, "kept", 1, {})
+
+    page = sign_in(owner, workspace).get(reverse("backtest_list"), {"sort": "luck"}) \
+        .content.decode()
+
+    assert "sort is one of created, name, return, sharpe, drawdown, trades" in page
+    assert "<strong>kept</strong>" in page
+
+
+def test_a_filter_that_matches_nothing_says_so(sign_in, owner, workspace, dataset):
+    _named_run(owner, workspace, dataset, "kept", 1, {})
+
+    page = sign_in(owner, workspace).get(reverse("backtest_list"), {"state": "failed"}) \
+        .content.decode()
+
+    assert "No backtest matches these filters" in page and "No backtests yet" not in page
+
+
+def test_the_list_of_many_runs_reads_metrics_only_in_a_bounded_number_of_queries(
+        sign_in, owner, workspace, dataset):
+    SessionResult.objects.bulk_create([SessionResult(
+        session=TradingSession.objects.create(
+            workspace=workspace, created_by=owner, dataset=dataset, symbols=["BTCUSDT"],
+            timeframe="1m", state=State.COMPLETED, name=f"run {i}"),
+        metrics={"sharpe": str(i)}, equity=[["t", "1"]] * 1000) for i in range(60)])
+    client = sign_in(owner, workspace)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("backtest_list"), {"sort": "-sharpe"}).content.decode()
+
+    assert re.findall(r"<strong>(run \d+)</strong>", page)[:3] == ["run 59", "run 58", "run 57"]
+    results = [q["sql"] for q in queries if "runtimes_sessionresult" in q["sql"]]
+    assert results and not any('"runtimes_sessionresult"."equity"' in sql for sql in results)
+    assert len(queries) <= 15
