@@ -343,7 +343,7 @@ def test_a_failed_hosted_run_shows_its_strategy_sandbox_reason_and_logs(
 ):
     session = hosted_session(
         owner, workspace, dataset, version, state=State.FAILED, sandboxed=True,
-        failure_reason="strategy: exited with code 1", output="starting\n" + "x" * 10,
+        failure_reason="strategy: exited with code 1", output="strategy booting\n" + "x" * 10,
         output_tail="Traceback (most recent call last):\nRuntimeError: boom",
         output_truncated_bytes=1234)
 
@@ -355,8 +355,8 @@ def test_a_failed_hosted_run_shows_its_strategy_sandbox_reason_and_logs(
             in text)
     assert "RuntimeError: boom" in text and "truncated 1234 bytes" in text
     logs = reverse("backtest_logs", args=[session.pk])
-    assert f'hx-get="{logs}"' in text and "starting" not in text  # loaded when opened
-    assert "starting\nxxxxxxxxxx" in sign_in(owner, workspace).get(logs).content.decode()
+    assert f'hx-get="{logs}"' in text and "strategy booting" not in text  # loaded when opened
+    assert "strategy booting\nxxxxxxxxxx" in sign_in(owner, workspace).get(logs).content.decode()
 
 
 # -- slots ---------------------------------------------------------------------------------------
