@@ -174,12 +174,12 @@ def _files_by_symbol(request: Request) -> dict[str, tuple[str, bytes]]:
             elif field == "file":
                 symbol = PurePosixPath(name).name.split(".", 1)[0]
             else:
-                problems.append({"file": name, "row": None, "column": None,
+                problems.append({"file": name, "row": None, "line": None, "column": None,
                                  "problem": f"unexpected file field {field!r}: send one "
                                             "file_<SYMBOL> field per symbol, or file fields"})
                 continue
             if symbol in files:
-                problems.append({"file": name, "row": None, "column": None,
+                problems.append({"file": name, "row": None, "line": None, "column": None,
                                  "problem": f"a second file for symbol {symbol!r}"})
             files[symbol] = (name, upload.read())
     if problems:

@@ -141,17 +141,19 @@ def dataset_upload(request: HttpRequest, membership: Membership) -> HttpResponse
     _uploads_allowed(request, membership)
     form = DatasetUploadForm(*_posted(request))
     problems: list[dict[str, object]] = []
+    more = 0
     if request.method == "POST" and form.is_valid():
         try:
             dataset = services.upload_dataset(
                 workspace=membership.workspace, by=request.user, name=form.cleaned_data["name"],
                 files=form.files_by_symbol(), timeframe=form.cleaned_data["timeframe"] or None)
         except services.DatasetUploadError as exc:
-            problems = exc.problems
+            problems, more = exc.problems, exc.more
         else:
             messages.success(request, f"Dataset {dataset.name} uploaded.")
             return redirect("dataset_detail", dataset.pk)
-    return render(request, "strategies/dataset_upload.html", {"form": form, "problems": problems},
+    return render(request, "strategies/dataset_upload.html",
+                  {"form": form, "problems": problems, "more": more},
                   status=400 if request.method == "POST" else 200)
 
 
