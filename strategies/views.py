@@ -27,7 +27,6 @@ from strategies.deletion import (
     dataset_deletion,
     delete_dataset,
     delete_strategy,
-    require_can_delete,
     strategy_deletion,
 )
 from strategies.diffs import version_diff
@@ -159,7 +158,8 @@ def example_download(request: HttpRequest, filename: str) -> FileResponse:
 def _deletion_page(request: HttpRequest, membership: Membership, *, row: Strategy | Dataset,
                    kind: str, impact: Any, delete: Any, done: str) -> HttpResponse:
     """The confirmation (GET) and the deletion (POST) of a strategy or a dataset."""
-    require_can_delete(membership)
+    if not membership.can_edit():
+        raise PermissionDenied("Viewers cannot delete; ask an owner for the member role.")
     error = ""
     if request.method == "POST":
         try:
