@@ -13,7 +13,9 @@ from django.urls import reverse
 from strategies.diffs import (
     ParameterChange,
     declared_parameters,
-    parameter_changes, version_diff
+    parameter_changes,
+    version_diff,
+)
 from strategies.services import upload_strategy_version
 
 pytestmark = pytest.mark.django_db
