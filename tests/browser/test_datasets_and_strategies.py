@@ -98,7 +98,9 @@ def test_a_dataset_used_by_a_schedule_is_refused_and_an_unused_one_deleted(
 
     page.goto(f"/app/datasets/{unused.pk}/")
     page.get_by_role("link", name="Delete").click()
-    expect(page.locator("#delete-impact")).to_contain_text("No backtest used it.")
+    expect(page.locator("#delete-impact")).to_contain_text(
+        "Backtests (and other finished runs) that used it are deleted with it, results "
+        "included: none used it.")
     screenshot("delete-confirm")
     page.get_by_role("button", name="Delete Spare").click()
     expect(page.get_by_text("Dataset Spare deleted.")).to_be_visible()

@@ -187,7 +187,8 @@ def test_the_confirmation_counts_the_backtests_then_the_post_deletes(
     url = reverse("dataset_delete", args=[dataset.pk])
 
     page = client.get(url).content.decode()
-    assert "<strong>1</strong> backtest (and finished runs) that used it is deleted with it" in page
+    assert ("Backtests (and other finished runs) that used it are deleted with it, results "
+            "included: <strong>1</strong> here") in page
     assert "Delete SPY and 1 backtest</button>" in page
     assert Dataset.objects.exists()
 
