@@ -59,6 +59,7 @@ def test_a_bad_upload_lists_its_bad_rows_by_the_files_line_numbers(page, screens
     expect(page.get_by_label("Name")).to_have_value("My minute bars")
     expect(page.get_by_label("Timeframe (optional)")).to_have_value("1m")
     screenshot("bad-rows")
+    screenshot("bad-rows", mobile=True)
 
 
 def test_a_dataset_page_shows_each_symbols_own_range(page, screenshot, tmp_path, person):
@@ -126,3 +127,4 @@ def test_two_versions_are_compared(page, screenshot, person):
     expect(page.locator(".diff-del")).to_have_text(['-DEFAULTS = {"fast": 10, "slow": 30}',
                                                     "-    return a > b"])
     screenshot("version-diff")
+    screenshot("version-diff", mobile=True)
