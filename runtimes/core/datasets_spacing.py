@@ -65,10 +65,11 @@ def check_timeframe(timestamps: Any, places: RowPlaces, timeframe: str | None,
             raise DatasetError(file=source, problem="one bar only; pass the timeframe explicitly")
         inferred = timeframe_for_seconds(spacing)
         if inferred is None:
+            apart = describe_seconds(spacing)
             raise DatasetError(
                 file=source,
-                problem=f"cannot infer the timeframe: the bars are most often {spacing} seconds "
-                f"apart, which is none of {', '.join(TIMEFRAMES)}; pass the timeframe explicitly",
+                problem=f"cannot infer the timeframe: the bars are most often {apart} apart, "
+                f"which is none of {', '.join(TIMEFRAMES)}; pass the timeframe explicitly",
             )
         timeframe = inferred
     length = timeframe_seconds(timeframe)

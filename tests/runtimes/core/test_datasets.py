@@ -362,7 +362,7 @@ def test_real_minute_bars_given_as_daily_bars_are_refused():
     )
 
 
-def test_a_spacing_that_is_no_timeframe_is_named_in_seconds():
+def test_a_spacing_that_is_no_timeframe_is_said_in_words():
     rows = "".join(f"2021-04-02T00:{m:02d}:{s:02d}Z,1,1,1,1,1\n"
                    for m, s in ((0, 0), (1, 30), (3, 0), (4, 30)))
     assert rejected(HEADER + rows, timeframe="1m").problem == (
@@ -371,6 +371,9 @@ def test_a_spacing_that_is_no_timeframe_is_named_in_seconds():
     )
     assert rejected(HEADER + rows).problem.startswith(
         "cannot infer the timeframe: the bars are most often 90 seconds apart")
+    weekend = HEADER + "2013-02-08,1,1,1,1,1\n2013-02-11,1,1,1,1,1\n"  # a Friday, a Monday
+    assert rejected(weekend).problem.startswith(
+        "cannot infer the timeframe: the bars are most often 3 days apart, which is none of")
 
 
 def test_sparse_bars_keep_the_timeframe_given_when_some_bars_are_that_far_apart():
