@@ -12,6 +12,7 @@ urlpatterns = [
     api_path(W + "strategies/", api_views.StrategyListCreate.as_view(), name="api-strategies"),
     api_path(S, api_views.StrategyDetail.as_view(), name="api-strategy"),
     api_path(S + "versions/", api_views.VersionListUpload.as_view(), name="api-strategy-versions"),
+    api_path(S + "diff/", api_views.VersionDiffView.as_view(), name="api-strategy-diff"),
     api_path(V, api_views.VersionDetail.as_view(), name="api-strategy-version"),
     api_path(V + "download/", api_views.VersionDownload.as_view(),
              name="api-strategy-version-download"),

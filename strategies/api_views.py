@@ -1,6 +1,6 @@
 """Management API (/api/v1/workspaces/{ws}/strategies…, …/datasets…): strategies and their
-immutable versions (upload, list, show, download, source), and datasets (upload, list, show,
-preview).
+immutable versions (upload, list, show, download, source, diff, delete), and datasets (upload,
+list, show, preview, delete).
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger gets 404, a viewer
 403 on writes), serializers validate fields, `strategies.services` checks uploads and stores.
@@ -22,8 +22,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin
+from config.api_schema import error_response
+from config.errors import ApiError
 from config.parsers import FormParser, JSONParser, MultiPartParser
 from strategies import services
+from strategies.deletion import delete_dataset, delete_strategy
+from strategies.diffs import version_diff
 from strategies.models import Dataset, Strategy, StrategyVersion
 from strategies.previews import dataset_preview
 from strategies.serializers import (
@@ -32,6 +36,7 @@ from strategies.serializers import (
     StrategyCreateSerializer,
     StrategySerializer,
     VersionDetailSerializer,
+    VersionDiffSerializer,
     VersionSerializer,
     VersionUploadSerializer,
 )
@@ -65,6 +70,9 @@ class StrategyListCreate(WorkspaceScopedMixin, generics.ListAPIView):
 
 
 class StrategyDetail(WorkspaceScopedMixin, generics.RetrieveAPIView):
+    """One strategy. DELETE removes it with every version and the backtests that ran them; 409
+    IN_USE naming the deployments and schedules that use it."""
+
     scoped_model = Strategy
     serializer_class = StrategySerializer
     lookup_url_kwarg = "strategy_id"
@@ -72,6 +80,34 @@ class StrategyDetail(WorkspaceScopedMixin, generics.RetrieveAPIView):
     def get_queryset(self) -> Any:
         return (super().get_queryset().select_related("created_by")
                 .annotate(version_count=Count("versions"), latest_version=Max("versions__number")))
+
+    @extend_schema(responses={204: None, 409: error_response("In use by a deployment, a "
+                                                             "schedule or a running session.")})
+    def delete(self, request: Request, workspace_id: Any, strategy_id: Any) -> Response:
+        delete_strategy(membership=self.membership, strategy=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VersionDiffView(WorkspaceScopedMixin, generics.GenericAPIView):
+    """The unified diff from version `from` to version `to` (`?from=1&to=2`) of a strategy's
+    text files, cut at 5,000 lines (`truncated`), and its declared parameters that changed."""
+
+    serializer_class = VersionDiffSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("from", int, required=True),
+                               OpenApiParameter("to", int, required=True)])
+    def get(self, request: Request, workspace_id: Any, strategy_id: Any) -> Response:
+        strategy = get_object_or_404(Strategy.objects.for_workspace(self.workspace),
+                                     pk=strategy_id)
+        old, new = (self._version(strategy, name) for name in ("from", "to"))
+        return Response(VersionDiffSerializer(version_diff(old, new)).data)
+
+    def _version(self, strategy: Strategy, name: str) -> StrategyVersion:
+        raw = self.request.query_params.get(name, "")
+        if not raw.isdigit() or len(raw) > 9:
+            raise ApiError("VALIDATION_ERROR", f"Give {name}: a version number.",
+                           details={"field": name, "provided": raw[:40]})
+        return get_object_or_404(strategy.versions.select_related("strategy"), number=int(raw))
 
 
 class VersionListUpload(WorkspaceScopedMixin, generics.ListAPIView):
@@ -174,12 +210,12 @@ def _files_by_symbol(request: Request) -> dict[str, tuple[str, bytes]]:
             elif field == "file":
                 symbol = PurePosixPath(name).name.split(".", 1)[0]
             else:
-                problems.append({"file": name, "row": None, "column": None,
+                problems.append({"file": name, "row": None, "line": None, "column": None,
                                  "problem": f"unexpected file field {field!r}: send one "
                                             "file_<SYMBOL> field per symbol, or file fields"})
                 continue
             if symbol in files:
-                problems.append({"file": name, "row": None, "column": None,
+                problems.append({"file": name, "row": None, "line": None, "column": None,
                                  "problem": f"a second file for symbol {symbol!r}"})
             files[symbol] = (name, upload.read())
     if problems:
@@ -188,12 +224,21 @@ def _files_by_symbol(request: Request) -> dict[str, tuple[str, bytes]]:
 
 
 class DatasetDetail(WorkspaceScopedMixin, generics.RetrieveAPIView):
+    """One dataset with each symbol's own range. DELETE removes it, its stored files and the
+    backtests over it; 409 IN_USE naming the schedules that use it."""
+
     scoped_model = Dataset
     serializer_class = DatasetSerializer
     lookup_url_kwarg = "dataset_id"
 
     def get_queryset(self) -> Any:
         return super().get_queryset().select_related("created_by").prefetch_related("files")
+
+    @extend_schema(responses={204: None, 409: error_response("In use by a schedule or a "
+                                                             "running session.")})
+    def delete(self, request: Request, workspace_id: Any, dataset_id: Any) -> Response:
+        delete_dataset(membership=self.membership, dataset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DatasetPreview(WorkspaceScopedMixin, generics.GenericAPIView):

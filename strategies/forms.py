@@ -1,5 +1,6 @@
-"""Forms of the strategies pages: strategy uploads (a new strategy or its next version) and
-dataset uploads. They check the shape of the input; `strategies.services` checks the contents."""
+"""Forms of the strategies pages: strategy uploads (a new strategy or its next version), the
+choice of two versions to compare, and dataset uploads. They check the shape of the input;
+`strategies.services` checks the contents."""
 
 from __future__ import annotations
 
@@ -55,6 +56,24 @@ class StrategyUploadForm(forms.Form):
         """The name to suggest when the person left it empty: the file name without .py."""
         upload = self.files.get("file")
         return PurePosixPath(upload.name).stem if upload else ""
+
+
+class VersionDiffForm(forms.Form):
+    """Two different versions of one strategy by number (`?from=1&to=2`), of `numbers` (newest
+    first); unbound, it proposes the last two."""
+
+    def __init__(self, data: Any = None, *, numbers: list[int]) -> None:
+        initial = {"to": numbers[0], "from": numbers[1]} if len(numbers) > 1 else {}
+        super().__init__(data, initial=initial)
+        choices = [(n, f"v{n}") for n in numbers]
+        self.fields["from"] = forms.TypedChoiceField(label="From", coerce=int, choices=choices)
+        self.fields["to"] = forms.TypedChoiceField(label="To", coerce=int, choices=choices)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("from") is not None and cleaned.get("from") == cleaned.get("to"):
+            raise forms.ValidationError("Choose two different versions.")
+        return cleaned
 
 
 class DatasetUploadForm(forms.Form):

@@ -9,6 +9,9 @@ through `strategies.services`. Backtest schedules, which start sessions, are run
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -107,6 +110,30 @@ class StrategyVersion(models.Model):
             return bytes(stream.read())
 
 
+@dataclass(frozen=True)
+class SymbolRange:
+    """One symbol's own bars in a dataset: first and last bar (open times, UTC) and how many."""
+
+    symbol: str
+    first: datetime
+    last: datetime
+    bars: int
+
+
+@dataclass(frozen=True)
+class DatasetSpan:
+    """The period all of a dataset's symbols cover together, and each one's own range."""
+
+    first: datetime
+    last: datetime
+    ranges: tuple[SymbolRange, ...]
+
+    @property
+    def differ(self) -> bool:
+        """Whether some symbol starts or ends elsewhere than the others."""
+        return len({(r.first, r.last) for r in self.ranges}) > 1
+
+
 class DatasetQuerySet(models.QuerySet["Dataset"]):
     def for_workspace(self, workspace: Workspace) -> DatasetQuerySet:
         return self.filter(workspace=workspace)
@@ -136,6 +163,23 @@ class Dataset(models.Model):
     def paths(self) -> dict[str, str]:
         """`{symbol: path}` of every file, as `runtimes.core.datasets.load_market_data` takes."""
         return {f.symbol: f.path for f in self.files.order_by("symbol")}
+
+    def symbol_ranges(self, symbols: Iterable[str] | None = None) -> dict[str, SymbolRange]:
+        """`{symbol: SymbolRange}` in symbol order, as recorded when each file was validated;
+        `symbols` narrows to those (unknown ones are left out). Reads prefetched files."""
+        wanted = None if symbols is None else set(symbols)
+        files = sorted(self.files.all(), key=lambda f: f.symbol)
+        return {f.symbol: SymbolRange(f.symbol, f.first_timestamp, f.last_timestamp, f.rows)
+                for f in files if wanted is None or f.symbol in wanted}
+
+    def span(self) -> DatasetSpan | None:
+        """From the earliest first bar to the latest last bar, with each symbol's own range;
+        None for a dataset without files."""
+        ranges = tuple(self.symbol_ranges().values())
+        if not ranges:
+            return None
+        return DatasetSpan(first=min(r.first for r in ranges), last=max(r.last for r in ranges),
+                           ranges=ranges)
 
 
 class DatasetFile(models.Model):

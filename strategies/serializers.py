@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -70,13 +72,55 @@ class DatasetFileSerializer(serializers.ModelSerializer):
 
 
 class DatasetSerializer(serializers.ModelSerializer):
+    """A dataset; `files` gives each symbol's own range (first and last bar, `rows` bars), and
+    `first_timestamp`/`last_timestamp` the period all symbols cover together."""
+
     created_by = serializers.EmailField(source="created_by.email", read_only=True, default=None)
-    files = DatasetFileSerializer(many=True, read_only=True)
+    files = serializers.SerializerMethodField()
+    first_timestamp = serializers.SerializerMethodField()
+    last_timestamp = serializers.SerializerMethodField()
+    ranges_differ = serializers.SerializerMethodField(
+        help_text="Whether some symbol's first or last bar differs from the others'.")
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "timeframe", "created_by", "created_at", "files"]
+        fields = ["id", "name", "timeframe", "created_by", "created_at", "first_timestamp",
+                  "last_timestamp", "ranges_differ", "files"]
         read_only_fields = fields
+
+    @extend_schema_field(DatasetFileSerializer(many=True))
+    def get_files(self, dataset: Dataset) -> list[dict[str, object]]:
+        files = sorted(dataset.files.all(), key=lambda f: f.symbol)
+        return list(DatasetFileSerializer(files, many=True).data)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_first_timestamp(self, dataset: Dataset) -> str | None:
+        span = dataset.span()
+        return serializers.DateTimeField().to_representation(span.first) if span else None
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_last_timestamp(self, dataset: Dataset) -> str | None:
+        span = dataset.span()
+        return serializers.DateTimeField().to_representation(span.last) if span else None
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_ranges_differ(self, dataset: Dataset) -> bool:
+        span = dataset.span()
+        return bool(span and span.differ)
+
+
+class VersionDiffSerializer(serializers.Serializer):
+    """The unified diff between two versions and the declared parameters that changed."""
+
+    from_version = serializers.IntegerField(source="old.number")
+    to_version = serializers.IntegerField(source="new.number")
+    diff = serializers.CharField(source="unified", help_text="As `diff -u` prints it.")
+    truncated = serializers.BooleanField(help_text="The diff was cut at its size limit.")
+    parameters = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_parameters(self, diff: Any) -> list[dict[str, str | None]]:
+        return [{"name": p.name, "from": p.before, "to": p.after} for p in diff.parameters]
 
 
 class DatasetUploadSerializer(serializers.Serializer):

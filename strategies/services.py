@@ -24,6 +24,7 @@ from config.errors import ApiError
 from config.sample_data import series_path
 from runtimes.core.bar_cache import BarCache
 from runtimes.core.bars import BarSeries
+from runtimes.core.dataset_errors import MAX_REPORTED_ROWS
 from runtimes.core.datasets import DatasetError, load_bar_series, parse_bar_series
 from runtimes.core.datasets_formats import detect_kind
 from strategies.code_checks import UploadRefused, check_upload, unpacked_files
@@ -50,15 +51,23 @@ class StrategyUploadError(ApiError):
 
 
 class DatasetUploadError(ApiError):
-    """400 VALIDATION_ERROR; `problems` = [{file, row, column, problem}], nothing was stored."""
+    """400 VALIDATION_ERROR; nothing was stored. `problems` = [{file, row, line, column,
+    problem}], at most MAX_REPORTED_ROWS of them (`row` counts data rows, `line` is the file's
+    line, a header being line 1); `more` counts the problems found beyond them."""
 
-    def __init__(self, problems: list[dict[str, object]]) -> None:
+    def __init__(self, problems: list[dict[str, object]], more: int = 0) -> None:
+        more += max(len(problems) - MAX_REPORTED_ROWS, 0)
+        problems = problems[:MAX_REPORTED_ROWS]
         first = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        prefix = f"{first['file']}: " if first.get("file") else ""
-        super().__init__("VALIDATION_ERROR", f"{prefix}{first['problem']}{more}",
-                         details={"problems": problems})
+        others = len(problems) - 1 + more
+        tail = f" (and {others} more)" if others else ""
+        where = (f" line {first['line']}" if first.get("line") else
+                 f" row {first['row']}" if first.get("row") else "")
+        prefix = f"{first['file']}{where}: " if first.get("file") else ""
+        super().__init__("VALIDATION_ERROR", f"{prefix}{first['problem']}{tail}",
+                         details={"problems": problems, "more": more})
         self.problems = problems
+        self.more = more
 
 
 # -- strategies ----------------------------------------------------------------------------------
@@ -233,6 +242,7 @@ def upload_dataset(
     problem `{file, row, column, problem}` per bad file or field.
     """
     problems = _dataset_request_problems(workspace=workspace, name=name, files=files)
+    more = 0
     loaded: dict[str, BarSeries] = {}
     cache = bar_cache()
     for symbol, (filename, data) in files.items():
@@ -242,13 +252,14 @@ def upload_dataset(
             loaded[symbol] = parse_bar_series(data, filename=filename, symbol=symbol,
                                               timeframe=timeframe, cache=cache)
         except DatasetError as exc:
-            problems.append(_problem(exc.file, exc.problem, row=exc.row, column=exc.column))
+            problems.extend(_file_problems(exc))
+            more += exc.more
     timeframes = {series.timeframe for series in loaded.values()}
     if not problems and len(timeframes) > 1:
         found = ", ".join(f"{files[s][0]}: {series.timeframe}" for s, series in loaded.items())
         problems.append(_problem(None, f"the files have different timeframes ({found})"))
     if problems:
-        raise DatasetUploadError(problems)
+        raise DatasetUploadError(problems, more=more)
     return _store_dataset(workspace=workspace, by=by, name=name.strip(), files=files,
                           loaded=loaded)
 
@@ -279,8 +290,16 @@ def _dataset_request_problems(
 
 
 def _problem(file: str | None, problem: str, *, row: int | None = None,
-             column: str | None = None) -> dict[str, object]:
-    return {"file": file, "row": row, "column": column, "problem": problem}
+             line: int | None = None, column: str | None = None) -> dict[str, object]:
+    return {"file": file, "row": row, "line": line, "column": column, "problem": problem}
+
+
+def _file_problems(error: DatasetError) -> list[dict[str, object]]:
+    """One problem per bad row the core reported (the first hundred), or the file's problem."""
+    if not error.bad_rows:
+        return [_problem(error.file, error.problem, column=error.column)]
+    return [_problem(error.file, bad.problem, row=bad.row, line=bad.line, column=bad.column)
+            for bad in error.bad_rows]
 
 
 def _store_dataset(

@@ -1,5 +1,6 @@
-"""Dashboard pages of the strategies app: strategies and their versions (upload, code, download),
-datasets (upload, list, preview chart), and the example strategies shipped with Parity.
+"""Dashboard pages of the strategies app: strategies and their versions (upload, code, download,
+diff, delete), datasets (upload, list, preview chart, delete), and the example strategies shipped
+with Parity.
 
 Thin: rows are reached through the current workspace (a foreign id is a 404), forms check the
 input's shape, `strategies.services` checks uploads and stores them.
@@ -22,7 +23,14 @@ from accounts.views import workspace_page
 from config.errors import ApiError
 from runtimes.core.datasets import DatasetError
 from strategies import services
-from strategies.forms import DatasetUploadForm, StrategyUploadForm
+from strategies.deletion import (
+    dataset_deletion,
+    delete_dataset,
+    delete_strategy,
+    strategy_deletion,
+)
+from strategies.diffs import version_diff
+from strategies.forms import DatasetUploadForm, StrategyUploadForm, VersionDiffForm
 from strategies.highlight import highlighted
 from strategies.models import Dataset, Strategy, StrategyVersion
 from strategies.previews import dataset_candles
@@ -106,6 +114,25 @@ def version_detail(request: HttpRequest, membership: Membership, strategy_id: uu
 
 
 @workspace_page
+def version_compare(request: HttpRequest, membership: Membership,
+                    strategy_id: uuid.UUID) -> HttpResponse:
+    """Two versions side by side in one unified diff (?from=1&to=2; the last two by default)."""
+    strategy = get_object_or_404(Strategy.objects.for_workspace(membership.workspace),
+                                 pk=strategy_id)
+    numbers = list(strategy.versions.order_by("-number").values_list("number", flat=True))
+    form = VersionDiffForm(request.GET or None, numbers=numbers)
+    diff = None
+    if form.is_valid():
+        old, new = form.cleaned_data["from"], form.cleaned_data["to"]
+        versions = {v.number: v for v in strategy.versions.select_related("strategy")
+                    .filter(number__in=[old, new])}
+        diff = version_diff(versions[old], versions[new])
+    return render(request, "strategies/version_compare.html",
+                  {"strategy": strategy, "form": form, "diff": diff},
+                  status=400 if form.is_bound and not form.is_valid() else 200)
+
+
+@workspace_page
 def version_download(request: HttpRequest, membership: Membership, strategy_id: uuid.UUID,
                      number: int) -> FileResponse:
     version = _version(membership, strategy_id, number)
@@ -128,6 +155,46 @@ def example_download(request: HttpRequest, filename: str) -> FileResponse:
                         content_type=CONTENT_TYPES["py"])
 
 
+def _deletion_page(request: HttpRequest, membership: Membership, *, row: Strategy | Dataset,
+                   kind: str, impact: Any, delete: Any, done: str) -> HttpResponse:
+    """The confirmation (GET) and the deletion (POST) of a strategy or a dataset."""
+    if not membership.can_edit():
+        raise PermissionDenied("Viewers cannot delete; ask an owner for the member role.")
+    error = ""
+    if request.method == "POST":
+        try:
+            delete(membership=membership, **{kind: row})
+        except ApiError as exc:
+            error = exc.message
+            impact = impact(row)
+        else:
+            messages.success(request, f"{kind.capitalize()} {row.name} deleted.")
+            return redirect(done)
+    else:
+        impact = impact(row)
+    return render(request, "strategies/confirm_delete.html",
+                  {"row": row, "kind": kind, "impact": impact, "error": error},
+                  status=409 if error else 200)
+
+
+@workspace_page
+def strategy_delete(request: HttpRequest, membership: Membership,
+                    strategy_id: uuid.UUID) -> HttpResponse:
+    strategy = get_object_or_404(Strategy.objects.for_workspace(membership.workspace),
+                                 pk=strategy_id)
+    return _deletion_page(request, membership, row=strategy, kind="strategy",
+                          impact=strategy_deletion, delete=delete_strategy, done="strategy_list")
+
+
+@workspace_page
+def dataset_delete(request: HttpRequest, membership: Membership,
+                   dataset_id: uuid.UUID) -> HttpResponse:
+    dataset = get_object_or_404(Dataset.objects.for_workspace(membership.workspace),
+                                pk=dataset_id)
+    return _deletion_page(request, membership, row=dataset, kind="dataset",
+                          impact=dataset_deletion, delete=delete_dataset, done="dataset_list")
+
+
 @workspace_page
 def dataset_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     datasets = (Dataset.objects.for_workspace(membership.workspace)
@@ -141,17 +208,19 @@ def dataset_upload(request: HttpRequest, membership: Membership) -> HttpResponse
     _uploads_allowed(request, membership)
     form = DatasetUploadForm(*_posted(request))
     problems: list[dict[str, object]] = []
+    more = 0
     if request.method == "POST" and form.is_valid():
         try:
             dataset = services.upload_dataset(
                 workspace=membership.workspace, by=request.user, name=form.cleaned_data["name"],
                 files=form.files_by_symbol(), timeframe=form.cleaned_data["timeframe"] or None)
         except services.DatasetUploadError as exc:
-            problems = exc.problems
+            problems, more = exc.problems, exc.more
         else:
             messages.success(request, f"Dataset {dataset.name} uploaded.")
             return redirect("dataset_detail", dataset.pk)
-    return render(request, "strategies/dataset_upload.html", {"form": form, "problems": problems},
+    return render(request, "strategies/dataset_upload.html",
+                  {"form": form, "problems": problems, "more": more},
                   status=400 if request.method == "POST" else 200)
 
 
@@ -159,12 +228,12 @@ def dataset_upload(request: HttpRequest, membership: Membership) -> HttpResponse
 def dataset_detail(request: HttpRequest, membership: Membership,
                    dataset_id: uuid.UUID) -> HttpResponse:
     dataset = get_object_or_404(
-        Dataset.objects.for_workspace(membership.workspace).select_related("created_by"),
-        pk=dataset_id)
+        Dataset.objects.for_workspace(membership.workspace).select_related("created_by")
+        .prefetch_related("files"), pk=dataset_id)
     try:
         candles, unreadable = dataset_candles(dataset), ""
     except (DatasetError, OSError) as exc:
         candles, unreadable = {}, str(exc)
     return render(request, "strategies/dataset_detail.html", {
-        "dataset": dataset, "files": dataset.files.order_by("symbol"), "candles": candles,
-        "unreadable": unreadable})
+        "dataset": dataset, "files": sorted(dataset.files.all(), key=lambda f: f.symbol),
+        "span": dataset.span(), "candles": candles, "unreadable": unreadable})

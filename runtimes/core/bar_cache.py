@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Final
 
 from runtimes.core.bars import BarSeries
 
-FORMAT: Final = 1  # bump when the entry layout or what parsing accepts changes
+FORMAT: Final = 2  # bump when the entry layout or what parsing accepts changes
 MAGIC: Final = b"PARBARS\x00"
 SUFFIX: Final = ".bars"
 _HEADER_LENGTH = struct.Struct("<I")

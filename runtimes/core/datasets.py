@@ -1,14 +1,14 @@
 """Import OHLCV files (CSV, JSON, Parquet) into validated BarSeries, and resample them.
 
-A file is read and checked row by row into compact integer columns; the first bad row raises
-DatasetError naming file, row and problem, and nothing is returned. Formats: datasets_formats.
+A file is read and checked row by row into compact integer columns; bad rows raise one
+DatasetError listing the first hundred (file, line, problem) and counting the rest, and nothing
+is returned. The timeframe is the bars' most common spacing. Formats: datasets_formats.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import itertools
 import zlib
 from array import array
 from collections.abc import Mapping
@@ -18,7 +18,7 @@ from typing import Any
 
 from runtimes.core.bar_cache import BarCache, content_digest
 from runtimes.core.bars import BarSeries, decimal_to_scaled, row_problem
-from runtimes.core.dataset_errors import DatasetError
+from runtimes.core.dataset_errors import BadRows, DatasetError
 from runtimes.core.datasets_formats import (
     RawTable,
     RowProblem,
@@ -28,14 +28,13 @@ from runtimes.core.datasets_formats import (
     read_json,
     read_parquet,
 )
+from runtimes.core.datasets_spacing import RowPlaces, check_timeframe
 from runtimes.core.decimals import PLATFORM_PLACES, InvalidDecimal, parse_decimal
 from runtimes.core.market_data import MarketData
 from runtimes.core.timeframes import (
-    TIMEFRAMES,
     TimeframeError,
     bucket_start,
     parse_timeframe,
-    timeframe_for_seconds,
     timeframe_seconds,
 )
 
@@ -265,7 +264,9 @@ def _build(
             raise DatasetError(file=source, problem=str(exc)) from exc
     builder = _ColumnBuilder(table, source, assume_utc)
     builder.read_all()
-    tf = _check_timeframe(builder.timestamps, timeframe, source, table)
+    if builder.bad:
+        raise builder.bad.error(source)
+    tf = check_timeframe(builder.timestamps, builder.places, timeframe, source)
     return BarSeries(
         symbol=symbol,
         timeframe=tf,
@@ -295,20 +296,22 @@ class _ColumnBuilder:
         self.lows: Any = array("q")
         self.closes: Any = array("q")
         self.volumes: Any = array("q")
+        self.bad = BadRows()
+        self.places = RowPlaces()
 
     def read_all(self) -> None:
+        """Every row into the columns; a bad row is left out and noted in `bad`."""
         row_no = 0
         for row_no, raw in enumerate(self.table.rows, start=1):
+            line = self.table.current_line()
             try:
+                if isinstance(raw, RowProblem):
+                    raise raw
                 self._add(raw)
             except RowProblem as p:
-                raise DatasetError(
-                    file=self.source,
-                    row=row_no,
-                    column=p.column,
-                    problem=p.problem,
-                    where=self.table.where(row_no),
-                ) from None
+                self.bad.add(row_no, line, p.column, p.problem)
+            else:
+                self.places.note(len(self.timestamps) - 1, row_no, line)
         if row_no == 0:
             raise DatasetError(file=self.source, problem="no data rows")
 
@@ -417,36 +420,3 @@ def _order_problem(epoch: int, previous: int) -> str:
 
 def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _check_timeframe(timestamps: Any, timeframe: str | None, source: str, table: RawTable) -> str:
-    """The given timeframe after checking no bars are closer than it, or the inferred one.
-
-    Inference uses the smallest spacing between bars: gaps (nights, weekends, outages) only ever
-    make spacings longer, so the smallest is the bar length.
-    """
-    if timeframe is None:
-        if len(timestamps) < 2:
-            raise DatasetError(file=source, problem="one bar only; pass the timeframe explicitly")
-        spacing = min(b - a for a, b in itertools.pairwise(timestamps))
-        inferred = timeframe_for_seconds(spacing)
-        if inferred is None:
-            raise DatasetError(
-                file=source,
-                problem=f"cannot infer the timeframe: the closest bars are {spacing} seconds "
-                f"apart, which is none of {', '.join(TIMEFRAMES)}; pass the timeframe explicitly",
-            )
-        return inferred
-    length = timeframe_seconds(timeframe)
-    for i in range(1, len(timestamps)):
-        if timestamps[i] - timestamps[i - 1] < length:
-            gap = timestamps[i] - timestamps[i - 1]
-            raise DatasetError(
-                file=source,
-                row=i + 1,
-                column="timestamp",
-                where=f"row {i + 1}" + ("" if table.headerless else " (not counting the header)"),
-                problem=f"bar is {gap} seconds after the previous one, "
-                f"less than one {timeframe} bar",
-            )
-    return timeframe

@@ -1,7 +1,8 @@
 """Readers that turn CSV, JSON and Parquet bar files into rows of raw OHLCV values.
 
 Each reader yields `(timestamp, open, high, low, close, volume)` with numbers as text (never
-float) and tells `where(row)` how to name a row in an error. Columns are matched by name, with
+float), or a RowProblem for a row too short to read, and tells the file's line of the row it
+yielded last (`current_line`, CSV only). Columns are matched by name, with
 the usual aliases; header-less CSV and JSON arrays are positional (Binance klines, freqtrade).
 """
 
@@ -11,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,23 +33,28 @@ KNOWN_NAMES = frozenset(name for names in ALIASES.values() for name in names)
 RawRow = tuple[Any, Any, Any, Any, Any, Any]
 
 
+class RowProblem(Exception):
+    """A problem in the current row; the dataset builder adds file, row and line."""
+
+    def __init__(self, column: str | None, problem: str) -> None:
+        super().__init__(problem)
+        self.column = column
+        self.problem = problem
+
+
 @dataclass
 class RawTable:
-    """Rows of raw values plus how to describe a row and what the timestamp column was called."""
+    """Rows of raw values (or the problem of a row that cannot be read) plus the line of the file
+    the last row came from and what the timestamp column was called."""
 
-    rows: Iterator[RawRow]
+    rows: Iterator[RawRow | RowProblem]
     timestamp_column: str = "timestamp"
     headerless: bool = False
-    line_of_row: list[int] = field(default_factory=lambda: [0])
+    line: int | None = None  # where the row yielded last starts (a header is line 1); CSV only
 
-    def where(self, row: int) -> str:
-        """How an error message names data row `row` (1-based, header not counted)."""
-        line = self.line_of_row[0]
-        if not line:
-            return f"row {row}"
-        if self.headerless:
-            return f"row {row} (line {line})"
-        return f"row {row} (not counting the header; line {line})"
+    def current_line(self) -> int | None:
+        """The file's line of the row yielded last; None for formats without lines."""
+        return self.line
 
 
 def detect_kind(head: bytes, filename: str) -> str:
@@ -93,15 +99,6 @@ def map_header(names: Sequence[str], source: str) -> tuple[list[int], str]:
 def _has_date_and_time(lowered: list[str]) -> bool:
     combined = ("timestamp", "datetime", "open_time", "opentime")
     return "date" in lowered and "time" in lowered and not any(a in lowered for a in combined)
-
-
-class RowProblem(Exception):
-    """A problem in the current row; the dataset builder adds file and row."""
-
-    def __init__(self, column: str, problem: str) -> None:
-        super().__init__(problem)
-        self.column = column
-        self.problem = problem
 
 
 # -- timestamps ----------------------------------------------------------------------------------
@@ -200,39 +197,31 @@ def read_csv(text_stream: io.TextIOBase | io.StringIO, source: str) -> RawTable:
     reader = csv.reader(text_stream, delimiter=delimiter)
     if header:
         picked, table.timestamp_column = map_header(first, source)
-        table.rows = _csv_rows(reader, picked, table, source, first_line_no=1)
+        table.rows = _csv_rows(_records(reader, source), picked, table, reader)
     else:
         rest = reader if not first else _chain_first(first, reader)
-        table.rows = _csv_rows(rest, [0, 1, 2, 3, 4, 5], table, source, first_line_no=0)
+        table.rows = _csv_rows(_records(rest, source), [0, 1, 2, 3, 4, 5], table, reader)
     return table
 
 
 def _csv_rows(
-    reader: Iterator[list[str]],
-    picked: list[int],
-    table: RawTable,
-    source: str,
-    first_line_no: int,
-) -> Iterator[RawRow]:
+    records: Iterator[list[str]], picked: list[int], table: RawTable, reader: Any
+) -> Iterator[RawRow | RowProblem]:
     need = max(picked) + 1
     date_time = len(picked) == 7
     i_ts, i_o, i_h, i_l, i_c, i_v = picked[:6]
     i_time = picked[6] if date_time else 0
-    line = first_line_no
-    row_no = 0
-    for fields in _records(reader, source):
-        line += 1
+    # The first line was read apart; the reader counts the lines after it. A quoted field may
+    # span lines, so a record starts on the line after where the previous one ended.
+    ended = 1
+    for fields in records:
+        table.line = ended + 1 if reader.line_num else 1
+        ended = 1 + reader.line_num
         if not fields:
             continue  # blank line
-        row_no += 1
-        table.line_of_row[0] = line
         if len(fields) < need:
-            raise DatasetError(
-                file=source,
-                row=row_no,
-                where=table.where(row_no),
-                problem=f"expected at least {need} fields, found {len(fields)}",
-            )
+            yield RowProblem(None, f"expected at least {need} fields, found {len(fields)}")
+            continue
         stamp = f"{fields[i_ts].strip()}T{fields[i_time].strip()}" if date_time else fields[i_ts]
         yield (stamp, fields[i_o], fields[i_h], fields[i_l], fields[i_c], fields[i_v])
 
@@ -282,23 +271,20 @@ def read_json(data: bytes, source: str) -> RawTable:
     return table
 
 
-def _json_rows(document: list[Any], source: str) -> Iterator[RawRow]:
+def _json_rows(document: list[Any], source: str) -> Iterator[RawRow | RowProblem]:
     names: list[str] | None = None
-    for row_no, item in enumerate(document, start=1):
+    for item in document:
         if isinstance(item, list):
             if len(item) < 6:
-                raise DatasetError(
-                    file=source,
-                    row=row_no,
-                    problem=f"expected at least 6 values, found {len(item)}",
-                )
+                yield RowProblem(None, f"expected at least 6 values, found {len(item)}")
+                continue
             yield (item[0], item[1], item[2], item[3], item[4], item[5])
         elif isinstance(item, dict):
             if names is None:
                 names = _object_keys(list(item), source)
             yield _object_row(item, names)
         else:
-            raise DatasetError(file=source, row=row_no, problem="expected an array or an object")
+            yield RowProblem(None, "expected an array or an object")
 
 
 def _object_keys(keys: list[str], source: str) -> list[str]:

@@ -64,6 +64,11 @@ CASES = [
      (201, 201, 403, 404)),
     ("api-strategy", "get", "/api/v1/workspaces/{ws}/strategies/{strategy}/", None,
      (200, 200, 200, 404)),
+    # Acme's strategy and dataset are used by its schedule: editors get 409 IN_USE, not a delete.
+    ("api-strategy", "delete", "/api/v1/workspaces/{ws}/strategies/{strategy}/", None,
+     (409, 409, 403, 404)),
+    ("api-strategy-diff", "get", "/api/v1/workspaces/{ws}/strategies/{strategy}/diff/?from=1&to=1",
+     None, (200, 200, 200, 404)),
     ("api-strategy-versions", "get", "/api/v1/workspaces/{ws}/strategies/{strategy}/versions/",
      None, (200, 200, 200, 404)),
     ("api-strategy-versions", "post", "/api/v1/workspaces/{ws}/strategies/{strategy}/versions/",
@@ -81,6 +86,8 @@ CASES = [
      (201, 201, 403, 404)),
     ("api-dataset", "get", "/api/v1/workspaces/{ws}/datasets/{dataset}/", None,
      (200, 200, 200, 404)),
+    ("api-dataset", "delete", "/api/v1/workspaces/{ws}/datasets/{dataset}/", None,
+     (409, 409, 403, 404)),
     ("api-dataset-preview", "get", "/api/v1/workspaces/{ws}/datasets/{dataset}/preview/", None,
      (200, 200, 200, 404)),
     ("api-schedules", "get", "/api/v1/workspaces/{ws}/schedules/", None, (200, 200, 200, 404)),
@@ -196,7 +203,7 @@ def test_every_object_endpoint_answers_each_persona_as_its_role_allows(
     assert response.status_code == expected[persona_index], response.content
     if response.status_code >= 400:
         assert set(response.json()) == {"code", "message", "details"}
-        assert response.json()["code"] == {403: "FORBIDDEN", 404: "NOT_FOUND"}[
+        assert response.json()["code"] == {403: "FORBIDDEN", 404: "NOT_FOUND", 409: "IN_USE"}[
             response.status_code]
 
 

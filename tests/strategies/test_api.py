@@ -180,9 +180,10 @@ def test_a_bad_dataset_row_is_reported_with_file_row_and_column(as_owner, base):
 
     assert response.status_code == 400
     assert response.json() == {"code": "VALIDATION_ERROR",
-                               "message": "x.csv: close is empty",
-                               "details": {"problems": [{"file": "x.csv", "row": 3,
-                                           "column": "close", "problem": "close is empty"}]}}
+                               "message": "x.csv line 4: close is empty",
+                               "details": {"problems": [{"file": "x.csv", "row": 3, "line": 4,
+                                           "column": "close", "problem": "close is empty"}],
+                                           "more": 0}}
     assert not Dataset.objects.exists()
 
 
@@ -194,10 +195,10 @@ def test_dataset_file_fields_must_name_one_file_per_symbol(as_owner, base):
 
     assert response.status_code == 400
     assert response.json()["details"]["problems"] == [
-        {"file": "x.csv", "row": None, "column": None,
+        {"file": "x.csv", "row": None, "line": None, "column": None,
          "problem": "unexpected file field 'data': send one file_<SYMBOL> field per symbol, "
                     "or file fields"},
-        {"file": "X.parquet", "row": None, "column": None,
+        {"file": "X.parquet", "row": None, "line": None, "column": None,
          "problem": "a second file for symbol 'X'"},
     ]
 

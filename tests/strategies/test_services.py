@@ -177,10 +177,12 @@ def test_every_bad_file_of_a_dataset_upload_is_reported_with_its_row_and_nothing
         })
 
     assert refused.value.details["problems"] == [
-        {"file": "d.csv", "row": None, "column": "symbol", "problem":
+        {"file": "d.csv", "row": None, "line": None, "column": "symbol", "problem":
          "symbol 'bad symbol!' must have 1 to 20 characters: letters, digits and . _ - /"},
-        {"file": "a.csv", "row": 2, "column": "close", "problem": "close 'x' is not a number"},
-        {"file": "b.csv", "row": 1, "column": "high", "problem": "high 2 is below low 3"},
+        {"file": "a.csv", "row": 2, "line": 3, "column": "close",
+         "problem": "close 'x' is not a number"},
+        {"file": "b.csv", "row": 1, "line": 2, "column": "high",
+         "problem": "high 2 is below low 3"},
     ]
     assert refused.value.message == ("d.csv: symbol 'bad symbol!' must have 1 to 20 characters: "
                                      "letters, digits and . _ - / (and 2 more)")
@@ -194,13 +196,13 @@ def test_files_of_different_timeframes_and_a_taken_name_are_refused(workspace, o
         upload_dataset(workspace=workspace, by=owner, name="mixed", files={
             "A": ("a.csv", bars_csv(["1", "2"])), "B": ("b.csv", daily)})
     assert refused.value.problems == [{
-        "file": None, "row": None, "column": None,
+        "file": None, "row": None, "line": None, "column": None,
         "problem": "the files have different timeframes (a.csv: 1m, b.csv: 1d)"}]
 
     upload_dataset(workspace=workspace, by=owner, name="taken", files={"A": ("a.csv", daily)})
     with pytest.raises(DatasetUploadError) as refused:
         upload_dataset(workspace=workspace, by=owner, name="taken", files={"A": ("a.csv", daily)})
-    assert refused.value.problems == [{"file": None, "row": None, "column": "name",
+    assert refused.value.problems == [{"file": None, "row": None, "line": None, "column": "name",
                                        "problem": "a dataset named 'taken' already exists"}]
 
 

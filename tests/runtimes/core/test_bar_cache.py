@@ -87,7 +87,7 @@ def test_an_edited_file_is_parsed_again(csv_file, cache, parses):
 
 def test_other_parse_inputs_are_other_entries(csv_file, cache, parses):
     load_bar_series(csv_file, symbol="BTCUSDT", timeframe="1m", cache=cache)
-    with pytest.raises(DatasetError, match="less than one 5m bar"):
+    with pytest.raises(DatasetError, match="1 minute apart but the timeframe given is 5m"):
         load_bar_series(csv_file, symbol="BTCUSDT", timeframe="5m", cache=cache)
     load_bar_series(csv_file, symbol="BTCUSDT", timeframe="1m", assume_utc=True, cache=cache)
     assert parses == ["BTCUSDT.csv"] * 3

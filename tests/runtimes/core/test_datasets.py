@@ -202,7 +202,7 @@ def test_bad_row_of_a_gzipped_file_is_named_after_the_file(tmp_path):
     with pytest.raises(DatasetError) as caught:
         load_bar_series(path, symbol="BTCUSDT")
     assert str(caught.value) == (
-        "BTCUSDT.csv.gz row 2 (not counting the header; line 3): volume -1 is negative"
+        "BTCUSDT.csv.gz line 3: volume -1 is negative"
     )
 
 
@@ -217,7 +217,7 @@ def test_truncated_gzip_file_is_a_dataset_error(tmp_path):
 def test_high_below_low_names_file_row_and_values():
     error = rejected(HEADER + TWO_ROWS + "2021-04-02T00:02:00Z,101,100.5,101,101,1\n")
     assert str(error) == (
-        "BTCUSDT.csv row 3 (not counting the header; line 4): high 100.5 is below low 101"
+        "BTCUSDT.csv line 4: high 100.5 is below low 101"
     )
     assert (error.file, error.row, error.column) == ("BTCUSDT.csv", 3, "high")
 
@@ -232,7 +232,7 @@ def test_open_or_close_outside_the_high_low_range():
 def test_negative_volume():
     error = rejected(HEADER + "2021-04-02T00:00:00Z,1,1,1,1,-0.5\n", timeframe="1m")
     assert (
-        str(error) == "BTCUSDT.csv row 1 (not counting the header; line 2): volume -0.5 is negative"
+        str(error) == "BTCUSDT.csv line 2: volume -0.5 is negative"
     )
 
 
@@ -268,7 +268,7 @@ def test_naive_and_mixed_time_zones():
     mixed = HEADER + "2021-04-02T00:00:00Z,1,1,1,1,1\n2021-04-02 00:01:00,1,1,1,1,1\n"
     error = rejected(mixed, assume_utc=True)
     assert str(error) == (
-        "BTCUSDT.csv row 2 (not counting the header; line 3): mixed time zones: "
+        "BTCUSDT.csv line 3: mixed time zones: "
         "timestamp '2021-04-02 00:01:00' has no time zone but row 1 has one"
     )
 
@@ -329,16 +329,102 @@ def test_bad_row_deep_in_a_real_file_rejects_the_whole_file(tmp_path):
     with pytest.raises(DatasetError) as caught:
         load_bar_series(bad, symbol="BTCUSDT")
     assert str(caught.value) == (
-        "BTCUSDT.csv row 50001 (not counting the header; line 50002): volume -1 is negative"
+        "BTCUSDT.csv line 50002: volume -1 is negative"
     )
 
 
-def test_timeframe_smaller_than_bar_spacing_is_rejected():
+def test_a_timeframe_longer_than_the_bar_spacing_is_refused_offering_the_inferred_one():
     error = rejected(HEADER + TWO_ROWS, timeframe="1h")
     assert str(error) == (
-        "BTCUSDT.csv row 2 (not counting the header): "
-        "bar is 60 seconds after the previous one, less than one 1h bar"
+        "BTCUSDT.csv: the rows are 1 minute apart but the timeframe given is 1h; give 1m, "
+        "or leave the timeframe empty to have it read from the file"
     )
+    assert (error.row, error.bad_rows) == (None, ())
+
+
+def test_real_daily_bars_given_as_one_minute_bars_are_refused_despite_weekends():
+    with open_series("stocks-daily/AAPL.csv") as source:
+        text = source.read()
+    error = rejected(text, "AAPL.csv", timeframe="1m")
+    assert error.problem == (
+        "the rows are 1 day apart but the timeframe given is 1m; give 1d, "
+        "or leave the timeframe empty to have it read from the file"
+    )
+    assert parse(text, "AAPL.csv", timeframe="1d").timeframe == "1d"
+
+
+def test_real_minute_bars_given_as_daily_bars_are_refused():
+    with open_series("crypto-1m/ETHUSDT.csv") as source:
+        text = "".join(line for _, line in zip(range(2_001), source, strict=False))
+    assert rejected(text, "ETHUSDT.csv", timeframe="1d").problem == (
+        "the rows are 1 minute apart but the timeframe given is 1d; give 1m, "
+        "or leave the timeframe empty to have it read from the file"
+    )
+
+
+def test_a_spacing_that_is_no_timeframe_is_said_in_words():
+    rows = "".join(f"2021-04-02T00:{m:02d}:{s:02d}Z,1,1,1,1,1\n"
+                   for m, s in ((0, 0), (1, 30), (3, 0), (4, 30)))
+    assert rejected(HEADER + rows, timeframe="1m").problem == (
+        "the rows are 90 seconds apart but the timeframe given is 1m, and 90 seconds is none of "
+        "1m, 2m, 5m, 10m, 15m, 30m, 1h, 2h, 4h, 12h, 1d, 1w"
+    )
+    assert rejected(HEADER + rows).problem.startswith(
+        "cannot infer the timeframe: the bars are most often 90 seconds apart")
+    weekend = HEADER + "2013-02-08,1,1,1,1,1\n2013-02-11,1,1,1,1,1\n"  # a Friday, a Monday
+    assert rejected(weekend).problem.startswith(
+        "cannot infer the timeframe: the bars are most often 3 days apart, which is none of")
+
+
+def test_sparse_bars_keep_the_timeframe_given_when_some_bars_are_that_far_apart():
+    minutes = (0, 2, 4, 5, 7, 9)  # mostly 2 minutes apart, one minute bar without trades
+    rows = "".join(f"2021-04-02T00:{m:02d}:00Z,1,1,1,1,1\n" for m in minutes)
+    assert parse(HEADER + rows, timeframe="1m").timeframe == "1m"
+
+
+def test_a_stray_bar_closer_than_the_spacing_is_a_bad_row_with_its_line():
+    stamps = ["2021-04-02", "2021-04-03", "2021-04-04", "2021-04-04T12:00:00Z", "2021-04-06"]
+    text = HEADER + "".join(f"{t},1,1,1,1,1\n" for t in stamps)
+    error = rejected(text)  # the smallest gap would have made these 12h bars
+    assert [(b.row, b.line, b.column, b.problem) for b in error.bad_rows] == [
+        (4, 5, "timestamp", "bar is 12 hours after the previous one, less than one 1d bar")]
+
+
+def test_line_numbers_count_the_header_and_blank_lines_and_quoted_line_breaks():
+    text = (HEADER + TWO_ROWS + "\n" + '"2021-04-02T00:02:00Z",1,1,1,"1\n2",1\n'
+            + "2021-04-02T00:03:00Z,1,1,1,1,1\n2021-04-02T00:04:00Z,1,1,1,x,1\n")
+    error = rejected(text, timeframe="1m")
+    assert [(b.row, b.line, b.problem) for b in error.bad_rows] == [
+        (3, 5, "close '1\\n2' is not a number"), (5, 8, "close 'x' is not a number")]
+    assert str(error) == "BTCUSDT.csv line 5: close '1\\n2' is not a number (and 1 more bad row)"
+
+
+def test_a_file_whose_line_7_is_bad_is_reported_at_line_7():
+    lines = [f"2021-04-02T00:{m:02d}:00Z,1,1,1,1,1" for m in range(10)]
+    lines[5] = "2021-04-02T00:05:00Z,1,1,1,1"  # the sixth data row: line 7 with the header
+    error = rejected(HEADER + "\n".join(lines) + "\n")
+    assert (error.row, error.line, error.column) == (6, 7, None)
+    assert str(error) == "BTCUSDT.csv line 7: expected at least 6 fields, found 5"
+
+
+def test_bad_rows_are_listed_up_to_a_hundred_and_the_rest_counted():
+    rows = "".join(f"2021-04-02T{i // 60:02d}:{i % 60:02d}:00Z,1,1,1,{'x' if i % 2 else 1},1\n"
+                   for i in range(300))
+    error = rejected(HEADER + rows)
+    assert len(error.bad_rows) == 100 and error.more == 50
+    assert [(b.row, b.line) for b in error.bad_rows[:2]] == [(2, 3), (4, 5)]
+    assert (error.bad_rows[-1].row, error.bad_rows[-1].line) == (200, 201)
+    assert str(error) == "BTCUSDT.csv line 3: close 'x' is not a number (and 149 more bad rows)"
+
+
+def test_json_bad_rows_are_named_by_row():
+    text = json.dumps([BINANCE_ROWS[0], [1617321660000, "1"], "bar", BINANCE_ROWS[1]])
+    error = rejected(text, "klines.json")
+    assert [(b.row, b.line, b.problem) for b in error.bad_rows] == [
+        (2, None, "expected at least 6 values, found 2"),
+        (3, None, "expected an array or an object")]
+    assert str(error) == ("klines.json row 2: expected at least 6 values, found 2 "
+                          "(and 1 more bad row)")
 
 
 # -- real files and resampling -------------------------------------------------------------------

@@ -352,8 +352,7 @@ def test_the_strategy_starts_while_the_data_loads_and_is_stopped_when_the_data_i
     session = wait_for_state(hosted(SLEEPS_FOREVER), ENDED, timeout=30)
 
     assert (session.state, session.failure_reason) == (
-        "failed", "dataset: BTCUSDT.csv row 1 (not counting the header; line 2): timestamp "
-        "'yesterday' is not a date or time")
+        "failed", "dataset: BTCUSDT.csv line 2: timestamp 'yesterday' is not a date or time")
     assert session.sandboxed  # its sandbox had started before the data was read
     assert not SessionToken.objects.filter(session=session, revoked_at__isnull=True).exists()
     assert not list(Path(tempfile.gettempdir()).glob(f"parity-strategy-{session.pk}-*"))

@@ -1,0 +1,189 @@
+"""Deleting a strategy (every version) or a dataset: what it would take with it, what refuses it,
+and the deletion itself with its stored files.
+
+Refused (409 IN_USE, naming them) while a deployment or a backtest schedule uses it, or while a
+session over it still runs. The backtests and other finished sessions that used it are deleted
+with it, results included: the confirmation counts them first
+(docs/strategies-and-datasets.md says why).
+Strategies do not import runtimes (pyproject's app boundaries): sessions, deployments and
+schedules are reached through the reverse relations runtimes declares on these models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Model, ProtectedError, QuerySet
+
+from accounts.models import Membership
+from config.errors import ApiError
+from strategies.models import Dataset, Strategy, StrategyVersion
+
+logger = logging.getLogger(__name__)
+
+NAMED_PER_KIND = 5  # a refusal names this many users of each kind, then counts the rest
+
+
+@dataclass(frozen=True)
+class DeletionImpact:
+    """What deleting a strategy or dataset means. `users` ("deployment 'BTC live'", …) refuse
+    it; `sessions` finished sessions go with it; `versions` counts a strategy's versions."""
+
+    users: tuple[str, ...]
+    sessions: int
+    versions: int = 0
+
+    @property
+    def allowed(self) -> bool:
+        return not self.users
+
+    def refusal(self) -> str:
+        """'used by deployment 'BTC live' and schedule 'nightly''."""
+        return "used by " + " and ".join(self.users)
+
+
+class InUseError(ApiError):
+    """409 IN_USE: a deployment, schedule or running session uses what was to be deleted."""
+
+    def __init__(self, what: str, impact: DeletionImpact) -> None:
+        super().__init__(
+            "IN_USE", f"Cannot delete {what}: it is {impact.refusal()}. Delete or change them "
+                      "first.", status_code=409, details={"used_by": list(impact.users)})
+
+
+def require_can_delete(membership: Membership) -> None:
+    """Deleting is editing: owners and members, never viewers (403)."""
+    if not membership.can_edit():
+        raise ApiError("FORBIDDEN", "Viewers cannot delete; ask an owner for the member role.",
+                       status_code=403)
+
+
+# -- what a deletion would do --------------------------------------------------------------------
+
+
+def strategy_deletion(strategy: Strategy) -> DeletionImpact:
+    versions = StrategyVersion.objects.filter(strategy=strategy)
+    sessions = _sessions_model().objects.filter(strategy_version__strategy=strategy)
+    users = [
+        _named("deployment", versions, "deployments__name"),
+        _named("schedule", versions, "schedules__name"),
+        _running(sessions),
+    ]
+    return DeletionImpact(users=tuple(u for u in users if u), sessions=sessions.count(),
+                          versions=versions.count())
+
+
+def dataset_deletion(dataset: Dataset) -> DeletionImpact:
+    datasets = Dataset.objects.filter(pk=dataset.pk)
+    sessions = _sessions_model().objects.filter(dataset=dataset)
+    users = [_named("schedule", datasets, "schedules__name"), _running(sessions)]
+    return DeletionImpact(users=tuple(u for u in users if u), sessions=sessions.count())
+
+
+def _sessions_model() -> Any:
+    # TradingSession, through the relation it declares on StrategyVersion (no runtimes import).
+    return StrategyVersion._meta.get_field("sessions").related_model
+
+
+def _named(kind: str, rows: QuerySet[Any], name_path: str) -> str:
+    names = sorted(set(rows.filter(**{f"{name_path}__isnull": False})
+                       .values_list(name_path, flat=True)))
+    if not names:
+        return ""
+    shown = ", ".join(repr(n) for n in names[:NAMED_PER_KIND])
+    rest = f" and {len(names) - NAMED_PER_KIND} more" if len(names) > NAMED_PER_KIND else ""
+    return f"{kind}{'s' if len(names) > 1 else ''} {shown}{rest}"
+
+
+def _running(sessions: QuerySet[Any]) -> str:
+    live = sessions.live().count()
+    if not live:
+        return ""
+    if live == 1:
+        return "a session that is still running (cancel it first)"
+    return f"{live} sessions that are still running (cancel them first)"
+
+
+# -- deleting ------------------------------------------------------------------------------------
+
+
+def delete_strategy(*, membership: Membership, strategy: Strategy) -> DeletionImpact:
+    """Delete `strategy` (of `membership.workspace`), every version and their stored files, and
+    the finished sessions that ran them. Raises ApiError FORBIDDEN (403, viewers) and InUseError
+    (409). Returns what was deleted."""
+    require_can_delete(membership)
+    _own(membership, strategy)
+    with transaction.atomic():
+        Strategy.objects.select_for_update().filter(pk=strategy.pk).first()
+        impact = strategy_deletion(strategy)
+        if not impact.allowed:
+            raise InUseError(f"the strategy {strategy.name!r}", impact)
+        stored = set(strategy.versions.values_list("storage_name", flat=True))
+        _delete_rows(f"the strategy {strategy.name!r}", strategy,
+                     _sessions_model().objects.filter(strategy_version__strategy=strategy))
+        transaction.on_commit(lambda: _remove_stored(stored))
+    return impact
+
+
+def delete_dataset(*, membership: Membership, dataset: Dataset) -> DeletionImpact:
+    """Delete `dataset` (of `membership.workspace`), the files it stored (files registered where
+    they already were, like the demo's, stay) and the finished sessions over it. Raises ApiError
+    FORBIDDEN (403, viewers) and InUseError (409). Returns what was deleted."""
+    require_can_delete(membership)
+    _own(membership, dataset)
+    with transaction.atomic():
+        Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+        impact = dataset_deletion(dataset)
+        if not impact.allowed:
+            raise InUseError(f"the dataset {dataset.name!r}", impact)
+        paths = list(dataset.files.values_list("path", flat=True))
+        _delete_rows(f"the dataset {dataset.name!r}", dataset,
+                     _sessions_model().objects.filter(dataset=dataset))
+        transaction.on_commit(lambda: _remove_uploaded(paths))
+    return impact
+
+
+def _own(membership: Membership, row: Strategy | Dataset) -> None:
+    if row.workspace_id != membership.workspace_id:
+        raise ValueError("the row belongs to another workspace")
+
+
+def _delete_rows(what: str, row: Model, sessions: QuerySet[Any]) -> None:
+    try:
+        sessions.delete()
+        row.delete()
+    except ProtectedError as exc:  # something new refers to it since the check
+        users = sorted({f"{type(o)._meta.verbose_name} {str(o)!r}" for o in exc.protected_objects})
+        raise InUseError(what, DeletionImpact(users=tuple(users[:NAMED_PER_KIND]),
+                                              sessions=0)) from None
+
+
+def _remove_stored(storage_names: set[str]) -> None:
+    for name in storage_names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            logger.warning("could not remove %s from storage", name)
+
+
+def _remove_uploaded(paths: list[str]) -> None:
+    """Remove the files an upload stored under the default storage, and their folder; a path
+    outside it was registered where it was and is not ours to remove."""
+    root = Path(default_storage.path("")).resolve()
+    folders = set()
+    for path in map(Path, paths):
+        resolved = path.resolve()
+        if not resolved.is_relative_to(root):
+            continue
+        relative = resolved.relative_to(root).as_posix()
+        _remove_stored({relative})
+        folders.add(resolved.parent)
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
