@@ -49,6 +49,8 @@ web_urlpatterns = [
     path(B + "<uuid:session_id>/", views.backtest_detail, name="backtest_detail"),
     path(B + "<uuid:session_id>/progress/", views.backtest_progress, name="backtest_progress"),
     path(B + "<uuid:session_id>/live/", views.backtest_live, name="backtest_live"),
+    path(B + "<uuid:session_id>/round-trips/", views.backtest_round_trips,
+         name="backtest_round_trips"),
     path(B + "<uuid:session_id>/<str:kind>.csv", views.backtest_csv, name="backtest_csv"),
     path(D, deployment_views.deployment_list, name="deployment_list"),
     path(D + "new/", deployment_views.deployment_new, name="deployment_new"),
