@@ -78,6 +78,8 @@ urlpatterns = [
              name="api-session-kill"),
     api_path(W + "/<uuid:session_id>/results", api_views.SessionResults.as_view(),
              name="api-session-results"),
+    api_path(W + "/<uuid:session_id>/round-trips", api_views.SessionRoundTrips.as_view(),
+             name="api-session-round-trips"),
     api_path(W + "/<uuid:session_id>/orders", api_views.SessionResultRows.as_view(rows="orders"),
              name="api-session-orders"),
     api_path(W + "/<uuid:session_id>/trades", api_views.SessionResultRows.as_view(rows="trades"),
