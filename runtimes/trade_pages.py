@@ -16,6 +16,7 @@ from runtimes.result_pages import Column
 TRIPS_PER_PAGE = 50
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ZERO = Decimal(0)
+SHORT_RUN_DAYS = 90  # annualised figures of shorter runs carry a hint
 HEAT_LEVELS = 4  # shades of each colour in the heatmap (app.css: .heat-pos-1 … .heat-neg-4)
 
 ROUND_TRIP_COLUMNS = (
@@ -203,17 +204,27 @@ def _heat(value: Decimal | None, largest: Decimal | None) -> dict[str, str]:
 
 
 def benchmark_cards(analysis: dict[str, Any]) -> list[dict[str, str]]:
-    """The benchmark's return and CAGR, and the strategy's alpha and beta against it."""
+    """The benchmark's return and CAGR, and the strategy's alpha and beta against it; annualised
+    figures of a run shorter than SHORT_RUN_DAYS say so (a few hours annualised mean nothing)."""
     benchmark = analysis.get("benchmark") or {}
+    span = benchmark.get("span_seconds")
+    days = Decimal(span) / 86400 if isinstance(span, int) else None
+    short = f"annualised from {days:,.1f} days" if days is not None and days < SHORT_RUN_DAYS \
+        else ""
+    returns = benchmark.get("daily_returns")
     cards = []
-    for label, key, show in (("Buy & hold return", "total_return", _percent),
-                             ("Buy & hold CAGR", "cagr", _percent),
-                             ("Alpha (annualised)", "alpha", _percent),
-                             ("Beta", "beta", _ratio)):
+    for label, key, show, hint in (
+            ("Buy & hold return", "total_return", _percent, ""),
+            ("Buy & hold CAGR", "cagr", _percent, short),
+            ("Alpha (annualised)", "alpha", _percent, short),
+            ("Beta", "beta", _ratio, "")):
         number = _decimal(benchmark.get(key))
+        if number is None and key in {"alpha", "beta"} and isinstance(returns, int) \
+                and returns < 2:
+            hint = "needs two daily returns"
         tone = "" if key == "beta" or not number else "pos" if number > 0 else "neg"
         cards.append({"label": label, "value": "—" if number is None else show(number),
-                      "tone": tone})
+                      "tone": tone, "hint": hint})
     return cards
 
 

@@ -36,6 +36,7 @@ class Benchmark:
     beta: Decimal | None
     days_per_year: int
     daily_returns: int  # how many daily returns alpha and beta are computed from
+    span_seconds: int  # the time CAGR annualises: the first bar's open to the last bar's end
     curve: list[tuple[int, Decimal]]
 
 
@@ -74,6 +75,7 @@ def buy_and_hold(
             beta=_ratio(beta),
             days_per_year=days_per_year,
             daily_returns=count,
+            span_seconds=span,
             curve=sampler.points,
         )
 

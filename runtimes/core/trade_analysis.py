@@ -115,6 +115,7 @@ class TradeAnalysis:
                 "total_return": _text(b.total_return), "cagr": _text(b.cagr),
                 "alpha": _text(b.alpha), "beta": _text(b.beta),
                 "days_per_year": b.days_per_year, "daily_returns": b.daily_returns,
+                "span_seconds": b.span_seconds,
                 "curve": {"time": [t for t, _ in b.curve],
                           "value": [_text(_round(v)) for _, v in b.curve]},
             },

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from runtimes.core.trade_analysis import ROUND_TRIP_FIELDS
 from runtimes.models import SessionResult
-from runtimes.trade_pages import duration_text, monthly_heatmap
+from runtimes.trade_pages import benchmark_cards, duration_text, monthly_heatmap
 from tests.runtimes.results import completed_session, run_in_process, synthetic_result
 
 pytestmark = pytest.mark.django_db
@@ -181,6 +181,21 @@ def test_heat_shades_scale_with_the_largest_month_and_totals_take_the_sign():
         "heat-pos-4", "heat-neg-2", "heat-pos-1", "heat-none", "heat-0"]
     assert cells[0]["text"] == "10.00%" and cells[3]["text"] == ""
     assert rows[0]["total"] == {"text": "-1.00%", "tone": "heat-neg-total"}
+
+
+def test_benchmark_cards_say_when_annualised_figures_come_from_a_short_run():
+    short = benchmark_cards({"benchmark": {
+        "total_return": "0.0143", "cagr": "68569298.01", "alpha": None, "beta": None,
+        "daily_returns": 1, "span_seconds": 18000}})
+    long = benchmark_cards({"benchmark": {
+        "total_return": "-0.2", "cagr": "-0.1", "alpha": "0.031", "beta": "0.8",
+        "daily_returns": 120, "span_seconds": 200 * 86400}})
+
+    assert [(c["value"], c["tone"], c["hint"]) for c in short] == [
+        ("1.43%", "pos", ""), ("6,856,929,801.00%", "pos", "annualised from 0.2 days"),
+        ("—", "", "needs two daily returns"), ("—", "", "needs two daily returns")]
+    assert [(c["value"], c["tone"], c["hint"]) for c in long] == [
+        ("-20.00%", "neg", ""), ("-10.00%", "neg", ""), ("3.10%", "pos", ""), ("0.80", "", "")]
 
 
 def test_durations_read_as_the_two_largest_units():

@@ -74,6 +74,7 @@ def test_equal_weights_are_bought_at_each_symbols_first_open_and_wait_as_cash_be
     assert (bench.final_equity, bench.total_return) == (D(850), D("-0.15"))
     assert bench.beta == 0 and bench.alpha == 0  # a flat strategy: no beta, no alpha
     assert bench.days_per_year == 365 and bench.daily_returns == 3
+    assert bench.span_seconds == 3 * 86400
     # CAGR over the 3 days from the first bar's open to the last bar's close, in Julian years
     assert bench.cagr == (D("0.85") ** (D(365.25) / 3) - 1).quantize(D("0.000001"))
 
