@@ -177,20 +177,21 @@ def round_trips(fills: Sequence[Fill]) -> list[RoundTrip]:
     return _walk(fills)[0]
 
 
-def open_round_trips(
+def round_trips_with_open(
     fills: Sequence[Fill], marks: Mapping[str, tuple[datetime, Decimal]]
 ) -> list[RoundTrip]:
-    """The trips still open after the last fill, in symbol order, each closed on paper at its
-    symbol's mark in `marks` (time, price: the last close of the data): the part not closed yet
-    is valued at the mark, with no exit fee. `exit_order_id` is None."""
-    trips: list[RoundTrip] = []
-    for symbol, trip in sorted(_walk(fills)[1].items()):
+    """The closed round trips in the order they closed, then those still open after the last
+    fill in symbol order, each closed on paper at its symbol's mark in `marks` (time, price: the
+    last close of the data): the part not closed yet is valued at the mark, with no exit fee, and
+    its `exit_order_id` is None."""
+    done, still_open = _walk(fills)
+    for symbol, trip in sorted(still_open.items()):
         moment, price = marks[symbol]
         rest = trip.qty - trip.closed_qty
         trip.closed_qty += rest
         trip.closed_notional += rest * price
-        trips.append(trip.finish(symbol, moment, None))
-    return trips
+        done.append(trip.finish(symbol, moment, None))
+    return done
 
 
 def _walk(fills: Sequence[Fill]) -> tuple[list[RoundTrip], dict[str, _Trip]]:

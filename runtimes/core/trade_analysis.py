@@ -15,7 +15,7 @@ from runtimes.core.bars import BarSeries, scaled_to_decimal
 from runtimes.core.benchmark import CONTEXT, Benchmark, buy_and_hold
 from runtimes.core.daily import daily_closes
 from runtimes.core.domain import Fill, Order, OrderType
-from runtimes.core.engine_result import open_round_trips, round_trips
+from runtimes.core.engine_result import round_trips_with_open
 from runtimes.core.market_data import MarketData
 from runtimes.core.metrics import EquityPoint, RoundTrip
 
@@ -137,7 +137,7 @@ def analyse_backtest(
     `initial_cash`. `calendar`: "stocks" (252 days a year) or "crypto" (365)."""
     with localcontext(CONTEXT):
         closes = daily_closes((p.timestamp, p.equity) for p in equity_curve)
-        trips = round_trips(fills) + open_round_trips(fills, _marks(data))
+        trips = round_trips_with_open(fills, _marks(data))
         reasons = _exit_reasons(orders)
         columns = {s.symbol: _Extremes(s) for s in data.all_series()}
         records = [_record(n, trip, reasons, columns[trip.symbol])
