@@ -5,7 +5,7 @@ buy-and-hold benchmark. Plain data in and out; definitions in docs/metrics.md.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
@@ -136,7 +136,10 @@ def analyse_backtest(
     `equity_curve` and the buy-and-hold benchmark of a run over `data` that started with
     `initial_cash`. `calendar`: "stocks" (252 days a year) or "crypto" (365)."""
     with localcontext(CONTEXT):
-        closes = daily_closes((p.timestamp, p.equity) for p in equity_curve)
+        seen: list[datetime] = []
+        closes = daily_closes(_last_time_kept(equity_curve, seen))
+        if seen and len(data.timeline()) and seen[0].timestamp() < data.timeline()[-1]:
+            data = data.slice(None, seen[0])  # a run stopped early: only the bars it stepped
         trips = round_trips_with_open(fills, _marks(data))
         reasons = _exit_reasons(orders)
         columns = {s.symbol: _Extremes(s) for s in data.all_series()}
@@ -149,6 +152,17 @@ def analyse_backtest(
             benchmark=buy_and_hold(data=data, initial_cash=initial_cash, strategy_closes=closes,
                                    calendar=calendar, chart_points=chart_points),
         )
+
+
+def _last_time_kept(curve: Iterable[EquityPoint], seen: list[datetime]
+                    ) -> Iterator[tuple[datetime, Decimal]]:
+    """(time, equity) of each point, leaving the last time in `seen` (one pass: the curve is
+    priced as it is read)."""
+    last: EquityPoint | None = None
+    for last in curve:
+        yield last.timestamp, last.equity
+    if last is not None:
+        seen.append(last.timestamp)
 
 
 # -- round trips ---------------------------------------------------------------------------------

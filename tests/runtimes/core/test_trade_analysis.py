@@ -6,7 +6,11 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from runtimes.core.costs import Commission
+from runtimes.core.domain import Side
 from runtimes.core.engine import BacktestConfig, BacktestEngine
 from runtimes.core.market_data import MarketData
 from runtimes.core.trade_analysis import (
@@ -16,7 +20,7 @@ from runtimes.core.trade_analysis import (
     analyse_backtest,
     monthly_returns,
 )
-from tests.runtimes.core.scenario import DAY_MINUTES, bars, buy, sell, step
+from tests.runtimes.core.scenario import DAY_MINUTES, bars, buy, order, sell, step
 
 D = Decimal
 
@@ -209,3 +213,24 @@ def test_the_analysis_of_a_run_without_trades_has_empty_tables():
     assert summary["round_trips"] == {"count": 0, "closed": 0, "open": 0}
     assert summary["symbols"][0]["trades"] == 0 and summary["symbols"][0]["win_rate"] is None
     assert summary["monthly"] == [{"year": 2024, "months": ["0"] + [None] * 11, "total": "0"}]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]),
+                          st.integers(min_value=1, max_value=5)), min_size=1, max_size=5))
+def test_every_fill_lands_in_a_trip_so_the_trips_add_up_to_the_equity_gained(orders):
+    # Longs, shorts, partial closes and reversals, with fees: nothing is lost or counted twice.
+    engine = _engine(SHORT_RUN, account_type="margin", leverage=D(4),
+                     commission=Commission(percent=D("0.1"), fixed=D("0.3")))
+    for side, quantity in orders:
+        engine.submit_order(order(side, quantity))
+        step(engine)
+    result = engine.result()
+
+    analysis = _analyse(engine)
+
+    trips = [record.trip for record in analysis.trades]
+    assert sum((t.net_pnl for t in trips), D(0)) == result.metrics.final_equity - D(1000)
+    assert sum((t.fees for t in trips), D(0)) == result.account.total_commission
+    assert sum(1 for r in analysis.trades if r.exit_reason != "end_of_data") == \
+        result.metrics.number_of_trades
