@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -70,10 +71,10 @@ def test_the_result_page_lists_round_trips_per_symbol_monthly_returns_and_the_be
     assert reverse("backtest_csv", args=[finished.pk, "round-trips"]) in page
     # per symbol, the heatmap's April cell, the benchmark's cards and line
     assert '<table class="per-symbol">' in page and "<td>BTCUSDT</td>" in page
-    april = result.analysis["monthly"][0]["months"][3]
-    assert re.search(r'<th scope="row">2021</th>(<td class="num heat-none"></td>){3}'
-                     r'<td class="num heat-(pos|neg)-4">', page)
-    assert april is not None
+    april = Decimal(result.analysis["monthly"][0]["months"][3])  # the only month: darkest
+    tone = "pos" if april > 0 else "neg"
+    assert ('<th scope="row">2021</th>' + '<td class="num heat-none"></td>' * 3
+            + f'<td class="num heat-{tone}-4">{april * 100:,.2f}%</td>') in page
     assert "Buy &amp; hold return" in page and "Alpha (annualised)" in page
     assert _embedded(page, "benchmark-data") == result.analysis["benchmark"]["curve"]
     assert 'data-benchmark="benchmark-data"' in page
