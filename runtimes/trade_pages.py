@@ -16,7 +16,6 @@ from runtimes.result_pages import Column
 TRIPS_PER_PAGE = 50
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ZERO = Decimal(0)
-SHORT_RUN_DAYS = 90  # annualised figures of shorter runs carry a hint
 HEAT_LEVELS = 4  # shades of each colour in the heatmap (app.css: .heat-pos-1 … .heat-neg-4)
 
 ROUND_TRIP_COLUMNS = (
@@ -204,14 +203,14 @@ def _heat(value: Decimal | None, largest: Decimal | None) -> dict[str, str]:
 
 
 def benchmark_cards(analysis: dict[str, Any]) -> list[dict[str, str]]:
-    """The benchmark's return and CAGR, and the strategy's alpha and beta against it; annualised
-    figures of a run shorter than SHORT_RUN_DAYS say so (a few hours annualised mean nothing)."""
+    """The benchmark's return and CAGR, and the strategy's alpha and beta against it. As the
+    run's own metrics (docs/metrics.md, "Short runs"), annualised figures from fewer daily
+    returns than a quarter of a year say so: a few weeks annualised are mostly noise."""
     benchmark = analysis.get("benchmark") or {}
-    span = benchmark.get("span_seconds")
-    days = Decimal(span) / 86400 if isinstance(span, int) else None
-    short = f"annualised from {days:,.1f} days" if days is not None and days < SHORT_RUN_DAYS \
-        else ""
-    returns = benchmark.get("daily_returns")
+    returns, year = benchmark.get("daily_returns"), benchmark.get("days_per_year")
+    short = ""
+    if isinstance(returns, int) and isinstance(year, int) and returns * 4 < year:
+        short = f"annualised from {returns} day{'' if returns == 1 else 's'}"
     cards = []
     for label, key, show, hint in (
             ("Buy & hold return", "total_return", _percent, ""),

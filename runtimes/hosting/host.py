@@ -765,7 +765,7 @@ class SessionHost:
             orders=[order_json(o) for o in result.orders],
             trades=[fill_json(f) for f in result.fills],
             metrics=_jsonable(result.metrics.as_dict()),
-            analysis=analysis.summary() if analysis else {},
+            analysis=analysis.summary() if analysis is not None else {},
         )
         write_json_text(row, "equity", equity_text(result.equity_curve))
         if analysis is not None:

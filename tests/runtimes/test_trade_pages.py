@@ -187,13 +187,13 @@ def test_heat_shades_scale_with_the_largest_month_and_totals_take_the_sign():
 def test_benchmark_cards_say_when_annualised_figures_come_from_a_short_run():
     short = benchmark_cards({"benchmark": {
         "total_return": "0.0143", "cagr": "68569298.01", "alpha": None, "beta": None,
-        "daily_returns": 1, "span_seconds": 18000}})
+        "daily_returns": 1, "days_per_year": 365, "span_seconds": 18000}})
     long = benchmark_cards({"benchmark": {
         "total_return": "-0.2", "cagr": "-0.1", "alpha": "0.031", "beta": "0.8",
-        "daily_returns": 120, "span_seconds": 200 * 86400}})
+        "daily_returns": 63, "days_per_year": 252, "span_seconds": 91 * 86400}})
 
     assert [(c["value"], c["tone"], c["hint"]) for c in short] == [
-        ("1.43%", "pos", ""), ("6,856,929,801.00%", "pos", "annualised from 0.2 days"),
+        ("1.43%", "pos", ""), ("6,856,929,801.00%", "pos", "annualised from 1 day"),
         ("—", "", "needs two daily returns"), ("—", "", "needs two daily returns")]
     assert [(c["value"], c["tone"], c["hint"]) for c in long] == [
         ("-20.00%", "neg", ""), ("-10.00%", "neg", ""), ("3.10%", "pos", ""), ("0.80", "", "")]
