@@ -1,6 +1,7 @@
 """A completed backtest run by the session host stores its trade analysis with its result: every
 round trip (one list of values each), and per-symbol results, monthly returns and the benchmark,
-consistent with the fills and the equity it stored alongside."""
+consistent with the fills and the equity it stored alongside; an analysis that fails loses
+nothing else."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from runtimes.core.trade_analysis import ROUND_TRIP_FIELDS
+from runtimes.hosting import host
 from tests.runtimes.conftest import SYMBOL, wait_for_state
 from tests.runtimes.shell.test_backtest_end_to_end import in_thread, sma_cross
 
@@ -41,3 +43,20 @@ async def test_the_host_stores_round_trips_and_the_analysis_of_a_completed_backt
     # the benchmark annualises with the calendar the run's metrics were computed with
     assert benchmark["days_per_year"] == {"stocks": 252, "crypto": 365}[row.metrics["calendar"]]
     assert benchmark["curve"]["value"][0] != "" and len(benchmark["curve"]["time"]) <= 2000
+
+
+async def test_a_failing_analysis_loses_nothing_else_of_the_result(
+    daphne_url, start_backtest, trader_key, monkeypatch, caplog
+):
+    def broken(*args, **kwargs):
+        raise ArithmeticError("a bug in the report")
+
+    monkeypatch.setattr(host, "analyse_result", broken)
+    session = await in_thread(start_backtest)()
+    await sma_cross(f"{daphne_url}/sessions/{session.id}", trader_key)
+    session = await in_thread(wait_for_state)(session, {"completed", "failed"})
+    row = await in_thread(lambda: session.result)()
+
+    assert session.state == "completed" and row.trades and row.equity and row.metrics
+    assert (row.round_trips, row.analysis) == ([], {})
+    assert f"trade analysis of session {session.pk} failed" in caplog.text
