@@ -343,10 +343,12 @@ class SessionRoundTrips(WorkspaceScopedMixin, generics.GenericAPIView):
                        + ", ".join(trade_pages.ROUND_TRIP_FIELDS)))])
     def get(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
         session = get_object_or_404(self.get_queryset(), pk=session_id)
+        rows = trade_pages.stored_round_trips(session)
+        if rows is None:
+            services.session_result(session=session)  # raises the same NOT_FOUND as /results
         sort = request.query_params.get("sort", "")
         try:
-            trips = trade_pages.sorted_trips(services.session_result(session=session).round_trips,
-                                             sort[:40])
+            trips = trade_pages.sorted_trips(rows or [], sort[:40])
         except trade_pages.SortError as exc:
             raise ApiError("INVALID_VALUE", f"Round trips cannot be sorted by {exc}.",
                            details={"sort": sort[:40],

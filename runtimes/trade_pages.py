@@ -1,6 +1,7 @@
 """What the result page and the management API show of a backtest's trade analysis: a sorted
-page of round trips (from the compact rows SessionResult.round_trips stores), the per-symbol
-table, the monthly returns heatmap and the benchmark's cards. Plain reads; nothing here writes."""
+page of round trips (from the compact rows SessionResult.round_trips stores, read alone), the
+per-symbol table, the monthly returns heatmap and the benchmark's cards. Plain reads; nothing
+here writes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from django.http import QueryDict
 
 from runtimes.core.trade_analysis import ROUND_TRIP_FIELDS
+from runtimes.models import SessionResult, TradingSession
 from runtimes.result_pages import Column
 
 TRIPS_PER_PAGE = 50
@@ -38,6 +40,14 @@ class SortError(ValueError):
 
 
 # -- round trips ---------------------------------------------------------------------------------
+
+
+def stored_round_trips(session: TradingSession) -> list[list[Any]] | None:
+    """The round trips of `session`'s result row, read alone (not its orders, fills and equity:
+    a page of trips needs none of them); None when the session has no result row."""
+    rows: list[list[Any]] | None = (SessionResult.objects.filter(session=session)
+                                    .values_list("round_trips", flat=True).first())
+    return rows
 
 
 def trip_dicts(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:

@@ -160,8 +160,7 @@ def backtest_round_trips(request: HttpRequest, membership: Membership,
     """The round trips table alone, sorted and paged as asked: what the result page's table
     links fetch (htmx) to change page or order without reloading the page."""
     session = _session(membership, session_id)
-    rows = (SessionResult.objects.filter(session=session, session__state=State.COMPLETED)
-            .values_list("round_trips", flat=True).first())
+    rows = trade_pages.stored_round_trips(session) if session.state == State.COMPLETED else None
     if rows is None:
         raise Http404("No results.")
     partial = reverse("backtest_round_trips", args=[session.pk])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from runtimes.core.trade_analysis import ROUND_TRIP_FIELDS
+from runtimes.models import State, TradingSession
 from tests.runtimes.results import completed_session, run_in_process, synthetic_result
 from tests.runtimes.test_trade_pages import _with_trips
 
@@ -73,3 +74,14 @@ def test_a_stranger_gets_404_for_the_round_trips_of_another_workspace(
     response = stranger_client.get(_url(session, "/round-trips"))
 
     assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND"
+
+
+def test_round_trips_are_404_until_the_session_has_results(
+        owner_client, owner, workspace, dataset):
+    running = completed_session(workspace=workspace, by=owner, dataset=dataset)
+    TradingSession.objects.filter(pk=running.pk).update(state=State.RUNNING)
+
+    response = owner_client.get(_url(running, "/round-trips"))
+
+    assert response.status_code == 404
+    assert response.json()["details"] == {"state": "running"}
