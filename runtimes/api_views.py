@@ -29,7 +29,7 @@ from accounts.models import SCOPE_TRADE_PAPER
 from config.api_schema import OBJECT_LIST
 from config.decimal_fields import DecimalField
 from config.errors import ApiError
-from runtimes import backtests, comparison, services, what_was_run
+from runtimes import backtests, comparison, services, trade_pages, what_was_run
 from runtimes.core.platforms import PLATFORMS
 from runtimes.core.provider import Pacing
 from runtimes.core.timeframes import TIMEFRAMES
@@ -336,6 +336,32 @@ class SessionResultRows(WorkspaceScopedMixin, generics.GenericAPIView):
         result = services.session_result(session=session)
         page = self.paginate_queryset(getattr(result, self.rows))
         return self.get_paginated_response(page)
+
+
+class SessionRoundTrips(WorkspaceScopedMixin, generics.GenericAPIView):
+    """GET ?sort=[-]field&page=N: the round trips of a completed backtest, 100 a page, sorted by
+    any of their fields (default: the order they closed, a trip open at the end last)."""
+
+    scoped_model = TradingSession
+    pagination_class = ResultPages
+
+    @extend_schema(operation_id="sessions_round_trips", responses={200: OpenApiTypes.OBJECT},
+                   parameters=[OpenApiParameter("sort", str, description=(
+                       "A round trip field, '-' first for descending: "
+                       + ", ".join(trade_pages.ROUND_TRIP_FIELDS)))])
+    def get(self, request: Request, workspace_id: Any, session_id: Any) -> Response:
+        session = get_object_or_404(self.get_queryset(), pk=session_id)
+        rows = trade_pages.stored_round_trips(session)
+        if rows is None:
+            services.session_result(session=session)  # raises the same NOT_FOUND as /results
+        sort = request.query_params.get("sort", "")
+        try:
+            trips = trade_pages.sorted_trips(rows or [], sort[:40])
+        except trade_pages.SortError as exc:
+            raise ApiError("INVALID_VALUE", f"Round trips cannot be sorted by {exc}.",
+                           details={"sort": sort[:40],
+                                    "fields": list(trade_pages.ROUND_TRIP_FIELDS)}) from exc
+        return self.get_paginated_response(self.paginate_queryset(trips))
 
 
 class HostedBacktestCreateSerializer(BacktestRunSerializer):

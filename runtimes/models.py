@@ -390,6 +390,12 @@ class SessionResult(models.Model):
     account = models.JSONField(default=dict)
     positions = models.JSONField(default=list)
     session_info = models.JSONField(default=dict)
+    # A completed backtest's round trips, one list of values a trip in the order of
+    # runtimes.core.trade_analysis.ROUND_TRIP_FIELDS (keys repeated 100,000 times would double
+    # the row), and the rest of its trade analysis: per-symbol results, monthly returns and the
+    # buy-and-hold benchmark with a downsampled curve. Empty on results stored before them.
+    round_trips = models.JSONField(default=list)
+    analysis = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 
 

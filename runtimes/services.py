@@ -426,6 +426,9 @@ def session_results_json(*, session: TradingSession) -> dict[str, Any]:
         "equity": summary,
         "orders": len(result.orders),
         "trades": len(result.trades),
+        # Round trips, per symbol, monthly returns and the benchmark; null for a result stored
+        # before they were computed. The trips themselves: GET .../round-trips.
+        "analysis": result.analysis or None,
     }
 
 

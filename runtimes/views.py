@@ -17,11 +17,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
 from accounts.models import Membership
 from accounts.views import workspace_page
 from config.errors import ApiError
-from runtimes import backtests, comparison, result_pages, services, what_was_run
+from runtimes import backtests, comparison, result_pages, services, trade_pages, what_was_run
 from runtimes.core.datasets import DatasetError
 from runtimes.forms import HostedBacktestForm
 from runtimes.hosting import dispatch
@@ -30,7 +31,7 @@ from strategies.models import Dataset, StrategyVersion
 from strategies.previews import period_candles
 
 SESSIONS_PER_PAGE = 25
-CSV_KINDS = ("equity", "trades", "orders")
+CSV_KINDS = ("equity", "trades", "orders", "round-trips")
 
 
 def _sessions_page(request: HttpRequest, membership: Membership) -> dict[str, object]:
@@ -163,7 +164,43 @@ def backtest_detail(request: HttpRequest, membership: Membership,
                                           query=request.GET, prefix="orders"),
         "contract": result_pages.contract_sections(
             session.backtest_config().execution_contract()),
+        **_trade_sections(request, session, result),
     })
+
+
+def _trade_sections(request: HttpRequest, session: TradingSession, result: SessionResult
+                    ) -> dict[str, Any]:
+    """Round trips, per symbol, monthly returns and the benchmark; `analysis` is empty for a
+    result stored before they existed (the page says so instead)."""
+    analysis = result.analysis
+    if not analysis:
+        return {"analysis": None}
+    partial = reverse("backtest_round_trips", args=[session.pk])
+    return {
+        "analysis": analysis,
+        "trips": trade_pages.round_trip_table(result.round_trips, query=request.GET,
+                                              partial_url=partial),
+        "symbol_rows": trade_pages.symbol_rows(analysis),
+        "heatmap": trade_pages.monthly_heatmap(analysis),
+        "months": trade_pages.MONTHS,
+        "benchmark_cards": trade_pages.benchmark_cards(analysis),
+        "benchmark_curve": analysis.get("benchmark", {}).get("curve"),
+    }
+
+
+@workspace_page
+def backtest_round_trips(request: HttpRequest, membership: Membership,
+                         session_id: uuid.UUID) -> HttpResponse:
+    """The round trips table alone, sorted and paged as asked: what the result page's table
+    links fetch (htmx) to change page or order without reloading the page."""
+    session = _session(membership, session_id)
+    rows = trade_pages.stored_round_trips(session) if session.state == State.COMPLETED else None
+    if rows is None:
+        raise Http404("No results.")
+    partial = reverse("backtest_round_trips", args=[session.pk])
+    return render(request, "runtimes/_round_trips.html", {
+        "session": session,
+        "trips": trade_pages.round_trip_table(rows, query=request.GET, partial_url=partial)})
 
 
 @workspace_page
@@ -193,7 +230,8 @@ def backtest_csv(request: HttpRequest, membership: Membership, session_id: uuid.
         raise Http404("No such export.")
     session = _session(membership, session_id)
     result = get_object_or_404(SessionResult, session=session)
-    header, rows = result_pages.csv_export(kind, result)
+    header, rows = (trade_pages.csv_export(result) if kind == "round-trips"
+                    else result_pages.csv_export(kind, result))
     response = StreamingHttpResponse(result_pages.csv_lines(header, rows),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="backtest-{session.pk}-{kind}.csv"'

@@ -88,6 +88,11 @@ class BacktestEngine(ExchangeBook):
         self._holdings = Holdings(self.config.initial_cash, ())
         self._ledger_version = 0
 
+    @property
+    def market_data(self) -> MarketData:
+        """The bars this backtest steps through (the trade analysis reads their highs and lows)."""
+        return self._data
+
     # -- time ---------------------------------------------------------------------------------
 
     @property

@@ -6,7 +6,7 @@ Round trips are rebuilt from the fills: a position going from flat to non-flat a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -153,7 +153,7 @@ class _Trip:
         self.entry_time = entry_time
         self.qty = self.notional = self.closed_qty = self.closed_notional = self.fees = ZERO
 
-    def finish(self, symbol: str, exit_time: datetime) -> RoundTrip:
+    def finish(self, symbol: str, exit_time: datetime, exit_order_id: str | None) -> RoundTrip:
         entry = self.notional / self.qty
         exit_ = self.closed_notional / self.closed_qty
         gross = self.closed_notional - self.notional
@@ -169,11 +169,34 @@ class _Trip:
             gross_pnl=gross,
             fees=self.fees,
             net_pnl=gross - self.fees,
+            exit_order_id=exit_order_id,
         )
 
 
 def round_trips(fills: Sequence[Fill]) -> list[RoundTrip]:
     """Closed round trips, in the order they closed. An open trip at the end is not included."""
+    return _walk(fills)[0]
+
+
+def round_trips_with_open(
+    fills: Sequence[Fill], marks: Mapping[str, tuple[datetime, Decimal]]
+) -> list[RoundTrip]:
+    """The closed round trips in the order they closed, then those still open after the last
+    fill in symbol order, each closed on paper at its symbol's mark in `marks` (time, price: the
+    last close of the data): the part not closed yet is valued at the mark, with no exit fee, and
+    its `exit_order_id` is None."""
+    done, still_open = _walk(fills)
+    for symbol, trip in sorted(still_open.items()):
+        moment, price = marks[symbol]
+        rest = trip.qty - trip.closed_qty
+        trip.closed_qty += rest
+        trip.closed_notional += rest * price
+        done.append(trip.finish(symbol, moment, None))
+    return done
+
+
+def _walk(fills: Sequence[Fill]) -> tuple[list[RoundTrip], dict[str, _Trip]]:
+    """(closed trips, open trip by symbol) after every fill."""
     held: dict[str, Decimal] = {}
     open_trips: dict[str, _Trip] = {}
     done: list[RoundTrip] = []
@@ -195,12 +218,12 @@ def round_trips(fills: Sequence[Fill]) -> list[RoundTrip]:
         trip.closed_notional += closing * fill.price
         trip.fees += fill.commission * share if closing != fill.quantity else fill.commission
         if after == 0 or (after > 0) != (before > 0):
-            done.append(trip.finish(fill.symbol, fill.timestamp))
+            done.append(trip.finish(fill.symbol, fill.timestamp, fill.order_id))
             del open_trips[fill.symbol]
             if after != 0:  # flipped: the rest of the fill opens a trip the other way
                 flipped = open_trips[fill.symbol] = _Trip(after > 0, fill.timestamp)
                 _add(flipped, abs(after), fill.price, fill.commission - fill.commission * share)
-    return done
+    return done, open_trips
 
 
 def _add(trip: _Trip, qty: Decimal, price: Decimal, fee: Decimal) -> None:

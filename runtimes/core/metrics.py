@@ -49,6 +49,9 @@ class RoundTrip:
     gross_pnl: Decimal
     fees: Decimal
     net_pnl: Decimal
+    # The order whose fill closed the trip (its exit reason: runtimes/core/trade_analysis.py);
+    # None for a trip still open at the end, marked at the last close.
+    exit_order_id: str | None = None
 
 
 @dataclass(frozen=True)

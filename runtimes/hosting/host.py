@@ -26,6 +26,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection as db_connection
@@ -35,7 +36,9 @@ from django.utils import timezone
 from runtimes.core import wire
 from runtimes.core.connection import ConnectionRejected
 from runtimes.core.datasets import DatasetError
+from runtimes.core.engine_result import BacktestResult
 from runtimes.core.errors import TradingError
+from runtimes.core.market_data import MarketData
 from runtimes.core.provider import Pacing, Provider
 from runtimes.core.session import (
     BacktestStream,
@@ -45,6 +48,7 @@ from runtimes.core.session import (
     sequence_of,
 )
 from runtimes.core.takeover import reconcile, takeover_frame
+from runtimes.core.trade_analysis import TradeAnalysis, analyse_backtest
 from runtimes.core.wire import connection_frame, encode_frame, error_frame, fill_json, order_json
 from runtimes.hosting import commands
 from runtimes.hosting.bus import HostEndpoint, Reply, SessionBus
@@ -748,14 +752,33 @@ class SessionHost:
                 orders=[order_json(o) for o in provider.all_orders()],
                 trades=[fill_json(f) for f in provider.fills()])
             return
-        result = provider.result()  # type: ignore[attr-defined]  # a completed backtest
+        engine: Any = provider  # a completed backtest's provider is its BacktestEngine
+        result = engine.result()
+        try:
+            analysis: TradeAnalysis | None = analyse_result(
+                result, data=engine.market_data, initial_cash=engine.config.initial_cash)
+        except Exception:  # a report's bug must not lose the run: its page says it has none
+            logger.exception("trade analysis of session %s failed", self.session.pk)
+            analysis = None
         row = SessionResult.objects.create(
             session=self.session, **final,
             orders=[order_json(o) for o in result.orders],
             trades=[fill_json(f) for f in result.fills],
             metrics=_jsonable(result.metrics.as_dict()),
+            analysis=analysis.summary() if analysis is not None else {},
         )
         write_json_text(row, "equity", equity_text(result.equity_curve))
+        if analysis is not None:
+            write_json_text(row, "round_trips", json.dumps(analysis.rows(), separators=(",", ":")))
+
+
+def analyse_result(result: BacktestResult, *, data: MarketData, initial_cash: Decimal
+                   ) -> TradeAnalysis:
+    """The trade analysis a completed backtest's result row stores (round trips, per symbol,
+    monthly returns, benchmark), annualised by the calendar its metrics were computed with."""
+    return analyse_backtest(fills=result.fills, orders=result.orders,
+                            equity_curve=result.equity_curve, data=data,
+                            initial_cash=initial_cash, calendar=result.metrics.calendar)
 
 
 def equity_text(curve: Iterable[Any]) -> str:

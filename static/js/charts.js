@@ -146,10 +146,22 @@
       priceFormat: { type: "percent", precision: 2, minMove: 0.01 },
     }, 1);
     drawdown.setData(pointsOf(data.drawdown, 100));
+    if (element.dataset.benchmark) drawBenchmark(chart, readJson(element.dataset.benchmark));
     const panes = chart.panes();
     if (panes.length > 1) panes[1].setStretchFactor(0.4);
     keepWholeRunVisible(chart, element);
     element.parityChart = { chart, series: equity };  // read back by the browser tests
+  }
+
+  // Buy-and-hold of the same symbols (the result's trade analysis), on the equity's scale.
+  function drawBenchmark(chart, columns) {
+    if (!columns || !columns.time.length) return;
+    const line = chart.addSeries(LC.LineSeries, {
+      color: "#868e96", lineWidth: 1, lineStyle: LC.LineStyle.Dashed,
+      priceLineVisible: false, lastValueVisible: false,
+      priceFormat: { type: "price", precision: 2, minMove: 0.01 },
+    });
+    line.setData(pointsOf(columns, 1));
   }
 
   // Several runs' equity, each normalised to 1 at its start: one line per run, in its colour.

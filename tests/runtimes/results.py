@@ -1,6 +1,6 @@
 """Finished backtests made directly in the database, for the pages that show results: a real
 in-process run of the engine (runtimes.core.engine.run_backtest) stored exactly as the session
-host stores it, or a synthetic result of any size."""
+host stores it (with its trade analysis), or a synthetic result of any size."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from decimal import Decimal
 
 from runtimes.core.datasets import load_market_data
 from runtimes.core.domain import OrderRequest, Side
-from runtimes.core.engine import run_backtest
+from runtimes.core.engine import BacktestConfig, run_backtest
 from runtimes.core.wire import fill_json, order_json
+from runtimes.hosting.host import analyse_result
 from runtimes.models import SessionResult, State, TradingSession
 
 START = datetime(2021, 4, 1, tzinfo=UTC)
@@ -39,6 +40,7 @@ def run_in_process(*, workspace, by, dataset, every: int = 10) -> TradingSession
     result = run_backtest(market, on_batch=trade)
     session = completed_session(workspace=workspace, by=by, dataset=dataset,
                                 batches=len(result.equity_curve))
+    analysis = analyse_result(result, data=market, initial_cash=BacktestConfig().initial_cash)
     SessionResult.objects.create(
         session=session,
         orders=[order_json(o) for o in result.orders],
@@ -46,6 +48,7 @@ def run_in_process(*, workspace, by, dataset, every: int = 10) -> TradingSession
         equity=[[p.timestamp.isoformat(), str(p.equity)] for p in result.equity_curve],
         metrics={k: v if v is None or isinstance(v, int | str) else str(v)
                  for k, v in result.metrics.as_dict().items()},
+        round_trips=analysis.rows(), analysis=analysis.summary(),
     )
     return session
 

@@ -292,7 +292,7 @@ def test_the_migration_names_existing_backtests_as_new_ones_are_named(
 
     from django.apps import apps
 
-    migration = importlib.import_module("runtimes.migrations.0014_h_runs_session_name")
+    migration = importlib.import_module("runtimes.migrations.0014_session_name")
     hosted = hosted_run(workspace, owner, dataset, versions[1], minute=1, name="")
     remote = TradingSession.objects.create(
         workspace=workspace, created_by=owner, dataset=dataset, symbols=["BTCUSDT"],
