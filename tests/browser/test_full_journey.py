@@ -108,11 +108,14 @@ def test_a_new_user_goes_from_sign_up_to_a_compared_backtest_and_a_revoked_key(
     expect(page).to_have_url(re.compile(r"/app/backtests/compare/\?ids="))
     assert_chart_drawn(page, "#compare-chart")
     expect(page.locator(".chart-legend a")).to_have_count(2)
-    table = page.locator(".compare-table")
+    differing = page.locator(".inputs-table tbody tr td:first-child")
+    expect(differing).to_have_text(["Parameter fast", "Parameter slow"])  # only these differ
+    table = page.locator(".metrics-table")
     expect(table.locator("tbody tr")).to_have_count(12)
     expect(table.locator("thead th")).to_have_count(3)  # the metric, then one column per run
     total_return = table.locator("tbody tr", has_text="Total return").locator("td.num")
     expect(total_return).to_have_count(2)
+    total_return.first.scroll_into_view_if_needed()  # below the inputs that differ
     for cell in total_return.all():
         expect(cell).to_have_text(re.compile(r"^-?\d+\.\d\d%$"))
         expect(cell.locator("span")).to_be_in_viewport(ratio=1)  # side by side, no scrolling

@@ -171,7 +171,7 @@ def test_two_backtests_are_ticked_on_the_list_and_compared_side_by_side(page, sc
     expect(page).to_have_url(re.compile(r"/app/backtests/compare/\?ids="))
     assert_chart_drawn(page, "#compare-chart")
     expect(page.locator(".chart-legend a")).to_have_count(2)
-    expect(page.locator(".compare-table tbody tr")).to_have_count(12)
+    expect(page.locator(".metrics-table tbody tr")).to_have_count(12)
     screenshot("compare")
 
 

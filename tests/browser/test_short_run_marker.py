@@ -43,4 +43,4 @@ def test_the_annualised_cards_of_a_short_run_are_marked_and_explained(page, scre
     markers.first.hover()
     screenshot("result")
     cards = SCREENSHOTS / f"{request.node.name}-cards.png"
-    page.locator("section.metrics").screenshot(path=str(cards))
+    page.get_by_role("region", name="Metrics").screenshot(path=str(cards))
