@@ -22,7 +22,7 @@ METRICS = {
 LOWER_IS_BETTER = frozenset({"max_drawdown"})
 SHOWN = ("total_return", "sharpe", "max_drawdown", "number_of_trades")  # the table's columns
 AGGREGATES = ("best", "mean")
-WAITING = "waiting"  # a point the quota has not let start yet
+PENDING = "pending"  # a point the quota has not let start yet (no session)
 DROPPED = "dropped"  # a point that never started: its sweep was cancelled first
 
 
@@ -38,7 +38,7 @@ def point_rows(sweep: Sweep) -> list[dict[str, Any]]:
 
 def _row(v: dict[str, Any], sweep: Sweep) -> dict[str, Any]:
     metrics = v["session__result__metrics"] or {}
-    state = v["session__state"] or (DROPPED if sweep.state == SweepState.CANCELLED else WAITING)
+    state = v["session__state"] or (DROPPED if sweep.state == SweepState.CANCELLED else PENDING)
     return {
         "point_id": v["pk"], "index": v["index"], "phase": v["phase"], "params": v["params"],
         "checks": v["checks_id"], "session": None if v["session_id"] is None
@@ -50,12 +50,13 @@ def _row(v: dict[str, Any], sweep: Sweep) -> dict[str, Any]:
 
 def progress(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Points by where they are: total, completed, failed, cancelled (dropped included),
-    running (a worker hosts it), queued (waiting for a worker) and waiting (for the quota)."""
+    running (a worker hosts it), queued (waiting for a worker) and pending (waiting for the
+    quota to let it start)."""
     counts = defaultdict(int)
     for row in rows:
         counts[_bucket(row["state"])] += 1
     return {"total": len(rows), **{k: counts[k] for k in (
-        "completed", "failed", "cancelled", "running", "queued", "waiting")}}
+        "completed", "failed", "cancelled", "running", "queued", "pending")}}
 
 
 def _bucket(state: str) -> str:

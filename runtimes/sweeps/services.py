@@ -25,7 +25,6 @@ from runtimes.sweeps.results import METRICS, rank_key
 from runtimes.sweeps.space import Space, SpaceError
 from strategies.models import Dataset, DatasetFile, StrategyVersion
 
-
 MAX_OOS_TOP = 10  # best in-sample points run again out of sample
 ONE_TICK = timedelta(microseconds=1)  # a range's end is inclusive: in-sample ends just before
 
