@@ -34,6 +34,7 @@ CSV_KINDS = ("equity", "trades", "orders")
 
 def _sessions_page(request: HttpRequest, membership: Membership) -> dict[str, object]:
     sessions = (TradingSession.objects.for_workspace(membership.workspace)
+                .filter(sweep__isnull=True)  # a sweep's points are on its own page
                 .select_related("dataset").with_total_bars().order_by("-created_at"))
     page = Paginator(sessions, SESSIONS_PER_PAGE).get_page(request.GET.get("page"))
     positions = dispatch.queue_positions()

@@ -22,7 +22,7 @@ from runtimes.models import LIVE_STATES, TERMINAL_STATES, Source, State, Trading
 from runtimes.services import cancel_session, create_hosted_backtest, hosted_runs_support
 from runtimes.sweeps.models import Phase, Sweep, SweepPoint, SweepState
 from runtimes.sweeps.results import METRICS, rank_key
-from runtimes.sweeps.space import Space, SpaceError
+from runtimes.sweeps.space import GRID, Space, SpaceError, parse_space
 from strategies.models import Dataset, DatasetFile, StrategyVersion
 
 MAX_OOS_TOP = 10  # best in-sample points run again out of sample
@@ -79,6 +79,29 @@ def create_sweep(
             SweepPoint(sweep=sweep, index=i, phase=phase, params=p) for i, p in enumerate(points))
         _release_points(sweep)
     return sweep
+
+
+def sweep_arguments(data: dict[str, Any], *, version: StrategyVersion) -> dict[str, Any]:
+    """`create_sweep`'s keyword arguments from the API's or the form's validated fields
+    (`from`/`to` already named start/end). Raises ApiError VALIDATION_ERROR for a bad space."""
+    try:
+        space = parse_space(mode=data.get("mode", GRID), parameters=data.get("parameters"),
+                            fixed=data.get("fixed"), samples=data.get("samples"),
+                            seed=data.get("seed"))
+    except SpaceError as error:
+        raise space_error(error) from None
+    split = None
+    if data.get("split_at") is not None or data.get("split_fraction") is not None:
+        split = Split(fraction=data.get("split_fraction"), at=data.get("split_at"),
+                      top=data.get("oos_top") or 3)
+    return {
+        "name": data.get("name") or f"{version.strategy.name} v{version.number} sweep",
+        "space": space, "metric": data.get("metric", "sharpe"), "symbols": data.get("symbols"),
+        "start": data.get("start"), "end": data.get("end"),
+        "initial_cash": data.get("initial_cash", Decimal(100_000)),
+        "commission": dict(data.get("commission") or {}),
+        "slippage_bps": data.get("slippage_bps", Decimal(0)), "split": split,
+    }
 
 
 def invalid(field: str, message: str) -> ApiError:
