@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api_permissions import WorkspaceScopedMixin
+from config.api_schema import OBJECT_LIST
 from config.errors import ApiError
 from runtimes.sweeps import services
 from runtimes.sweeps.models import Sweep
@@ -44,7 +45,7 @@ class SweepListCreate(SweepMixin, generics.GenericAPIView):
 
     serializer_class = SweepCreateSerializer
 
-    @extend_schema(operation_id="sweeps_list", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="sweeps_list", responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
         return Response([sweep_json(s, detail=False)
                          for s in self.get_queryset()[:LIST_LIMIT]])

@@ -20,6 +20,7 @@ SAMPLE_KWARGS = {
     "link_id": 9,
     "deployment_id": uuid.UUID(int=9),
     "connection_id": uuid.UUID(int=10),
+    "sweep_id": uuid.UUID(int=11),
 }
 
 
