@@ -26,7 +26,7 @@ from runtimes.sweeps.space import GRID, Space, SpaceError, parse_space
 from strategies.models import Dataset, DatasetFile, StrategyVersion
 
 MAX_OOS_TOP = 10  # best in-sample points run again out of sample
-ONE_TICK = timedelta(microseconds=1)  # a range's end is inclusive: in-sample ends just before
+ONE_TICK = timedelta(seconds=1)  # ranges are inclusive and whole seconds: in-sample ends before
 
 
 @dataclass(frozen=True)
