@@ -86,7 +86,9 @@ class SweepPoint(models.Model):
     index = models.PositiveIntegerField()
     phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.FULL)
     params = models.JSONField(default=dict)
-    session = models.OneToOneField("runtimes.TradingSession", on_delete=models.SET_NULL,
+    # CASCADE, not SET_NULL: a point whose backtest is deleted goes with it (a point without a
+    # session is one still waiting for the quota, which would start again).
+    session = models.OneToOneField("runtimes.TradingSession", on_delete=models.CASCADE,
                                    null=True, blank=True, related_name="sweep_point")
     checks = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True,
                                related_name="checked_by")
