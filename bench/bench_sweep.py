@@ -93,6 +93,14 @@ def run_child() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="parity-bench-sweep-") as tmp:
         os.environ["PARITY_DATA_DIR"] = tmp
+        # The runs' temp folders in a directory of their own: on a machine shared with other
+        # platforms, their reapers remove the `parity-strategy-*` folders of sessions their own
+        # databases do not know (runtimes/hosting/leases.py remove_sandbox_leftovers).
+        Path(tmp).chmod(0o755)
+        private = Path(tmp) / "tmp"
+        private.mkdir()
+        private.chmod(0o1777)  # as /tmp: each run's slot uid reaches its own folder
+        os.environ["TMPDIR"] = str(private)
         try:
             database = _create_database()
         except Exception as exc:
