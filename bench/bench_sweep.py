@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,9 +97,8 @@ def run_child() -> None:
         # The runs' temp folders in a directory of their own: on a machine shared with other
         # platforms, their reapers remove the `parity-strategy-*` folders of sessions their own
         # databases do not know (runtimes/hosting/leases.py remove_sandbox_leftovers).
-        Path(tmp).chmod(0o755)
-        private = Path(tmp) / "tmp"
-        private.mkdir()
+        # Short: the runs' unix socket paths live in it.
+        private = Path(tempfile.mkdtemp(prefix="pbs"))
         private.chmod(0o1777)  # as /tmp: each run's slot uid reaches its own folder
         os.environ["TMPDIR"] = str(private)
         try:
@@ -112,6 +112,7 @@ def run_child() -> None:
             result = _phases(Path(tmp))
         finally:
             _drop_database(database)
+            shutil.rmtree(private, ignore_errors=True)
     print(RESULT_MARK + json.dumps(result), flush=True)
 
 
