@@ -196,3 +196,32 @@ def test_a_heatmap_aggregates_the_other_parameters_by_best_or_mean(sweep_of):
     mean = results.heatmap(rows, x="fast", y="slow", metric="total_return", aggregate="mean")
     assert mean["cells"] == [["0.2", "0.6"], ["-0.1", "0.3"]]
     assert (mean["min"], mean["max"]) == ("-0.1", "0.6")
+
+
+def test_beats_pass_starts_the_next_point_when_a_queued_one_was_cancelled_without_a_host(
+        sweep_of, workspace):
+    from runtimes.services import cancel_session
+    from runtimes.sweeps.services import advance_running_sweeps
+
+    quota(workspace, 1)
+    sweep = sweep_of()
+    (first,) = sessions_of(sweep)
+    cancel_session(session=first, now=timezone.now())  # queued: no host, nobody tells the sweep
+
+    assert advance_running_sweeps(now=timezone.now()) == 1
+
+    assert [s.state for s in sessions_of(sweep)] == [State.CANCELLED, State.QUEUED]
+    assert results.progress(results.point_rows(sweep))["pending"] == 2
+
+
+def test_the_worker_tells_the_sweep_when_its_point_ends(sweep_of, workspace):
+    from runtimes.sweeps.services import session_ended
+
+    quota(workspace, 1)
+    sweep = sweep_of()
+    (first,) = sessions_of(sweep)
+    end_point(first, sharpe="1")
+
+    session_ended(session_id=first.pk, now=timezone.now())
+
+    assert len(sessions_of(sweep)) == 2
