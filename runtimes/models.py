@@ -574,7 +574,8 @@ class Deployment(models.Model):
         return updated == 1
 
 
-# Last: Django registers an app's models from its models module; the schedules' models import
-# strategies and accounts only, never this module, so the order is free of cycles.
-import runtimes.schedules.models  # noqa: E402, F401
+# Last: Django registers an app's models from its models module; the schedules' and sweeps'
+# models import strategies and accounts only (sessions by name), never this module, so the
+# order is free of cycles.
+import runtimes.schedules.models  # noqa: E402
 import runtimes.sweeps.models  # noqa: E402, F401

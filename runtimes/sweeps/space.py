@@ -194,7 +194,8 @@ def _draw(rng: random.Random, axis: Any) -> Value:
         if isinstance(low, int) and isinstance(high, int):
             return rng.randint(low, high)
         return round(rng.uniform(low, high), 6)
-    return rng.choice(axis)
+    choice: Value = rng.choice(axis)
+    return choice
 
 
 def _samples(samples: Any) -> int:
