@@ -14,7 +14,7 @@ NAV_SECTIONS = (
     ("strategy_", "strategies"), ("version_", "strategies"), ("example", "strategies"),
     ("dataset_", "datasets"), ("backtest", "backtests"), ("schedule", "schedules"),
     ("api_key", "keys"), ("dashboard", "dashboard"), ("deployment", "deployments"),
-    ("connection", "connections"),
+    ("connection", "connections"), ("sweep", "sweeps"),
 )
 
 

@@ -490,6 +490,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(SESSION_SWEEP_SECONDS),
     },
 }
+# Parameter sweeps (runtimes/sweeps/): their points start as slots free; this pass catches the
+# slots freed where no host could tell (a queued point cancelled, a lost host reaped).
+CELERY_BEAT_SCHEDULE["runtimes.advance_sweeps"] = {
+    "task": "runtimes.advance_sweeps",
+    "schedule": float(SESSION_SWEEP_SECONDS),
+}
 if not CELERY_EMBEDDED_WORKER:
     CELERY_BEAT_SCHEDULE["runtimes.reap_lost_sessions"] = {
         "task": "runtimes.reap_lost_sessions",

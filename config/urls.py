@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include("strategies.api_urls")),
     path("", include("runtimes.urls")),
     path("", include("runtimes.schedules.urls")),
+    path("", include("runtimes.sweeps.urls")),
     path("", include("strategies.urls")),
     path("admin/", admin.site.urls),
     path("app/", home.dashboard, name="dashboard"),

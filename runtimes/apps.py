@@ -15,6 +15,7 @@ class RuntimesConfig(AppConfig):
         # version or dataset deleted) takes the schedule, in any process, worker included; and
         # Celery's autodiscovery finds runtimes.tasks only, not this package's task.
         from runtimes.schedules import services, tasks  # noqa: F401
+        from runtimes.sweeps import tasks as sweep_tasks  # noqa: F401
 
         # A hosted run's token is a credential like an API key: accounts keeps the cache and the
         # socket notices, this app says which of its rows a credential check reads. The cache

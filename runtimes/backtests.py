@@ -192,9 +192,8 @@ def listed(sessions: QuerySet[TradingSession], query: ListQuery) -> QuerySet[Tra
 
 
 def hide_sweep_points(sessions: QuerySet[TradingSession]) -> QuerySet[TradingSession]:
-    """Where a parameter sweep's points leave the list (its sweep has a page of its own): once
-    TradingSession has its nullable `sweep` link, `sessions.filter(sweep__isnull=True)`."""
-    return sessions
+    """A parameter sweep's points leave the list: its sweep has a page of its own."""
+    return sessions.filter(sweep__isnull=True)
 
 
 def _sort_expression(key: str) -> Any:

@@ -169,6 +169,9 @@ class TradingSession(models.Model):
         related_name="sessions",
     )
     params = models.JSONField(default=dict, blank=True)
+    # The parameter sweep this backtest is a point of (runtimes/sweeps/); None for the others.
+    sweep = models.ForeignKey("runtimes.Sweep", on_delete=models.CASCADE, null=True, blank=True,
+                              related_name="sessions")
     sandboxed = models.BooleanField(null=True, blank=True)
     output = models.TextField(blank=True)  # stdout + stderr, capped (SANDBOX_MAX_OUTPUT_BYTES)
     output_tail = models.TextField(blank=True)  # the last lines, kept even past the cap
@@ -610,6 +613,8 @@ class Deployment(models.Model):
         return updated == 1
 
 
-# Last: Django registers an app's models from its models module; the schedules' models import
-# strategies and accounts only, never this module, so the order is free of cycles.
-import runtimes.schedules.models  # noqa: E402, F401
+# Last: Django registers an app's models from its models module; the schedules' and sweeps'
+# models import strategies and accounts only (sessions by name), never this module, so the
+# order is free of cycles.
+import runtimes.schedules.models  # noqa: E402
+import runtimes.sweeps.models  # noqa: E402, F401

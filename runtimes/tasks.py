@@ -48,7 +48,23 @@ def run_next_session() -> str | None:
     lease = claim_next_session(now=timezone.now())
     if lease is None:
         return None  # its session was cancelled, or claimed by a worker that freed up first
-    return run_session_host(lease=lease, bus=get_bus())
+    try:
+        return run_session_host(lease=lease, bus=get_bus())
+    finally:
+        _tell_sweep(lease.session_id)
+
+
+def _tell_sweep(session_id: str) -> None:
+    """A sweep's point ended here: the sweep starts its next points in the slot it freed
+    (runtimes/sweeps/services.py); beat's pass repeats it should this fail."""
+    from django.utils import timezone
+
+    from runtimes.sweeps.services import session_ended
+
+    try:
+        session_ended(session_id=session_id, now=timezone.now())
+    except Exception:
+        logger.exception("moving the sweep of session %s on failed", session_id)
 
 
 @shared_task(name="runtimes.run_session")

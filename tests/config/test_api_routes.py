@@ -21,6 +21,7 @@ SAMPLE_KWARGS = {
     "deployment_id": uuid.UUID(int=9),
     "connection_id": uuid.UUID(int=10),
     "invitation_id": uuid.UUID(int=11),
+    "sweep_id": uuid.UUID(int=12),
 }
 
 
