@@ -31,7 +31,7 @@ from django.utils import timezone
 from runtimes.core.platforms import PLATFORMS
 from runtimes.core.provider import Pacing
 from runtimes.hosting.bus import BusUnavailable, get_bus
-from runtimes.models import State, TradingSession
+from runtimes.models import LIVE_STATES, State, TradingSession
 from runtimes.transport.authentication import revoke_session_tokens
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ HOST_PROBE_TIMEOUT_S = 1.0  # a live host answers a session command within a pol
 # Temp folders of a hosted run: the strategy's code (runtimes/hosted.py) and the sandbox's work
 # directory (runtimes/sandbox_host.py), both named after the session.
 LEFTOVER_NAME = re.compile(r"^parity-(?:strategy|sandbox)-([0-9a-f]{8}-[0-9a-f-]{27})-")
+# A leftover of a session another database holds (another platform on this machine: a test
+# run, a second install) is removed only once it is this old: that platform removes its own.
+FOREIGN_LEFTOVER_AGE_S = 24 * 3600
 
 
 REQUEUE = "requeue"  # what the reaper does with a lost session: another worker takes it over
@@ -211,10 +214,12 @@ def host_is_gone(session: TradingSession, *, now: datetime) -> bool:
     return False
 
 
-def remove_sandbox_leftovers(directory: Path | None = None) -> int:
+def remove_sandbox_leftovers(directory: Path | None = None, *, now: float | None = None) -> int:
     """Remove the temp folders of hosted runs (in `directory`, the system's temp directory by
-    default) whose session is no longer live: what a killed worker left behind. Returns how
-    many folders were removed."""
+    default) whose session has ended: what a killed worker left behind. A folder of a session
+    this database does not know belongs to another platform sharing the machine (its own
+    database), so it is left alone until it is FOREIGN_LEFTOVER_AGE_S old. Returns how many
+    folders were removed."""
     directory = directory or Path(tempfile.gettempdir())
     found: dict[str, list[Path]] = {}
     for path in directory.iterdir():
@@ -223,17 +228,21 @@ def remove_sandbox_leftovers(directory: Path | None = None) -> int:
             found.setdefault(match.group(1), []).append(path)
     if not found:
         return 0
-    live = {
-        str(pk)
-        for pk in TradingSession.objects.live()
-        .filter(pk__in=list(found))
-        .values_list("pk", flat=True)
-    }
+    states = dict(TradingSession.objects.filter(pk__in=list(found)).values_list("pk", "state"))
+    ended = {str(pk) for pk, state in states.items() if state not in LIVE_STATES}
+    known = {str(pk) for pk in states}
+    oldest = (time.time() if now is None else now) - FOREIGN_LEFTOVER_AGE_S
     removed = 0
     for session_id, paths in found.items():
-        if session_id in live:
-            continue
         for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
+            if session_id in ended or (session_id not in known and _modified(path) < oldest):
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
     return removed
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile
+        return float("inf")

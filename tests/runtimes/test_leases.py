@@ -4,8 +4,10 @@ host whose lease was taken stops and writes nothing more."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -177,6 +179,22 @@ def test_the_reaper_removes_the_temp_folders_of_ended_sessions_and_keeps_live_on
             "parity-sandbox-slots",
         ]
     )
+
+
+def test_a_leftover_of_a_session_another_database_holds_is_kept_until_a_day_old(tmp_path):
+    # Another platform on this machine (its own database) runs that session: removing its
+    # folders would take a running strategy's code from under it.
+    from runtimes.hosting.leases import FOREIGN_LEFTOVER_AGE_S, remove_sandbox_leftovers
+
+    foreign = tmp_path / f"parity-strategy-{uuid.UUID(int=7)}-a1b2c3"
+    stale = tmp_path / f"parity-sandbox-{uuid.UUID(int=8)}-d4e5f6"
+    foreign.mkdir()
+    stale.mkdir()
+    now = time.time()
+    os.utime(stale, (now - FOREIGN_LEFTOVER_AGE_S - 1, now - FOREIGN_LEFTOVER_AGE_S - 1))
+
+    assert remove_sandbox_leftovers(tmp_path, now=now) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [foreign.name]
 
 
 def test_a_session_the_reaper_moved_on_from_is_not_ended_twice(lost_session):
