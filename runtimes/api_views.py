@@ -393,13 +393,17 @@ BACKTEST_LIST_PARAMETERS = [
                                         for sign in ("", "-")],
                      description="Order (default -created); metrics sort as numbers, runs that "
                                  "did not complete last."),
+    OpenApiParameter("page", int, description=(
+        f"Page, from 1, of {backtests.API_PAGE_SIZE} runs; the response's X-Total-Count header "
+        "counts every run that matches, its Link header (rel=\"next\") gives the next page.")),
 ]
 
 
 class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
-    """GET: the workspace's hosted backtests (at most 100), filtered and sorted as the dashboard's
-    list, each with its headline metrics once completed. POST: run a strategy version on a
-    dataset in the sandbox (400 SANDBOX_UNAVAILABLE when hosted runs are refused here)."""
+    """GET: the workspace's hosted backtests, a page of 100 at a time, filtered and sorted as the
+    dashboard's list, each with its headline metrics once completed. POST: run a strategy
+    version on a dataset in the sandbox (400 SANDBOX_UNAVAILABLE when hosted runs are refused
+    here)."""
 
     scoped_model = TradingSession
     write_check = "can_trade"
@@ -413,11 +417,22 @@ class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
                    responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
         query = backtests.parse_list_query(request.query_params, workspace=self.workspace)
+        page = backtests.parse_page(request.query_params)
+        matching = backtests.listed(self.get_queryset(), query)
+        total = matching.count()
+        size = backtests.API_PAGE_SIZE
         positions = dispatch.queue_positions()
-        return Response([{**services.backtest_json(s, origin=_origin(request), with_output=False,
-                                                   positions=positions),
-                          "metrics": backtests.headline(s)}
-                         for s in backtests.listed(self.get_queryset(), query)[:100]])
+        response = Response([{**services.backtest_json(s, origin=_origin(request),
+                                                       with_output=False, positions=positions),
+                              "metrics": backtests.headline(s)}
+                             for s in matching[(page - 1) * size:page * size]])
+        response["X-Total-Count"] = str(total)
+        if page * size < total:
+            following = request.query_params.copy()
+            following["page"] = str(page + 1)
+            response["Link"] = (f'<{request.build_absolute_uri(request.path)}?'
+                                f'{following.urlencode()}>; rel="next"')
+        return response
 
     @extend_schema(operation_id="backtests_create", responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, workspace_id: Any) -> Response:

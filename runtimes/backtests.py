@@ -135,6 +135,10 @@ class ListQuery:
                 if value is not None and not (name == "sort" and value == DEFAULT_SORT)}
 
 
+API_PAGE_SIZE = 100  # backtests per page of the management API's list
+MAX_PAGE = 10_000
+
+
 def parse_list_query(params: Mapping[str, str], *, workspace: Workspace) -> ListQuery:
     """The list's query from GET parameters `strategy`, `version`, `dataset` (ids of the
     workspace's), `state` and `sort`; empty ones are unset. Raises ApiError INVALID_VALUE (400)
@@ -151,6 +155,16 @@ def parse_list_query(params: Mapping[str, str], *, workspace: Workspace) -> List
         raise _invalid("sort", sort, f"sort is one of {', '.join(SORT_KEYS)}, each with a "
                                      "leading - for the reverse order.")
     return ListQuery(**found, state=state, sort=sort)
+
+
+def parse_page(params: Mapping[str, str]) -> int:
+    """The 1-based page number of `page` (default 1). Raises ApiError INVALID_VALUE (400)
+    {field, provided} unless it is a whole number from 1 to MAX_PAGE."""
+    text = (params.get("page") or "1").strip()
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_PAGE))
+    if not digits or not 1 <= int(text) <= MAX_PAGE:
+        raise _invalid("page", text, f"page is a whole number from 1 to {MAX_PAGE}.")
+    return int(text)
 
 
 def _owned_id(field: str, text: str, model: Any, workspace: Workspace) -> uuid.UUID | None:

@@ -143,6 +143,9 @@ def test_the_list_filters_by_strategy_version_dataset_and_state(
     ({"sort": "--name"}, "sort", "--name"),
     ({"state": "done"}, "state", "done"),
     ({"strategy": "not-a-uuid"}, "strategy", "not-a-uuid"),
+    ({"page": "0"}, "page", "0"),
+    ({"page": "10001"}, "page", "10001"),
+    ({"page": "²"}, "page", "²"),
     ({"version": "00000000-0000-0000-0000-000000000000"}, "version",
      "00000000-0000-0000-0000-000000000000"),
 ])
@@ -156,6 +159,24 @@ def test_a_bad_filter_or_sort_is_the_error_envelope_naming_the_field(
     body = response.json()
     assert body["code"] == "INVALID_VALUE"
     assert body["details"] == {"field": field, "provided": provided}
+
+
+def test_the_list_pages_by_a_hundred_with_the_total_and_a_link_to_the_next_page(
+        api_client, owner, workspace, dataset, versions, base, monkeypatch):
+    monkeypatch.setattr(backtests, "API_PAGE_SIZE", 2)
+    for minute in range(5):
+        hosted_run(workspace, owner, dataset, versions[0], minute=minute, name=f"run {minute}")
+    api_client.force_login(owner)
+
+    first = api_client.get(base, {"sort": "created"})
+    last = api_client.get(base, {"sort": "created", "page": "3"})
+
+    assert [row["name"] for row in first.json()] == ["run 0", "run 1"]
+    assert first["X-Total-Count"] == "5"
+    assert first["Link"] == f'<http://testserver{base}?sort=created&page=2>; rel="next"'
+    assert [row["name"] for row in last.json()] == ["run 4"]
+    assert "Link" not in last
+    assert api_client.get(base, {"page": "4"}).json() == []
 
 
 def test_another_workspaces_strategy_is_a_bad_filter_not_a_way_to_probe(
@@ -278,10 +299,10 @@ def test_the_list_reads_no_equity_orders_or_trades(api_client, owner, runs, base
     with CaptureQueriesContext(connection) as queries:
         api_client.get(base)
 
-    listing = [q["sql"] for q in queries if "runtimes_sessionresult" in q["sql"]]
-    assert len(listing) == 1
-    assert '"runtimes_sessionresult"."metrics"' in listing[0]
-    assert not any(f'"runtimes_sessionresult"."{column}"' in listing[0]
+    results = [q["sql"] for q in queries if "runtimes_sessionresult" in q["sql"]]
+    assert len(results) == 2  # the page's count, then its rows
+    assert '"runtimes_sessionresult"."metrics"' in results[1]
+    assert not any(f'"runtimes_sessionresult"."{column}"' in sql for sql in results
                    for column in ("equity", "orders", "trades"))
 
 
