@@ -1,4 +1,4 @@
-"""The result page's metric cards mark the annualised figures of a short run, and results stored
+"""The result and compare pages mark the annualised figures of a short run, and results stored
 before the short-run rule (no `days` or `short_run` key) still render, unmarked."""
 
 from __future__ import annotations
@@ -60,3 +60,19 @@ def test_pages_of_a_result_stored_before_the_rule_still_render(
 
     assert page.status_code == 200 and "short-run" not in page.content.decode()
     assert compare.status_code == 200 and "short-run" not in compare.content.decode()
+
+
+def test_the_compare_page_marks_the_annualised_figures_of_a_short_run_too(
+        sign_in, owner, workspace, dataset):
+    short = run_in_process(workspace=workspace, by=owner, dataset=dataset)  # 300 minutes
+    old = completed_session(workspace=workspace, by=owner, dataset=dataset)
+    synthetic_result(old, trades=4)
+
+    compare = sign_in(owner, workspace).get(
+        reverse("backtest_compare"), {"ids": [str(short.pk), str(old.pk)]}).content.decode()
+
+    # Of its annualised figures only CAGR is defined on one day of returns: it alone is marked.
+    cagr_row = compare[compare.index("<tr><td>CAGR</td>"):]
+    cagr_row = cagr_row[:cagr_row.index("</tr>")]
+    assert compare.count('<abbr class="short-run"') == 1
+    assert '<abbr class="short-run" title="Annualised from 1 day of returns' in cagr_row
