@@ -17,7 +17,7 @@ from config.errors import ApiError
 from runtimes.core.metrics import downsample
 from runtimes.core.wire import decimal_str
 from runtimes.models import SessionResult, State, TradingSession
-from runtimes.result_pages import METRIC_CARDS, metric_cards
+from runtimes.result_pages import METRIC_CARDS, metric_cards, stored_decimal
 
 MIN_RUNS = 2
 MAX_RUNS = 8
@@ -130,7 +130,7 @@ def metric_rows(sessions: Sequence[TradingSession]) -> list[dict[str, Any]]:
     cards = [metric_cards(session.result.metrics) for session in sessions]
     rows = []
     for index, (label, key, _show, _tone) in enumerate(METRIC_CARDS):
-        numbers = [_number(session.result.metrics.get(key)) for session in sessions]
+        numbers = [stored_decimal(session.result.metrics.get(key)) for session in sessions]
         best = _best(numbers, BETTER.get(key))
         rows.append({"label": label, "cells": [
             {**run_cards[index], "best": best is not None and number == best}
@@ -143,12 +143,3 @@ def _best(numbers: list[Decimal | None], direction: int | None) -> Decimal | Non
     if direction is None or len(set(known)) < 2:
         return None
     return max(known) if direction > 0 else min(known)
-
-
-def _number(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        return None

@@ -101,7 +101,7 @@ def metric_cards(metrics: dict[str, Any]) -> list[dict[str, str]]:
     span = "1 day" if days == 1 else f"{days} days" if isinstance(days, int) else "a few days"
     note = SHORT_RUN_NOTE.format(days=span) if short else ""
     for label, key, show, tone in METRIC_CARDS:
-        number = _decimal(metrics.get(key))
+        number = stored_decimal(metrics.get(key))
         if number is None:
             cards.append({"label": label, "value": "—", "tone": "", "note": ""})
             continue
@@ -115,7 +115,8 @@ def metric_cards(metrics: dict[str, Any]) -> list[dict[str, str]]:
     return cards
 
 
-def _decimal(value: Any) -> Decimal | None:
+def stored_decimal(value: Any) -> Decimal | None:
+    """A number stored as text in a result's JSON, or None when it is missing or not one."""
     if value is None or value == "":
         return None
     try:
@@ -184,7 +185,7 @@ def _round_trips(fills: Sequence[tuple[int, dict[str, Any]]]) -> list[list[int]]
     current: list[int] = []
     position = Decimal(0)
     for i, (_, trade) in enumerate(fills):
-        before, size = position, _decimal(trade.get("quantity")) or Decimal(0)
+        before, size = position, stored_decimal(trade.get("quantity")) or Decimal(0)
         position += size if trade.get("side") == "BUY" else -size
         current.append(i)
         if not position:
@@ -268,8 +269,8 @@ def table_page(rows: Sequence[dict[str, Any]], *, columns: Sequence[Column], que
 
 def _sort_key(column: Column) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
     if column.numeric:
-        return lambda row: (_decimal(row.get(column.key)) is None,
-                            _decimal(row.get(column.key)) or Decimal(0))
+        return lambda row: (stored_decimal(row.get(column.key)) is None,
+                            stored_decimal(row.get(column.key)) or Decimal(0))
     return lambda row: (row.get(column.key) is None, str(row.get(column.key) or ""))
 
 

@@ -81,6 +81,19 @@ def create_backtest_session(
         idle_timeout_s=idle_timeout_s, risk_limits=risk_limits, source=Source.REMOTE)
 
 
+def check_hosted_run(*, workspace: Workspace, version: StrategyVersion, dataset: Dataset) -> None:
+    """Refuse a hosted run this workspace may not start here: ApiError NOT_FOUND (404) for a
+    version or dataset of another workspace, SANDBOX_UNAVAILABLE (400) when bubblewrap cannot
+    run here and SANDBOX_ALLOW_UNSANDBOXED is off (the reason says why)."""
+    if version.strategy.workspace_id != workspace.pk or dataset.workspace_id != workspace.pk:
+        raise ApiError("NOT_FOUND", "No such strategy version or dataset.", status_code=404)
+    support = hosted_runs_support()
+    if not support.available and not settings.SANDBOX_ALLOW_UNSANDBOXED:
+        raise ApiError("SANDBOX_UNAVAILABLE", f"Hosted runs are refused here: {support.reason}; "
+                       "unsandboxed development runs are not allowed.",
+                       details={"reason": support.reason})
+
+
 def create_hosted_backtest(
     *,
     workspace: Workspace,
@@ -105,13 +118,7 @@ def create_hosted_backtest(
     SANDBOX_ALLOW_UNSANDBOXED is off (the reason says why); QUOTA_EXCEEDED (429) as
     `create_backtest_session`.
     """
-    if version.strategy.workspace_id != workspace.pk or dataset.workspace_id != workspace.pk:
-        raise ApiError("NOT_FOUND", "No such strategy version or dataset.", status_code=404)
-    support = hosted_runs_support()
-    if not support.available and not settings.SANDBOX_ALLOW_UNSANDBOXED:
-        raise ApiError("SANDBOX_UNAVAILABLE", f"Hosted runs are refused here: {support.reason}; "
-                       "unsandboxed development runs are not allowed.",
-                       details={"reason": support.reason})
+    check_hosted_run(workspace=workspace, version=version, dataset=dataset)
     return _record_backtest(
         workspace=workspace, created_by=created_by, dataset=dataset, symbols=symbols,
         timeframe=timeframe, start=start, end=end, initial_cash=initial_cash,

@@ -13,7 +13,7 @@ from django.http import QueryDict
 
 from runtimes.core.trade_analysis import ROUND_TRIP_FIELDS
 from runtimes.models import SessionResult, TradingSession
-from runtimes.result_pages import Column
+from runtimes.result_pages import Column, stored_decimal
 
 TRIPS_PER_PAGE = 50
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -135,7 +135,7 @@ def _int(text: str | None) -> int:
 
 
 def _display(trip: dict[str, Any]) -> dict[str, Any]:
-    net = _decimal(trip.get("net_pnl"))
+    net = stored_decimal(trip.get("net_pnl"))
     return {
         **trip,
         "entry_text": _time(trip.get("entry_time")),
@@ -179,7 +179,7 @@ def symbol_rows(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     """The per-symbol table: counts as stored, money and fractions as text."""
     rows = []
     for entry in analysis.get("symbols", []):
-        net = _decimal(entry.get("net_pnl"))
+        net = stored_decimal(entry.get("net_pnl"))
         rows.append({**entry, "win_rate_text": _percent(entry.get("win_rate")),
                      "net_text": _money(entry.get("net_pnl")),
                      "net_tone": "" if not net else "pos" if net > 0 else "neg",
@@ -192,11 +192,11 @@ def monthly_heatmap(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     """`[{year, months: [{text, tone}] * 12, total: {text, tone}}]`; a month's shade is its
     return's size relative to the largest monthly move in the table, in HEAT_LEVELS steps."""
     years = analysis.get("monthly", [])
-    moves = [abs(r) for year in years for r in map(_decimal, year["months"]) if r is not None]
+    moves = [abs(r) for year in years for r in map(stored_decimal, year["months"]) if r is not None]
     largest = max(moves, default=Decimal(0))
     return [{"year": year["year"],
-             "months": [_heat(_decimal(r), largest) for r in year["months"]],
-             "total": _heat(_decimal(year.get("total")), None)} for year in years]
+             "months": [_heat(stored_decimal(r), largest) for r in year["months"]],
+             "total": _heat(stored_decimal(year.get("total")), None)} for year in years]
 
 
 def _heat(value: Decimal | None, largest: Decimal | None) -> dict[str, str]:
@@ -227,7 +227,7 @@ def benchmark_cards(analysis: dict[str, Any]) -> list[dict[str, str]]:
             ("Buy & hold CAGR", "cagr", _percent, short),
             ("Alpha (annualised)", "alpha", _percent, short),
             ("Beta", "beta", _ratio, "")):
-        number = _decimal(benchmark.get(key))
+        number = stored_decimal(benchmark.get(key))
         if number is None and key in {"alpha", "beta"} and isinstance(returns, int) \
                 and returns < 2:
             hint = "needs two daily returns"
@@ -240,22 +240,13 @@ def benchmark_cards(analysis: dict[str, Any]) -> list[dict[str, str]]:
 # -- text ----------------------------------------------------------------------------------------
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
 def _money(value: Any) -> str:
-    number = _decimal(value)
+    number = stored_decimal(value)
     return "—" if number is None else f"{number:,.2f}"
 
 
 def _percent(value: Any) -> str:
-    number = _decimal(value)
+    number = stored_decimal(value)
     return "—" if number is None else f"{number * 100:,.2f}%"
 
 

@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
+from runtimes.core import timeframes
 from runtimes.core.daily import daily_closes, daily_returns
 from runtimes.core.domain import utc_from_epoch
 from runtimes.core.market_data import MarketData
-from runtimes.core.timeframes import timeframe_seconds
+from runtimes.core.metrics import annual_growth, round_ratio
+from runtimes.core.timeframes import Calendar, timeframe_seconds
 
 CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
-RATIO_PLACES = Decimal("0.000001")
-SECONDS_PER_YEAR = Decimal(36525 * 864)  # Julian year, as the strategy's CAGR
-DAYS_PER_YEAR = {"stocks": 252, "crypto": 365}  # trading days a year by calendar
 _ZERO = Decimal(0)
 
 
@@ -45,7 +44,7 @@ def buy_and_hold(
     data: MarketData,
     initial_cash: Decimal,
     strategy_closes: Sequence[tuple[date, Decimal]],
-    calendar: str,
+    calendar: Calendar,
     chart_points: int,
 ) -> Benchmark:
     """The benchmark of a run over `data` that started with `initial_cash`; `strategy_closes`
@@ -56,7 +55,7 @@ def buy_and_hold(
         closes = daily_closes(_tapped(_equity(data, initial_cash), sampler))
         timeline = data.timeline()
         final = closes[-1][1] if closes else initial_cash
-        days_per_year = DAYS_PER_YEAR.get(calendar, 252)
+        days_per_year = int(timeframes.days_per_year(calendar))
         alpha, beta, count = alpha_beta(
             daily_returns(list(strategy_closes), initial_cash),
             daily_returns(closes, initial_cash),
@@ -66,13 +65,13 @@ def buy_and_hold(
         if len(timeline):
             span = timeline[-1] - timeline[0] + timeframe_seconds(data.timeframe)
         return Benchmark(
-            weights={s: _ratio(Decimal(1) / len(data.symbols)) or _ZERO for s in data.symbols},
+            weights={s: round_ratio(Decimal(1) / len(data.symbols)) or _ZERO for s in data.symbols},
             initial_equity=initial_cash,
             final_equity=final,
-            total_return=_ratio(final / initial_cash - 1) if initial_cash > 0 else None,
-            cagr=_ratio(_cagr(initial_cash, final, span)),
-            alpha=_ratio(alpha),
-            beta=_ratio(beta),
+            total_return=round_ratio(final / initial_cash - 1) if initial_cash > 0 else None,
+            cagr=round_ratio(annual_growth(initial_cash, final, span)),
+            alpha=round_ratio(alpha),
+            beta=round_ratio(beta),
             days_per_year=days_per_year,
             daily_returns=count,
             span_seconds=span,
@@ -173,24 +172,3 @@ class StreamingDownsample:
         high = max(range(len(bucket)), key=lambda i: bucket[i][1])
         self.points.extend(bucket[i] for i in sorted({low, high}))
         self._bucket = []
-
-
-def _cagr(start: Decimal, end: Decimal, seconds: int) -> Decimal | None:
-    if start <= 0 or seconds <= 0 or end < 0:
-        return None
-    if end == 0:
-        return Decimal(-1)
-    try:
-        return (end / start) ** (SECONDS_PER_YEAR / seconds) - 1
-    except ArithmeticError:  # a few profitable minutes annualised
-        return None
-
-
-def _ratio(value: Decimal | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return value.quantize(RATIO_PLACES)
-    except ArithmeticError:
-        return None
-

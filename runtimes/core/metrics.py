@@ -136,18 +136,18 @@ def compute_metrics(
             risk_free_rate=risk_free_rate,
             initial_equity=start_value,
             final_equity=final_value,
-            total_return=_ratio(final_value / start_value - 1) if start_value > 0 else None,
-            cagr=_ratio(cagr),
-            annualised_volatility=_ratio(risk[0]),
-            sharpe=_ratio(risk[1]),
-            sortino=_ratio(risk[2]),
-            max_drawdown=_ratio(drawdown.depth) or _ZERO,
+            total_return=round_ratio(final_value / start_value - 1) if start_value > 0 else None,
+            cagr=round_ratio(cagr),
+            annualised_volatility=round_ratio(risk[0]),
+            sharpe=round_ratio(risk[1]),
+            sortino=round_ratio(risk[2]),
+            max_drawdown=round_ratio(drawdown.depth) or _ZERO,
             max_drawdown_peak=drawdown.peak_time,
             max_drawdown_trough=drawdown.trough_time,
             max_drawdown_recovery=drawdown.recovery_time,
             max_drawdown_duration_seconds=drawdown.duration_seconds,
             longest_drawdown_seconds=drawdown.longest_seconds,
-            calmar=_ratio(calmar),
+            calmar=round_ratio(calmar),
             exposure_time=curve.exposure_time(),
             total_fees=total_fees,
             number_of_trades=trades.number_of_trades,
@@ -253,7 +253,7 @@ class _ValueCurve:
     def exposure_time(self) -> Decimal | None:
         """Share of the points (bars) that end with an open position."""
         points = len(self.values) - self._offset
-        return _ratio(Decimal(self._exposed) / points) if points else None
+        return round_ratio(Decimal(self._exposed) / points) if points else None
 
     def __len__(self) -> int:
         return len(self.values)
@@ -293,17 +293,23 @@ def _risk_metrics(
 
 def _cagr(curve: _ValueCurve) -> Decimal | None:
     values = curve.values
-    if len(values) < 2 or values[0] <= 0:
+    if len(values) < 2:
         return None
-    years = Decimal((curve.time_at(-1) - curve.time_at(0)).total_seconds()) / SECONDS_PER_YEAR
-    growth = values[-1] / values[0]
-    if years <= 0 or growth < 0:
+    return annual_growth(values[0], values[-1],
+                         (curve.time_at(-1) - curve.time_at(0)).total_seconds())
+
+
+def annual_growth(start: Decimal, end: Decimal, seconds: float) -> Decimal | None:
+    """CAGR from `start` to `end` over `seconds` of calendar time (Julian years); -1 when `end`
+    is 0; None when undefined (no time, a start at or below zero, a negative end) or too large
+    to represent (minutes of data annualised)."""
+    if start <= 0 or seconds <= 0 or end < 0:
         return None
-    if growth == 0:
+    if end == 0:
         return Decimal(-1)
     try:
-        return growth ** (1 / years) - 1
-    except ArithmeticError:  # minutes of data annualised can exceed any representable number
+        return (end / start) ** (SECONDS_PER_YEAR / Decimal(seconds)) - 1
+    except ArithmeticError:
         return None
 
 
@@ -374,10 +380,10 @@ def _trade_metrics(round_trips: Sequence[RoundTrip]) -> _TradeStats:
     ]
     return _TradeStats(
         number_of_trades=count,
-        win_rate=_ratio(Decimal(len(wins)) / count) if count else None,
-        profit_factor=_ratio(sum(wins, _ZERO) / -sum(losses, _ZERO)) if losses else None,
+        win_rate=round_ratio(Decimal(len(wins)) / count) if count else None,
+        profit_factor=round_ratio(sum(wins, _ZERO) / -sum(losses, _ZERO)) if losses else None,
         expectancy=_money(sum(pnls, _ZERO) / count) if count else None,
-        average_trade_return=_ratio(_mean(trade_returns)),
+        average_trade_return=round_ratio(_mean(trade_returns)),
         average_win=_money(_mean(wins)),
         average_loss=_money(_mean(losses)),
         best_trade=max(pnls) if pnls else None,
@@ -389,7 +395,7 @@ def _mean(values: Sequence[Decimal]) -> Decimal | None:
     return sum(values, _ZERO) / len(values) if values else None
 
 
-def _ratio(value: Decimal | None) -> Decimal | None:
+def round_ratio(value: Decimal | None) -> Decimal | None:
     """Rounded to RATIO_PLACES; None when too large to show at that precision (a CAGR of a
     few profitable minutes annualised), which is as undefined as a division by zero."""
     if value is None:

@@ -18,6 +18,7 @@ from runtimes.core.domain import Fill, Order, OrderType
 from runtimes.core.engine_result import round_trips_with_open
 from runtimes.core.market_data import MarketData
 from runtimes.core.metrics import EquityPoint, RoundTrip
+from runtimes.core.timeframes import Calendar
 
 RATIO_PLACES = Decimal("0.000001")  # returns and fractions
 MONEY_PLACES = Decimal("0.00000001")  # P&L, fees, excursions
@@ -129,7 +130,7 @@ def analyse_backtest(
     equity_curve: Iterable[EquityPoint],
     data: MarketData,
     initial_cash: Decimal,
-    calendar: str,
+    calendar: Calendar,
     chart_points: int = 2000,
 ) -> TradeAnalysis:
     """Round trips (closed, then those open at the end), per-symbol results, monthly returns of

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
 
@@ -19,7 +18,7 @@ from config.errors import ApiError
 from runtimes.core.wire import decimal_str
 from runtimes.hosting import quotas
 from runtimes.models import LIVE_STATES, TERMINAL_STATES, Source, State, TradingSession
-from runtimes.services import cancel_session, create_hosted_backtest, hosted_runs_support
+from runtimes.services import cancel_session, check_hosted_run, create_hosted_backtest
 from runtimes.sweeps.models import Phase, Sweep, SweepPoint, SweepState
 from runtimes.sweeps.results import METRICS, rank_key
 from runtimes.sweeps.space import GRID, Space, SpaceError, parse_space
@@ -52,13 +51,7 @@ def create_sweep(
     Raises ApiError NOT_FOUND (404) for a version or dataset of another workspace;
     VALIDATION_ERROR (400) {field: [message]} for a bad metric, split, symbols or range;
     SANDBOX_UNAVAILABLE (400) as `create_hosted_backtest`."""
-    if version.strategy.workspace_id != workspace.pk or dataset.workspace_id != workspace.pk:
-        raise ApiError("NOT_FOUND", "No such strategy version or dataset.", status_code=404)
-    support = hosted_runs_support()
-    if not support.available and not settings.SANDBOX_ALLOW_UNSANDBOXED:
-        raise ApiError("SANDBOX_UNAVAILABLE", f"Hosted runs are refused here: {support.reason}; "
-                       "unsandboxed development runs are not allowed.",
-                       details={"reason": support.reason})
+    check_hosted_run(workspace=workspace, version=version, dataset=dataset)
     if metric not in METRICS:
         raise invalid("metric", f"Unknown metric; one of {', '.join(METRICS)}.")
     chosen = _symbols(dataset, symbols)
