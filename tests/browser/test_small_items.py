@@ -278,3 +278,21 @@ def test_the_result_charts_show_the_whole_run_at_any_width_and_cluster_fill_mark
     shoot_charts(page, request, "price-zoomed-in")
     assert datetime.fromtimestamp(page.evaluate(VISIBLE_TIMES, "#price-chart")["to"], UTC) < (
         START + timedelta(minutes=60))
+
+
+# -- the top bar ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900},
+                                      {"width": 1200, "height": 900},
+                                      {"width": 390, "height": 844}])
+def test_the_top_bar_fits_the_window_with_every_section_and_a_long_email(page, viewport):
+    owner_of_a_workspace("katherine.johnson.longname@example.com")
+    page.set_viewport_size(viewport)
+    log_in(page, "katherine.johnson.longname@example.com")
+
+    overflow = page.evaluate("document.documentElement.scrollWidth - "
+                             "document.documentElement.clientWidth")
+    menu = page.locator(".topbar .menu summary").bounding_box()
+
+    assert overflow == 0
+    assert menu is not None and menu["x"] + menu["width"] <= viewport["width"]
