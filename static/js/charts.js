@@ -2,14 +2,7 @@
 // with json_script (no extra request). Prices and equity arrive as decimal strings.
 (function () {
   const LC = window.LightweightCharts;
-  const theme = {
-    layout: { background: { color: "#ffffff" }, textColor: "#667085", fontSize: 12,
-      attributionLogo: false },
-    grid: { vertLines: { color: "#f1f3f7" }, horzLines: { color: "#f1f3f7" } },
-    rightPriceScale: { borderColor: "#e3e6ee" },
-    timeScale: { borderColor: "#e3e6ee", timeVisible: true, secondsVisible: false },
-    autoSize: true,
-  };
+  const theme = window.ParityChartTheme; // static/js/chart_theme.js
   const readJson = (id) => JSON.parse(document.getElementById(id).textContent);
 
   function candlesOf(columns) {

@@ -27,14 +27,7 @@
   const equityPoints = [], candlePoints = [];
 
   const LC = window.LightweightCharts;
-  const theme = {
-    layout: { background: { color: "#ffffff" }, textColor: "#667085", fontSize: 12,
-      attributionLogo: false },
-    grid: { vertLines: { color: "#f1f3f7" }, horzLines: { color: "#f1f3f7" } },
-    rightPriceScale: { borderColor: "#e3e6ee" },
-    timeScale: { borderColor: "#e3e6ee", timeVisible: true, secondsVisible: false },
-    autoSize: true,
-  };
+  const theme = window.ParityChartTheme; // static/js/chart_theme.js
   const chartIn = (name) => root.querySelector(`[data-live-chart="${name}"]`);
   let equitySeries = null, priceSeries = null;
   if (LC && chartIn("equity") && chartIn("price")) {
