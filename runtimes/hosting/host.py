@@ -753,23 +753,34 @@ class SessionHost:
                 trades=[fill_json(f) for f in provider.fills()])
             return
         engine: Any = provider  # a completed backtest's provider is its BacktestEngine
-        result = engine.result()
-        try:
-            analysis: TradeAnalysis | None = analyse_result(
-                result, data=engine.market_data, initial_cash=engine.config.initial_cash)
-        except Exception:  # a report's bug must not lose the run: its page says it has none
-            logger.exception("trade analysis of session %s failed", self.session.pk)
-            analysis = None
-        row = SessionResult.objects.create(
-            session=self.session, **final,
-            orders=[order_json(o) for o in result.orders],
-            trades=[fill_json(f) for f in result.fills],
-            metrics=_jsonable(result.metrics.as_dict()),
-            analysis=analysis.summary() if analysis is not None else {},
-        )
-        write_json_text(row, "equity", equity_text(result.equity_curve))
-        if analysis is not None:
-            write_json_text(row, "round_trips", json.dumps(analysis.rows(), separators=(",", ":")))
+        store_completed_result(self.session, engine.result(), data=engine.market_data,
+                               initial_cash=engine.config.initial_cash, **final)
+
+
+def store_completed_result(session: TradingSession, result: BacktestResult, *,
+                           data: MarketData, initial_cash: Decimal,
+                           **final: Any) -> SessionResult:
+    """The result row of a completed backtest: orders, fills, metrics, the equity curve and the
+    trade analysis (`final`: the account, positions and session info the row also keeps). An
+    analysis that fails is logged and left out: a report's bug must not lose the run, whose
+    page then says it has none."""
+    try:
+        analysis: TradeAnalysis | None = analyse_result(result, data=data,
+                                                        initial_cash=initial_cash)
+    except Exception:
+        logger.exception("trade analysis of session %s failed", session.pk)
+        analysis = None
+    row = SessionResult.objects.create(
+        session=session, **final,
+        orders=[order_json(o) for o in result.orders],
+        trades=[fill_json(f) for f in result.fills],
+        metrics=_jsonable(result.metrics.as_dict()),
+        analysis=analysis.summary() if analysis is not None else {},
+    )
+    write_json_text(row, "equity", equity_text(result.equity_curve))
+    if analysis is not None:
+        write_json_text(row, "round_trips", json.dumps(analysis.rows(), separators=(",", ":")))
+    return row
 
 
 def analyse_result(result: BacktestResult, *, data: MarketData, initial_cash: Decimal

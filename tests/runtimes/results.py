@@ -10,8 +10,7 @@ from decimal import Decimal
 from runtimes.core.datasets import load_market_data
 from runtimes.core.domain import OrderRequest, Side
 from runtimes.core.engine import BacktestConfig, run_backtest
-from runtimes.core.wire import fill_json, order_json
-from runtimes.hosting.host import analyse_result
+from runtimes.hosting.host import store_completed_result
 from runtimes.models import SessionResult, State, TradingSession
 
 START = datetime(2021, 4, 1, tzinfo=UTC)
@@ -40,17 +39,10 @@ def run_in_process(*, workspace, by, dataset, every: int = 10) -> TradingSession
     result = run_backtest(market, on_batch=trade)
     session = completed_session(workspace=workspace, by=by, dataset=dataset,
                                 batches=len(result.equity_curve))
-    analysis = analyse_result(result, data=market, initial_cash=BacktestConfig().initial_cash)
-    SessionResult.objects.create(
-        session=session,
-        orders=[order_json(o) for o in result.orders],
-        trades=[fill_json(f) for f in result.fills],
-        equity=[[p.timestamp.isoformat(), str(p.equity)] for p in result.equity_curve],
-        metrics={k: v if v is None or isinstance(v, int | str) else str(v)
-                 for k, v in result.metrics.as_dict().items()},
-        round_trips=analysis.rows(), analysis=analysis.summary(),
-    )
-    return session
+    store_completed_result(session, result, data=market,
+                           initial_cash=BacktestConfig().initial_cash)
+    # read again: the row cached on `session` predates the equity and trips written as text
+    return TradingSession.objects.get(pk=session.pk)
 
 
 def synthetic_result(session: TradingSession, *, trades: int) -> SessionResult:
