@@ -200,7 +200,9 @@ def listed(sessions: QuerySet[TradingSession], query: ListQuery) -> QuerySet[Tra
     key = SORT_KEYS[query.sort.removeprefix("-")]
     order = _sort_expression(key)
     descending = query.sort.startswith("-")
-    return sessions.annotate(result_metrics=F("result__metrics")).order_by(
+    # A run's captured output can be a megabyte: no list shows it (the failure's sentence reads
+    # the short tail).
+    return sessions.defer("output").annotate(result_metrics=F("result__metrics")).order_by(
         order.desc(nulls_last=True) if descending else order.asc(nulls_last=True),
         "-created_at", "pk")
 

@@ -219,3 +219,24 @@ def test_the_form_refuses_another_workspaces_run_as_its_source(
     url = reverse("backtest_new", args=[theirs.pk])
     assert client.get(url, {"from": str(run.pk)}).status_code == 404
     assert client.get(url, {"from": "nonsense"}).status_code == 404
+
+
+def test_the_list_says_why_a_run_failed_in_its_sentence_without_reading_its_output(
+        sign_in, owner, workspace, dataset, version):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    TradingSession.objects.create(
+        workspace=workspace, created_by=owner, dataset=dataset, symbols=["BTCUSDT"],
+        timeframe="1m", source=Source.HOSTED, strategy_version=version, state=State.FAILED,
+        failure_reason="strategy: raised ZeroDivisionError: division by zero at main.py line 9, "
+                       "in on_candle", output="x" * 100_000, output_tail="Traceback ...")
+    client = sign_in(owner, workspace)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("backtest_list")).content.decode()
+
+    assert ("Your strategy raised ZeroDivisionError: division by zero at main.py line 9, in "
+            "on_candle.") in page
+    listing = [q["sql"] for q in queries if 'FROM "runtimes_tradingsession"' in q["sql"]]
+    assert listing and not any('"runtimes_tradingsession"."output",' in sql for sql in listing)
