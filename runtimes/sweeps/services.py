@@ -50,8 +50,10 @@ def create_sweep(
 
     Raises ApiError NOT_FOUND (404) for a version or dataset of another workspace;
     VALIDATION_ERROR (400) {field: [message]} for a bad metric, split, symbols or range;
-    SANDBOX_UNAVAILABLE (400) as `create_hosted_backtest`."""
+    SANDBOX_UNAVAILABLE (400) as `create_hosted_backtest`; QUOTA_EXCEEDED (429) when the
+    workspace may run no hosted backtest at all (its points would wait for ever)."""
     check_hosted_run(workspace=workspace, version=version, dataset=dataset)
+    _check_some_quota(workspace)
     if metric not in METRICS:
         raise invalid("metric", f"Unknown metric; one of {', '.join(METRICS)}.")
     chosen = _symbols(dataset, symbols)
@@ -189,6 +191,18 @@ def _release_points(sweep: Sweep) -> int:
         point.save(update_fields=["session"])
         started += 1
     return started
+
+
+def _check_some_quota(workspace: Workspace) -> None:
+    kind = quotas.HOSTED_BACKTEST
+    if quotas.quota_limit(workspace=workspace, kind=kind) > 0:
+        return
+    raise ApiError(
+        "QUOTA_EXCEEDED",
+        f"This workspace may run no {kind.label} at all (its limit is 0), so no point of a sweep "
+        f"could start. To raise the limit, ask an administrator to set '{kind.field}' in "
+        f"Workspace quotas (Django admin) or the default {kind.setting}.",
+        status_code=429, details={"kind": kind.name, "limit": 0, "running": 0})
 
 
 def _free_slots(workspace: Workspace) -> int:

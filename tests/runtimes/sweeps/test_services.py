@@ -71,13 +71,27 @@ def test_points_beyond_the_quota_wait_and_start_as_points_end(sweep_of, workspac
 
 
 def test_a_quota_taken_by_other_backtests_leaves_every_point_waiting_without_failing(
-        sweep_of, workspace):
-    quota(workspace, 0)
+        sweep_of, owner, workspace, daily_dataset):
+    quota(workspace, 1)
+    TradingSession.objects.create(  # another hosted backtest holds the one slot
+        workspace=workspace, created_by=owner, dataset=daily_dataset, symbols=["SPY"],
+        timeframe="1d", source=Source.HOSTED, state=State.QUEUED)
 
     sweep = sweep_of()
 
     assert (sweep.state, sessions_of(sweep)) == (SweepState.RUNNING, [])
     assert results.progress(results.point_rows(sweep))["pending"] == 4
+
+
+def test_a_workspace_that_may_run_no_hosted_backtest_is_refused_a_sweep(sweep_of, workspace):
+    quota(workspace, 0)
+
+    with pytest.raises(ApiError) as refused:
+        sweep_of()
+
+    assert (refused.value.error_code, refused.value.status_code) == ("QUOTA_EXCEEDED", 429)
+    assert refused.value.details == {"kind": "hosted_backtest", "limit": 0, "running": 0}
+    assert Sweep.objects.count() == 0
 
 
 def test_the_sweep_completes_once_every_point_ended_failed_ones_counted(sweep_of):
