@@ -299,6 +299,10 @@ class RiskGuard:
         cap = limits.max_position_quantity
         if cap is not None and not reduce_only:
             worst = _worst_position(engine, symbol, growth * side.sign)
+            if worst.is_infinite():
+                raise RiskBlocked("MAX_POSITION_QUANTITY", f"MAX_POSITION_QUANTITY: the {symbol} "
+                                  "position cannot be bounded: a working order sized at fill "
+                                  "has no price yet", limit=decimal_str(cap), value=None)
             if worst > cap:
                 raise RiskBlocked("MAX_POSITION_QUANTITY", f"MAX_POSITION_QUANTITY: the "
                                   f"{symbol} position could reach {decimal_str(worst)} with "
@@ -395,6 +399,18 @@ def equity_at(engine: Venue, moment: datetime) -> Decimal:
     return cash
 
 
+def _expected_quantity(engine: Venue, order: Order) -> Decimal:
+    """What a working order sized at fill (its quantity still unknown) would buy at its
+    expected price now. With no price yet it is unbounded: the position limit fails closed, as
+    it does for a new sized order."""
+    price = reference_price(order.order_type, order.limit_price, order.stop_price,
+                            last_price(engine, order.symbol))
+    if not price:
+        return Decimal("Infinity")
+    equity = engine.account().equity if order.equity_fraction is not None else ZERO
+    return sizing_amount(order, equity) / price
+
+
 def _notional(
     order_type: Any, limit_price: Decimal | None, stop_price: Decimal | None,
     last: Decimal | None, quantity: Decimal,
@@ -410,10 +426,12 @@ def _worst_position(engine: Venue, symbol: str, extra: Decimal) -> Decimal:
     buys = sells = ZERO
     for order in engine.orders(open_only=True, symbol=symbol):
         if not order.reduce_only:
+            pending = (_expected_quantity(engine, order) if order.awaits_sizing
+                       else order.remaining_quantity)
             if order.side is Side.BUY:
-                buys += order.remaining_quantity
+                buys += pending
             else:
-                sells += order.remaining_quantity
+                sells += pending
     longest = held + buys + max(extra, ZERO)
     shortest = held - sells + min(extra, ZERO)
     return max(longest, -shortest, ZERO)

@@ -121,6 +121,21 @@ def test_the_position_limit_counts_the_position_and_the_working_orders(setup):
     assert submit(engine, guard, order("2", side="sell"))[0] == 201  # reduces
 
 
+def test_the_position_limit_counts_a_working_order_sized_at_fill_by_what_it_would_buy(setup):
+    # A sized order has no quantity until it fills; counted as 0 it would let orders pile up
+    # past the limit. At the last close of 100, notional 300 buys 3 and 2% of 100,000 buys 20.
+    engine, guard, _ = setup(max_position_quantity=D(5))
+    sized = {"symbol": "BTCUSDT", "side": "buy", "order_type": "limit", "limit_price": "100"}
+    assert submit(engine, guard, {**sized, "notional": "300"})[0] == 201
+    body = rejected(submit(engine, guard, order("3")))
+    assert body["details"] == {"reject_code": "MAX_POSITION_QUANTITY", "limit": "5",
+                               "value": "6"}
+    assert submit(engine, guard, order("2"))[0] == 201  # 3 expected + 2 = 5
+    engine, guard, _ = setup(max_position_quantity=D(25))
+    assert submit(engine, guard, {**sized, "equity_fraction": "0.02"})[0] == 201
+    assert rejected(submit(engine, guard, order("6")))["details"]["value"] == "26"
+
+
 def test_the_open_orders_limit_counts_every_open_order(setup):
     engine, guard, _ = setup(max_open_orders=2)
     for price in ("90", "91"):
