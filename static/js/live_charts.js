@@ -1,5 +1,7 @@
 // The live view's charts and progress (templates/runtimes/backtest_live.html): an equity chart
-// and a price chart that grow as the backtest streams, the progress in percent and an ETA.
+// and a price chart that grow as the backtest streams, the progress in percent and an ETA. The
+// price chart shows one symbol: the run's only one, or the one picked (the page keeps the
+// candles of up to MAX_PRICE_SYMBOLS symbols, so a pick shows its history at once).
 // Fed by static/js/live.js, which re-dispatches every socket message on #live as "live:message".
 // Equity is marked at each close as the engine marks it: the account's balance (cash plus the
 // cost of what is held) plus each position's unrealised P&L at the last close.
@@ -8,6 +10,7 @@
 (function () {
   "use strict";
   const MAX_POINTS = 2000;
+  const MAX_PRICE_SYMBOLS = 20; // symbols whose candles the page keeps (the picker offers them)
   const ETA_WINDOW_MS = 15000; // the rate of simulated over wall time is measured over this
   const SAMPLE_EVERY_MS = 200;
   const root = document.getElementById("live");
@@ -23,8 +26,16 @@
   let balance = root.dataset.initialCash ? Number(root.dataset.initialCash) : null;
   const positions = new Map(); // symbol -> {sign, quantity, entry}
   const closes = new Map(); // symbol -> last close
-  let priceSymbol = null;
-  const equityPoints = [], candlePoints = [];
+  const picker = root.querySelector("[data-live-price-pick]");
+  let priceSymbol = picker ? picker.value : null;
+  const equityPoints = [];
+  const candlesBySymbol = new Map(); // symbol -> its candles so far (thinned like the rest)
+  const candlesOf = (symbol) => {
+    if (!candlesBySymbol.has(symbol) && candlesBySymbol.size < MAX_PRICE_SYMBOLS) {
+      candlesBySymbol.set(symbol, []);
+    }
+    return candlesBySymbol.get(symbol);
+  };
 
   const LC = window.LightweightCharts;
   const theme = window.ParityChartTheme; // static/js/chart_theme.js
@@ -40,6 +51,7 @@
       upColor: "#2b8a3e", downColor: "#c92a2a", borderVisible: false,
       wickUpColor: "#2b8a3e", wickDownColor: "#c92a2a",
     });
+    chartIn("price").parityChart = { series: priceSeries };  // read back by the browser tests
   }
 
   const thinLine = (points) => points.filter((_, i) => i % 2 === 1 || i === points.length - 1);
@@ -86,16 +98,28 @@
       if (note) note.textContent = priceSymbol;
     }
     const time = seconds(bar.timestamp);
-    if (bar.symbol === priceSymbol) {
-      grow(candlePoints, priceSeries, { time, open: Number(bar.open), high: Number(bar.high),
-        low: Number(bar.low), close: Number(bar.close) }, thinCandles);
+    const candles = candlesOf(bar.symbol);
+    if (candles) {
+      grow(candles, bar.symbol === priceSymbol ? priceSeries : null, { time,
+        open: Number(bar.open), high: Number(bar.high), low: Number(bar.low),
+        close: Number(bar.close) }, thinCandles);
     }
     const equity = equityAtClose();
     if (equity !== null) grow(equityPoints, equitySeries, { time, value: equity }, thinLine);
     root.dataset.equityPoints = equityPoints.length;
-    root.dataset.pricePoints = candlePoints.length;
+    root.dataset.pricePoints = (candlesOf(priceSymbol) || []).length;
     simulated(Date.parse(frame.timestamp || bar.timestamp));
   };
+
+  // Another symbol picked: its candles so far, then it grows as the others do.
+  if (picker) {
+    picker.addEventListener("change", () => {
+      priceSymbol = picker.value;
+      const candles = candlesOf(priceSymbol) || [];
+      if (priceSeries) priceSeries.setData(candles);
+      root.dataset.pricePoints = candles.length;
+    });
+  }
 
   const trackPosition = (p) => {
     const quantity = Number(p.quantity);

@@ -129,8 +129,8 @@ def test_the_live_page_draws_growing_charts_with_progress_and_eta_then_links_the
     expect(page.locator("[data-live-chart=equity] canvas").first).to_be_visible()
     expect(page.locator("[data-live-chart=price] canvas").first).to_be_visible()
     screenshot("running")
-    page.wait_for_timeout(500)
-    assert int(live.get_attribute("data-equity-points")) > drawn  # still growing
+    page.wait_for_function(  # still growing
+        f"Number(document.getElementById('live').dataset.equityPoints) > {drawn}")
 
     strategy.join(60)
     assert not strategy.is_alive() and not errors, errors
@@ -180,3 +180,38 @@ def test_the_live_charts_keep_at_most_2000_points_of_a_long_run(
     # (The page may not see every frame of a fast run: an observer never slows the session.)
     assert seen > 2100, seen
     assert all(1000 < count <= 2000 for count in kept), kept
+
+
+def test_the_live_price_chart_of_a_run_over_two_symbols_shows_the_one_picked(
+        page, tmp_path, daphne_url):
+    owner, workspace = signed_in(page, "noor@example.com")
+    dataset = register_dataset(workspace=workspace, name="BTC & ETH 1m", files={
+        symbol: head_of(f"crypto-1m/{symbol}.csv", 10, tmp_path / f"{symbol}.csv")
+        for symbol in ("BTCUSDT", "ETHUSDT")})
+    session = create_backtest_session(
+        workspace=workspace, created_by=owner, dataset=dataset, symbols=None, timeframe=None,
+        start=None, end=None, initial_cash=Decimal(100_000), commission={},
+        slippage_bps=Decimal(0), connect_timeout_s=30, idle_timeout_s=30)
+    page.goto(f"/app/backtests/{session.pk}/live/")
+    picker = page.locator("[data-live-price-pick]")
+    expect(picker.locator("option")).to_have_text(["BTCUSDT", "ETHUSDT"])
+
+    # Candles as the socket delivers them (static/js/live.js re-dispatches each message so).
+    page.evaluate("""() => {
+      const live = document.getElementById("live");
+      for (let minute = 0; minute < 5; minute++) {
+        for (const [symbol, close] of [["BTCUSDT", 100 + minute], ["ETHUSDT", 10 + minute]]) {
+          const timestamp = new Date(Date.UTC(2021, 3, 2, 0, minute)).toISOString();
+          live.dispatchEvent(new CustomEvent("live:message", { detail: { type: "candle",
+            timestamp, bar: { symbol, timestamp, open: close, high: close, low: close,
+                              close } } }));
+        }
+      }
+    }""")
+    last_close = ("() => document.querySelector('[data-live-chart=price]')"
+                  ".parityChart.series.data().at(-1).close")
+
+    assert page.evaluate(last_close) == 104
+    picker.select_option("ETHUSDT")
+    assert page.evaluate(last_close) == 14
+    assert page.locator("#live").get_attribute("data-price-points") == "5"
