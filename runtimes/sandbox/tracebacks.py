@@ -14,6 +14,10 @@ MAX_LINES = 400  # of the output's end: a traceback deeper than this is cut at i
 MAX_MESSAGE = 160  # characters of the exception's message kept in the sentence
 
 _HEADER = "Traceback (most recent call last):"
+# An asyncio.TaskGroup's failure prints an exception group: each sub-exception's traceback is
+# drawn in a margin of "|" (and "+-" rules), one margin a line however deep the nesting.
+_GROUP_HEADER = "Exception Group Traceback (most recent call last):"
+_GROUP_MARGIN = re.compile(r"^\s*[|+] ?")
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>\S+)')
 # "ZeroDivisionError: division by zero", "mypkg.errors.Bad", "KeyError: 'x'"
 _EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*)(?::\s?(?P<message>.*))?$")
@@ -39,8 +43,11 @@ class StrategyException:
 def strategy_exception(output_tail: str, *, code_root: str) -> StrategyException | None:
     """The last traceback in `output_tail` whose frames reach a file under `code_root` (the
     folder the strategy's code runs from), or None: no traceback, or none through the user's
-    code (an exception of the platform's shim or of Python's start-up, say)."""
+    code (an exception of the platform's shim or of Python's start-up, say). Of an exception
+    group (a TaskGroup's), the last sub-exception's."""
     lines = output_tail.splitlines()[-MAX_LINES:]
+    if any(_GROUP_HEADER in line for line in lines):  # the last sub-exception's is the last
+        lines = [_GROUP_MARGIN.sub("", line, count=1) for line in lines]
     starts = [i for i, line in enumerate(lines) if line.strip() == _HEADER]
     if not starts:
         return None

@@ -61,6 +61,22 @@ try:
 except KeyError as error:
     raise RuntimeError("no price for BTCUSDT") from error
 """
+TASK_GROUP_FAILS = """\
+import asyncio
+
+async def fine():
+    await asyncio.sleep(0)
+
+async def on_candle(close):
+    return close / 0
+
+async def main():
+    async with asyncio.TaskGroup() as group:
+        group.create_task(fine())
+        group.create_task(on_candle(3))
+
+asyncio.run(main())
+"""
 
 
 @pytest.fixture
@@ -109,6 +125,15 @@ def test_a_chained_exception_names_the_last_one_raised(code_dir):
 
     assert result.reason == (
         "raised RuntimeError: no price for BTCUSDT at main.py line 7, in <module>")
+
+
+@needs_bubblewrap
+def test_an_exception_group_of_a_task_group_names_its_sub_exception(code_dir):
+    result = run(code_dir, {"main.py": TASK_GROUP_FAILS})
+
+    assert "Exception Group Traceback" in result.output_tail
+    assert result.reason == (
+        "raised ZeroDivisionError: division by zero at main.py line 7, in on_candle")
 
 
 @needs_bubblewrap
