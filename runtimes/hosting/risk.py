@@ -148,6 +148,9 @@ class RiskGuard:
     ) -> None:
         """Raise RiskBlocked when the modification of open `order` grows it past a limit. A
         modify that shrinks or keeps size and notional is never blocked (it reduces risk)."""
+        if order.awaits_sizing:
+            self._check_modify_sized(engine, order, changes, body=body)
+            return
         quantity = changes.get("quantity") or order.quantity
         last = last_price(engine, order.symbol)
         before = _notional(order.order_type, order.limit_price, order.stop_price, last,
@@ -161,6 +164,27 @@ class RiskGuard:
             self._check_kill_and_loss(engine)
             self._check_size(engine, order.symbol, order.side, quantity, after,
                              growth=quantity - order.quantity, reduce_only=order.reduce_only)
+        except RiskBlocked as blocked:
+            self._record_block(engine, "modify_order", {"order_id": order.id, **body}, blocked)
+            raise
+
+    def _check_modify_sized(
+        self, engine: Venue, order: Order, changes: dict[str, Decimal], *, body: Any
+    ) -> None:
+        """A new limit or stop of an order sized at fill changes what its amount buys: a lower
+        price buys more, checked as a growth by the quantity limits."""
+        limit = changes.get("limit_price") or order.limit_price
+        stop = changes.get("stop_price") or order.stop_price
+        before = _expected_quantity(engine, order)
+        after = _expected_quantity(engine, order, limit_price=limit, stop_price=stop)
+        if after <= before:
+            return
+        equity = engine.account().equity if order.equity_fraction is not None else ZERO
+        try:
+            self._check_kill_and_loss(engine)
+            self._check_size(engine, order.symbol, order.side, after,
+                             sizing_amount(order, equity), growth=after - before,
+                             reduce_only=order.reduce_only)
         except RiskBlocked as blocked:
             self._record_block(engine, "modify_order", {"order_id": order.id, **body}, blocked)
             raise
@@ -399,12 +423,13 @@ def equity_at(engine: Venue, moment: datetime) -> Decimal:
     return cash
 
 
-def _expected_quantity(engine: Venue, order: Order) -> Decimal:
+def _expected_quantity(engine: Venue, order: Order, *, limit_price: Decimal | None = None,
+                       stop_price: Decimal | None = None) -> Decimal:
     """What a working order sized at fill (its quantity still unknown) would buy at its
-    expected price now. With no price yet it is unbounded: the position limit fails closed, as
-    it does for a new sized order."""
-    price = reference_price(order.order_type, order.limit_price, order.stop_price,
-                            last_price(engine, order.symbol))
+    expected price now (or at a new `limit_price` / `stop_price`). With no price yet it is
+    unbounded: the limits fail closed, as they do for a new sized order."""
+    price = reference_price(order.order_type, limit_price or order.limit_price,
+                            stop_price or order.stop_price, last_price(engine, order.symbol))
     if not price:
         return Decimal("Infinity")
     equity = engine.account().equity if order.equity_fraction is not None else ZERO

@@ -136,6 +136,20 @@ def test_the_position_limit_counts_a_working_order_sized_at_fill_by_what_it_woul
     assert rejected(submit(engine, guard, order("6")))["details"]["value"] == "26"
 
 
+def test_lowering_the_limit_of_an_order_sized_at_fill_is_checked_by_what_it_then_buys(setup):
+    engine, guard, _ = setup(max_position_quantity=D(15))
+    status, placed = submit(engine, guard, {"symbol": "BTCUSDT", "side": "buy",
+                                            "order_type": "limit", "limit_price": "100",
+                                            "notional": "1000"})  # buys 10 at 100
+    assert status == 201
+
+    body = rejected(modify(engine, guard, placed["id"], limit_price="10"))  # would buy 100
+
+    assert body["details"] == {"reject_code": "MAX_POSITION_QUANTITY", "limit": "15",
+                               "value": "100"}
+    assert modify(engine, guard, placed["id"], limit_price="80")[0] == 200  # buys 12.5
+
+
 def test_the_open_orders_limit_counts_every_open_order(setup):
     engine, guard, _ = setup(max_open_orders=2)
     for price in ("90", "91"):
