@@ -471,9 +471,11 @@ class BacktestDetail(WorkspaceScopedMixin, generics.GenericAPIView):
     serializer_class = BacktestRenameSerializer
 
     def _backtest(self, session_id: Any) -> TradingSession:
+        # Not through the list's query: a sweep's points, kept out of the list, are backtests
+        # to read, rename and delete by id like any other.
         return get_object_or_404(
-            backtests.listed(self.get_queryset().filter(source=Source.HOSTED)
-                             .select_related("strategy_version"), backtests.ListQuery()),
+            backtests.with_headline(self.get_queryset().filter(source=Source.HOSTED)
+                                    .select_related("strategy_version")),
             pk=session_id)
 
     def _body(self, request: Request, session: TradingSession) -> dict[str, Any]:

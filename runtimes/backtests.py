@@ -202,9 +202,15 @@ def listed(sessions: QuerySet[TradingSession], query: ListQuery) -> QuerySet[Tra
     descending = query.sort.startswith("-")
     # A run's captured output can be a megabyte: no list shows it (the failure's sentence reads
     # the short tail).
-    return sessions.defer("output").annotate(result_metrics=F("result__metrics")).order_by(
+    return with_headline(sessions.defer("output")).order_by(
         order.desc(nulls_last=True) if descending else order.asc(nulls_last=True),
         "-created_at", "pk")
+
+
+def with_headline(sessions: QuerySet[TradingSession]) -> QuerySet[TradingSession]:
+    """`sessions`, each annotated with `result_metrics` (its result's metrics, None until it
+    has one) for `headline`, without reading the result's other columns."""
+    return sessions.annotate(result_metrics=F("result__metrics"))
 
 
 def hide_sweep_points(sessions: QuerySet[TradingSession]) -> QuerySet[TradingSession]:
