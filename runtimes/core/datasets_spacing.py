@@ -33,14 +33,39 @@ class RowPlaces:
         return index + row_offset, None if line_offset is None else index + line_offset
 
 
+# A gap shorter than the most common one is the bar length when this share of the gaps (and at
+# least FINER_GAP_MIN) have it: an illiquid minute series is most often 2 minutes apart, yet its
+# bars are 1m. A stray bar (two short gaps) is not enough: it stays a bad row of a daily file.
+FINER_GAP_SHARE = 0.05
+FINER_GAP_MIN = 4
+
+
 def bar_spacing(timestamps: Any) -> int | None:
     """The most common gap in seconds between consecutive bars (the smaller on a tie), or None
     for fewer than two bars. Nights, weekends and outages make some gaps longer; the bar length
     is still the gap most bars have."""
-    counts: Counter[int] = Counter(b - a for a, b in itertools.pairwise(timestamps))
+    counts = _gaps(timestamps)
     if not counts:
         return None
     return min(counts, key=lambda gap: (-counts[gap], gap))
+
+
+def inferred_spacing(timestamps: Any) -> int | None:
+    """The bar length to infer a timeframe from: the shortest gap that is a timeframe, divides
+    the most common gap and is common itself (FINER_GAP_SHARE), else the most common gap."""
+    counts = _gaps(timestamps)
+    if not counts:
+        return None
+    common = min(counts, key=lambda gap: (-counts[gap], gap))
+    enough = max(FINER_GAP_MIN, FINER_GAP_SHARE * sum(counts.values()))
+    finer = [gap for gap, count in counts.items()
+             if 0 < gap < common and common % gap == 0 and count >= enough
+             and timeframe_for_seconds(gap) is not None]
+    return min(finer, default=common)
+
+
+def _gaps(timestamps: Any) -> Counter[int]:
+    return Counter(b - a for a, b in itertools.pairwise(timestamps))
 
 
 def describe_seconds(seconds: int) -> str:
@@ -61,6 +86,7 @@ def check_timeframe(timestamps: Any, places: RowPlaces, timeframe: str | None,
     rows, placed in the file by `places`); for a spacing that is no timeframe."""
     spacing = bar_spacing(timestamps)
     if timeframe is None:
+        spacing = inferred_spacing(timestamps)
         if spacing is None:
             raise DatasetError(file=source, problem="one bar only; pass the timeframe explicitly")
         inferred = timeframe_for_seconds(spacing)
