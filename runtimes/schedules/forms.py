@@ -13,6 +13,7 @@ from runtimes.schedules.services import (
     INTERVAL_TOO_LONG,
     INTERVAL_TOO_SHORT,
     MAX_INTERVAL_MINUTES,
+    MAX_ROLLING_DAYS,
     MIN_INTERVAL_MINUTES,
 )
 
@@ -36,7 +37,8 @@ class ScheduleForm(forms.Form):
                                           help_text=f"At least {MIN_INTERVAL_MINUTES} minutes.")
     window = forms.ChoiceField(choices=[("rolling", "Rolling window"), ("fixed", "Fixed dates")],
                                widget=forms.RadioSelect, initial="rolling")
-    rolling_days = forms.IntegerField(required=False, min_value=1, initial=90,
+    rolling_days = forms.IntegerField(required=False, min_value=1, max_value=MAX_ROLLING_DAYS,
+                                      initial=90,
                                       help_text="The last N days, ending at the dataset's "
                                                 "last bar.")
     start = forms.DateTimeField(required=False, help_text="UTC",

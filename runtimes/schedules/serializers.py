@@ -23,7 +23,7 @@ class ScheduleWriteSerializer(serializers.Serializer):
                                                 help_text="At least 5, at most 527040 (366 days).")
     rolling_days = serializers.IntegerField(required=False, allow_null=True,
                                             help_text="The last N days ending at the "
-                                                      "dataset's last bar.")
+                                                      "dataset's last bar; 1 to 36600.")
     start = serializers.DateTimeField(required=False, allow_null=True)
     end = serializers.DateTimeField(required=False, allow_null=True)
     symbols = serializers.ListField(child=serializers.CharField(max_length=32), required=False)

@@ -38,6 +38,7 @@ MIN_INTERVAL_MINUTES = 5
 MAX_INTERVAL_MINUTES = 366 * 24 * 60  # a year: longer is a cron expression's job
 INTERVAL_TOO_SHORT = f"The interval must be at least {MIN_INTERVAL_MINUTES} minutes."
 INTERVAL_TOO_LONG = f"The interval must be at most {MAX_INTERVAL_MINUTES} minutes (366 days)."
+MAX_ROLLING_DAYS = 100 * 366  # a century of data; more is no window (and overflows a date)
 # Fields a PATCH may change; the version and dataset are chosen again by creating a schedule.
 EDITABLE_FIELDS = ("name", "symbols", "timeframe", "initial_cash", "commission", "slippage_bps",
                    "params", "rolling_days", "start", "end", "cron_expression",
@@ -239,6 +240,9 @@ def _check_window(schedule: BacktestSchedule, bounds: tuple[datetime, datetime])
             raise _invalid("rolling_days", "Give either rolling days or fixed dates, not both.")
         if schedule.rolling_days < 1:
             raise _invalid("rolling_days", "The rolling window must be at least 1 day.")
+        if schedule.rolling_days > MAX_ROLLING_DAYS:
+            raise _invalid("rolling_days", f"The rolling window must be at most "
+                                           f"{MAX_ROLLING_DAYS} days.")
         if last - timedelta(days=schedule.rolling_days) < first:
             days = (last - first).days
             raise _invalid("rolling_days", f"The dataset covers {days} days ({first:%Y-%m-%d} "

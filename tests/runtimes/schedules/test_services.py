@@ -153,6 +153,15 @@ def test_a_rolling_window_longer_than_the_dataset_is_refused(make_schedule):
                                      "the window must fit in it.")
 
 
+@pytest.mark.parametrize("days", [36_601, 10**6, 10**10])
+def test_a_rolling_window_beyond_a_century_is_refused_not_an_overflow(make_schedule, days):
+    with pytest.raises(ApiError) as excinfo:
+        make_schedule(name="forever", rolling_days=days)
+
+    assert _invalid(excinfo) == ("VALIDATION_ERROR", "rolling_days")
+    assert excinfo.value.message == "The rolling window must be at most 36600 days."
+
+
 @pytest.mark.parametrize("start,end,field", [
     (FIRST_DAY - timedelta(days=1), LAST_DAY, "start"),
     (FIRST_DAY, LAST_DAY + timedelta(days=1), "end"),
