@@ -105,10 +105,17 @@ def declared_parameters(source: str) -> dict[str, str]:
     for node in tree.body:
         target, value = _assignment(node)
         if target in PARAMETER_NAMES and isinstance(value, ast.Dict):
-            return {key.value: ast.unparse(val) for key, val in zip(value.keys, value.values,
-                                                                     strict=True)
+            # The value as written in the source: ast.unparse recurses, and a deep expression
+            # that parses (1 + 1 + ... a thousand times) would overflow it.
+            return {key.value: _written(source, val) for key, val in zip(value.keys, value.values,
+                                                                         strict=True)
                     if isinstance(key, ast.Constant) and isinstance(key.value, str)}
     return {}
+
+
+def _written(source: str, value: ast.expr) -> str:
+    text = ast.get_source_segment(source, value) or ""
+    return " ".join(text.split())  # one line, whatever the layout in the file
 
 
 def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:

@@ -61,7 +61,7 @@ def test_the_unified_diff_and_the_changed_parameters(versions):
         "-    return fast > slow\n"
         "+    return fast >= slow\n")
     assert [(p.name, p.before, p.after) for p in diff.parameters] == [
-        ("fast", "10", "12"), ("stop", None, "'0.02'")]
+        ("fast", "10", "12"), ("stop", None, '"0.02"')]
     assert diff.truncated is False
 
 
@@ -93,6 +93,13 @@ def test_parameters_are_read_from_the_source_never_run():
     assert declared_parameters("DEFAULTS = load()\n") == {}
     assert declared_parameters("def broken(:\n") == {}
     assert parameter_changes("DEFAULTS = {'a': 1}", "") == [ParameterChange("a", "1", None)]
+
+
+def test_a_parameter_of_a_deep_expression_is_read_as_written_without_recursing():
+    deep = " + ".join(["1"] * 1000)  # parses, but ast.unparse overflows on it
+
+    assert declared_parameters(f"DEFAULTS = {{'a': {deep}, 'b': (\n  2)}}\n") == {
+        "a": deep, "b": "2"}
 
 
 def test_versions_of_two_strategies_are_not_compared(workspace, owner, versions):
@@ -130,7 +137,7 @@ def test_the_api_returns_the_unified_diff(api_client, owner, workspace, versions
     assert (body["from_version"], body["to_version"], body["truncated"]) == (1, 2, False)
     assert body["diff"] == version_diff(*versions).unified()
     assert body["parameters"] == [{"name": "fast", "from": "10", "to": "12"},
-                                  {"name": "stop", "from": None, "to": "'0.02'"}]
+                                  {"name": "stop", "from": None, "to": '"0.02"'}]
     assert missing.status_code == 404
     assert bad.status_code == 400 and bad.json()["details"] == {"field": "from", "provided": "x"}
 
