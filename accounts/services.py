@@ -146,7 +146,9 @@ def invite_member(
     token = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
-        Invitation.objects.for_workspace(workspace).filter(email=email).pending(now).delete()
+        # Expired ones too: resent later, an old one would be a second live link, maybe with
+        # another role.
+        Invitation.objects.for_workspace(workspace).filter(email=email).open().delete()
         invitation = Invitation.objects.create(
             workspace=workspace, email=email, role=role, invited_by=invited_by,
             token_hash=keys.keyed_hash(token), created_at=now, expires_at=now + INVITATION_LIFETIME,
@@ -172,12 +174,12 @@ def _mail_invitation(invitation: Invitation, *, token: str, accept_url_base: str
 
 def revoke_invitation(*, invitation: Invitation, by: User, now: datetime | None = None
                       ) -> Invitation:
-    """Owner only. The link then says it was revoked. Raises PermissionDenied, and ApiError
-    INVITATION_NOT_PENDING (409) for one already accepted, revoked or expired."""
+    """Owner only. The link then says it was revoked; an expired one may be revoked too (it
+    leaves the open invitations). Raises PermissionDenied, and ApiError INVITATION_NOT_PENDING
+    (409) for one already accepted or revoked."""
     _require_manager(workspace=invitation.workspace, user=by)
     now = now or timezone.now()
-    revoked = (Invitation.objects.filter(pk=invitation.pk).pending(now)
-               .update(revoked_at=now))
+    revoked = Invitation.objects.filter(pk=invitation.pk).open().update(revoked_at=now)
     if revoked != 1:
         raise _not_pending(invitation)
     invitation.revoked_at = now

@@ -170,10 +170,9 @@ def test_the_members_page_lists_open_invitations_with_resend_and_revoke(
 
     page = sign_in(owner, workspace).get(reverse("workspace_members")).content.decode()
 
-    for i in (invitation, expired):
+    for i in (invitation, expired):  # an expired one may be resent, or revoked to clear it
         assert f'action="{reverse("invitation_action", args=[i.pk, "resend"])}"' in page
-    assert f'action="{reverse("invitation_action", args=[invitation.pk, "revoke"])}"' in page
-    assert f'action="{reverse("invitation_action", args=[expired.pk, "revoke"])}"' not in page
+        assert f'action="{reverse("invitation_action", args=[i.pk, "revoke"])}"' in page
     assert '<span class="badge badge-off">expired</span> 2026-01-01 00:00 UTC' in page
 
 
@@ -272,3 +271,24 @@ def test_the_api_refuses_teammates_and_hides_invitations_from_strangers(
     assert refused.status_code == 404
     assert set(refused.json()) == {"code", "message", "details"}
     assert Invitation.objects.get().revoked_at is None and len(mail.outbox) == 1
+
+
+def test_inviting_an_address_again_replaces_its_expired_invitation_too(owner, workspace):
+    first, _ = invite_member(workspace=workspace, invited_by=owner, email="late@example.com",
+                             role="owner")
+    Invitation.objects.filter(pk=first.pk).update(expires_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+    second, _ = invite_member(workspace=workspace, invited_by=owner, email="late@example.com",
+                              role="member")
+
+    assert list(Invitation.objects.filter(email="late@example.com")) == [second]
+
+
+def test_an_expired_invitation_is_revoked_to_clear_it(owner, workspace):
+    expired, _ = invite_member(workspace=workspace, invited_by=owner, email="late@example.com",
+                               role="member")
+    Invitation.objects.filter(pk=expired.pk).update(expires_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+    revoke_invitation(invitation=expired, by=owner)
+
+    assert not Invitation.objects.for_workspace(workspace).open().exists()
