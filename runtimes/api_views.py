@@ -356,12 +356,13 @@ class SessionRoundTrips(WorkspaceScopedMixin, generics.GenericAPIView):
             services.session_result(session=session)  # raises the same NOT_FOUND as /results
         sort = request.query_params.get("sort", "")
         try:
-            trips = trade_pages.sorted_trips(rows or [], sort[:40])
+            ordered = trade_pages.sorted_trip_rows(rows or [], sort[:40])
         except trade_pages.SortError as exc:
             raise ApiError("INVALID_VALUE", f"Round trips cannot be sorted by {exc}.",
                            details={"sort": sort[:40],
                                     "fields": list(trade_pages.ROUND_TRIP_FIELDS)}) from exc
-        return self.get_paginated_response(self.paginate_queryset(trips))
+        page = self.paginate_queryset(list(ordered)) or []
+        return self.get_paginated_response(trade_pages.trip_dicts(page))
 
 
 class HostedBacktestCreateSerializer(BacktestRunSerializer):

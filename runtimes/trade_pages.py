@@ -94,13 +94,14 @@ def round_trip_table(rows: Sequence[Sequence[Any]], *, query: QueryDict, partial
     }
 
 
-def sorted_trips(rows: Sequence[Sequence[Any]], sort: str) -> list[dict[str, Any]]:
-    """Every round trip as a dict, sorted by `sort` ("[-]field", "" for the stored order: by the
-    time they closed). Raises SortError for a field round trips do not have."""
+def sorted_trip_rows(rows: Sequence[Sequence[Any]], sort: str) -> Sequence[Sequence[Any]]:
+    """The stored round trips sorted by `sort` ("[-]field", "" for the stored order: by the time
+    they closed), still compact: turn only the page shown into dicts (`trip_dicts`). Raises
+    SortError for a field round trips do not have."""
     key = sort.removeprefix("-")
     if key and key not in ROUND_TRIP_FIELDS:
         raise SortError(key)
-    return trip_dicts(_sorted_rows(rows, key or "number", descending=sort.startswith("-")))
+    return _sorted_rows(rows, key or "number", descending=sort.startswith("-"))
 
 
 def _sorted_rows(rows: Sequence[Sequence[Any]], key: str, *, descending: bool
