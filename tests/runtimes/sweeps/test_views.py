@@ -50,6 +50,18 @@ def test_the_form_starts_a_sweep_and_leads_to_its_page(sign_in, owner, workspace
         "SMA v1 sweep", "total_return", 4)
 
 
+def test_the_form_keeps_every_commission_part_it_shows(sign_in, owner, workspace, version,
+                                                       form):
+    client = sign_in(owner, workspace)
+
+    client.post(reverse("sweep_new", args=[version.pk]), form | {
+        "commission_percent": "0.1", "commission_per_share": "0.005",
+        "commission_fixed": "5", "commission_minimum": "1"})
+
+    assert Sweep.objects.get().commission == {"percent": "0.1", "per_share": "0.005",
+                                              "fixed": "5", "minimum": "1"}
+
+
 def test_a_bad_space_stays_in_the_form_beside_what_was_typed(sign_in, owner, workspace,
                                                              version, form):
     client = sign_in(owner, workspace)
