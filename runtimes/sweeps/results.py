@@ -5,7 +5,7 @@ table, and a heatmap of a metric over two parameters. Shared by the API and the 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,6 +22,8 @@ METRICS = {
 LOWER_IS_BETTER = frozenset({"max_drawdown"})
 SHOWN = ("total_return", "sharpe", "max_drawdown", "number_of_trades")  # the table's columns
 AGGREGATES = ("best", "mean")
+MAX_DISTINCT = 25  # values of a heatmap axis shown one by one; more are grouped into
+BUCKETS = 20  # equal-width ranges (a 1,000-point random sweep would otherwise be 1,000 x 1,000)
 PENDING = "pending"  # a point the quota has not let start yet (no session)
 DROPPED = "dropped"  # a point that never started: its sweep was cancelled first
 
@@ -118,21 +120,49 @@ def heatmap(rows: Iterable[dict[str, Any]], *, x: str, y: str, metric: str,
             aggregate: str = "best", phase: str | None = None) -> dict[str, Any]:
     """`metric` over parameters `x` and `y`: a cell per pair of values their points took;
     where other parameters vary, a cell aggregates its points (`best` by the metric's
-    direction, or their `mean`). Cells without a completed point are None."""
+    direction, or their `mean`). A numeric axis of more than MAX_DISTINCT values (a random
+    sweep over ranges) is grouped into BUCKETS equal-width ranges, labelled "low to high", so
+    the map stays at most BUCKETS x BUCKETS. Cells without a completed point are None."""
     rows = [r for r in rows if r["phase"] == (phase or _ranking_phase(rows))
             and r["state"] == State.COMPLETED and x in r["params"] and y in r["params"]]
+    x_values = [_key(r["params"][x]) for r in rows]
+    y_values = [_key(r["params"][y]) for r in rows]
+    xs, x_of = _axis(x_values)
+    ys, y_of = _axis(y_values)
     cells: dict[tuple[Any, Any], list[Decimal]] = defaultdict(list)
     for row in rows:
         value = number(row["metrics"].get(metric))
         if value is not None:
-            cells[(_key(row["params"][x]), _key(row["params"][y]))].append(value)
-    xs = sorted({_key(r["params"][x]) for r in rows}, key=_order)
-    ys = sorted({_key(r["params"][y]) for r in rows}, key=_order)
+            cells[(x_of(_key(row["params"][x])), y_of(_key(row["params"][y])))].append(value)
     grid = [[_combine(cells.get((xv, yv)), metric, aggregate) for xv in xs] for yv in ys]
     values = [v for line in grid for v in line if v is not None]
     return {"x": x, "y": y, "metric": metric, "aggregate": aggregate,
+            "grouped": len(xs) < len(set(x_values)) or len(ys) < len(set(y_values)),
             "xs": xs, "ys": ys, "cells": [[_text(v) for v in line] for line in grid],
             "min": _text(min(values, default=None)), "max": _text(max(values, default=None))}
+
+
+def _axis(values: list[Any]) -> tuple[list[Any], Callable[[Any], Any]]:
+    """An axis's labels and the label of each value: the distinct values, or (numbers, more
+    than MAX_DISTINCT of them) BUCKETS equal-width ranges, the last one closed."""
+    distinct = sorted(set(values), key=_order)
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
+    if len(distinct) <= MAX_DISTINCT or not numeric:
+        return distinct, lambda value: value
+    low, high = Decimal(str(distinct[0])), Decimal(str(distinct[-1]))
+    width = (high - low) / BUCKETS
+    edges = [low + width * i for i in range(BUCKETS)] + [high]
+    labels = [f"{_edge(edges[i])} to {_edge(edges[i + 1])}" for i in range(BUCKETS)]
+
+    def bucket(value: Any) -> str:
+        index = int((Decimal(str(value)) - low) / width)
+        return labels[min(index, BUCKETS - 1)]
+    return labels, bucket
+
+
+def _edge(value: Decimal) -> str:
+    # Four significant digits are enough to tell twenty buckets apart.
+    return format(Decimal(f"{value:.4g}").normalize(), "f")
 
 
 def _ranking_phase(rows: Sequence[dict[str, Any]]) -> str:

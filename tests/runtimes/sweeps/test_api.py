@@ -8,7 +8,7 @@ import pytest
 
 from runtimes.models import TradingSession
 from runtimes.sweeps.models import Sweep
-from tests.runtimes.sweeps.conftest import end_point
+from tests.runtimes.sweeps.conftest import end_point, random_sweep_done
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +119,7 @@ def test_the_list_the_detail_with_best_points_and_heatmap_and_cancel(as_owner, u
     assert [p["params"]["slow"] for p in detail["best"]["points"]] == [30, 20, 20]
     assert detail["heatmap"] | {"cells": None} == {
         "x": "slow", "y": "fast", "metric": "total_return", "aggregate": "best",
-        "xs": [20, 30], "ys": [5, 10], "cells": None, "min": "-0.2", "max": "0.3"}
+        "grouped": False, "xs": [20, 30], "ys": [5, 10], "cells": None, "min": "-0.2", "max": "0.3"}
     assert detail["heatmap"]["cells"] == [["0.1", "0.3"], ["-0.2", None]]
 
     cancelled = as_owner.post(f"{url}/{created['id']}/cancel")
@@ -165,3 +165,21 @@ def test_a_viewer_may_read_but_not_start_a_sweep(api_client, viewer, url, body):
 
     assert api_client.get(url).status_code == 200
     assert api_client.post(url, body, format="json").status_code == 403
+
+
+def test_the_heatmap_of_a_1000_point_random_sweep_is_20_by_20(as_owner, url, owner, workspace,
+                                                             version, daily_dataset):
+    sweep = random_sweep_done(workspace=workspace, owner=owner, version=version,
+                              dataset=daily_dataset)
+
+    response = as_owner.get(f"{url}/{sweep.pk}")
+
+    heat = response.json()["heatmap"]
+    assert (len(heat["xs"]), len(heat["ys"]), heat["grouped"]) == (20, 20, True)
+    assert [len(line) for line in heat["cells"]] == [20] * 20
+    assert heat["xs"][:2] + heat["xs"][-1:] == [
+        "1.001 to 1.05", "1.05 to 1.1", "1.948 to 1.998"]
+    assert heat["ys"][:2] + heat["ys"][-1:] == [
+        "10.03 to 12.03", "12.03 to 14.03", "47.95 to 49.95"]
+    assert heat["cells"][0][:3] == ["0.1169", "0.1218", "0.1348"]  # best in each cell
+    assert len(response.content) < 400_000  # the 1,000 points; the map adds ~15 kB

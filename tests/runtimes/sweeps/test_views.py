@@ -11,7 +11,7 @@ from runtimes.models import TradingSession
 from runtimes.sweeps.models import Sweep
 from runtimes.sweeps.services import create_sweep
 from runtimes.sweeps.space import parse_space
-from tests.runtimes.sweeps.conftest import end_point
+from tests.runtimes.sweeps.conftest import end_point, random_sweep_done
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +133,20 @@ def test_a_viewer_cannot_start_or_cancel(sign_in, viewer, workspace, version, fo
 
     assert client.post(reverse("sweep_new", args=[version.pk]), form).status_code == 403
     assert client.post(reverse("sweep_cancel", args=[sweep.pk])).status_code == 403
+
+
+def test_the_page_of_a_1000_point_random_sweep_maps_20_by_20_ranges(sign_in, owner, workspace,
+                                                                   version, daily_dataset):
+    sweep = random_sweep_done(workspace=workspace, owner=owner, version=version,
+                              dataset=daily_dataset)
+
+    page = sign_in(owner, workspace).get(reverse("sweep_detail", args=[sweep.pk])
+                                         ).content.decode()
+
+    heatmap = page[page.index('<section id="sweep-heatmap">'):]
+    heatmap = heatmap[:heatmap.index("</section>")]
+    assert heatmap.count("<tr>") == 21 and heatmap.count("<td ") == 400
+    assert '<th class="num">1.001 to 1.05</th>' in heatmap
+    assert '<th class="num">47.95 to 49.95</th>' in heatmap
+    assert "each axis is grouped into equal ranges" in heatmap
+    assert len(page) < 1_500_000  # the table of 1,000 points; the map was 34 MB
