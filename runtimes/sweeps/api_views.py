@@ -23,6 +23,7 @@ from config.errors import ApiError
 from runtimes.sweeps import services
 from runtimes.sweeps.models import Sweep
 from runtimes.sweeps.presenting import heatmap_request, sweep_json
+from runtimes.sweeps.results import progress_by_sweep
 from runtimes.sweeps.serializers import SweepCreateSerializer
 from strategies.models import Dataset, StrategyVersion
 
@@ -47,8 +48,9 @@ class SweepListCreate(SweepMixin, generics.GenericAPIView):
 
     @extend_schema(operation_id="sweeps_list", responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
-        return Response([sweep_json(s, detail=False)
-                         for s in self.get_queryset()[:LIST_LIMIT]])
+        sweeps = list(self.get_queryset()[:LIST_LIMIT])
+        progress = progress_by_sweep(sweeps)
+        return Response([sweep_json(s, detail=False, progress=progress[s.pk]) for s in sweeps])
 
     @extend_schema(operation_id="sweeps_create", request=SweepCreateSerializer,
                    responses={201: OpenApiTypes.OBJECT})

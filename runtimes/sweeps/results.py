@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db.models import Count
+
 from runtimes.models import State
-from runtimes.sweeps.models import Phase, Sweep, SweepState
+from runtimes.sweeps.models import Phase, Sweep, SweepPoint, SweepState
 
 # The metrics a sweep ranks and maps by (as SessionResult.metrics names them), with labels.
 METRICS = {
@@ -59,6 +61,21 @@ def progress(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
         counts[_bucket(row["state"])] += 1
     return {"total": len(rows), **{k: counts[k] for k in (
         "completed", "failed", "cancelled", "running", "queued", "pending")}}
+
+
+def progress_by_sweep(sweeps: Sequence[Sweep]) -> dict[Any, dict[str, int]]:
+    """`progress` of each of `sweeps` by its id, counted in one aggregate query (a list page
+    would otherwise read every point's metrics)."""
+    counts = (SweepPoint.objects.filter(sweep__in=[s.pk for s in sweeps])
+              .values("sweep_id", "session__state").annotate(n=Count("pk")).order_by())
+    cancelled = {s.pk for s in sweeps if s.state == SweepState.CANCELLED}
+    states: dict[Any, list[str]] = {s.pk: [] for s in sweeps}
+    for count in counts:
+        state = count["session__state"] or (
+            DROPPED if count["sweep_id"] in cancelled else PENDING)
+        states[count["sweep_id"]] += [state] * count["n"]
+    return {pk: progress([{"state": state} for state in listed])
+            for pk, listed in states.items()}
 
 
 def _bucket(state: str) -> str:

@@ -37,9 +37,10 @@ def _trading_allowed(membership: Membership) -> None:
 
 @workspace_page
 def sweep_list(request: HttpRequest, membership: Membership) -> HttpResponse:
-    sweeps = (Sweep.objects.for_workspace(membership.workspace)
-              .select_related("version__strategy", "dataset")[:LIST_LIMIT])
-    rows = [{"sweep": s, "progress": results.progress(results.point_rows(s))} for s in sweeps]
+    sweeps = list(Sweep.objects.for_workspace(membership.workspace)
+                  .select_related("version__strategy", "dataset")[:LIST_LIMIT])
+    progress = results.progress_by_sweep(sweeps)
+    rows = [{"sweep": s, "progress": progress[s.pk]} for s in sweeps]
     return render(request, "runtimes/sweep_list.html", {"rows": rows})
 
 

@@ -183,3 +183,15 @@ def test_the_heatmap_of_a_1000_point_random_sweep_is_20_by_20(as_owner, url, own
         "10.03 to 12.03", "12.03 to 14.03", "47.95 to 49.95"]
     assert heat["cells"][0][:3] == ["0.1169", "0.1218", "0.1348"]  # best in each cell
     assert len(response.content) < 400_000  # the 1,000 points; the map adds ~15 kB
+
+
+def test_the_list_reads_no_point_metrics_however_many_sweeps(
+        as_owner, url, body, django_assert_max_num_queries):
+    for _ in range(3):
+        as_owner.post(url, body, format="json")
+
+    with django_assert_max_num_queries(12) as captured:
+        listed = as_owner.get(url).json()
+
+    assert [s["progress"]["queued"] for s in listed] == [4, 4, 4]
+    assert not any("result" in q["sql"].lower() for q in captured.captured_queries)

@@ -239,3 +239,21 @@ def test_the_worker_tells_the_sweep_when_its_point_ends(sweep_of, workspace):
     session_ended(session_id=first.pk, now=timezone.now())
 
     assert len(sessions_of(sweep)) == 2
+
+
+def test_the_lists_progress_is_counted_in_one_query_for_every_sweep(
+        sweep_of, workspace, django_assert_num_queries):
+    quota(workspace, 3)
+    waiting, cancelled = sweep_of(), sweep_of()  # the second takes no slot: all 4 wait
+    end_point(sessions_of(waiting)[0], sharpe="1")
+    end_point(sessions_of(waiting)[1], state="failed")
+    cancel_sweep(sweep=cancelled, now=timezone.now())
+    sweeps = list(Sweep.objects.order_by("created_at"))
+
+    with django_assert_num_queries(1):
+        counted = results.progress_by_sweep(sweeps)
+
+    assert counted == {s.pk: results.progress(results.point_rows(s)) for s in sweeps}
+    assert counted[waiting.pk] == {"total": 4, "completed": 1, "failed": 1, "cancelled": 0,
+                                   "running": 0, "queued": 1, "pending": 1}
+    assert counted[cancelled.pk]["cancelled"] == 4
