@@ -36,20 +36,29 @@ def point_rows(sweep: Sweep) -> list[dict[str, Any]]:
     only the metrics of each result."""
     values = sweep.points.order_by("phase", "index").values(
         "pk", "index", "phase", "params", "checks_id", "session_id", "session__state",
-        "session__failure_reason", "session__result__metrics")
+        "session__failure_reason", "session__result__metrics", "failure_reason")
     return [_row(v, sweep) for v in values]
 
 
 def _row(v: dict[str, Any], sweep: Sweep) -> dict[str, Any]:
     metrics = v["session__result__metrics"] or {}
-    state = v["session__state"] or (DROPPED if sweep.state == SweepState.CANCELLED else PENDING)
+    state = _state(v["session__state"], v["failure_reason"], sweep.state)
     return {
         "point_id": v["pk"], "index": v["index"], "phase": v["phase"], "params": v["params"],
         "checks": v["checks_id"], "session": None if v["session_id"] is None
         else str(v["session_id"]), "state": state,
-        "failure_reason": v["session__failure_reason"] or "",
+        "failure_reason": v["session__failure_reason"] or v["failure_reason"],
         "metrics": {k: metrics.get(k) for k in METRICS} if state == State.COMPLETED else {},
     }
+
+
+def _state(session_state: str | None, failure_reason: str, sweep_state: str) -> str:
+    # A point's backtest's state; without one, failed (refused), dropped or pending.
+    if session_state:
+        return session_state
+    if failure_reason:
+        return State.FAILED
+    return DROPPED if sweep_state == SweepState.CANCELLED else PENDING
 
 
 def progress(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -67,12 +76,13 @@ def progress_by_sweep(sweeps: Sequence[Sweep]) -> dict[Any, dict[str, int]]:
     """`progress` of each of `sweeps` by its id, counted in one aggregate query (a list page
     would otherwise read every point's metrics)."""
     counts = (SweepPoint.objects.filter(sweep__in=[s.pk for s in sweeps])
-              .values("sweep_id", "session__state").annotate(n=Count("pk")).order_by())
-    cancelled = {s.pk for s in sweeps if s.state == SweepState.CANCELLED}
+              .values("sweep_id", "session__state", "failure_reason").annotate(n=Count("pk"))
+              .order_by())
+    sweep_state = {s.pk: s.state for s in sweeps}
     states: dict[Any, list[str]] = {s.pk: [] for s in sweeps}
     for count in counts:
-        state = count["session__state"] or (
-            DROPPED if count["sweep_id"] in cancelled else PENDING)
+        state = _state(count["session__state"], count["failure_reason"],
+                       sweep_state[count["sweep_id"]])
         states[count["sweep_id"]] += [state] * count["n"]
     return {pk: progress([{"state": state} for state in listed])
             for pk, listed in states.items()}

@@ -150,3 +150,23 @@ def test_the_page_of_a_1000_point_random_sweep_maps_20_by_20_ranges(sign_in, own
     assert '<th class="num">47.95 to 49.95</th>' in heatmap
     assert "each axis is grouped into equal ranges" in heatmap
     assert len(page) < 1_500_000  # the table of 1,000 points; the map was 34 MB
+
+
+def test_a_refused_point_shows_its_reason_in_the_table(sign_in, owner, workspace, version,
+                                                       daily_dataset, monkeypatch):
+    from config.errors import ApiError
+    from runtimes.sweeps import services
+
+    def refuse(**kwargs):
+        raise ApiError("INVALID_VALUE", "The date range holds no bars of SPY.")
+    monkeypatch.setattr(services, "create_hosted_backtest", refuse)
+    sweep = create_sweep(workspace=workspace, created_by=owner, version=version,
+                         dataset=daily_dataset, name="refused",
+                         space=parse_space(mode="grid", parameters={"fast": [5]}))
+
+    page = sign_in(owner, workspace).get(reverse("sweep_detail", args=[sweep.pk])
+                                         ).content.decode()
+
+    assert ('<span class="state state-failed" title="The date range holds no bars of SPY.">'
+            'failed</span> <span class="muted small">The date range holds no bars of SPY.'
+            '</span>') in page
