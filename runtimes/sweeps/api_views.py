@@ -1,5 +1,5 @@
 """Management API of parameter sweeps (/api/v1/workspaces/{ws}/sweeps…): create, list, detail
-(points, best points, walk-forward, a heatmap on request) and cancel.
+(points, best points, walk-forward, a heatmap on request), cancel and delete.
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger's id is a 404 in
 the error envelope), the serializer checks shapes, `runtimes.sweeps.services` does the rest.
@@ -80,6 +80,13 @@ class SweepDetail(SweepMixin, generics.GenericAPIView):
         sweep = self.sweep()
         return Response(sweep_json(sweep, detail=True,
                                    view=heatmap_request(sweep, request.query_params)))
+
+    @extend_schema(operation_id="sweeps_destroy", responses={204: None})
+    def delete(self, request: Request, workspace_id: Any, sweep_id: Any) -> Response:
+        """Delete an ended sweep with its points' backtests (409 INVALID_TRANSITION while it
+        runs: cancel it first)."""
+        services.delete_sweep(sweep=self.sweep())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SweepCancel(SweepMixin, generics.GenericAPIView):

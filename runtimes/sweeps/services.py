@@ -176,6 +176,28 @@ def cancel_sweep(*, sweep: Sweep, now: datetime) -> bool:
     return True
 
 
+def delete_sweep(*, sweep: Sweep) -> int:
+    """Delete an ended sweep with its points and their backtests (results, journals, share
+    links). Raises ApiError INVALID_TRANSITION (409) while it runs (cancel it first) or while
+    a cancelled point's backtest is still stopping. Returns how many backtests went."""
+    with transaction.atomic():
+        locked = Sweep.objects.select_for_update().filter(pk=sweep.pk).first()
+        if locked is None:
+            return 0
+        if locked.state == SweepState.RUNNING:
+            raise ApiError("INVALID_TRANSITION", "The sweep is running: cancel it first, then "
+                           "delete it.", status_code=409, details={"state": locked.state})
+        sessions = TradingSession.objects.for_workspace(locked.workspace).filter(sweep=locked)
+        if sessions.filter(state__in=LIVE_STATES).exists():
+            raise ApiError("INVALID_TRANSITION", "Some of the sweep's backtests are still "
+                           "stopping; delete it once they have.", status_code=409,
+                           details={"state": locked.state})
+        count = sessions.count()
+        sessions.delete()
+        locked.delete()  # its points go with it (CASCADE)
+    return count
+
+
 # -- inside advance_sweep's transaction ----------------------------------------------------------
 
 

@@ -195,3 +195,31 @@ def test_the_list_reads_no_point_metrics_however_many_sweeps(
 
     assert [s["progress"]["queued"] for s in listed] == [4, 4, 4]
     assert not any("result" in q["sql"].lower() for q in captured.captured_queries)
+
+
+def test_delete_refuses_a_running_sweep_then_deletes_it_with_its_backtests(as_owner, url, body):
+    created = as_owner.post(url, body, format="json").json()
+
+    refused = as_owner.delete(f"{url}/{created['id']}")
+    assert (refused.status_code, refused.json()) == (409, {
+        "code": "INVALID_TRANSITION", "message": "The sweep is running: cancel it first, then "
+        "delete it.", "details": {"state": "running"}})
+    as_owner.post(f"{url}/{created['id']}/cancel")
+    deleted = as_owner.delete(f"{url}/{created['id']}")
+
+    assert deleted.status_code == 204
+    assert (Sweep.objects.count(), TradingSession.objects.count()) == (0, 0)
+    assert as_owner.get(f"{url}/{created['id']}").status_code == 404
+
+
+def test_another_workspace_cannot_delete_the_sweep(as_owner, api_client, url, body, stranger,
+                                                   stranger_workspace):
+    created = as_owner.post(url, body, format="json").json()
+    as_owner.post(f"{url}/{created['id']}/cancel")
+    api_client.force_login(stranger)
+
+    foreign = api_client.delete(f"/api/v1/workspaces/{stranger_workspace.pk}/sweeps/"
+                                f"{created['id']}")
+
+    assert (foreign.status_code, foreign.json()["code"]) == (404, "NOT_FOUND")
+    assert Sweep.objects.filter(pk=created["id"]).exists()

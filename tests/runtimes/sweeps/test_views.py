@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from runtimes.models import TradingSession
 from runtimes.sweeps.models import Sweep
@@ -170,3 +171,33 @@ def test_a_refused_point_shows_its_reason_in_the_table(sign_in, owner, workspace
     assert ('<span class="state state-failed" title="The date range holds no bars of SPY.">'
             'failed</span> <span class="muted small">The date range holds no bars of SPY.'
             '</span>') in page
+
+
+def test_delete_asks_to_cancel_a_running_sweep_then_confirms_and_deletes(sign_in, owner,
+                                                                        workspace, sweep):
+    client = sign_in(owner, workspace)
+    url = reverse("sweep_delete", args=[sweep.pk])
+
+    running = client.get(url).content.decode()
+    refused = client.post(url)
+    client.post(reverse("sweep_cancel", args=[sweep.pk]))
+    confirm = client.get(url).content.decode()
+    deleted = client.post(url)
+
+    assert "It is running: cancel it first, then delete it." in running
+    assert refused.status_code == 302 and refused.url == url
+    assert "their <strong>4</strong> backtests" in confirm
+    assert deleted.status_code == 302 and deleted.url == reverse("sweep_list")
+    assert (Sweep.objects.count(), TradingSession.objects.count()) == (0, 0)
+
+
+def test_a_stranger_or_a_viewer_cannot_delete_the_sweep(sign_in, stranger, stranger_workspace,
+                                                        viewer, workspace, sweep):
+    from runtimes.sweeps.services import cancel_sweep
+
+    cancel_sweep(sweep=sweep, now=timezone.now())
+    url = reverse("sweep_delete", args=[sweep.pk])
+
+    assert sign_in(stranger, stranger_workspace).post(url).status_code == 404
+    assert sign_in(viewer, workspace).post(url).status_code == 403
+    assert Sweep.objects.filter(pk=sweep.pk).exists()
