@@ -68,11 +68,17 @@ class HostedBacktestForm(forms.Form):
     def clean_params(self) -> dict[str, Any]:
         return _json_object(self.cleaned_data["params"])
 
+    def commission(self) -> dict[str, Decimal]:
+        """The commission's parts given (non-zero), as runtimes.core.costs.Commission names
+        them; shared with the sweep form, which inherits the fields."""
+        data = self.cleaned_data
+        return {part: data[f"commission_{part}"] for part in COMMISSION_PARTS
+                if data.get(f"commission_{part}")}
+
     def service_arguments(self) -> dict[str, Any]:
         """The keyword arguments of create_hosted_backtest this form decides."""
         data = self.cleaned_data
-        commission = {part: data[f"commission_{part}"] for part in COMMISSION_PARTS
-                      if data.get(f"commission_{part}")}
+        commission = self.commission()
         return {
             "dataset": data["dataset"], "symbols": data["symbols"],
             "timeframe": data["timeframe"] or None, "start": data["start"], "end": data["end"],

@@ -1,12 +1,12 @@
 """Deleting a strategy (every version) or a dataset: what it would take with it, what refuses it,
 and the deletion itself with its stored files.
 
-Refused (409 IN_USE, naming them) while a deployment or a backtest schedule uses it, or while a
-session over it still runs. The backtests and other finished sessions that used it are deleted
-with it, results included: the confirmation counts them first
-(docs/strategies-and-datasets.md says why).
-Strategies do not import runtimes (pyproject's app boundaries): sessions, deployments and
-schedules are reached through the reverse relations runtimes declares on these models.
+Refused (409 IN_USE, naming them) while a deployment, a backtest schedule or a running sweep
+uses it, or while a session over it still runs. The backtests and other finished sessions that
+used it, and the ended sweeps over it (with their points' backtests), are deleted with it,
+results included: the confirmation counts them first (docs/strategies-and-datasets.md says why).
+Strategies do not import runtimes (pyproject's app boundaries): sessions, deployments, schedules
+and sweeps are reached through the reverse relations runtimes declares on these models.
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ NAMED_PER_KIND = 5  # a refusal names this many users of each kind, then counts 
 @dataclass(frozen=True)
 class DeletionImpact:
     """What deleting a strategy or dataset means. `users` ("deployment 'BTC live'", …) refuse
-    it; `sessions` finished sessions go with it; `versions` counts a strategy's versions."""
+    it; `sessions` finished sessions and `sweeps` ended sweeps go with it; `versions` counts a
+    strategy's versions."""
 
     users: tuple[str, ...]
     sessions: int
     versions: int = 0
+    sweeps: int = 0
 
     @property
     def allowed(self) -> bool:
@@ -70,25 +72,44 @@ def require_can_delete(membership: Membership) -> None:
 def strategy_deletion(strategy: Strategy) -> DeletionImpact:
     versions = StrategyVersion.objects.filter(strategy=strategy)
     sessions = _sessions_model().objects.filter(strategy_version__strategy=strategy)
+    sweeps = _sweeps_model().objects.filter(version__strategy=strategy)
     users = [
         _named("deployment", versions, "deployments__name"),
         _named("schedule", versions, "schedules__name"),
+        _running_sweeps(sweeps),
         _running(sessions),
     ]
     return DeletionImpact(users=tuple(u for u in users if u), sessions=sessions.count(),
-                          versions=versions.count())
+                          versions=versions.count(), sweeps=sweeps.count())
 
 
 def dataset_deletion(dataset: Dataset) -> DeletionImpact:
     datasets = Dataset.objects.filter(pk=dataset.pk)
     sessions = _sessions_model().objects.filter(dataset=dataset)
-    users = [_named("schedule", datasets, "schedules__name"), _running(sessions)]
-    return DeletionImpact(users=tuple(u for u in users if u), sessions=sessions.count())
+    sweeps = _sweeps_model().objects.filter(dataset=dataset)
+    users = [_named("schedule", datasets, "schedules__name"), _running_sweeps(sweeps),
+             _running(sessions)]
+    return DeletionImpact(users=tuple(u for u in users if u), sessions=sessions.count(),
+                          sweeps=sweeps.count())
 
 
 def _sessions_model() -> Any:
     # TradingSession, through the relation it declares on StrategyVersion (no runtimes import).
     return StrategyVersion._meta.get_field("sessions").related_model
+
+
+def _sweeps_model() -> Any:
+    # Sweep, through the relation it declares on StrategyVersion (no runtimes import).
+    return StrategyVersion._meta.get_field("sweeps").related_model
+
+
+def _running_sweeps(sweeps: QuerySet[Any]) -> str:
+    # "running" is runtimes.sweeps.models.SweepState.RUNNING (not imported: app boundaries);
+    # an ended sweep is deleted with what it used, a running one must be cancelled first.
+    named = _named("running sweep", sweeps.filter(state="running"), "name")
+    if not named:
+        return ""
+    return f"{named} (cancel {'them' if named.startswith('running sweeps') else 'it'} first)"
 
 
 def _named(kind: str, rows: QuerySet[Any], name_path: str) -> str:
@@ -126,7 +147,8 @@ def delete_strategy(*, membership: Membership, strategy: Strategy) -> DeletionIm
             raise InUseError(f"the strategy {strategy.name!r}", impact)
         stored = set(strategy.versions.values_list("storage_name", flat=True))
         _delete_rows(f"the strategy {strategy.name!r}", strategy,
-                     _sessions_model().objects.filter(strategy_version__strategy=strategy))
+                     _sessions_model().objects.filter(strategy_version__strategy=strategy),
+                     _sweeps_model().objects.filter(version__strategy=strategy))
         transaction.on_commit(lambda: _remove_stored(stored))
     return impact
 
@@ -144,7 +166,8 @@ def delete_dataset(*, membership: Membership, dataset: Dataset) -> DeletionImpac
             raise InUseError(f"the dataset {dataset.name!r}", impact)
         paths = list(dataset.files.values_list("path", flat=True))
         _delete_rows(f"the dataset {dataset.name!r}", dataset,
-                     _sessions_model().objects.filter(dataset=dataset))
+                     _sessions_model().objects.filter(dataset=dataset),
+                     _sweeps_model().objects.filter(dataset=dataset))
         transaction.on_commit(lambda: _remove_uploaded(paths))
     return impact
 
@@ -154,8 +177,9 @@ def _own(membership: Membership, row: Strategy | Dataset) -> None:
         raise ValueError("the row belongs to another workspace")
 
 
-def _delete_rows(what: str, row: Model, sessions: QuerySet[Any]) -> None:
+def _delete_rows(what: str, row: Model, sessions: QuerySet[Any], sweeps: QuerySet[Any]) -> None:
     try:
+        sweeps.delete()  # their points' backtests go with them (CASCADE)
         sessions.delete()
         row.delete()
     except ProtectedError as exc:  # something new refers to it since the check

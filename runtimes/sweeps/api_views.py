@@ -1,5 +1,5 @@
 """Management API of parameter sweeps (/api/v1/workspaces/{ws}/sweeps…): create, list, detail
-(points, best points, walk-forward, a heatmap on request) and cancel.
+(points, best points, walk-forward, a heatmap on request), cancel and delete.
 
 Thin: WorkspaceScopedMixin scopes every row to the URL's workspace (a stranger's id is a 404 in
 the error envelope), the serializer checks shapes, `runtimes.sweeps.services` does the rest.
@@ -23,6 +23,7 @@ from config.errors import ApiError
 from runtimes.sweeps import services
 from runtimes.sweeps.models import Sweep
 from runtimes.sweeps.presenting import heatmap_request, sweep_json
+from runtimes.sweeps.results import progress_by_sweep
 from runtimes.sweeps.serializers import SweepCreateSerializer
 from strategies.models import Dataset, StrategyVersion
 
@@ -47,8 +48,9 @@ class SweepListCreate(SweepMixin, generics.GenericAPIView):
 
     @extend_schema(operation_id="sweeps_list", responses={200: OBJECT_LIST})
     def get(self, request: Request, workspace_id: Any) -> Response:
-        return Response([sweep_json(s, detail=False)
-                         for s in self.get_queryset()[:LIST_LIMIT]])
+        sweeps = list(self.get_queryset()[:LIST_LIMIT])
+        progress = progress_by_sweep(sweeps)
+        return Response([sweep_json(s, detail=False, progress=progress[s.pk]) for s in sweeps])
 
     @extend_schema(operation_id="sweeps_create", request=SweepCreateSerializer,
                    responses={201: OpenApiTypes.OBJECT})
@@ -78,6 +80,13 @@ class SweepDetail(SweepMixin, generics.GenericAPIView):
         sweep = self.sweep()
         return Response(sweep_json(sweep, detail=True,
                                    view=heatmap_request(sweep, request.query_params)))
+
+    @extend_schema(operation_id="sweeps_destroy", responses={204: None})
+    def delete(self, request: Request, workspace_id: Any, sweep_id: Any) -> Response:
+        """Delete an ended sweep with its points' backtests (409 INVALID_TRANSITION while it
+        runs: cancel it first)."""
+        services.delete_sweep(sweep=self.sweep())
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SweepCancel(SweepMixin, generics.GenericAPIView):

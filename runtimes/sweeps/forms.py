@@ -57,8 +57,7 @@ class SweepForm(HostedBacktestForm):
     def sweep_fields(self) -> dict[str, Any]:
         """The fields `runtimes.sweeps.services.sweep_arguments` reads."""
         data = self.cleaned_data
-        percent = data["commission_percent"]
         return {key: data[key] for key in (
             "name", "symbols", "start", "end", "initial_cash", "slippage_bps", "mode",
             "parameters", "fixed", "samples", "seed", "metric", "split_fraction", "oos_top")
-        } | {"commission": {"percent": percent} if percent else {}}
+        } | {"commission": self.commission()}

@@ -79,8 +79,9 @@ class Sweep(models.Model):
 
 
 class SweepPoint(models.Model):
-    """One point of a sweep: its parameters and, once the quota let it start, its backtest.
-    An out-of-sample point names the in-sample point it checks (`checks`)."""
+    """One point of a sweep: its parameters and, once the quota let it start, its backtest (or,
+    refused, its `failure_reason`). An out-of-sample point names the in-sample point it checks
+    (`checks`)."""
 
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="points")
     index = models.PositiveIntegerField()
@@ -92,6 +93,9 @@ class SweepPoint(models.Model):
                                    null=True, blank=True, related_name="sweep_point")
     checks = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True,
                                related_name="checked_by")
+    # Why the point could not start (its backtest was refused, e.g. a range with no bars): such
+    # a point is failed without a session, and no longer waits.
+    failure_reason = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["sweep", "phase", "index"]

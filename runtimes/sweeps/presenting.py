@@ -44,10 +44,12 @@ def heatmap_request(sweep: Sweep, query: Mapping[str, Any]) -> SweepView:
     return SweepView(metric, x, y, aggregate)
 
 
-def sweep_json(sweep: Sweep, *, detail: bool, view: SweepView | None = None) -> dict[str, Any]:
+def sweep_json(sweep: Sweep, *, detail: bool, view: SweepView | None = None,
+               progress: dict[str, int] | None = None) -> dict[str, Any]:
     """The management API's view of a sweep; `detail` adds its points, the best points by the
-    view's metric, the walk-forward pairs and (two swept parameters) the heatmap."""
-    rows = results.point_rows(sweep)
+    view's metric, the walk-forward pairs and (two swept parameters) the heatmap. A list gives
+    `progress` (results.progress_by_sweep) so that no point is read."""
+    rows = results.point_rows(sweep) if detail or progress is None else []
     body = {
         "id": str(sweep.id), "workspace": str(sweep.workspace_id), "name": sweep.name,
         "state": sweep.state, "strategy": str(sweep.version.strategy_id),
@@ -60,7 +62,7 @@ def sweep_json(sweep: Sweep, *, detail: bool, view: SweepView | None = None) -> 
         "space": sweep.space, "metric": sweep.metric,
         "walk_forward": None if sweep.split_at is None else {
             "split_at": _stamp(sweep.split_at), "top": sweep.oos_top},
-        "progress": results.progress(rows),
+        "progress": progress if progress is not None else results.progress(rows),
         "created_at": _stamp(sweep.created_at), "finished_at": _stamp(sweep.finished_at),
     }
     if not detail:

@@ -5,12 +5,14 @@ table, and a heatmap of a metric over two parameters. Shared by the API and the 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db.models import Count
+
 from runtimes.models import State
-from runtimes.sweeps.models import Phase, Sweep, SweepState
+from runtimes.sweeps.models import Phase, Sweep, SweepPoint, SweepState
 
 # The metrics a sweep ranks and maps by (as SessionResult.metrics names them), with labels.
 METRICS = {
@@ -22,6 +24,8 @@ METRICS = {
 LOWER_IS_BETTER = frozenset({"max_drawdown"})
 SHOWN = ("total_return", "sharpe", "max_drawdown", "number_of_trades")  # the table's columns
 AGGREGATES = ("best", "mean")
+MAX_DISTINCT = 25  # values of a heatmap axis shown one by one; more are grouped into
+BUCKETS = 20  # equal-width ranges (a 1,000-point random sweep would otherwise be 1,000 x 1,000)
 PENDING = "pending"  # a point the quota has not let start yet (no session)
 DROPPED = "dropped"  # a point that never started: its sweep was cancelled first
 
@@ -32,20 +36,29 @@ def point_rows(sweep: Sweep) -> list[dict[str, Any]]:
     only the metrics of each result."""
     values = sweep.points.order_by("phase", "index").values(
         "pk", "index", "phase", "params", "checks_id", "session_id", "session__state",
-        "session__failure_reason", "session__result__metrics")
+        "session__failure_reason", "session__result__metrics", "failure_reason")
     return [_row(v, sweep) for v in values]
 
 
 def _row(v: dict[str, Any], sweep: Sweep) -> dict[str, Any]:
     metrics = v["session__result__metrics"] or {}
-    state = v["session__state"] or (DROPPED if sweep.state == SweepState.CANCELLED else PENDING)
+    state = _state(v["session__state"], v["failure_reason"], sweep.state)
     return {
         "point_id": v["pk"], "index": v["index"], "phase": v["phase"], "params": v["params"],
         "checks": v["checks_id"], "session": None if v["session_id"] is None
         else str(v["session_id"]), "state": state,
-        "failure_reason": v["session__failure_reason"] or "",
+        "failure_reason": v["session__failure_reason"] or v["failure_reason"],
         "metrics": {k: metrics.get(k) for k in METRICS} if state == State.COMPLETED else {},
     }
+
+
+def _state(session_state: str | None, failure_reason: str, sweep_state: str) -> str:
+    # A point's backtest's state; without one, failed (refused), dropped or pending.
+    if session_state:
+        return session_state
+    if failure_reason:
+        return State.FAILED
+    return DROPPED if sweep_state == SweepState.CANCELLED else PENDING
 
 
 def progress(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
@@ -57,6 +70,22 @@ def progress(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
         counts[_bucket(row["state"])] += 1
     return {"total": len(rows), **{k: counts[k] for k in (
         "completed", "failed", "cancelled", "running", "queued", "pending")}}
+
+
+def progress_by_sweep(sweeps: Sequence[Sweep]) -> dict[Any, dict[str, int]]:
+    """`progress` of each of `sweeps` by its id, counted in one aggregate query (a list page
+    would otherwise read every point's metrics)."""
+    counts = (SweepPoint.objects.filter(sweep__in=[s.pk for s in sweeps])
+              .values("sweep_id", "session__state", "failure_reason").annotate(n=Count("pk"))
+              .order_by())
+    sweep_state = {s.pk: s.state for s in sweeps}
+    states: dict[Any, list[str]] = {s.pk: [] for s in sweeps}
+    for count in counts:
+        state = _state(count["session__state"], count["failure_reason"],
+                       sweep_state[count["sweep_id"]])
+        states[count["sweep_id"]] += [state] * count["n"]
+    return {pk: progress([{"state": state} for state in listed])
+            for pk, listed in states.items()}
 
 
 def _bucket(state: str) -> str:
@@ -118,21 +147,49 @@ def heatmap(rows: Iterable[dict[str, Any]], *, x: str, y: str, metric: str,
             aggregate: str = "best", phase: str | None = None) -> dict[str, Any]:
     """`metric` over parameters `x` and `y`: a cell per pair of values their points took;
     where other parameters vary, a cell aggregates its points (`best` by the metric's
-    direction, or their `mean`). Cells without a completed point are None."""
+    direction, or their `mean`). A numeric axis of more than MAX_DISTINCT values (a random
+    sweep over ranges) is grouped into BUCKETS equal-width ranges, labelled "low to high", so
+    the map stays at most BUCKETS x BUCKETS. Cells without a completed point are None."""
     rows = [r for r in rows if r["phase"] == (phase or _ranking_phase(rows))
             and r["state"] == State.COMPLETED and x in r["params"] and y in r["params"]]
+    x_values = [_key(r["params"][x]) for r in rows]
+    y_values = [_key(r["params"][y]) for r in rows]
+    xs, x_of = _axis(x_values)
+    ys, y_of = _axis(y_values)
     cells: dict[tuple[Any, Any], list[Decimal]] = defaultdict(list)
     for row in rows:
         value = number(row["metrics"].get(metric))
         if value is not None:
-            cells[(_key(row["params"][x]), _key(row["params"][y]))].append(value)
-    xs = sorted({_key(r["params"][x]) for r in rows}, key=_order)
-    ys = sorted({_key(r["params"][y]) for r in rows}, key=_order)
+            cells[(x_of(_key(row["params"][x])), y_of(_key(row["params"][y])))].append(value)
     grid = [[_combine(cells.get((xv, yv)), metric, aggregate) for xv in xs] for yv in ys]
     values = [v for line in grid for v in line if v is not None]
     return {"x": x, "y": y, "metric": metric, "aggregate": aggregate,
+            "grouped": len(xs) < len(set(x_values)) or len(ys) < len(set(y_values)),
             "xs": xs, "ys": ys, "cells": [[_text(v) for v in line] for line in grid],
             "min": _text(min(values, default=None)), "max": _text(max(values, default=None))}
+
+
+def _axis(values: list[Any]) -> tuple[list[Any], Callable[[Any], Any]]:
+    """An axis's labels and the label of each value: the distinct values, or (numbers, more
+    than MAX_DISTINCT of them) BUCKETS equal-width ranges, the last one closed."""
+    distinct = sorted(set(values), key=_order)
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
+    if len(distinct) <= MAX_DISTINCT or not numeric:
+        return distinct, lambda value: value
+    low, high = Decimal(str(distinct[0])), Decimal(str(distinct[-1]))
+    width = (high - low) / BUCKETS
+    edges = [low + width * i for i in range(BUCKETS)] + [high]
+    labels = [f"{_edge(edges[i])} to {_edge(edges[i + 1])}" for i in range(BUCKETS)]
+
+    def bucket(value: Any) -> str:
+        index = int((Decimal(str(value)) - low) / width)
+        return labels[min(index, BUCKETS - 1)]
+    return labels, bucket
+
+
+def _edge(value: Decimal) -> str:
+    # Four significant digits are enough to tell twenty buckets apart.
+    return format(Decimal(f"{value:.4g}").normalize(), "f")
 
 
 def _ranking_phase(rows: Sequence[dict[str, Any]]) -> str:

@@ -18,7 +18,12 @@ from config.errors import ApiError
 from runtimes.core.wire import decimal_str
 from runtimes.hosting import quotas
 from runtimes.models import LIVE_STATES, TERMINAL_STATES, Source, State, TradingSession
-from runtimes.services import cancel_session, check_hosted_run, create_hosted_backtest
+from runtimes.services import (
+    cancel_session,
+    check_hosted_run,
+    check_period,
+    create_hosted_backtest,
+)
 from runtimes.sweeps.models import Phase, Sweep, SweepPoint, SweepState
 from runtimes.sweeps.results import METRICS, rank_key
 from runtimes.sweeps.space import GRID, Space, SpaceError, parse_space
@@ -59,6 +64,9 @@ def create_sweep(
     chosen = _symbols(dataset, symbols)
     first, last = _range(dataset, chosen, start, end)
     split_at = None if split is None else _split_at(split, first, last)
+    if split_at is not None:
+        _check_split_ranges(dataset, chosen, start, end, split_at,
+                            field="split_at" if split.at is not None else "split_fraction")
     points = space.points()
     if not points:
         raise invalid("parameters", "The space has no points.")
@@ -168,29 +176,63 @@ def cancel_sweep(*, sweep: Sweep, now: datetime) -> bool:
     return True
 
 
+def delete_sweep(*, sweep: Sweep) -> int:
+    """Delete an ended sweep with its points and their backtests (results, journals, share
+    links). Raises ApiError INVALID_TRANSITION (409) while it runs (cancel it first) or while
+    a cancelled point's backtest is still stopping. Returns how many backtests went."""
+    with transaction.atomic():
+        locked = Sweep.objects.select_for_update().filter(pk=sweep.pk).first()
+        if locked is None:
+            return 0
+        if locked.state == SweepState.RUNNING:
+            raise ApiError("INVALID_TRANSITION", "The sweep is running: cancel it first, then "
+                           "delete it.", status_code=409, details={"state": locked.state})
+        sessions = TradingSession.objects.for_workspace(locked.workspace).filter(sweep=locked)
+        if sessions.filter(state__in=LIVE_STATES).exists():
+            raise ApiError("INVALID_TRANSITION", "Some of the sweep's backtests are still "
+                           "stopping; delete it once they have.", status_code=409,
+                           details={"state": locked.state})
+        count = sessions.count()
+        sessions.delete()
+        locked.delete()  # its points go with it (CASCADE)
+    return count
+
+
 # -- inside advance_sweep's transaction ----------------------------------------------------------
 
 
 def _release_points(sweep: Sweep) -> int:
     """Start waiting points while the workspace's hosted-backtest quota has room (the row lock
     on the workspace keeps two sweeps from taking the same slot). Returns how many started."""
-    waiting = list(sweep.points.filter(session__isnull=True).order_by("phase", "index"))
+    waiting = list(_waiting(sweep).order_by("phase", "index"))
     if not waiting:
         return 0
     quotas.lock_workspace(sweep.workspace)
     free = _free_slots(sweep.workspace)
     started = 0
-    for point in waiting[:free]:
+    for point in waiting:
+        if started >= free:
+            break
         try:
-            session = _start_point(sweep, point)
+            with transaction.atomic():  # a refusal leaves nothing of the point's backtest
+                session = _start_point(sweep, point)
         except ApiError as exc:
             if exc.error_code == "QUOTA_EXCEEDED":
                 break
-            raise
+            # Any other refusal would refuse again at every pass and keep the sweep running
+            # for ever: the point fails with the reason, and the sweep carries on.
+            point.failure_reason = exc.message[:500]
+            point.save(update_fields=["failure_reason"])
+            continue
         point.session = session
         point.save(update_fields=["session"])
         started += 1
     return started
+
+
+def _waiting(sweep: Sweep) -> Any:
+    """The points that have neither started nor been refused."""
+    return sweep.points.filter(session__isnull=True, failure_reason="")
 
 
 def _check_some_quota(workspace: Workspace) -> None:
@@ -230,9 +272,9 @@ def _start_point(sweep: Sweep, point: SweepPoint) -> TradingSession:
 
 
 def _all_ended(sweep: Sweep) -> bool:
-    points = sweep.points.all()
-    return not points.filter(session__isnull=True).exists() and not points.exclude(
-        session__state__in=TERMINAL_STATES).exists()
+    live = sweep.points.filter(session__isnull=False).exclude(
+        session__state__in=TERMINAL_STATES)
+    return not _waiting(sweep).exists() and not live.exists()
 
 
 def _has_oos(sweep: Sweep) -> bool:
@@ -277,6 +319,20 @@ def _range(dataset: Dataset, symbols: list[str], start: datetime | None,
         raise invalid("start", "The range is empty: from must be before to, within the "
                       "dataset's data.")
     return first, last
+
+
+def _check_split_ranges(dataset: Dataset, symbols: list[str], start: datetime | None,
+                        end: datetime | None, split_at: datetime, *, field: str) -> None:
+    """Refuse a split whose in-sample or out-of-sample range holds no bar, as the points'
+    backtests would be refused (the out-of-sample ones only once the in-sample ones ran)."""
+    files = list(DatasetFile.objects.filter(dataset=dataset, symbol__in=symbols))
+    for label, part_start, part_end in (("in-sample", start, split_at - ONE_TICK),
+                                        ("out-of-sample", split_at, end)):
+        try:
+            check_period(files=files, timeframe=dataset.timeframe, start=part_start,
+                         end=part_end)
+        except ApiError as error:
+            raise invalid(field, f"The {label} range: {error.message} Move the split.") from None
 
 
 def _split_at(split: Split, first: datetime, last: datetime) -> datetime:

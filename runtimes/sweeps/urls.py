@@ -18,4 +18,5 @@ urlpatterns = [
     path(P + "new/<uuid:version_id>/", views.sweep_new, name="sweep_new"),
     path(P + "<uuid:sweep_id>/", views.sweep_detail, name="sweep_detail"),
     path(P + "<uuid:sweep_id>/cancel/", views.sweep_cancel, name="sweep_cancel"),
+    path(P + "<uuid:sweep_id>/delete/", views.sweep_delete, name="sweep_delete"),
 ]

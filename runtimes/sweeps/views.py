@@ -1,6 +1,6 @@
 """Dashboard pages of parameter sweeps: the list, the "Sweep parameters" form of a strategy
 version, a sweep's page (progress, sortable point table, best points, heatmap, walk-forward)
-and its cancel button.
+its cancel button and its deletion (a confirmation page, then a POST).
 
 Thin: rows are reached through the current workspace (a foreign id is a 404), the form checks
 shapes, `runtimes.sweeps.services` starts and cancels, `runtimes.sweeps.presenting` shows.
@@ -37,9 +37,10 @@ def _trading_allowed(membership: Membership) -> None:
 
 @workspace_page
 def sweep_list(request: HttpRequest, membership: Membership) -> HttpResponse:
-    sweeps = (Sweep.objects.for_workspace(membership.workspace)
-              .select_related("version__strategy", "dataset")[:LIST_LIMIT])
-    rows = [{"sweep": s, "progress": results.progress(results.point_rows(s))} for s in sweeps]
+    sweeps = list(Sweep.objects.for_workspace(membership.workspace)
+                  .select_related("version__strategy", "dataset")[:LIST_LIMIT])
+    progress = results.progress_by_sweep(sweeps)
+    rows = [{"sweep": s, "progress": progress[s.pk]} for s in sweeps]
     return render(request, "runtimes/sweep_list.html", {"rows": rows})
 
 
@@ -110,3 +111,24 @@ def sweep_cancel(request: HttpRequest, membership: Membership, sweep_id: uuid.UU
     else:
         messages.info(request, f"The sweep had already ended ({sweep.state}).")
     return redirect("sweep_detail", sweep.pk)
+
+
+@workspace_page
+def sweep_delete(request: HttpRequest, membership: Membership, sweep_id: uuid.UUID
+                 ) -> HttpResponse:
+    """GET: the confirmation (what goes with the sweep, or why it cannot go yet); POST: delete."""
+    sweep = get_object_or_404(Sweep.objects.for_workspace(membership.workspace), pk=sweep_id)
+    if request.method == "POST":
+        _trading_allowed(membership)
+        try:
+            count = services.delete_sweep(sweep=sweep)
+        except ApiError as error:
+            messages.error(request, error.message)
+            return redirect("sweep_delete", sweep.pk)
+        messages.success(request, f"Deleted the sweep {sweep.name} and its {count} "
+                                  f"backtest{'s' if count != 1 else ''}.")
+        return redirect("sweep_list")
+    return render(request, "runtimes/sweep_delete.html", {
+        "sweep": sweep, "running": sweep.state == SweepState.RUNNING,
+        "points": sweep.points.count(), "backtests": sweep.sessions.count(),
+    })

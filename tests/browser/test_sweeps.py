@@ -1,6 +1,6 @@
 """A parameter sweep in a real Chromium: started from a strategy version's page, watched to the
 end (its points are real hosted backtests of the SMA example on the test worker), its points
-table sorted by a column, its best points and heatmap read."""
+table sorted by a column, its best points and heatmap read, then deleted from its page."""
 
 from __future__ import annotations
 
@@ -88,3 +88,12 @@ def test_a_sweep_is_started_from_a_version_watched_to_the_end_and_its_results_re
     page.go_back()
     screenshot("sweep-completed", mobile=True)
     assert Sweep.objects.get().state == "completed"
+
+    page.locator("#sweep-delete").click()
+    expect(page.locator("#sweep-delete-impact")).to_contain_text("their 4 backtests")
+    screenshot("sweep-delete")
+    page.get_by_role("button", name="Delete the sweep").click()
+    expect(page).to_have_url(re.compile(r"/app/sweeps/$"))
+    expect(page.locator("body")).to_contain_text("Deleted the sweep SMA fast x slow and its 4 "
+                                                 "backtests.")
+    assert not Sweep.objects.exists()

@@ -1,6 +1,7 @@
-"""Deleting strategies and datasets: refused while a deployment, a schedule or a running session
-uses them (named), otherwise deleted with their versions, stored files and the finished
-backtests that used them; editors only; another workspace's ids are 404."""
+"""Deleting strategies and datasets: refused while a deployment, a schedule, a running sweep or a
+running session uses them (named), otherwise deleted with their versions, stored files, the
+finished backtests and the ended sweeps that used them; editors only; another workspace's ids
+are 404."""
 
 from __future__ import annotations
 
@@ -266,3 +267,69 @@ def test_api_delete_by_a_viewer_is_403_and_by_a_stranger_404(api_client, viewer,
     assert api_client.delete(f"{base}/strategies/{version.strategy_id}/").status_code == 404
     assert api_client.delete(f"{base}/datasets/{dataset.pk}/").status_code == 404
     assert Strategy.objects.exists() and Dataset.objects.exists()
+
+
+# -- sweeps ----------------------------------------------------------------------------------------
+
+
+def sweep_over(workspace, owner, version, dataset, *, name, state):
+    """A sweep row in `state` with one point whose finished backtest ran `version` on `dataset`."""
+    from runtimes.sweeps.models import Sweep, SweepPoint
+
+    sweep = Sweep.objects.create(workspace=workspace, created_by=owner, name=name,
+                                 version=version, dataset=dataset, state=state)
+    session = completed_session(workspace=workspace, by=owner, dataset=dataset,
+                                strategy_version=version)
+    TradingSession.objects.filter(pk=session.pk).update(sweep=sweep)
+    SweepPoint.objects.create(sweep=sweep, index=0, params={}, session=session)
+    return sweep
+
+
+def test_a_running_sweep_refuses_the_deletion_naming_it(membership, workspace, owner, version,
+                                                        dataset):
+    sweep_over(workspace, owner, version, dataset, name="grid A", state="running")
+    sweep_over(workspace, owner, version, dataset, name="grid B", state="completed")
+
+    with pytest.raises(InUseError) as refused:
+        delete_strategy(membership=membership, strategy=version.strategy)
+    with pytest.raises(InUseError) as refused_dataset:
+        delete_dataset(membership=membership, dataset=dataset)
+
+    assert refused.value.message == ("Cannot delete the strategy 'SMA': it is used by running "
+                                     "sweep 'grid A' (cancel it first). Delete or change them "
+                                     "first.")
+    used_by = {"used_by": ["running sweep 'grid A' (cancel it first)"]}
+    assert (refused.value.details, refused_dataset.value.details) == (used_by, used_by)
+    assert StrategyVersion.objects.filter(strategy=version.strategy).count() == 2
+
+
+def test_ended_sweeps_go_with_the_dataset_their_backtests_too(membership, workspace, owner,
+                                                               version, dataset):
+    from runtimes.sweeps.models import Sweep, SweepPoint
+
+    sweep_over(workspace, owner, version, dataset, name="grid A", state="completed")
+    sweep_over(workspace, owner, version, dataset, name="grid B", state="cancelled")
+
+    impact = delete_dataset(membership=membership, dataset=dataset)
+
+    assert (impact.allowed, impact.sweeps, impact.sessions) == (True, 2, 2)
+    assert (Sweep.objects.count(), SweepPoint.objects.count(),
+            TradingSession.objects.count()) == (0, 0, 0)
+    assert not Dataset.objects.exists()
+
+
+def test_the_confirmation_counts_the_ended_sweeps_and_names_a_running_one(
+        sign_in, owner, workspace, version, dataset):
+    ended = sweep_over(workspace, owner, version, dataset, name="grid A", state="completed")
+    client = sign_in(owner, workspace)
+    url = reverse("strategy_delete", args=[version.strategy_id])
+
+    page = client.get(url).content.decode()
+    ended.state = "running"
+    ended.save(update_fields=["state"])
+    refused = client.get(url).content.decode()
+
+    assert "The <strong>1</strong> ended sweep over it is deleted too" in page
+    assert ("It cannot be deleted: it is used by running sweep &#x27;grid A&#x27; (cancel it "
+            "first).") in refused
+    assert "btn-danger" not in refused

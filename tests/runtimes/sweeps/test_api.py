@@ -8,7 +8,7 @@ import pytest
 
 from runtimes.models import TradingSession
 from runtimes.sweeps.models import Sweep
-from tests.runtimes.sweeps.conftest import end_point
+from tests.runtimes.sweeps.conftest import end_point, random_sweep_done
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +119,7 @@ def test_the_list_the_detail_with_best_points_and_heatmap_and_cancel(as_owner, u
     assert [p["params"]["slow"] for p in detail["best"]["points"]] == [30, 20, 20]
     assert detail["heatmap"] | {"cells": None} == {
         "x": "slow", "y": "fast", "metric": "total_return", "aggregate": "best",
-        "xs": [20, 30], "ys": [5, 10], "cells": None, "min": "-0.2", "max": "0.3"}
+        "grouped": False, "xs": [20, 30], "ys": [5, 10], "cells": None, "min": "-0.2", "max": "0.3"}
     assert detail["heatmap"]["cells"] == [["0.1", "0.3"], ["-0.2", None]]
 
     cancelled = as_owner.post(f"{url}/{created['id']}/cancel")
@@ -165,3 +165,61 @@ def test_a_viewer_may_read_but_not_start_a_sweep(api_client, viewer, url, body):
 
     assert api_client.get(url).status_code == 200
     assert api_client.post(url, body, format="json").status_code == 403
+
+
+def test_the_heatmap_of_a_1000_point_random_sweep_is_20_by_20(as_owner, url, owner, workspace,
+                                                             version, daily_dataset):
+    sweep = random_sweep_done(workspace=workspace, owner=owner, version=version,
+                              dataset=daily_dataset)
+
+    response = as_owner.get(f"{url}/{sweep.pk}")
+
+    heat = response.json()["heatmap"]
+    assert (len(heat["xs"]), len(heat["ys"]), heat["grouped"]) == (20, 20, True)
+    assert [len(line) for line in heat["cells"]] == [20] * 20
+    assert heat["xs"][:2] + heat["xs"][-1:] == [
+        "1.001 to 1.05", "1.05 to 1.1", "1.948 to 1.998"]
+    assert heat["ys"][:2] + heat["ys"][-1:] == [
+        "10.03 to 12.03", "12.03 to 14.03", "47.95 to 49.95"]
+    assert heat["cells"][0][:3] == ["0.1169", "0.1218", "0.1348"]  # best in each cell
+    assert len(response.content) < 400_000  # the 1,000 points; the map adds ~15 kB
+
+
+def test_the_list_reads_no_point_metrics_however_many_sweeps(
+        as_owner, url, body, django_assert_max_num_queries):
+    for _ in range(3):
+        as_owner.post(url, body, format="json")
+
+    with django_assert_max_num_queries(12) as captured:
+        listed = as_owner.get(url).json()
+
+    assert [s["progress"]["queued"] for s in listed] == [4, 4, 4]
+    assert not any("result" in q["sql"].lower() for q in captured.captured_queries)
+
+
+def test_delete_refuses_a_running_sweep_then_deletes_it_with_its_backtests(as_owner, url, body):
+    created = as_owner.post(url, body, format="json").json()
+
+    refused = as_owner.delete(f"{url}/{created['id']}")
+    assert (refused.status_code, refused.json()) == (409, {
+        "code": "INVALID_TRANSITION", "message": "The sweep is running: cancel it first, then "
+        "delete it.", "details": {"state": "running"}})
+    as_owner.post(f"{url}/{created['id']}/cancel")
+    deleted = as_owner.delete(f"{url}/{created['id']}")
+
+    assert deleted.status_code == 204
+    assert (Sweep.objects.count(), TradingSession.objects.count()) == (0, 0)
+    assert as_owner.get(f"{url}/{created['id']}").status_code == 404
+
+
+def test_another_workspace_cannot_delete_the_sweep(as_owner, api_client, url, body, stranger,
+                                                   stranger_workspace):
+    created = as_owner.post(url, body, format="json").json()
+    as_owner.post(f"{url}/{created['id']}/cancel")
+    api_client.force_login(stranger)
+
+    foreign = api_client.delete(f"/api/v1/workspaces/{stranger_workspace.pk}/sweeps/"
+                                f"{created['id']}")
+
+    assert (foreign.status_code, foreign.json()["code"]) == (404, "NOT_FOUND")
+    assert Sweep.objects.filter(pk=created["id"]).exists()

@@ -162,6 +162,16 @@ def test_a_walk_forward_runs_the_best_in_sample_points_out_of_sample(sweep_of):
      "The split must fall inside the range (2021-01-01 00:00 to 2021-04-10 00:00 UTC)."),
     ({"split": Split(fraction=Decimal("0.5"), top=11)}, "oos_top",
      "1 to 10 best points run out of sample."),
+    # Daily bars at midnight: 06:00 to 12:00 holds none, which the out-of-sample stage would
+    # only find once the in-sample one ran (and then be refused at every pass).
+    ({"end": datetime(2021, 3, 1, 12, tzinfo=UTC),
+      "split": Split(at=datetime(2021, 3, 1, 6, tzinfo=UTC))}, "split_at",
+     "The out-of-sample range: The date range holds no bars of SPY (the data runs from "
+     "2021-01-01 to 2021-04-10, with gaps). Move the split."),
+    ({"start": datetime(2021, 1, 1, 6, tzinfo=UTC), "end": datetime(2021, 1, 2, 12, tzinfo=UTC),
+      "split": Split(fraction=Decimal("0.5"))}, "split_fraction",
+     "The in-sample range: The date range holds no bars of SPY (the data runs from "
+     "2021-01-01 to 2021-04-10, with gaps). Move the split."),
 ])
 def test_a_bad_sweep_is_refused_naming_its_field_and_records_nothing(sweep_of, options, field,
                                                                      message):
@@ -239,3 +249,50 @@ def test_the_worker_tells_the_sweep_when_its_point_ends(sweep_of, workspace):
     session_ended(session_id=first.pk, now=timezone.now())
 
     assert len(sessions_of(sweep)) == 2
+
+
+def test_the_lists_progress_is_counted_in_one_query_for_every_sweep(
+        sweep_of, workspace, django_assert_num_queries):
+    quota(workspace, 3)
+    waiting, cancelled = sweep_of(), sweep_of()  # the second takes no slot: all 4 wait
+    end_point(sessions_of(waiting)[0], sharpe="1")
+    end_point(sessions_of(waiting)[1], state="failed")
+    cancel_sweep(sweep=cancelled, now=timezone.now())
+    sweeps = list(Sweep.objects.order_by("created_at"))
+
+    with django_assert_num_queries(1):
+        counted = results.progress_by_sweep(sweeps)
+
+    assert counted == {s.pk: results.progress(results.point_rows(s)) for s in sweeps}
+    assert counted[waiting.pk] == {"total": 4, "completed": 1, "failed": 1, "cancelled": 0,
+                                   "running": 0, "queued": 1, "pending": 1}
+    assert counted[cancelled.pk]["cancelled"] == 4
+
+
+def test_a_point_whose_backtest_is_refused_fails_with_the_reason_and_the_sweep_ends(
+        sweep_of, monkeypatch):
+    from runtimes.sweeps import services
+
+    real = services.create_hosted_backtest
+
+    def refuse_fast_10(**kwargs):
+        if kwargs["params"]["fast"] == 10:
+            raise ApiError("INVALID_VALUE", "The date range holds no bars of SPY.")
+        return real(**kwargs)
+    monkeypatch.setattr(services, "create_hosted_backtest", refuse_fast_10)
+
+    sweep = sweep_of()
+    for session in sessions_of(sweep):
+        end_point(session, sharpe="1")
+    sweep = advance_sweep(sweep_id=sweep.pk, now=timezone.now())
+
+    assert sweep.state == SweepState.COMPLETED
+    rows = results.point_rows(sweep)
+    assert [(r["params"]["fast"], r["state"], r["failure_reason"], r["session"] is None)
+            for r in rows] == [
+        (5, "completed", "", False), (5, "completed", "", False),
+        (10, "failed", "The date range holds no bars of SPY.", True),
+        (10, "failed", "The date range holds no bars of SPY.", True)]
+    assert results.progress_by_sweep([sweep])[sweep.pk] | {"total": 0} == {
+        "total": 0, "completed": 2, "failed": 2, "cancelled": 0, "running": 0, "queued": 0,
+        "pending": 0}

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from runtimes.models import TradingSession
 from runtimes.sweeps.models import Sweep
 from runtimes.sweeps.services import create_sweep
 from runtimes.sweeps.space import parse_space
-from tests.runtimes.sweeps.conftest import end_point
+from tests.runtimes.sweeps.conftest import end_point, random_sweep_done
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,18 @@ def test_the_form_starts_a_sweep_and_leads_to_its_page(sign_in, owner, workspace
                                                                    args=[sweep.pk])
     assert (sweep.name, sweep.metric, TradingSession.objects.filter(sweep=sweep).count()) == (
         "SMA v1 sweep", "total_return", 4)
+
+
+def test_the_form_keeps_every_commission_part_it_shows(sign_in, owner, workspace, version,
+                                                       form):
+    client = sign_in(owner, workspace)
+
+    client.post(reverse("sweep_new", args=[version.pk]), form | {
+        "commission_percent": "0.1", "commission_per_share": "0.005",
+        "commission_fixed": "5", "commission_minimum": "1"})
+
+    assert Sweep.objects.get().commission == {"percent": "0.1", "per_share": "0.005",
+                                              "fixed": "5", "minimum": "1"}
 
 
 def test_a_bad_space_stays_in_the_form_beside_what_was_typed(sign_in, owner, workspace,
@@ -121,3 +134,70 @@ def test_a_viewer_cannot_start_or_cancel(sign_in, viewer, workspace, version, fo
 
     assert client.post(reverse("sweep_new", args=[version.pk]), form).status_code == 403
     assert client.post(reverse("sweep_cancel", args=[sweep.pk])).status_code == 403
+
+
+def test_the_page_of_a_1000_point_random_sweep_maps_20_by_20_ranges(sign_in, owner, workspace,
+                                                                   version, daily_dataset):
+    sweep = random_sweep_done(workspace=workspace, owner=owner, version=version,
+                              dataset=daily_dataset)
+
+    page = sign_in(owner, workspace).get(reverse("sweep_detail", args=[sweep.pk])
+                                         ).content.decode()
+
+    heatmap = page[page.index('<section id="sweep-heatmap">'):]
+    heatmap = heatmap[:heatmap.index("</section>")]
+    assert heatmap.count("<tr>") == 21 and heatmap.count("<td ") == 400
+    assert '<th class="num">1.001 to 1.05</th>' in heatmap
+    assert '<th class="num">47.95 to 49.95</th>' in heatmap
+    assert "each axis is grouped into equal ranges" in heatmap
+    assert len(page) < 1_500_000  # the table of 1,000 points; the map was 34 MB
+
+
+def test_a_refused_point_shows_its_reason_in_the_table(sign_in, owner, workspace, version,
+                                                       daily_dataset, monkeypatch):
+    from config.errors import ApiError
+    from runtimes.sweeps import services
+
+    def refuse(**kwargs):
+        raise ApiError("INVALID_VALUE", "The date range holds no bars of SPY.")
+    monkeypatch.setattr(services, "create_hosted_backtest", refuse)
+    sweep = create_sweep(workspace=workspace, created_by=owner, version=version,
+                         dataset=daily_dataset, name="refused",
+                         space=parse_space(mode="grid", parameters={"fast": [5]}))
+
+    page = sign_in(owner, workspace).get(reverse("sweep_detail", args=[sweep.pk])
+                                         ).content.decode()
+
+    assert ('<span class="state state-failed" title="The date range holds no bars of SPY.">'
+            'failed</span> <span class="muted small">The date range holds no bars of SPY.'
+            '</span>') in page
+
+
+def test_delete_asks_to_cancel_a_running_sweep_then_confirms_and_deletes(sign_in, owner,
+                                                                        workspace, sweep):
+    client = sign_in(owner, workspace)
+    url = reverse("sweep_delete", args=[sweep.pk])
+
+    running = client.get(url).content.decode()
+    refused = client.post(url)
+    client.post(reverse("sweep_cancel", args=[sweep.pk]))
+    confirm = client.get(url).content.decode()
+    deleted = client.post(url)
+
+    assert "It is running: cancel it first, then delete it." in running
+    assert refused.status_code == 302 and refused.url == url
+    assert "their <strong>4</strong> backtests" in confirm
+    assert deleted.status_code == 302 and deleted.url == reverse("sweep_list")
+    assert (Sweep.objects.count(), TradingSession.objects.count()) == (0, 0)
+
+
+def test_a_stranger_or_a_viewer_cannot_delete_the_sweep(sign_in, stranger, stranger_workspace,
+                                                        viewer, workspace, sweep):
+    from runtimes.sweeps.services import cancel_sweep
+
+    cancel_sweep(sweep=sweep, now=timezone.now())
+    url = reverse("sweep_delete", args=[sweep.pk])
+
+    assert sign_in(stranger, stranger_workspace).post(url).status_code == 404
+    assert sign_in(viewer, workspace).post(url).status_code == 403
+    assert Sweep.objects.filter(pk=sweep.pk).exists()
