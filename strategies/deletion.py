@@ -178,9 +178,14 @@ def _own(membership: Membership, row: Strategy | Dataset) -> None:
 
 
 def _delete_rows(what: str, row: Model, sessions: QuerySet[Any], sweeps: QuerySet[Any]) -> None:
+    # Only what has ended: a backtest or sweep started since the check (starting one does not
+    # take the row lock above) stays, and its PROTECT reference refuses the deletion below
+    # rather than losing a running session.
+    live = sessions.live().values("pk")
     try:
-        sweeps.delete()  # their points' backtests go with them (CASCADE)
-        sessions.delete()
+        # their points' backtests go with them (CASCADE)
+        sweeps.exclude(state="running").exclude(sessions__in=live).delete()
+        sessions.exclude(pk__in=live).delete()
         row.delete()
     except ProtectedError as exc:  # something new refers to it since the check
         users = sorted({f"{type(o)._meta.verbose_name} {str(o)!r}" for o in exc.protected_objects})

@@ -156,6 +156,30 @@ def test_deleting_a_dataset_removes_its_stored_files_and_its_backtests(
     assert not (_private_file_storage / f"workspaces/{workspace.pk}/datasets/{dataset.pk}").exists()
 
 
+def test_a_backtest_started_after_the_check_is_not_deleted_but_refuses_the_deletion(
+        membership, workspace, owner, dataset, monkeypatch):
+    from strategies import deletion
+
+    checked = deletion.dataset_deletion
+
+    def check_then_a_backtest_starts(row):
+        impact = checked(row)  # allowed: nothing uses it yet
+        session_in(State.QUEUED, workspace, owner, row)  # starting one takes no lock of ours
+        return impact
+
+    monkeypatch.setattr(deletion, "dataset_deletion", check_then_a_backtest_starts)
+    completed_session(workspace=workspace, by=owner, dataset=dataset)
+
+    # Refused because the new run was left alone: deleted with the rest, nothing would refer
+    # to the dataset any more. (Here the run is in the same transaction, so it rolls back too.)
+    with pytest.raises(InUseError) as refused:
+        delete_dataset(membership=membership, dataset=dataset)
+
+    assert "trading session" in refused.value.message
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
+    assert list(TradingSession.objects.values_list("state", flat=True)) == ["completed"]
+
+
 def test_deleting_a_registered_dataset_leaves_the_files_it_did_not_store(
         membership, make_dataset, django_capture_on_commit_callbacks):
     dataset = make_dataset("SPY", {"SPY": "stocks-daily/SPY.csv"}, rows=10)
