@@ -400,6 +400,17 @@ BACKTEST_LIST_PARAMETERS = [
 ]
 
 
+def version_and_dataset(workspace: Any, data: dict[str, Any]
+                        ) -> tuple[StrategyVersion, Dataset]:
+    """The strategy version and dataset a validated hosted-run body names (popped from `data`),
+    of this workspace only: another workspace's id is the same 404 as an unknown one."""
+    version = get_object_or_404(
+        StrategyVersion.objects.for_workspace(workspace).select_related("strategy"),
+        pk=data.pop("version"))
+    dataset = get_object_or_404(Dataset.objects.for_workspace(workspace), pk=data.pop("dataset"))
+    return version, dataset
+
+
 class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
     """GET: the workspace's hosted backtests, a page of 100 at a time, filtered and sorted as the
     dashboard's list, each with its headline metrics once completed. POST: run a strategy
@@ -440,11 +451,7 @@ class BacktestListCreate(WorkspaceScopedMixin, generics.GenericAPIView):
         serializer = HostedBacktestCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        version = get_object_or_404(
-            StrategyVersion.objects.for_workspace(self.workspace).select_related("strategy"),
-            pk=data.pop("version"))
-        dataset = get_object_or_404(Dataset.objects.for_workspace(self.workspace),
-                                    pk=data.pop("dataset"))
+        version, dataset = version_and_dataset(self.workspace, data)
         session = services.create_hosted_backtest(
             workspace=self.workspace, created_by=request.user, version=version, dataset=dataset,
             symbols=data.get("symbols"), timeframe=data.get("timeframe"),

@@ -20,12 +20,12 @@ from rest_framework.response import Response
 from accounts.api_permissions import WorkspaceScopedMixin
 from config.api_schema import OBJECT_LIST
 from config.errors import ApiError
+from runtimes.api_views import version_and_dataset
 from runtimes.sweeps import services
 from runtimes.sweeps.models import Sweep
 from runtimes.sweeps.presenting import heatmap_request, sweep_json
 from runtimes.sweeps.results import progress_by_sweep
 from runtimes.sweeps.serializers import SweepCreateSerializer
-from strategies.models import Dataset, StrategyVersion
 
 LIST_LIMIT = 100
 
@@ -58,11 +58,7 @@ class SweepListCreate(SweepMixin, generics.GenericAPIView):
         serializer = SweepCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        version = get_object_or_404(
-            StrategyVersion.objects.for_workspace(self.workspace).select_related("strategy"),
-            pk=data.pop("version"))
-        dataset = get_object_or_404(Dataset.objects.for_workspace(self.workspace),
-                                    pk=data.pop("dataset"))
+        version, dataset = version_and_dataset(self.workspace, data)
         sweep = services.create_sweep(workspace=self.workspace, created_by=request.user,
                                       version=version, dataset=dataset,
                                       **services.sweep_arguments(data, version=version))
