@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,38 +139,50 @@ def delete_strategy(*, membership: Membership, strategy: Strategy) -> DeletionIm
     """Delete `strategy` (of `membership.workspace`), every version and their stored files, and
     the finished sessions that ran them. Raises ApiError FORBIDDEN (403, viewers) and InUseError
     (409). Returns what was deleted."""
-    require_can_delete(membership)
-    _own(membership, strategy)
-    with transaction.atomic():
-        Strategy.objects.select_for_update().filter(pk=strategy.pk).first()
-        impact = strategy_deletion(strategy)
-        if not impact.allowed:
-            raise InUseError(f"the strategy {strategy.name!r}", impact)
-        stored = set(strategy.versions.values_list("storage_name", flat=True))
-        _delete_rows(f"the strategy {strategy.name!r}", strategy,
-                     _sessions_model().objects.filter(strategy_version__strategy=strategy),
-                     _sweeps_model().objects.filter(version__strategy=strategy))
-        transaction.on_commit(lambda: _remove_stored(stored))
-    return impact
+    return _delete(membership, strategy, f"the strategy {strategy.name!r}",
+                   impact_of=strategy_deletion,
+                   sessions={"strategy_version__strategy": strategy},
+                   sweeps={"version__strategy": strategy}, files_of=_files_of_strategy)
 
 
 def delete_dataset(*, membership: Membership, dataset: Dataset) -> DeletionImpact:
     """Delete `dataset` (of `membership.workspace`), the files it stored (files registered where
     they already were, like the demo's, stay) and the finished sessions over it. Raises ApiError
     FORBIDDEN (403, viewers) and InUseError (409). Returns what was deleted."""
+    return _delete(membership, dataset, f"the dataset {dataset.name!r}",
+                   impact_of=dataset_deletion, sessions={"dataset": dataset},
+                   sweeps={"dataset": dataset}, files_of=_files_of_dataset)
+
+
+def _delete(membership: Membership, row: Any, what: str, *,
+            impact_of: Callable[[Any], DeletionImpact], sessions: dict[str, Any],
+            sweeps: dict[str, Any], files_of: Callable[[Any], Callable[[], None]]
+            ) -> DeletionImpact:
+    """Check and delete `row` under its row lock, with the ended sessions and sweeps matching
+    `sessions` and `sweeps`; its files (`files_of`, read under the lock) go once that
+    commits."""
     require_can_delete(membership)
-    _own(membership, dataset)
+    _own(membership, row)
     with transaction.atomic():
-        Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
-        impact = dataset_deletion(dataset)
+        type(row).objects.select_for_update().filter(pk=row.pk).first()
+        impact = impact_of(row)
         if not impact.allowed:
-            raise InUseError(f"the dataset {dataset.name!r}", impact)
-        paths = list(dataset.files.values_list("path", flat=True))
-        _delete_rows(f"the dataset {dataset.name!r}", dataset,
-                     _sessions_model().objects.filter(dataset=dataset),
-                     _sweeps_model().objects.filter(dataset=dataset))
-        transaction.on_commit(lambda: _remove_uploaded(paths))
+            raise InUseError(what, impact)
+        remove_files = files_of(row)
+        _delete_rows(what, row, _sessions_model().objects.filter(**sessions),
+                     _sweeps_model().objects.filter(**sweeps))
+        transaction.on_commit(remove_files)
     return impact
+
+
+def _files_of_strategy(strategy: Strategy) -> Callable[[], None]:
+    stored = set(strategy.versions.values_list("storage_name", flat=True))
+    return lambda: _remove_stored(stored)
+
+
+def _files_of_dataset(dataset: Dataset) -> Callable[[], None]:
+    paths = list(dataset.files.values_list("path", flat=True))
+    return lambda: _remove_uploaded(paths)
 
 
 def _own(membership: Membership, row: Strategy | Dataset) -> None:
