@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.db import transaction
-from django.db.models import Case, F, FloatField, Max, Min, QuerySet, Value, When
+from django.db.models import Case, F, FloatField, QuerySet, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Lower
 
@@ -26,7 +26,7 @@ from accounts.models import User, Workspace
 from config.errors import ApiError
 from runtimes.models import NAME_MAX_LENGTH, TERMINAL_STATES, State, TradingSession
 from runtimes.result_pages import metric_cards
-from strategies.models import Dataset, DatasetFile, Strategy, StrategyVersion
+from strategies.models import Dataset, Strategy, StrategyVersion
 
 # The headline of a completed run: (metrics key, its card's label on the result page), in the
 # list's column order.
@@ -53,9 +53,8 @@ def default_name(*, version: StrategyVersion | None, dataset: Dataset, symbols: 
     name for a remote strategy's run), then the range; a missing bound is the chosen symbols'
     first or last bar in the dataset. At most NAME_MAX_LENGTH characters."""
     if start is None or end is None:
-        bounds = DatasetFile.objects.filter(dataset=dataset, symbol__in=symbols).aggregate(
-            first=Min("first_timestamp"), last=Max("last_timestamp"))
-        start, end = start or bounds["first"], end or bounds["last"]
+        first, last = dataset.bounds(symbols)
+        start, end = start or first, end or last
     period = " → ".join(f"{moment:%Y-%m-%d}" for moment in (start, end) if moment is not None)
     suffix = f" v{version.number}" if version is not None else ""
     room = NAME_MAX_LENGTH - len(suffix) - len(period) - 3

@@ -172,6 +172,13 @@ class Dataset(models.Model):
         return {f.symbol: SymbolRange(f.symbol, f.first_timestamp, f.last_timestamp, f.rows)
                 for f in files if wanted is None or f.symbol in wanted}
 
+    def bounds(self, symbols: Iterable[str]) -> tuple[datetime | None, datetime | None]:
+        """(earliest first bar, latest last bar) of `symbols`' files, in one query; (None,
+        None) when the dataset has none of them."""
+        found = self.files.filter(symbol__in=list(symbols)).aggregate(
+            first=models.Min("first_timestamp"), last=models.Max("last_timestamp"))
+        return found["first"], found["last"]
+
     def span(self) -> DatasetSpan | None:
         """From the earliest first bar to the latest last bar, with each symbol's own range;
         None for a dataset without files."""

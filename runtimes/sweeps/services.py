@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max, Min
 
 from accounts.models import User, Workspace
 from config.errors import ApiError
@@ -311,10 +310,9 @@ def _symbols(dataset: Dataset, symbols: list[str] | None) -> list[str]:
 def _range(dataset: Dataset, symbols: list[str], start: datetime | None,
            end: datetime | None) -> tuple[datetime, datetime]:
     """The range the points run over: the given one within the symbols' data."""
-    bounds = DatasetFile.objects.filter(dataset=dataset, symbol__in=symbols).aggregate(
-        first=Min("first_timestamp"), last=Max("last_timestamp"))
-    first = max(filter(None, (bounds["first"], start)), default=None)
-    last = min(filter(None, (bounds["last"], end)), default=None)
+    data_first, data_last = dataset.bounds(symbols)
+    first = max(filter(None, (data_first, start)), default=None)
+    last = min(filter(None, (data_last, end)), default=None)
     if first is None or last is None or first >= last:
         raise invalid("start", "The range is empty: from must be before to, within the "
                       "dataset's data.")
