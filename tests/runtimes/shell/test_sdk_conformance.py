@@ -25,6 +25,7 @@ from tektii import (
 )
 
 from tests.runtimes.conftest import SYMBOL, wait_for_state
+from tests.runtimes.shell.sdk_client import act_on_candles
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -104,14 +105,9 @@ async def test_every_sdk_call_conforms_during_a_running_backtest(
     session = await in_thread(start_backtest)()
     base = f"{daphne_url}/sessions/{session.id}"
     state: dict = {}
-    candles = 0
     gw = AsyncTradingGateway(base_url=base, api_key=trader_key, max_retries=0)
-    async with gw, gw.stream() as events:
-        async for event in events:
-            if isinstance(event, CandleEvent):
-                candles += 1
-                if candles in (30, 31):
-                    await check_every_call(gw, base, trader_key, candles, state)
+    await act_on_candles(gw, (30, 31),
+                         lambda candle: check_every_call(gw, base, trader_key, candle, state))
     session = await in_thread(wait_for_state)(session, {"completed", "failed"})
     assert session.state == "completed"
     result = await in_thread(lambda: session.result)()
@@ -164,17 +160,11 @@ async def test_the_sync_client_moves_exits_and_reads_resampled_bars_from_a_threa
     session = await in_thread(start_backtest)()
     base = f"{daphne_url}/sessions/{session.id}"
     state: dict = {}
-    candles = 0
     sync_gw = TradingGateway(base_url=base, api_key=trader_key, max_retries=0)
     gw = AsyncTradingGateway(base_url=base, api_key=trader_key, max_retries=0)
     try:
-        async with gw, gw.stream() as events:
-            async for event in events:
-                if isinstance(event, CandleEvent):
-                    candles += 1
-                    if candles in (10, 11):
-                        await asyncio.to_thread(sync_calls_on, sync_gw, base, trader_key,
-                                                candles, state)
+        await act_on_candles(gw, (10, 11), lambda candle: asyncio.to_thread(
+            sync_calls_on, sync_gw, base, trader_key, candle, state))
     finally:
         await asyncio.to_thread(sync_gw.close)
     session = await in_thread(wait_for_state)(session, {"completed", "failed"})

@@ -19,12 +19,12 @@ from rest_framework.test import APIClient
 from tektii import (
     AsyncTradingGateway,
     AuthenticationError,
-    CandleEvent,
     OrderStatus,
     TradingGateway,
 )
 
 from tests.runtimes.conftest import SYMBOL, new_backtest_session, wait_for_state
+from tests.runtimes.shell.sdk_client import act_on_candles
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
 
@@ -281,14 +281,8 @@ async def test_the_sdk_given_only_the_share_url_runs_every_call_and_the_stream(
     url = made.json()["url"]
     assert url.startswith(f"{daphne_url}/share/psl_")
     state: dict = {"url": url}
-    candles = 0
     gw = AsyncTradingGateway(base_url=url, max_retries=0)
-    async with gw, gw.stream() as events:
-        async for event in events:
-            if isinstance(event, CandleEvent):
-                candles += 1
-                if candles in (10, 11):
-                    await every_call(gw, candles, state)
+    candles = await act_on_candles(gw, (10, 11), lambda candle: every_call(gw, candle, state))
     session = await in_thread(wait_for_state)(session, {"completed", "failed"})
     assert (session.state, candles, state.get("sync")) == ("completed", 300, True)
     async with AsyncTradingGateway(base_url=url, max_retries=0) as after:  # the final state

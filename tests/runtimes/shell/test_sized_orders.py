@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
-from tektii import AsyncTradingGateway, BadRequestError, CandleEvent, OrderStatus
+from tektii import AsyncTradingGateway, BadRequestError, OrderStatus
 from tektii.models import OrderHandle
 
 from tests.runtimes.conftest import SYMBOL, wait_for_state
+from tests.runtimes.shell.sdk_client import act_on_candles
 
 in_thread = partial(sync_to_async, thread_sensitive=False)
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -74,14 +75,8 @@ async def test_sized_orders_fill_at_the_fill_price_beside_a_plain_sdk_strategy(
     session = await in_thread(start_backtest)()
     base = f"{daphne_url}/sessions/{session.id}"
     state: dict = {}
-    candles = 0
     gw = AsyncTradingGateway(base_url=base, api_key=trader_key, max_retries=0)
-    async with gw, gw.stream() as events:
-        async for event in events:
-            if isinstance(event, CandleEvent):
-                candles += 1
-                if candles in (30, 31, 32):
-                    await act(gw, candles, state)
+    await act_on_candles(gw, (30, 31, 32), lambda candle: act(gw, candle, state))
     session = await in_thread(wait_for_state)(session, {"completed", "failed"})
     assert session.state == "completed"
     assert len(state) == 4
