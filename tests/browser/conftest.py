@@ -7,10 +7,12 @@ Screenshots of the main pages go to artifacts/screenshots/<test>-<page>.png (git
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import FAST_HASHERS
 
@@ -79,3 +81,12 @@ def screenshot(page, request) -> Callable[..., Path]:
         return path
 
     return take
+
+
+def log_in(page, email: str, password: str) -> None:
+    """Sign in through the login form and wait for the dashboard it leads to."""
+    page.goto("/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/app/$"))

@@ -17,6 +17,7 @@ from accounts.services import sign_up
 from config.sample_data import head_of
 from runtimes.models import SessionResult, Source, State, TradingSession
 from strategies.services import EXAMPLES_DIR, register_dataset, upload_strategy_version
+from tests.browser.conftest import log_in
 from tests.browser.test_journeys import PASSWORD
 from tests.runtimes.results import run_in_process
 
@@ -58,10 +59,7 @@ def _workspace_with_runs(tmp_path):
 
 
 def _log_in(page) -> None:
-    page.goto("/login/")
-    page.get_by_label("Email").fill("ada@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "ada@example.com", PASSWORD)
 
 
 def _names(page) -> list[str]:

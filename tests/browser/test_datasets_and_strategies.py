@@ -5,8 +5,6 @@ a strategy are compared."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
@@ -15,6 +13,7 @@ from config.sample_data import head_of
 from runtimes.schedules.services import create_schedule
 from strategies.models import Dataset
 from strategies.services import register_dataset, upload_dataset, upload_strategy_version
+from tests.browser.conftest import log_in
 from tests.browser.test_journeys import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
@@ -30,11 +29,7 @@ V2 = CODE.format(fast=12, test="a >= b").encode()
 @pytest.fixture
 def person(page):
     owner = sign_up(email="grace@example.com", password=PASSWORD)
-    page.goto("/login/")
-    page.get_by_label("Email").fill("grace@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/app/$"))
+    log_in(page, "grace@example.com", PASSWORD)
     return owner, owner.memberships.get().workspace
 
 

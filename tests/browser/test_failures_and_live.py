@@ -20,6 +20,7 @@ from config.sample_data import head_of
 from runtimes.sandbox.runner import probe_bubblewrap
 from runtimes.services import create_backtest_session, create_hosted_backtest
 from strategies.services import register_dataset, upload_strategy_version
+from tests.browser.conftest import log_in
 from tests.browser.test_journeys import PASSWORD
 from tests.browser.test_live_view import run_strategy
 from tests.runtimes.conftest import ask_for_worker, wait_for_state
@@ -54,10 +55,7 @@ asyncio.run(main())
 
 def signed_in(page, email: str):
     owner = sign_up(email=email, password=PASSWORD)
-    page.goto("/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, email, PASSWORD)
     return owner, owner.memberships.get().workspace
 
 

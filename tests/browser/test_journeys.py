@@ -16,6 +16,7 @@ from config.sample_data import head_of
 from runtimes.models import State, TradingSession
 from strategies.models import Dataset
 from strategies.services import EXAMPLES_DIR, register_dataset
+from tests.browser.conftest import log_in
 from tests.runtimes.results import run_in_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
@@ -117,10 +118,7 @@ def test_a_backtest_is_watched_to_completion_and_its_results_read(page, screensh
         workspace=workspace, created_by=owner, dataset=dataset, symbols=["BTCUSDT"],
         timeframe="1m", state=State.RUNNING, batches=120, initial_cash=Decimal(100_000))
 
-    page.goto("/login/")
-    page.get_by_label("Email").fill("grace@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "grace@example.com", PASSWORD)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Backtests").click()
     rows = page.locator("#backtest-rows")
     expect(rows.locator(".state-running")).to_have_count(1)
@@ -159,10 +157,7 @@ def test_two_backtests_are_ticked_on_the_list_and_compared_side_by_side(page, sc
     runs = [run_in_process(workspace=workspace, by=owner, dataset=dataset, every=every)
             for every in (10, 25)]
 
-    page.goto("/login/")
-    page.get_by_label("Email").fill("katherine@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "katherine@example.com", PASSWORD)
     page.goto("/app/backtests/")
     for run in runs:
         page.locator(f"#compare-{run.pk}").check()
@@ -186,10 +181,7 @@ def test_a_schedule_is_created_from_a_version_paused_and_resumed(page, screensho
     register_dataset(workspace=workspace, name="SPY daily", files={
         "SPY": head_of("stocks-daily/SPY.csv", 200, tmp_path / "SPY.csv")})
 
-    page.goto("/login/")
-    page.get_by_label("Email").fill("hedy@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "hedy@example.com", PASSWORD)
     page.goto(f"/app/strategies/{version.strategy_id}/versions/1/")
     page.get_by_role("link", name="Schedule backtests").click()
     page.get_by_label("Name").fill("Weekday mornings")

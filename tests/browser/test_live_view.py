@@ -18,6 +18,7 @@ from accounts.services import sign_up
 from config.sample_data import head_of
 from runtimes.services import create_backtest_session
 from strategies.services import register_dataset
+from tests.browser.conftest import log_in
 from tests.browser.test_journeys import PASSWORD
 from tests.runtimes.conftest import ask_for_worker, wait_for_state
 
@@ -66,10 +67,7 @@ def test_the_live_page_of_a_running_backtest_shows_events_as_they_stream(
         slippage_bps=Decimal(0), connect_timeout_s=30, idle_timeout_s=30)
     wait_for_state(ask_for_worker(session), {"waiting"})
 
-    page.goto("/login/")
-    page.get_by_label("Email").fill("barbara@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "barbara@example.com", PASSWORD)
     page.goto(f"/app/backtests/{session.pk}/")
     page.get_by_role("link", name="Watch live").click()
     status = page.locator("[data-live-status]")

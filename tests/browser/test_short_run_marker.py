@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from accounts.services import sign_up
 from config.sample_data import head_of
 from strategies.services import register_dataset
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS, log_in
 from tests.runtimes.results import run_in_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
@@ -26,10 +26,7 @@ def test_the_annualised_cards_of_a_short_run_are_marked_and_explained(page, scre
         "BTCUSDT": head_of("crypto-1m/BTCUSDT.csv", 3 * 1440, tmp_path / "BTCUSDT.csv")})
     finished = run_in_process(workspace=workspace, by=owner, dataset=dataset)
 
-    page.goto("/login/")
-    page.get_by_label("Email").fill("ada@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "ada@example.com", PASSWORD)
     page.goto(f"/app/backtests/{finished.pk}/")
 
     markers = page.locator(".metric abbr.short-run")

@@ -17,7 +17,7 @@ from accounts.models import ApiKey, Invitation
 from accounts.services import sign_up
 from runtimes.models import TradingSession
 from strategies.services import upload_dataset, upload_strategy_version
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS, log_in
 from tests.runtimes.results import START, completed_session, synthetic_result
 from tests.runtimes.schedules.conftest import daily_bars
 
@@ -27,14 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
 PASSWORD = "a-long-and-unusual-passphrase-42"
 FILLS = 1000  # synthetic_result: one fill every 2 minutes, alternately buy and sell
 CANDLES = 2 * FILLS  # one 1m candle per minute of the run
-
-
-def log_in(page, email: str) -> None:
-    page.goto("/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/app/$"))
 
 
 def owner_of_a_workspace(email: str = "ada@example.com"):
@@ -51,7 +43,7 @@ def test_the_schedule_form_shows_the_inputs_of_the_choice_and_says_the_minimum(p
                             filename="main.py", content=b"import tektii\n")
     upload_dataset(workspace=workspace, by=owner, name="SPY daily",
                    files={"SPY": ("SPY.csv", daily_bars())})
-    log_in(page, "ada@example.com")
+    log_in(page, "ada@example.com", PASSWORD)
 
     page.goto("/app/schedules/new/")
     cron, interval = page.locator("#id_cron_expression"), page.locator("#id_interval_minutes")
@@ -88,7 +80,7 @@ def test_the_schedule_form_shows_the_inputs_of_the_choice_and_says_the_minimum(p
 def test_a_new_key_survives_a_reload_as_one_key_shown_once_and_revoking_asks_first(
         page, screenshot):
     owner_of_a_workspace()
-    log_in(page, "ada@example.com")
+    log_in(page, "ada@example.com", PASSWORD)
 
     page.goto("/app/keys/new/")
     page.get_by_label("Name").fill("laptop")
@@ -129,7 +121,7 @@ def test_an_invitation_link_says_what_it_is_and_owners_resend_and_revoke_it(
         page, screenshot, browser, daphne_url, request):
     owner_of_a_workspace()
     sign_up(email="grace@example.com", password=PASSWORD)
-    log_in(page, "ada@example.com")
+    log_in(page, "ada@example.com", PASSWORD)
     page.goto("/app/members/")
     page.get_by_label("Email").fill("grace@example.com")
     page.get_by_label("Role").select_option("member")
@@ -145,7 +137,7 @@ def test_an_invitation_link_says_what_it_is_and_owners_resend_and_revoke_it(
     screenshot("members-invitations")
 
     guest = browser.new_context(base_url=daphne_url).new_page()
-    log_in(guest, "grace@example.com")
+    log_in(guest, "grace@example.com", PASSWORD)
     guest.goto(first_link)
     expect(guest.get_by_role("alert")).to_have_text(
         "This invitation link is not valid: it was never issued, or a newer link replaced it.")
@@ -234,7 +226,7 @@ def fills_stood_for(texts: list[str]) -> int:
 
 def test_the_result_charts_show_the_whole_run_at_any_width_and_cluster_fill_markers(
         page, screenshot, long_run, request):
-    log_in(page, "ada@example.com")
+    log_in(page, "ada@example.com", PASSWORD)
     page.goto(f"/app/backtests/{long_run.pk}/")
 
     for selector, points in (("#equity-chart", CANDLES), ("#price-chart", CANDLES)):
@@ -288,7 +280,7 @@ def test_the_result_charts_show_the_whole_run_at_any_width_and_cluster_fill_mark
 def test_the_top_bar_fits_the_window_with_every_section_and_a_long_email(page, viewport):
     owner_of_a_workspace("katherine.johnson.longname@example.com")
     page.set_viewport_size(viewport)
-    log_in(page, "katherine.johnson.longname@example.com")
+    log_in(page, "katherine.johnson.longname@example.com", PASSWORD)
 
     overflow = page.evaluate("document.documentElement.scrollWidth - "
                              "document.documentElement.clientWidth")

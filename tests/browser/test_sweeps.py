@@ -15,6 +15,7 @@ from config.sample_data import head_of
 from runtimes.sandbox.runner import probe_bubblewrap
 from runtimes.sweeps.models import Sweep
 from strategies.services import EXAMPLES_DIR, register_dataset, upload_strategy_version
+from tests.browser.conftest import log_in
 
 SUPPORT = probe_bubblewrap()
 pytestmark = [
@@ -44,10 +45,7 @@ def test_a_sweep_is_started_from_a_version_watched_to_the_end_and_its_results_re
     register_dataset(workspace=workspace, name="BTCUSDT 1m", files={
         "BTCUSDT": head_of("crypto-1m/BTCUSDT.csv", 300, tmp_path / "BTCUSDT.csv")})
 
-    page.goto("/login/")
-    page.get_by_label("Email").fill("ada@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "ada@example.com", PASSWORD)
     page.goto(f"/app/strategies/{version.strategy_id}/versions/1/")
     page.get_by_role("link", name="Sweep parameters").click()
     page.get_by_label("Name").fill("SMA fast x slow")

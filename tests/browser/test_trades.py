@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from accounts.services import sign_up
 from config.sample_data import head_of
 from strategies.services import register_dataset
+from tests.browser.conftest import log_in
 from tests.browser.test_journeys import PASSWORD, assert_chart_drawn
 from tests.runtimes.results import run_in_process
 
@@ -32,10 +33,7 @@ def test_round_trips_are_sorted_by_pnl_and_paged_without_reloading_the_page(
     trips = len(finished.result.round_trips)
     assert trips > 50  # two pages
 
-    page.goto("/login/")
-    page.get_by_label("Email").fill("ada@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, "ada@example.com", PASSWORD)
     page.goto(f"/app/backtests/{finished.pk}/")
     address = page.url
     page.evaluate("window.notReloaded = 'still here'")
