@@ -19,6 +19,7 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED_THREADS = 2
 PROCESS_THREADS = 4
+WORKER_START_S = 60
 
 
 def worker_threads() -> int:
@@ -47,19 +48,31 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
         services.stop()
         return
     env = {**os.environ, "DATABASE_URL": _test_database_url()}
+    hostname = f"pytest-{os.getpid()}@localhost"
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
          "--concurrency", str(PROCESS_THREADS), "--loglevel", "WARNING", "--without-gossip",
-         "--without-mingle",
-         "--hostname", f"pytest-{os.getpid()}@localhost"],
+         "--without-mingle", "--hostname", hostname],
         cwd=ROOT, env=env,
     )
-    time.sleep(0.5)
-    if process.poll() is not None:
-        raise RuntimeError(f"the test Celery worker exited at start with {process.returncode}")
+    _wait_until_it_answers(process, hostname)
     yield process
     process.terminate()
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def _wait_until_it_answers(process: subprocess.Popen[bytes], hostname: str) -> None:
+    """Until the worker answers a ping (it consumes the broker then); an exit or silence
+    within WORKER_START_S fails the suite with what happened."""
+    from config.celery import app
+
+    deadline = time.monotonic() + WORKER_START_S
+    while not app.control.ping(destination=[hostname], timeout=0.5):
+        if process.poll() is not None:
+            raise RuntimeError(f"the test Celery worker exited at start with {process.returncode}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the test Celery worker did not answer within {WORKER_START_S} s")
